@@ -1,0 +1,133 @@
+//! Command-line flags (clap), each also read from a `TIMEBUCKET_*` environment variable.
+//!
+//! Raw flags are parsed here into typed values (keyspace, replication, durations); the commands
+//! in `main.rs` turn them into the configs the rest of the crate trusts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::migrate::{Replication, SettingsRequest};
+use crate::store::cql::Keyspace;
+
+/// timebucket: metrics ingest and query service on ScyllaDB / Cassandra.
+#[derive(Debug, Parser)]
+#[command(name = "timebucket", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, env = "TIMEBUCKET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply or list the CQL migrations (CQL clusters only; the embedded store needs none).
+    Migrate(MigrateArgs),
+}
+
+/// Flags shared by every command that talks to the store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Comma-separated `host:port` contact points of the CQL cluster.
+    #[arg(long, env = "TIMEBUCKET_CQL_NODES", value_delimiter = ',')]
+    pub cql_nodes: Vec<String>,
+    /// The CQL keyspace.
+    #[arg(long, env = "TIMEBUCKET_KEYSPACE", default_value = "timebucket")]
+    pub keyspace: Keyspace,
+}
+
+/// `timebucket migrate ...`
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// `up` or `status`.
+    #[command(subcommand)]
+    pub action: MigrateAction,
+    /// The store to migrate.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The folder of `NNNN_name.cql` files.
+    #[arg(
+        long,
+        env = "TIMEBUCKET_MIGRATIONS_DIR",
+        default_value = "migrations",
+        global = true
+    )]
+    pub migrations_dir: PathBuf,
+}
+
+/// The migrate actions.
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply the pending migrations, creating the keyspace if needed.
+    Up(UpArgs),
+    /// List applied and pending migrations.
+    Status,
+}
+
+/// `timebucket migrate up` flags. The settings flags only apply to a keyspace that has none yet;
+/// afterwards they must match what is recorded (or be left out).
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Keyspace replication when this run creates it: `SimpleStrategy:1` for development,
+    /// `NetworkTopologyStrategy:dc1=3[,dc2=3]` for production.
+    #[arg(
+        long,
+        env = "TIMEBUCKET_REPLICATION",
+        default_value = "SimpleStrategy:1"
+    )]
+    pub replication: Replication,
+    /// Width of a time bucket (default 1h): most queries should touch two buckets.
+    #[arg(long, env = "TIMEBUCKET_BUCKET_WIDTH", value_parser = humantime::parse_duration)]
+    pub bucket_width: Option<Duration>,
+    /// Shards per service bucket (default 4), against hot partitions.
+    #[arg(long, env = "TIMEBUCKET_SHARDS")]
+    pub shards: Option<u16>,
+    /// Partitions of the latest-readings tables (default 16).
+    #[arg(long, env = "TIMEBUCKET_LATEST_SHARDS")]
+    pub latest_shards: Option<u16>,
+    /// Retention: the TTL of readings (default 7d).
+    #[arg(long, env = "TIMEBUCKET_RETENTION", value_parser = humantime::parse_duration)]
+    pub retention: Option<Duration>,
+    /// TimeWindowCompactionStrategy window (default 6h): whole hours, a multiple of the bucket.
+    #[arg(long, env = "TIMEBUCKET_COMPACTION_WINDOW", value_parser = humantime::parse_duration)]
+    pub compaction_window: Option<Duration>,
+    /// How long to wait for a concurrent `migrate up` to finish.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub lock_wait: Duration,
+}
+
+impl UpArgs {
+    /// The settings flags as a request; durations must be whole seconds that fit in 32 bits.
+    pub fn settings_request(&self) -> Result<SettingsRequest, String> {
+        let seconds = |name: &str, d: Option<Duration>| -> Result<Option<u32>, String> {
+            d.map(|d| {
+                if d.subsec_nanos() != 0 {
+                    return Err(format!("--{name} must be whole seconds"));
+                }
+                u32::try_from(d.as_secs()).map_err(|_| format!("--{name} is too long"))
+            })
+            .transpose()
+        };
+        Ok(SettingsRequest {
+            bucket_width_seconds: seconds("bucket-width", self.bucket_width)?,
+            shards: self.shards,
+            latest_shards: self.latest_shards,
+            ttl_seconds: seconds("retention", self.retention)?,
+            compaction_window_seconds: seconds("compaction-window", self.compaction_window)?,
+        })
+    }
+}
