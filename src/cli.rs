@@ -3,6 +3,7 @@
 //! Raw flags are parsed here into typed values (keyspace, replication, durations); the commands
 //! in `main.rs` turn them into the configs the rest of the crate trusts.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the ingest and query HTTP service.
+    Serve(ServeArgs),
     /// Apply or list the CQL migrations (CQL clusters only; the embedded store needs none).
     Migrate(MigrateArgs),
 }
@@ -48,6 +51,41 @@ pub struct StoreArgs {
     /// The CQL keyspace.
     #[arg(long, env = "TIMEBUCKET_KEYSPACE", default_value = "timebucket")]
     pub keyspace: Keyspace,
+}
+
+/// `timebucket serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The store to write to.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// HTTP address to listen on.
+    #[arg(long, env = "TIMEBUCKET_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the WAL segments (and of the embedded store).
+    #[arg(long, env = "TIMEBUCKET_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Size of one WAL segment file, bytes.
+    #[arg(long, env = "TIMEBUCKET_WAL_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub wal_segment_bytes: u64,
+    /// Start even if the WAL is corrupt: truncate it at the damage (records after it are lost).
+    #[arg(long, env = "TIMEBUCKET_WAL_REPAIR")]
+    pub wal_repair: bool,
+    /// Largest request body after decompression, bytes.
+    #[arg(long, env = "TIMEBUCKET_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// WAL backlog (accepted, not yet stored) past which ingest answers 503, bytes.
+    #[arg(long, env = "TIMEBUCKET_MAX_BACKLOG_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_backlog_bytes: u64,
+    /// Request bodies decoded at once; more wait briefly, then get 429.
+    #[arg(long, env = "TIMEBUCKET_MAX_CONCURRENT_INGEST", default_value_t = 8)]
+    pub max_concurrent_ingest: usize,
+    /// Most WAL bytes the flusher reads and writes to the store in one go.
+    #[arg(long, env = "TIMEBUCKET_FLUSH_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub flush_bytes: usize,
+    /// How long shutdown waits for the flusher to write the WAL to the store.
+    #[arg(long, env = "TIMEBUCKET_SHUTDOWN_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_deadline: Duration,
 }
 
 /// `timebucket migrate ...`

@@ -5,9 +5,19 @@
 //! - [`model`]: validated readings, names, buckets, shards and deployment settings.
 //! - [`migrate`]: the CQL schema migrations and the settings they record.
 //! - [`store`]: the storage backends.
+//! - [`wal`]: the write-ahead log, the durability boundary and the flush queue.
+//! - [`ingest`]: request bodies → WAL → store.
+//! - [`api`]: the HTTP routes.
+//! - [`server`]: `serve`, wiring it all together.
+//! - [`telemetry`]: the service's own metrics.
 //! - [`cli`]: command-line flags.
 
+pub mod api;
 pub mod cli;
+pub mod ingest;
 pub mod migrate;
 pub mod model;
+pub mod server;
 pub mod store;
+pub mod telemetry;
+pub mod wal;

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Parser;
 
-use timebucket::cli::{Cli, Command, LogFormat, MigrateAction, MigrateArgs};
+use timebucket::cli::{Cli, Command, LogFormat, MigrateAction, MigrateArgs, ServeArgs};
+use timebucket::ingest::FlusherConfig;
 use timebucket::migrate::{self, MigrationState, UpOptions};
+use timebucket::server::{self, AcceptLimits, ServeConfig};
 use timebucket::store::cql;
 
 fn main() -> ExitCode {
@@ -43,7 +45,55 @@ fn init_logging(format: LogFormat) {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Serve(args) => run_serve(args).await,
         Command::Migrate(args) => run_migrate(args).await,
+    }
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServeConfig {
+        cql_nodes: args.store.cql_nodes,
+        keyspace: args.store.keyspace,
+        data_dir: args.data_dir,
+        wal_segment_bytes: args.wal_segment_bytes,
+        wal_repair: args.wal_repair,
+        accept: AcceptLimits {
+            max_body_bytes: args.max_body_bytes,
+            max_backlog_bytes: args.max_backlog_bytes,
+            max_concurrent: args.max_concurrent_ingest.max(1),
+        },
+        flusher: FlusherConfig {
+            max_read_bytes: args.flush_bytes.max(64 * 1024),
+            ..FlusherConfig::default()
+        },
+        shutdown_deadline: args.shutdown_deadline,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    server::run(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }
 

@@ -1,11 +1,37 @@
 //! Storage: the seam between ingest/query and the database.
 //!
-//! [`cql`] talks to Scylla or Cassandra. Errors say which operation failed and classify
-//! themselves with [`StoreError::is_retryable`], never by string matching.
+//! [`Store`] is what ingest (and later queries) need from a backend; [`cql`] implements it for
+//! Scylla and Cassandra. [`batch`] groups readings the way every backend writes them.
+//!
+//! Invariant: every write is idempotent (rows are keyed by the reading's fixed id, latest rows are
+//! written with the reading's own time as write timestamp), so a retry or a WAL replay after a
+//! partial failure leaves the same data as one clean write.
+//!
+//! Errors say which operation failed and classify themselves with
+//! [`StoreError::is_retryable`], never by string matching.
 
+pub mod batch;
 pub mod cql;
 
+use std::future::Future;
+
 use thiserror::Error;
+
+pub use batch::{SeriesSeen, WriteBatch};
+
+use crate::model::Settings;
+
+/// A storage backend.
+pub trait Store: Send + Sync + 'static {
+    /// The deployment settings (bucket width, shards, retention) the data is laid out with.
+    fn settings(&self) -> &Settings;
+
+    /// Writes everything in `batch`. Idempotent: on error, the caller retries the whole batch.
+    fn write(&self, batch: &WriteBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A cheap round trip, for readiness checks.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
 /// A failure of the storage backend.
 #[derive(Debug, Error)]
@@ -87,6 +113,18 @@ impl StoreError {
         StoreError::Prepare {
             statement: statement.into(),
             source: Box::new(source),
+        }
+    }
+
+    /// A short, stable name of the cause, for metric labels.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            StoreError::Connect { .. } => "connect",
+            StoreError::Prepare { .. } => "prepare",
+            StoreError::Execute { .. } => "execute",
+            StoreError::Paging { .. } => "paging",
+            StoreError::Decode { .. } => "decode",
+            StoreError::Settings { .. } => "settings",
         }
     }
 

@@ -5,6 +5,8 @@
 
 pub mod keyspace;
 pub mod settings;
+mod statements;
+mod writer;
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
 
 pub use keyspace::Keyspace;
+pub use writer::CqlStore;
 
 use super::StoreError;
 

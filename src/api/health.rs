@@ -1,0 +1,63 @@
+//! `/healthz` (the process answers), `/readyz` (it can do its job) and `/metrics`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::AppState;
+
+/// Liveness: 200 while the process serves HTTP.
+pub async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness: 200 when the store answers, the last flush succeeded and the WAL has room;
+/// otherwise 503 with the reasons.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    if !*state.health.store_reachable.borrow() {
+        problems.push("the store does not answer");
+    }
+    if !*state.health.flush_ok.borrow() {
+        problems.push("the last flush to the store failed; readings wait in the WAL");
+    }
+    if !state.acceptor.has_room() {
+        problems.push("the WAL backlog is over its limit; ingest answers 503");
+    }
+    if problems.is_empty() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "problems": problems })),
+        )
+            .into_response()
+    }
+}
+
+/// Prometheus text exposition of the service's own metrics.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.wal.stats();
+    state
+        .metrics
+        .wal_bytes
+        .set(i64::try_from(stats.bytes_on_disk).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .wal_segments
+        .set(i64::try_from(stats.segments_on_disk).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .wal_backlog_bytes
+        .set(i64::try_from(stats.backlog_bytes).unwrap_or(i64::MAX));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

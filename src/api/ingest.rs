@@ -1,0 +1,101 @@
+//! `POST /v1/metrics`: content negotiation, then the [`Acceptor`](crate::ingest::Acceptor).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::ingest::BodyFormat;
+
+/// Accepts readings; answers 202 `{"accepted": N}` once they are durable in the WAL.
+pub async fn post_metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let outcome = accept(&state, &headers, body).await;
+    let status = match &outcome {
+        Ok(_) => StatusCode::ACCEPTED.as_u16(),
+        Err(e) => e.status_code(),
+    };
+    let label = status_label(status);
+    state
+        .metrics
+        .ingest_requests
+        .get_or_create(&[("status", label)])
+        .inc();
+    match outcome {
+        Ok(accepted) => {
+            (StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
+    let format = body_format(headers)?;
+    let gzip = is_gzip(headers)?;
+    let limit = state.acceptor.config().max_body_bytes;
+    let bytes = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<LengthLimitError>() {
+                ApiError::TooLarge(format!("body is larger than {limit} bytes"))
+            } else {
+                ApiError::bad_request(format!("cannot read the body: {e}"))
+            }
+        })?
+        .to_bytes();
+    Ok(state.acceptor.accept(bytes, gzip, format).await?)
+}
+
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(BodyFormat::Json),
+        "application/x-ndjson" | "application/ndjson" => Ok(BodyFormat::NdJson),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "unsupported Content-Type '{content_type}': use application/json or application/x-ndjson"
+        ))),
+    }
+}
+
+fn is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        None | Some("identity") => Ok(false),
+        Some(e) if e.eq_ignore_ascii_case("gzip") => Ok(true),
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "unsupported Content-Encoding '{other}': use gzip or none"
+        ))),
+    }
+}
+
+fn status_label(status: u16) -> &'static str {
+    match status {
+        202 => "202",
+        400 => "400",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        503 => "503",
+        _ => "other",
+    }
+}

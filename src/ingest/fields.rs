@@ -1,0 +1,202 @@
+//! Typed access to the fields of one reading object, collecting every problem instead of
+//! stopping at the first.
+//!
+//! Each accessor removes its field from the map, so whatever remains at the end is unknown and
+//! reported ([`Fields::reject_unknown`]): a typo like `duration` for `duration_ms` is an error,
+//! not a silently dropped value.
+
+use serde_json::{Map, Value};
+
+use super::parse::{FieldProblem, Window};
+use crate::model::TimestampMs;
+
+/// The fields of one reading and the shared problem list.
+pub struct Fields<'a> {
+    map: Map<String, Value>,
+    index: usize,
+    kind: &'static str,
+    problems: &'a mut Vec<FieldProblem>,
+    problems_before: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// Wraps reading number `index` of kind `kind`.
+    pub fn new(
+        map: Map<String, Value>,
+        index: usize,
+        kind: &'static str,
+        problems: &'a mut Vec<FieldProblem>,
+    ) -> Self {
+        let problems_before = problems.len();
+        Self {
+            map,
+            index,
+            kind,
+            problems,
+            problems_before,
+        }
+    }
+
+    /// Records a problem with `field`.
+    pub fn problem(&mut self, field: &str, problem: impl Into<String>) {
+        self.problems.push(FieldProblem {
+            index: self.index,
+            kind: Some(self.kind),
+            field: field.to_owned(),
+            problem: problem.into(),
+        });
+    }
+
+    /// True when this reading has no problems so far.
+    pub fn is_clean(&self) -> bool {
+        self.problems.len() == self.problems_before
+    }
+
+    /// Reports every field no accessor took.
+    pub fn reject_unknown(&mut self) {
+        let unknown: Vec<String> = self.map.keys().cloned().collect();
+        for field in unknown {
+            self.problem(&field, "unknown field");
+        }
+    }
+
+    fn check<T>(&mut self, field: &str, outcome: Result<T, String>) -> Option<T> {
+        outcome.map_err(|problem| self.problem(field, problem)).ok()
+    }
+
+    /// A required string field, validated by `parse`.
+    pub fn required_text<T>(
+        &mut self,
+        field: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let outcome = match self.map.remove(field) {
+            Some(Value::String(text)) => parse(&text),
+            Some(other) => Err(format!("must be a string, got {}", type_name(&other))),
+            None => Err("is required".into()),
+        };
+        self.check(field, outcome)
+    }
+
+    /// A required whole number, validated by `parse`.
+    pub fn required_integer<T>(
+        &mut self,
+        field: &str,
+        parse: impl FnOnce(i64) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.optional_integer(field, parse) {
+            Some(Some(value)) => Some(value),
+            Some(None) => {
+                self.problem(field, "is required");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A required number, validated by `parse`.
+    pub fn required_number<T>(
+        &mut self,
+        field: &str,
+        parse: impl FnOnce(f64) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.optional_number(field, parse) {
+            Some(Some(value)) => Some(value),
+            Some(None) => {
+                self.problem(field, "is required");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// An optional whole number: `Some(None)` when absent (or null), `None` after a problem.
+    pub fn optional_integer<T>(
+        &mut self,
+        field: &str,
+        parse: impl FnOnce(i64) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        let outcome = match self.map.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(n) => parse(n).map(Some),
+                None => Err(format!("must be a whole number, got {n}")),
+            },
+            Some(other) => Err(format!("must be a number, got {}", type_name(&other))),
+        };
+        self.check(field, outcome)
+    }
+
+    /// An optional number: `Some(None)` when absent (or null), `None` after a problem.
+    pub fn optional_number<T>(
+        &mut self,
+        field: &str,
+        parse: impl FnOnce(f64) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        let outcome = match self.map.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64().filter(|v| v.is_finite()) {
+                Some(v) => parse(v).map(Some),
+                None => Err(format!("must be a finite number, got {n}")),
+            },
+            Some(other) => Err(format!("must be a number, got {}", type_name(&other))),
+        };
+        self.check(field, outcome)
+    }
+
+    /// An optional boolean.
+    pub fn optional_bool(&mut self, field: &str) -> Option<Option<bool>> {
+        let outcome = match self.map.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(format!("must be true or false, got {}", type_name(&other))),
+        };
+        self.check(field, outcome)
+    }
+
+    /// The `timestamp` field (RFC 3339 text or epoch ms), defaulting to the time of receipt,
+    /// and within the window.
+    pub fn timestamp(&mut self, window: &Window) -> Option<TimestampMs> {
+        let outcome = match self.map.remove("timestamp") {
+            None | Some(Value::Null) => Ok(window.now),
+            Some(Value::String(text)) => TimestampMs::parse(&text),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(TimestampMs::from_millis)
+                .ok_or_else(|| format!("epoch milliseconds must be a whole number, got {n}")),
+            Some(other) => Err(format!(
+                "must be RFC 3339 text or epoch milliseconds, got {}",
+                type_name(&other)
+            )),
+        }
+        .and_then(|at| {
+            if at < window.oldest {
+                Err(format!(
+                    "{} is older than the retention (oldest accepted: {})",
+                    at.to_rfc3339(),
+                    window.oldest.to_rfc3339()
+                ))
+            } else if at > window.newest {
+                Err(format!(
+                    "{} is too far in the future (newest accepted: {})",
+                    at.to_rfc3339(),
+                    window.newest.to_rfc3339()
+                ))
+            } else {
+                Ok(at)
+            }
+        });
+        self.check("timestamp", outcome)
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

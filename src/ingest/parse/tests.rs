@@ -1,0 +1,172 @@
+//! One case per validation rule, plus the encodings.
+
+use serde_json::json;
+
+use super::*;
+
+const NOW: i64 = 1_700_000_000_000;
+const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
+
+fn window() -> Window {
+    Window::at(TimestampMs::from_millis(NOW), WEEK_MS)
+}
+
+fn api() -> Value {
+    json!({"service": "checkout", "instance": "i-1", "method": "get", "path": "/cart",
+           "code": 200, "duration_ms": 12.5, "count": 3, "timestamp": "2023-11-14T22:13:20Z"})
+}
+
+fn host() -> Value {
+    json!({"service": "checkout", "instance": "i-1", "cpu_percent": 50.5, "available": true})
+}
+
+fn problems_of(body: Value) -> Vec<(usize, String, String)> {
+    match parse_json(body.to_string().as_bytes(), &window()) {
+        Err(ParseError::Invalid(problems)) => problems
+            .into_iter()
+            .map(|p| (p.index, p.field, p.problem))
+            .collect(),
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+fn with(field: &str, value: Value) -> Value {
+    let mut reading = api();
+    reading[field] = value;
+    reading
+}
+
+#[test]
+fn a_valid_body_parses_every_field() {
+    let body = json!({"api": [api()], "host": [host()]});
+    let readings = parse_json(body.to_string().as_bytes(), &window()).unwrap();
+    let Reading::Api(a) = &readings[0] else {
+        panic!()
+    };
+    assert_eq!(a.method.as_str(), "GET");
+    assert_eq!((a.code.get(), a.count, a.duration_ms), (200, 3, 12.5));
+    assert_eq!(a.timestamp, TimestampMs::from_millis(NOW));
+    let Reading::Host(h) = &readings[1] else {
+        panic!()
+    };
+    assert_eq!(h.gauges.cpu_percent, Some(50.5));
+    assert_eq!(
+        h.timestamp,
+        TimestampMs::from_millis(NOW),
+        "defaults to receipt time"
+    );
+}
+
+#[test]
+fn every_rule_is_reported_with_its_field() {
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (with("service", json!("")), "service", "must not be empty"),
+        (
+            with("instance", json!("x".repeat(200))),
+            "instance",
+            "at most 128 bytes",
+        ),
+        (with("method", json!("FETCH")), "method", "must be one of"),
+        (with("path", json!("cart")), "path", "must start with '/'"),
+        (with("code", json!(99)), "code", "from 100 to 599"),
+        (with("code", json!("200")), "code", "must be a number"),
+        (with("duration_ms", json!(-1)), "duration_ms", "from 0"),
+        (with("count", json!(0)), "count", "from 1"),
+        (with("count", json!(1.5)), "count", "whole number"),
+        (
+            with("timestamp", json!(NOW + 3_600_000)),
+            "timestamp",
+            "too far in the future",
+        ),
+        (
+            with("timestamp", json!(NOW - 2 * WEEK_MS)),
+            "timestamp",
+            "older than the retention",
+        ),
+        (
+            with("timestamp", json!("last tuesday")),
+            "timestamp",
+            "RFC 3339",
+        ),
+        (with("duration", json!(1)), "duration", "unknown field"),
+    ];
+    for (reading, field, problem) in cases {
+        let problems = problems_of(json!({"api": [api(), reading]}));
+        assert_eq!(problems.len(), 1, "{field}: {problems:?}");
+        let (index, got_field, got_problem) = &problems[0];
+        assert_eq!((*index, got_field.as_str()), (1, field));
+        assert!(got_problem.contains(problem), "{field}: {got_problem}");
+    }
+}
+
+#[test]
+fn all_problems_of_a_body_are_listed_together() {
+    let mut bad = api();
+    bad.as_object_mut().unwrap().remove("service");
+    bad["code"] = json!(700);
+    let problems =
+        problems_of(json!({"api": [bad], "host": [json!({"service": "s", "instance": "i"})]}));
+    let fields: Vec<&str> = problems.iter().map(|(_, f, _)| f.as_str()).collect();
+    assert_eq!(fields, ["service", "code", "gauges"]);
+}
+
+#[test]
+fn malformed_and_empty_bodies_are_refused() {
+    assert_eq!(parse_json(b"", &window()), Err(ParseError::Empty));
+    assert_eq!(parse_json(b"  \n", &window()), Err(ParseError::Empty));
+    assert!(matches!(
+        parse_json(b"{\"api\": [", &window()),
+        Err(ParseError::Malformed(_))
+    ));
+    assert!(matches!(
+        parse_json(b"[1, 2]", &window()),
+        Err(ParseError::Malformed(_))
+    ));
+    let problems = problems_of(json!({"apis": []}));
+    assert_eq!(problems[0].1, "apis");
+    let problems = problems_of(json!({"api": {"service": "s"}}));
+    assert!(problems[0].2.contains("array"));
+    let problems = problems_of(json!({"api": [1]}));
+    assert!(problems[0].2.contains("JSON object"));
+}
+
+#[test]
+fn ndjson_carries_the_kind_per_line() {
+    let mut a = api();
+    a["kind"] = json!("api");
+    let mut h = host();
+    h["kind"] = json!("host");
+    let body = format!("{a}\n\n{h}\n");
+    let readings = parse_ndjson(body.as_bytes(), &window()).unwrap();
+    assert!(matches!(
+        readings.as_slice(),
+        [Reading::Api(_), Reading::Host(_)]
+    ));
+
+    let mut bad = host();
+    bad["kind"] = json!("disk");
+    let body = format!("{a}\n{bad}\n");
+    let Err(ParseError::Invalid(problems)) = parse_ndjson(body.as_bytes(), &window()) else {
+        panic!()
+    };
+    assert_eq!((problems[0].index, problems[0].field.as_str()), (1, "kind"));
+
+    assert!(
+        matches!(parse_ndjson(b"{\"kind\":\n", &window()), Err(ParseError::Malformed(m)) if m.contains("line 1"))
+    );
+    assert_eq!(parse_ndjson(b"\n\n", &window()), Err(ParseError::Empty));
+}
+
+#[test]
+fn reading_ids_are_fixed_and_distinct() {
+    let body = json!({"api": [api(), api()]});
+    let readings = parse_json(body.to_string().as_bytes(), &window()).unwrap();
+    let ids: Vec<ReadingId> = readings
+        .iter()
+        .map(|r| match r {
+            Reading::Api(a) => a.id,
+            Reading::Host(h) => h.id,
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+}

@@ -1,0 +1,249 @@
+//! A flush's worth of readings, grouped the way every backend writes them.
+//!
+//! Grouping is backend-independent and pure: readings by partition `(service, bucket, seq)`, the
+//! newest reading per series for the latest tables, and the series-bucket entries not written yet.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::{
+    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, Reading, Seq, ServiceName,
+    Settings, TimeBucket,
+};
+
+/// A partition of `metric_readings` or `host_readings`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartitionKey {
+    /// The service.
+    pub service: ServiceName,
+    /// The bucket start.
+    pub bucket: TimeBucket,
+    /// The shard.
+    pub seq: Seq,
+}
+
+/// Rows of one partition, in the order they were accepted.
+#[derive(Debug, Clone)]
+pub struct Partition<R> {
+    /// Where the rows go.
+    pub key: PartitionKey,
+    /// The rows.
+    pub rows: Vec<R>,
+}
+
+/// One row of the series index: a series seen in a bucket. Host-only instances have an empty
+/// method and path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesEntry {
+    /// The service.
+    pub service: ServiceName,
+    /// The bucket in which the series was seen.
+    pub bucket: TimeBucket,
+    /// The instance.
+    pub instance: InstanceName,
+    /// The API method, or `None` for a host-only entry.
+    pub method: Option<HttpMethod>,
+    /// The API path, or `None` for a host-only entry.
+    pub path: Option<ApiPath>,
+}
+
+/// Everything one flush writes.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// API readings by partition.
+    pub api: Vec<Partition<ApiReading>>,
+    /// Host readings by partition.
+    pub host: Vec<Partition<HostReading>>,
+    /// The newest API reading of each series in this flush.
+    pub latest_api: Vec<ApiReading>,
+    /// The newest host reading of each instance in this flush.
+    pub latest_host: Vec<HostReading>,
+    /// Series-bucket entries not yet known to be written.
+    pub series: Vec<SeriesEntry>,
+}
+
+/// Remembers series entries already written, so each is written once per bucket. Bounded: past
+/// `capacity` it forgets everything (rewriting an entry is harmless, only wasted work).
+#[derive(Debug)]
+pub struct SeriesSeen {
+    seen: HashSet<SeriesEntry>,
+    capacity: usize,
+}
+
+impl SeriesSeen {
+    /// Remembers up to `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            seen: HashSet::new(),
+            capacity,
+        }
+    }
+
+    /// Marks entries as written (after the store confirmed them).
+    pub fn remember(&mut self, entries: &[SeriesEntry]) {
+        if self.seen.len() + entries.len() > self.capacity {
+            self.seen.clear();
+        }
+        self.seen.extend(entries.iter().cloned());
+    }
+
+    fn contains(&self, entry: &SeriesEntry) -> bool {
+        self.seen.contains(entry)
+    }
+}
+
+impl WriteBatch {
+    /// Groups `readings`; `seen` filters out series entries already written.
+    pub fn build(readings: Vec<Reading>, settings: &Settings, seen: &SeriesSeen) -> Self {
+        let mut api: HashMap<PartitionKey, Vec<ApiReading>> = HashMap::new();
+        let mut host: HashMap<PartitionKey, Vec<HostReading>> = HashMap::new();
+        let mut latest_api: HashMap<(ServiceName, InstanceName, HttpMethod, ApiPath), ApiReading> =
+            HashMap::new();
+        let mut latest_host: HashMap<(ServiceName, InstanceName), HostReading> = HashMap::new();
+        let mut series: HashSet<SeriesEntry> = HashSet::new();
+        for reading in readings {
+            match reading {
+                Reading::Api(r) => {
+                    let bucket = r.bucket(settings.bucket_width);
+                    series.insert(SeriesEntry {
+                        service: r.service.clone(),
+                        bucket,
+                        instance: r.instance.clone(),
+                        method: Some(r.method.clone()),
+                        path: Some(r.path.clone()),
+                    });
+                    let series_key = (
+                        r.service.clone(),
+                        r.instance.clone(),
+                        r.method.clone(),
+                        r.path.clone(),
+                    );
+                    keep_newest(latest_api.entry(series_key), &r, |r| (r.timestamp, r.id));
+                    let key = PartitionKey {
+                        service: r.service.clone(),
+                        bucket,
+                        seq: r.seq(settings.shards),
+                    };
+                    api.entry(key).or_default().push(r);
+                }
+                Reading::Host(r) => {
+                    let bucket = r.bucket(settings.bucket_width);
+                    series.insert(SeriesEntry {
+                        service: r.service.clone(),
+                        bucket,
+                        instance: r.instance.clone(),
+                        method: None,
+                        path: None,
+                    });
+                    keep_newest(
+                        latest_host.entry((r.service.clone(), r.instance.clone())),
+                        &r,
+                        |r| (r.timestamp, r.id),
+                    );
+                    let key = PartitionKey {
+                        service: r.service.clone(),
+                        bucket,
+                        seq: r.seq(settings.shards),
+                    };
+                    host.entry(key).or_default().push(r);
+                }
+            }
+        }
+        Self {
+            api: api
+                .into_iter()
+                .map(|(key, rows)| Partition { key, rows })
+                .collect(),
+            host: host
+                .into_iter()
+                .map(|(key, rows)| Partition { key, rows })
+                .collect(),
+            latest_api: latest_api.into_values().collect(),
+            latest_host: latest_host.into_values().collect(),
+            series: series.into_iter().filter(|e| !seen.contains(e)).collect(),
+        }
+    }
+
+    /// How many readings the batch holds.
+    pub fn readings(&self) -> usize {
+        self.api.iter().map(|p| p.rows.len()).sum::<usize>()
+            + self.host.iter().map(|p| p.rows.len()).sum::<usize>()
+    }
+}
+
+/// Keeps the reading with the greater `(timestamp, id)` in the entry.
+fn keep_newest<K, R: Clone, O: Ord>(
+    entry: std::collections::hash_map::Entry<'_, K, R>,
+    candidate: &R,
+    order: impl Fn(&R) -> O,
+) {
+    use std::collections::hash_map::Entry;
+    match entry {
+        Entry::Vacant(slot) => {
+            slot.insert(candidate.clone());
+        }
+        Entry::Occupied(mut slot) => {
+            if order(candidate) > order(slot.get()) {
+                slot.insert(candidate.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ReadingId, StatusCode, TimestampMs};
+
+    fn api(instance: &str, at_ms: i64) -> Reading {
+        Reading::Api(ApiReading {
+            id: ReadingId::new(),
+            service: ServiceName::parse("checkout").unwrap(),
+            instance: InstanceName::parse(instance).unwrap(),
+            method: HttpMethod::parse("GET").unwrap(),
+            path: ApiPath::parse("/cart").unwrap(),
+            code: StatusCode::parse(200).unwrap(),
+            duration_ms: 1.0,
+            count: 1,
+            timestamp: TimestampMs::from_millis(at_ms),
+        })
+    }
+
+    #[test]
+    fn groups_by_partition_and_keeps_the_newest_per_series() {
+        let settings = Settings::default();
+        let hour = 3_600_000;
+        let readings = vec![
+            api("a", 10 * hour + 5),
+            api("a", 10 * hour + 1),
+            api("a", 11 * hour),
+            api("b", 10 * hour),
+        ];
+        let batch = WriteBatch::build(readings, &settings, &SeriesSeen::new(10));
+        assert_eq!(batch.readings(), 4);
+        let latest: Vec<i64> = batch
+            .latest_api
+            .iter()
+            .filter(|r| r.instance.as_str() == "a")
+            .map(|r| r.timestamp.millis())
+            .collect();
+        assert_eq!(latest, [11 * hour]);
+        // a in two buckets, b in one.
+        assert_eq!(batch.series.len(), 3);
+        for partition in &batch.api {
+            for row in &partition.rows {
+                assert_eq!(row.bucket(settings.bucket_width), partition.key.bucket);
+                assert_eq!(row.seq(settings.shards), partition.key.seq);
+            }
+        }
+    }
+
+    #[test]
+    fn series_already_written_are_left_out() {
+        let settings = Settings::default();
+        let mut seen = SeriesSeen::new(10);
+        let first = WriteBatch::build(vec![api("a", 0)], &settings, &seen);
+        seen.remember(&first.series);
+        let second = WriteBatch::build(vec![api("a", 1)], &settings, &seen);
+        assert!(second.series.is_empty());
+    }
+}

@@ -1,0 +1,293 @@
+//! [`CqlStore`]: the write path to Scylla / Cassandra.
+//!
+//! Rows of one partition go out as unlogged batches (one partition per batch, so the batch is a
+//! single mutation on one replica set and the token-aware policy sends it straight there). All
+//! statements of a flush run concurrently, at most [`MAX_IN_FLIGHT`] at a time.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::value::{CqlTimestamp, MaybeUnset};
+
+use super::statements::Statements;
+use super::{connect, settings, Keyspace};
+use crate::model::{ApiReading, HostReading, Settings};
+use crate::store::batch::{Partition, SeriesEntry, WriteBatch};
+use crate::store::{Store, StoreError};
+
+/// Requests in flight at once per flush: enough to keep every connection busy, bounded so a big
+/// flush cannot flood the cluster.
+pub const MAX_IN_FLIGHT: usize = 128;
+/// Rows per unlogged batch. Single-partition batches are one mutation, so Cassandra's batch size
+/// warnings do not apply; the cap keeps each request's latency and size moderate.
+pub const MAX_ROWS_PER_BATCH: usize = 256;
+
+/// The Scylla / Cassandra backend.
+#[derive(Clone)]
+pub struct CqlStore {
+    session: Arc<Session>,
+    statements: Arc<Statements>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for CqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CqlStore")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CqlStore {
+    /// Connects, selects `keyspace`, reads its settings and prepares every statement.
+    pub async fn open(nodes: &[String], keyspace: &Keyspace) -> Result<Self, StoreError> {
+        let session = connect(nodes).await?;
+        let settings = settings::load(&session, keyspace).await?;
+        session
+            .use_keyspace(keyspace.as_str(), false)
+            .await
+            .map_err(|source| StoreError::execute("USE keyspace", source))?;
+        let statements = Statements::prepare(&session).await?;
+        Ok(Self {
+            session: Arc::new(session),
+            statements: Arc::new(statements),
+            settings,
+        })
+    }
+
+    /// The driver session, for queries.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    fn api_batches<'a>(
+        &'a self,
+        partition: &'a Partition<ApiReading>,
+    ) -> impl Iterator<Item = BoxFuture<'a, Result<(), StoreError>>> + 'a {
+        partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
+            let key = &partition.key;
+            let values: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        key.service.as_str(),
+                        key.bucket.epoch_seconds(),
+                        key.seq.get(),
+                        CqlTimestamp(r.timestamp.millis()),
+                        r.id.uuid(),
+                        r.instance.as_str(),
+                        r.method.as_str(),
+                        r.path.as_str(),
+                        i32::from(r.code.get()),
+                        r.duration_ms,
+                        i32::try_from(r.count).unwrap_or(i32::MAX),
+                    )
+                })
+                .collect();
+            self.run_batch(&self.statements.insert_api, values, "writing API readings")
+        })
+    }
+
+    fn host_batches<'a>(
+        &'a self,
+        partition: &'a Partition<HostReading>,
+    ) -> impl Iterator<Item = BoxFuture<'a, Result<(), StoreError>>> + 'a {
+        partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
+            let key = &partition.key;
+            let values: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    let g = &r.gauges;
+                    (
+                        key.service.as_str(),
+                        key.bucket.epoch_seconds(),
+                        key.seq.get(),
+                        CqlTimestamp(r.timestamp.millis()),
+                        r.id.uuid(),
+                        r.instance.as_str(),
+                        unset(g.cpu_percent),
+                        unset(g.mem_used_bytes),
+                        unset(g.mem_total_bytes),
+                        unset(g.disk_used_bytes),
+                        unset(g.disk_total_bytes),
+                        unset(g.available),
+                        unset(g.heap_bytes),
+                        unset(g.allocated_bytes),
+                        unset(g.freed_bytes),
+                    )
+                })
+                .collect();
+            self.run_batch(
+                &self.statements.insert_host,
+                values,
+                "writing host readings",
+            )
+        })
+    }
+
+    fn run_batch<'a, V>(
+        &'a self,
+        statement: &scylla::statement::prepared::PreparedStatement,
+        values: Vec<V>,
+        what: &'static str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>
+    where
+        V: scylla::serialize::row::SerializeRow + Send + Sync + 'a,
+    {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        for _ in &values {
+            batch.append_statement(statement.clone());
+        }
+        batch.set_is_idempotent(true);
+        async move {
+            self.session
+                .batch(&batch, values)
+                .await
+                .map(drop)
+                .map_err(|source| StoreError::execute(what, source))
+        }
+        .boxed()
+    }
+
+    fn latest_api(&self, r: &ApiReading) -> BoxFuture<'_, Result<(), StoreError>> {
+        let shard = self.latest_shard(&[
+            r.service.as_str(),
+            r.instance.as_str(),
+            r.method.as_str(),
+            r.path.as_str(),
+        ]);
+        let values = (
+            shard,
+            r.service.as_str().to_owned(),
+            r.instance.as_str().to_owned(),
+            r.method.as_str().to_owned(),
+            r.path.as_str().to_owned(),
+            CqlTimestamp(r.timestamp.millis()),
+            r.id.uuid(),
+            i32::from(r.code.get()),
+            r.duration_ms,
+            i32::try_from(r.count).unwrap_or(i32::MAX),
+            r.timestamp.micros(),
+        );
+        self.run_single(
+            &self.statements.upsert_latest_api,
+            values,
+            "upserting latest API readings",
+        )
+    }
+
+    fn latest_host(&self, r: &HostReading) -> BoxFuture<'_, Result<(), StoreError>> {
+        let shard = self.latest_shard(&[r.service.as_str(), r.instance.as_str()]);
+        let g = &r.gauges;
+        let values = (
+            shard,
+            r.service.as_str().to_owned(),
+            r.instance.as_str().to_owned(),
+            CqlTimestamp(r.timestamp.millis()),
+            r.id.uuid(),
+            g.cpu_percent,
+            g.mem_used_bytes,
+            g.mem_total_bytes,
+            g.disk_used_bytes,
+            g.disk_total_bytes,
+            g.available,
+            g.heap_bytes,
+            g.allocated_bytes,
+            g.freed_bytes,
+            r.timestamp.micros(),
+        );
+        self.run_single(
+            &self.statements.upsert_latest_host,
+            values,
+            "upserting latest host readings",
+        )
+    }
+
+    fn series<'a>(
+        &'a self,
+        entries: &'a [SeriesEntry],
+    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
+        let mut by_partition: std::collections::HashMap<(&str, i64), Vec<_>> =
+            std::collections::HashMap::new();
+        for e in entries {
+            by_partition
+                .entry((e.service.as_str(), e.bucket.epoch_seconds()))
+                .or_default()
+                .push((
+                    e.service.as_str(),
+                    e.bucket.epoch_seconds(),
+                    e.instance.as_str(),
+                    e.method.as_ref().map_or("", |m| m.as_str()),
+                    e.path.as_ref().map_or("", |p| p.as_str()),
+                ));
+        }
+        by_partition
+            .into_values()
+            .map(|values| {
+                self.run_batch(&self.statements.insert_series, values, "recording series")
+            })
+            .collect()
+    }
+
+    fn run_single<V>(
+        &self,
+        statement: &scylla::statement::prepared::PreparedStatement,
+        values: V,
+        what: &'static str,
+    ) -> BoxFuture<'_, Result<(), StoreError>>
+    where
+        V: scylla::serialize::row::SerializeRow + Send + Sync + 'static,
+    {
+        let statement = statement.clone();
+        async move {
+            self.session
+                .execute_unpaged(&statement, values)
+                .await
+                .map(drop)
+                .map_err(|source| StoreError::execute(what, source))
+        }
+        .boxed()
+    }
+
+    fn latest_shard(&self, parts: &[&str]) -> i32 {
+        self.settings.latest_shards.shard_of(parts).get()
+    }
+}
+
+fn unset<T>(value: Option<T>) -> MaybeUnset<T> {
+    value.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+impl Store for CqlStore {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let mut requests: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::new();
+        for partition in &batch.api {
+            requests.extend(self.api_batches(partition));
+        }
+        for partition in &batch.host {
+            requests.extend(self.host_batches(partition));
+        }
+        requests.extend(batch.latest_api.iter().map(|r| self.latest_api(r)));
+        requests.extend(batch.latest_host.iter().map(|r| self.latest_host(r)));
+        requests.extend(self.series(&batch.series));
+        futures::stream::iter(requests)
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.statements.ping, ())
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::execute("ping", source))
+    }
+}

@@ -1,0 +1,144 @@
+//! Self-observability: the service's own Prometheus metrics, served at `/metrics`.
+//!
+//! One [`Metrics`] value is shared by the API, the acceptor and the flusher. Gauges that describe
+//! the WAL are refreshed from the WAL's own counters when `/metrics` is scraped, so they cannot
+//! drift from the truth.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Label set with one label.
+pub type OneLabel = [(&'static str, &'static str); 1];
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Readings acknowledged with 202 (durable in the WAL).
+    pub readings_accepted: Counter,
+    /// Ingest requests by answer status.
+    pub ingest_requests: Family<OneLabel, Counter>,
+    /// Readings written to the store (replays included).
+    pub readings_flushed: Counter,
+    /// Flush attempts that failed and will be retried.
+    pub flush_retries: Counter,
+    /// Store errors, by cause.
+    pub store_errors: Family<OneLabel, Counter>,
+    /// Time to write one flush batch to the store, seconds.
+    pub flush_seconds: Histogram,
+    /// Time from receiving a body to its WAL sync (the 202 latency), seconds.
+    pub ack_seconds: Histogram,
+    /// Age of the oldest accepted reading not yet in the store, seconds.
+    pub flush_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Bytes of WAL segments on disk.
+    pub wal_bytes: Gauge,
+    /// WAL segment files on disk.
+    pub wal_segments: Gauge,
+    /// WAL bytes accepted but not yet confirmed in the store.
+    pub wal_backlog_bytes: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric under the `timebucket_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("timebucket");
+        let metrics = Self {
+            readings_accepted: Counter::default(),
+            ingest_requests: Family::default(),
+            readings_flushed: Counter::default(),
+            flush_retries: Counter::default(),
+            store_errors: Family::default(),
+            flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            ack_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
+            flush_lag_seconds: Gauge::default(),
+            wal_bytes: Gauge::default(),
+            wal_segments: Gauge::default(),
+            wal_backlog_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "readings_accepted",
+            "Readings acknowledged (durable in the WAL)",
+            metrics.readings_accepted.clone(),
+        );
+        registry.register(
+            "ingest_requests",
+            "Ingest requests by HTTP status",
+            metrics.ingest_requests.clone(),
+        );
+        registry.register(
+            "readings_flushed",
+            "Readings written to the store",
+            metrics.readings_flushed.clone(),
+        );
+        registry.register(
+            "flush_retries",
+            "Flush attempts that failed and are retried",
+            metrics.flush_retries.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Store errors by cause",
+            metrics.store_errors.clone(),
+        );
+        registry.register(
+            "flush_duration_seconds",
+            "Time to write one flush batch",
+            metrics.flush_seconds.clone(),
+        );
+        registry.register(
+            "ack_duration_seconds",
+            "Time from body received to WAL sync",
+            metrics.ack_seconds.clone(),
+        );
+        registry.register(
+            "flush_lag_seconds",
+            "Age of the oldest accepted reading not yet stored",
+            metrics.flush_lag_seconds.clone(),
+        );
+        registry.register(
+            "wal_bytes",
+            "Bytes of WAL segments on disk",
+            metrics.wal_bytes.clone(),
+        );
+        registry.register(
+            "wal_segments",
+            "WAL segment files on disk",
+            metrics.wal_segments.clone(),
+        );
+        registry.register(
+            "wal_backlog_bytes",
+            "WAL bytes not yet confirmed in the store",
+            metrics.wal_backlog_bytes.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        encode(&mut out, &self.registry).expect("encoding into a String");
+        out
+    }
+}

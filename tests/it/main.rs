@@ -1,0 +1,10 @@
+//! Integration tests: one binary, run against a real CQL node (`TIMEBUCKET_TEST_CQL`).
+//!
+//! Every test works in a keyspace of its own, so the tests run in parallel without sharing state.
+
+mod cql_docs;
+mod crash;
+mod ingest;
+mod migrate;
+mod proxy;
+mod support;
