@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
 use crate::store::cql::{CqlStore, Keyspace};
+use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalConfig, WalError, DEFAULT_MAX_RECORD_BYTES};
@@ -26,7 +27,7 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// CQL contact points; empty means the embedded store.
+    /// CQL contact points; empty means the embedded store in `<data_dir>/store`.
     pub cql_nodes: Vec<String>,
     /// The CQL keyspace.
     pub keyspace: Keyspace,
@@ -58,9 +59,6 @@ pub struct AcceptLimits {
 /// Why `serve` stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// No CQL cluster was configured.
-    #[error("serve needs a CQL cluster for now: pass --cql-nodes host:port (or set TIMEBUCKET_CQL_NODES); the embedded default store is not built yet")]
-    NoStore,
     /// The WAL could not be opened or failed.
     #[error(transparent)]
     Wal(#[from] WalError),
@@ -81,9 +79,6 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if config.cql_nodes.is_empty() {
-        return Err(ServeError::NoStore);
-    }
     // A record must fit in an empty segment (16-byte header + 8-byte frame header).
     let max_record_bytes = config
         .wal_segment_bytes
@@ -95,10 +90,19 @@ pub async fn run(
         repair: config.wal_repair,
         ..WalConfig::new(config.data_dir.join("wal"))
     })?;
-    let store = Arc::new(CqlStore::open(&config.cql_nodes, &config.keyspace).await?);
-    tracing::info!(backend = "cql", nodes = %config.cql_nodes.join(","), keyspace = %config.keyspace,
-        settings = ?store.settings(), wal = %config.data_dir.join("wal").display(), "store opened");
-    serve_with(store, wal, &config, listener, shutdown).await
+    let wal_dir = config.data_dir.join("wal");
+    if config.cql_nodes.is_empty() {
+        let dir = config.data_dir.join("store");
+        let store = Arc::new(EmbeddedStore::open(&dir)?);
+        tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir.display(),
+            settings = ?store.settings(), "store opened (no --cql-nodes: using the embedded store)");
+        serve_with(store, wal, &config, listener, shutdown).await
+    } else {
+        let store = Arc::new(CqlStore::open(&config.cql_nodes, &config.keyspace).await?);
+        tracing::info!(backend = "cql", nodes = %config.cql_nodes.join(","), keyspace = %config.keyspace,
+            settings = ?store.settings(), wal = %wal_dir.display(), "store opened");
+        serve_with(store, wal, &config, listener, shutdown).await
+    }
 }
 
 async fn serve_with<S: Store>(

@@ -12,6 +12,7 @@
 
 pub mod batch;
 pub mod cql;
+pub mod embedded;
 
 use std::future::Future;
 
@@ -80,6 +81,15 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// The embedded store failed.
+    #[error("{what} failed: {source}")]
+    Embedded {
+        /// What we were doing.
+        what: &'static str,
+        /// fjall's reason.
+        #[source]
+        source: Box<fjall::Error>,
+    },
     /// The keyspace has no (or broken) deployment settings.
     #[error("keyspace `{keyspace}` has no usable timebucket settings ({reason}); run `timebucket migrate up` first")]
     Settings {
@@ -124,6 +134,7 @@ impl StoreError {
             StoreError::Execute { .. } => "execute",
             StoreError::Paging { .. } => "paging",
             StoreError::Decode { .. } => "decode",
+            StoreError::Embedded { .. } => "embedded",
             StoreError::Settings { .. } => "settings",
         }
     }

@@ -1,0 +1,203 @@
+//! The embedded store: timebucket with zero set-up, on the `fjall` LSM-tree.
+//!
+//! Why fjall: readings arrive roughly in time order and are read back by range, which is what an
+//! LSM-tree with ordered keys and prefix/range scans is built for; fjall is pure safe Rust, keeps
+//! several keyspaces (column families) with atomic cross-keyspace batches, compresses blocks with
+//! LZ4 by default, and drops a whole keyspace's files at once. That last point gives us the
+//! embedded twin of TWCS: readings live in one keyspace per compaction window (`w<start>`), and
+//! retention deletes a window's keyspace whole once everything in it is past its TTL — never
+//! row by row.
+//!
+//! The data model is the CQL one (see `codec` for the byte layouts): rows keyed by
+//! `(service, time_bucket, seq, timestamp, reading_id)`, so a partition's range read is a prefix
+//! scan; latest readings keyed by the same shard sentinel and replaced only by a newer
+//! `(timestamp, reading_id)`; the series index per bucket.
+//!
+//! Durability: every [`Store::write`] ends with an fdatasync of fjall's journal, because the WAL
+//! is confirmed (and its segments deleted) right after a write returns. The WAL remains the
+//! durability boundary for accepted-but-unwritten readings.
+//!
+//! Invariant: the flusher is the only writer, so the read-compare-write of latest rows needs no
+//! transaction.
+
+mod codec;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use crate::model::{Settings, TimeBucket, TimestampMs};
+use crate::store::{Store, StoreError, WriteBatch};
+
+/// The meta keyspace key of the recorded settings.
+const SETTINGS_KEY: &[u8] = b"settings";
+
+/// The embedded backend: one fjall database in a directory.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    latest: Keyspace,
+    /// Open window keyspaces by window start (epoch seconds).
+    windows: Mutex<BTreeMap<i64, Keyspace>>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn embedded(what: &'static str) -> impl FnOnce(fjall::Error) -> StoreError {
+    move |source| StoreError::Embedded {
+        what,
+        source: Box::new(source),
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`. Settings are recorded on first open (the defaults)
+    /// and read back afterwards, as `migrate` does for CQL.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = Database::builder(dir).open().map_err(embedded("opening the embedded store"))?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(embedded("opening the meta keyspace"))?;
+        let latest = db
+            .keyspace("latest", KeyspaceCreateOptions::default)
+            .map_err(embedded("opening the latest keyspace"))?;
+        let settings = load_or_record_settings(&meta, dir)?;
+        let mut windows = BTreeMap::new();
+        for name in db.list_keyspace_names() {
+            if let Some(start) = name.strip_prefix('w').and_then(|s| s.parse::<i64>().ok()) {
+                let keyspace = db
+                    .keyspace(&name, KeyspaceCreateOptions::default)
+                    .map_err(embedded("opening a window keyspace"))?;
+                windows.insert(start, keyspace);
+            }
+        }
+        let store = Self {
+            inner: Arc::new(Inner {
+                db,
+                latest,
+                windows: Mutex::new(windows),
+                settings,
+            }),
+        };
+        store.drop_expired_windows(TimestampMs::now())?;
+        Ok(store)
+    }
+
+    /// Deletes every window whose readings are all past the retention at `now`; returns how
+    /// many were dropped. Runs at open and before each write.
+    pub fn drop_expired_windows(&self, now: TimestampMs) -> Result<usize, StoreError> {
+        let settings = &self.inner.settings;
+        let window = i64::from(settings.compaction_window_seconds);
+        let horizon = now.millis() / 1000 - i64::from(settings.ttl_seconds);
+        let expired: Vec<(i64, Keyspace)> = {
+            let mut windows = self.inner.windows.lock().unwrap_or_else(PoisonError::into_inner);
+            let starts: Vec<i64> = windows.keys().copied().take_while(|start| start + window <= horizon).collect();
+            starts
+                .into_iter()
+                .filter_map(|start| windows.remove(&start).map(|k| (start, k)))
+                .collect()
+        };
+        let dropped = expired.len();
+        for (start, keyspace) in expired {
+            tracing::info!(window_start = start, "retention: dropping an expired time window");
+            self.inner
+                .db
+                .delete_keyspace(keyspace)
+                .map_err(embedded("dropping an expired window"))?;
+        }
+        Ok(dropped)
+    }
+
+    /// Bytes on disk of the whole store.
+    pub fn disk_bytes(&self) -> Result<u64, StoreError> {
+        self.inner.db.disk_space().map_err(embedded("measuring disk space"))
+    }
+
+    /// The window keyspace holding `bucket`, created if needed.
+    fn window_of(&self, bucket: TimeBucket) -> Result<Keyspace, StoreError> {
+        let window = i64::from(self.inner.settings.compaction_window_seconds);
+        let start = bucket.epoch_seconds().div_euclid(window) * window;
+        let mut windows = self.inner.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(keyspace) = windows.get(&start) {
+            return Ok(keyspace.clone());
+        }
+        let keyspace = self
+            .inner
+            .db
+            .keyspace(&format!("w{start}"), KeyspaceCreateOptions::default)
+            .map_err(embedded("creating a window keyspace"))?;
+        windows.insert(start, keyspace.clone());
+        Ok(keyspace)
+    }
+
+    /// The window keyspace holding `bucket`, if it exists (reads never create one).
+    fn existing_window_of(&self, bucket: TimeBucket) -> Option<Keyspace> {
+        let window = i64::from(self.inner.settings.compaction_window_seconds);
+        let start = bucket.epoch_seconds().div_euclid(window) * window;
+        let windows = self.inner.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        windows.get(&start).cloned()
+    }
+
+    fn persist(&self) -> Result<(), StoreError> {
+        self.inner
+            .db
+            .persist(PersistMode::SyncData)
+            .map_err(embedded("syncing the embedded store"))
+    }
+}
+
+fn load_or_record_settings(meta: &Keyspace, dir: &Path) -> Result<Settings, StoreError> {
+    let bad = |reason: String| StoreError::Settings {
+        keyspace: dir.display().to_string(),
+        reason,
+    };
+    match meta.get(SETTINGS_KEY).map_err(embedded("reading settings"))? {
+        Some(bytes) => {
+            let pairs: Vec<(String, i64)> = codec::decode(&bytes).map_err(|e| bad(e.to_string()))?;
+            Settings::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), *v))).map_err(bad)
+        }
+        None => {
+            let settings = Settings::default();
+            let pairs: Vec<(String, i64)> = settings.to_pairs().iter().map(|(n, v)| ((*n).to_owned(), *v)).collect();
+            meta.insert(SETTINGS_KEY, codec::encode(&pairs))
+                .map_err(embedded("recording settings"))?;
+            Ok(settings)
+        }
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let rows = writer::EncodedBatch::encode(batch).with_latest(
+            &batch.latest_api,
+            &batch.latest_host,
+            self.inner.settings.latest_shards,
+        );
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.apply(rows))
+            .await
+            .expect("embedded store writer panicked")
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
