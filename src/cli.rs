@@ -16,6 +16,10 @@ use crate::store::cql::Keyspace;
 #[derive(Debug, Parser)]
 #[command(name = "timebucket", version, about)]
 pub struct Cli {
+    /// A TOML file with any of these flags (see timebucket.example.toml); flags and
+    /// TIMEBUCKET_* variables override it.
+    #[arg(long, env = "TIMEBUCKET_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, env = "TIMEBUCKET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -10,10 +10,11 @@
 //! - [`api`]: the HTTP routes.
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
-//! - [`cli`]: command-line flags.
+//! - [`cli`], [`config_file`]: command-line flags, and the same settings from a TOML file.
 
 pub mod api;
 pub mod cli;
+pub mod config_file;
 pub mod ingest;
 pub mod migrate;
 pub mod model;

@@ -13,8 +13,18 @@ use timebucket::server::{self, AcceptLimits, ServeConfig};
 use timebucket::store::cql;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match timebucket::config_file::expand(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     init_logging(cli.log_format);
+    if let Some(path) = &cli.config {
+        tracing::info!(config = %path.display(), "settings read from the config file");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
