@@ -68,7 +68,9 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`. Settings are recorded on first open (the defaults)
     /// and read back afterwards, as `migrate` does for CQL.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = Database::builder(dir).open().map_err(embedded("opening the embedded store"))?;
+        let db = Database::builder(dir)
+            .open()
+            .map_err(embedded("opening the embedded store"))?;
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)
             .map_err(embedded("opening the meta keyspace"))?;
@@ -104,8 +106,16 @@ impl EmbeddedStore {
         let window = i64::from(settings.compaction_window_seconds);
         let horizon = now.millis() / 1000 - i64::from(settings.ttl_seconds);
         let expired: Vec<(i64, Keyspace)> = {
-            let mut windows = self.inner.windows.lock().unwrap_or_else(PoisonError::into_inner);
-            let starts: Vec<i64> = windows.keys().copied().take_while(|start| start + window <= horizon).collect();
+            let mut windows = self
+                .inner
+                .windows
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let starts: Vec<i64> = windows
+                .keys()
+                .copied()
+                .take_while(|start| start + window <= horizon)
+                .collect();
             starts
                 .into_iter()
                 .filter_map(|start| windows.remove(&start).map(|k| (start, k)))
@@ -113,7 +123,10 @@ impl EmbeddedStore {
         };
         let dropped = expired.len();
         for (start, keyspace) in expired {
-            tracing::info!(window_start = start, "retention: dropping an expired time window");
+            tracing::info!(
+                window_start = start,
+                "retention: dropping an expired time window"
+            );
             self.inner
                 .db
                 .delete_keyspace(keyspace)
@@ -124,14 +137,21 @@ impl EmbeddedStore {
 
     /// Bytes on disk of the whole store.
     pub fn disk_bytes(&self) -> Result<u64, StoreError> {
-        self.inner.db.disk_space().map_err(embedded("measuring disk space"))
+        self.inner
+            .db
+            .disk_space()
+            .map_err(embedded("measuring disk space"))
     }
 
     /// The window keyspace holding `bucket`, created if needed.
     fn window_of(&self, bucket: TimeBucket) -> Result<Keyspace, StoreError> {
         let window = i64::from(self.inner.settings.compaction_window_seconds);
         let start = bucket.epoch_seconds().div_euclid(window) * window;
-        let mut windows = self.inner.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut windows = self
+            .inner
+            .windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(keyspace) = windows.get(&start) {
             return Ok(keyspace.clone());
         }
@@ -148,7 +168,11 @@ impl EmbeddedStore {
     fn existing_window_of(&self, bucket: TimeBucket) -> Option<Keyspace> {
         let window = i64::from(self.inner.settings.compaction_window_seconds);
         let start = bucket.epoch_seconds().div_euclid(window) * window;
-        let windows = self.inner.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        let windows = self
+            .inner
+            .windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         windows.get(&start).cloned()
     }
 
@@ -165,14 +189,22 @@ fn load_or_record_settings(meta: &Keyspace, dir: &Path) -> Result<Settings, Stor
         keyspace: dir.display().to_string(),
         reason,
     };
-    match meta.get(SETTINGS_KEY).map_err(embedded("reading settings"))? {
+    match meta
+        .get(SETTINGS_KEY)
+        .map_err(embedded("reading settings"))?
+    {
         Some(bytes) => {
-            let pairs: Vec<(String, i64)> = codec::decode(&bytes).map_err(|e| bad(e.to_string()))?;
+            let pairs: Vec<(String, i64)> =
+                codec::decode(&bytes).map_err(|e| bad(e.to_string()))?;
             Settings::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), *v))).map_err(bad)
         }
         None => {
             let settings = Settings::default();
-            let pairs: Vec<(String, i64)> = settings.to_pairs().iter().map(|(n, v)| ((*n).to_owned(), *v)).collect();
+            let pairs: Vec<(String, i64)> = settings
+                .to_pairs()
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), *v))
+                .collect();
             meta.insert(SETTINGS_KEY, codec::encode(&pairs))
                 .map_err(embedded("recording settings"))?;
             Ok(settings)
@@ -199,5 +231,72 @@ impl Store for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        ApiPath, ApiReading, HttpMethod, InstanceName, Reading, ReadingId, ServiceName, StatusCode,
+    };
+    use crate::store::SeriesSeen;
+
+    fn readings(at_ms: i64, n: usize) -> Vec<Reading> {
+        (0..n)
+            .map(|i| {
+                Reading::Api(ApiReading {
+                    id: ReadingId::new(),
+                    service: ServiceName::parse("retention").unwrap(),
+                    instance: InstanceName::parse(&format!("i-{}", i % 7)).unwrap(),
+                    method: HttpMethod::parse("GET").unwrap(),
+                    path: ApiPath::parse(&format!("/p/{}", i % 13)).unwrap(),
+                    code: StatusCode::parse(200).unwrap(),
+                    duration_ms: i as f64,
+                    count: 1,
+                    timestamp: TimestampMs::from_millis(at_ms + i as i64),
+                })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn retention_drops_whole_windows_and_frees_their_disk_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let settings = *store.settings();
+        let now = TimestampMs::now();
+        let day_ms = 24 * 3600 * 1000;
+        let old = now.millis() - 6 * day_ms;
+        for at in [old, now.millis()] {
+            let batch = WriteBatch::build(readings(at, 20_000), &settings, &SeriesSeen::new(10));
+            store.write(&batch).await.unwrap();
+        }
+        for keyspace in store.inner.windows.lock().unwrap().values() {
+            keyspace.rotate_memtable_and_wait().unwrap();
+        }
+        let before = store.disk_bytes().unwrap();
+        assert_eq!(store.inner.windows.lock().unwrap().len(), 2);
+
+        // Nothing is past the 7-day TTL yet.
+        assert_eq!(store.drop_expired_windows(now).unwrap(), 0);
+        // Two days later the old window is, and goes whole; the current one stays.
+        let later = TimestampMs::from_millis(now.millis() + 2 * day_ms);
+        assert_eq!(store.drop_expired_windows(later).unwrap(), 1);
+        assert_eq!(store.inner.windows.lock().unwrap().len(), 1);
+        let after = store.disk_bytes().unwrap();
+        assert!(
+            after < before,
+            "disk {before} -> {after} bytes after dropping a window"
+        );
+    }
+
+    #[test]
+    fn settings_are_recorded_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = *EmbeddedStore::open(dir.path()).unwrap().settings();
+        let again = *EmbeddedStore::open(dir.path()).unwrap().settings();
+        assert_eq!(first, again);
+        assert_eq!(first, Settings::default());
     }
 }
