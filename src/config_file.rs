@@ -54,17 +54,20 @@ pub enum ConfigFileError {
 /// `TIMEBUCKET_CONFIG`) added as flags; `args` unchanged when there is no config file.
 pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
     let mut args = args;
-    let Some(path) = config_flag(&args).or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from)) else {
+    let Some(path) = config_flag(&args).or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+    else {
         return Ok(args);
     };
     let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read {
         path: path.clone(),
         source,
     })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigFileError::Syntax {
-        path: path.clone(),
-        reason: e.message().to_owned(),
-    })?;
+    let table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigFileError::Syntax {
+                path: path.clone(),
+                reason: e.message().to_owned(),
+            })?;
     let root = Cli::command();
     let (chain, insert_at) = subcommand_chain(&root, &args);
     let key_error = |problem: String| ConfigFileError::Key {
@@ -82,8 +85,9 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
                     continue;
                 };
                 for (name, value) in section {
-                    let arg = find_arg(&[command], name)
-                        .ok_or_else(|| key_error(format!("`{name}` in [{key}] is not a flag of `{key}`")))?;
+                    let arg = find_arg(&[command], name).ok_or_else(|| {
+                        key_error(format!("`{name}` in [{key}] is not a flag of `{key}`"))
+                    })?;
                     push_flag(&mut extra, &args, arg, name, value).map_err(key_error)?;
                 }
             }
@@ -91,7 +95,9 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
                 if let Some(arg) = find_arg(&chain, key) {
                     push_flag(&mut extra, &args, arg, key, value).map_err(key_error)?;
                 } else if !known_anywhere(&root, key) {
-                    return Err(key_error(format!("`{key}` is not a flag of any timebucket command")));
+                    return Err(key_error(format!(
+                        "`{key}` is not a flag of any timebucket command"
+                    )));
                 }
             }
         }
@@ -148,18 +154,28 @@ fn find_arg<'a>(chain: &[&'a Command], key: &str) -> Option<&'a Arg> {
 
 fn known_anywhere(command: &Command, key: &str) -> bool {
     let long = normalise(key);
-    command.get_arguments().any(|a| a.get_long() == Some(long.as_str()))
+    command
+        .get_arguments()
+        .any(|a| a.get_long() == Some(long.as_str()))
         || command.get_subcommands().any(|c| known_anywhere(c, key))
 }
 
 /// Adds `--flag value` unless the command line or the flag's environment variable sets it.
-fn push_flag(extra: &mut Vec<OsString>, args: &[OsString], arg: &Arg, key: &str, value: &toml::Value) -> Result<(), String> {
+fn push_flag(
+    extra: &mut Vec<OsString>,
+    args: &[OsString],
+    arg: &Arg,
+    key: &str,
+    value: &toml::Value,
+) -> Result<(), String> {
     let long = format!("--{}", normalise(key));
     let on_command_line = args
         .iter()
         .filter_map(|a| a.to_str())
         .any(|a| a == long || a.starts_with(&format!("{long}=")));
-    let in_env = arg.get_env().is_some_and(|env| std::env::var_os(env).is_some());
+    let in_env = arg
+        .get_env()
+        .is_some_and(|env| std::env::var_os(env).is_some());
     if on_command_line || in_env {
         return Ok(());
     }
@@ -209,7 +225,9 @@ mod tests {
     fn file_values_fill_flags_and_the_command_line_wins() {
         let file = "keyspace = \"from_file\"\ncql_nodes = [\"10.0.0.1:9042\", \"10.0.0.2:9042\"]\n\n[serve]\nlisten = \"127.0.0.1:9999\"\nwal_repair = true\n";
         let cli = parse_with(file, &["timebucket", "serve", "--listen", "127.0.0.1:7777"]).unwrap();
-        let Sub::Serve(serve) = cli.command else { panic!("not serve") };
+        let Sub::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(serve.listen.to_string(), "127.0.0.1:7777");
         assert_eq!(serve.store.keyspace.as_str(), "from_file");
         assert_eq!(serve.store.cql_nodes, ["10.0.0.1:9042", "10.0.0.2:9042"]);
@@ -218,17 +236,27 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        assert!(parse_with("lisen = \"x\"", &["timebucket", "serve"]).unwrap_err().contains("`lisen`"));
-        assert!(parse_with("[serve]\nreplication = \"x\"", &["timebucket", "serve"]).unwrap_err().contains("not a flag of `serve`"));
+        assert!(parse_with("lisen = \"x\"", &["timebucket", "serve"])
+            .unwrap_err()
+            .contains("`lisen`"));
+        assert!(
+            parse_with("[serve]\nreplication = \"x\"", &["timebucket", "serve"])
+                .unwrap_err()
+                .contains("not a flag of `serve`")
+        );
         assert!(parse_with("[serve]\nlisten = \"nowhere\"", &["timebucket", "serve"]).is_err());
-        assert!(parse_with("not toml [", &["timebucket", "serve"]).unwrap_err().contains("not valid TOML"));
+        assert!(parse_with("not toml [", &["timebucket", "serve"])
+            .unwrap_err()
+            .contains("not valid TOML"));
     }
 
     #[test]
     fn other_commands_sections_are_ignored() {
         let file = "[migrate]\nmigrations_dir = \"/x\"\n[serve]\nlisten = \"127.0.0.1:1234\"\n";
         let cli = parse_with(file, &["timebucket", "serve"]).unwrap();
-        let Sub::Serve(serve) = cli.command else { panic!("not serve") };
+        let Sub::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(serve.listen.port(), 1234);
     }
 }

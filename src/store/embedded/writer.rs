@@ -36,7 +36,11 @@ impl EncodedBatch {
                     duration_ms: r.duration_ms,
                     count: r.count,
                 };
-                rows.push((partition.key.bucket, codec::row_key(&prefix, r.timestamp, r.id), codec::encode(&value)));
+                rows.push((
+                    partition.key.bucket,
+                    codec::row_key(&prefix, r.timestamp, r.id),
+                    codec::encode(&value),
+                ));
             }
         }
         for partition in &batch.host {
@@ -46,7 +50,11 @@ impl EncodedBatch {
                     instance: r.instance.as_str().to_owned(),
                     gauges: r.gauges.clone(),
                 };
-                rows.push((partition.key.bucket, codec::row_key(&prefix, r.timestamp, r.id), codec::encode(&value)));
+                rows.push((
+                    partition.key.bucket,
+                    codec::row_key(&prefix, r.timestamp, r.id),
+                    codec::encode(&value),
+                ));
             }
         }
         for entry in &batch.series {
@@ -65,10 +73,29 @@ impl EncodedBatch {
     }
 
     /// Adds the latest-row candidates, keyed by the store's latest shards.
-    pub fn with_latest(mut self, api: &[ApiReading], host: &[HostReading], shards: crate::model::ShardCount) -> Self {
+    pub fn with_latest(
+        mut self,
+        api: &[ApiReading],
+        host: &[HostReading],
+        shards: crate::model::ShardCount,
+    ) -> Self {
         for r in api {
-            let shard = shards.shard_of(&[r.service.as_str(), r.instance.as_str(), r.method.as_str(), r.path.as_str()]);
-            let key = latest_key(API, shard.get(), &[r.service.as_str(), r.instance.as_str(), r.method.as_str(), r.path.as_str()]);
+            let shard = shards.shard_of(&[
+                r.service.as_str(),
+                r.instance.as_str(),
+                r.method.as_str(),
+                r.path.as_str(),
+            ]);
+            let key = latest_key(
+                API,
+                shard.get(),
+                &[
+                    r.service.as_str(),
+                    r.instance.as_str(),
+                    r.method.as_str(),
+                    r.path.as_str(),
+                ],
+            );
             self.latest.push(LatestCandidate {
                 key,
                 at: (r.timestamp, r.id),
@@ -77,7 +104,11 @@ impl EncodedBatch {
         }
         for r in host {
             let shard = shards.shard_of(&[r.service.as_str(), r.instance.as_str()]);
-            let key = latest_key(HOST, shard.get(), &[r.service.as_str(), r.instance.as_str()]);
+            let key = latest_key(
+                HOST,
+                shard.get(),
+                &[r.service.as_str(), r.instance.as_str()],
+            );
             self.latest.push(LatestCandidate {
                 key,
                 at: (r.timestamp, r.id),
@@ -101,9 +132,13 @@ pub fn latest_key(tag: u8, shard: i32, parts: &[&str]) -> Vec<u8> {
 /// `(timestamp, id)` of a stored latest row, decoded by its tag.
 fn stored_at(tag: u8, value: &[u8]) -> Option<(TimestampMs, ReadingId)> {
     if tag == API {
-        codec::decode::<ApiReading>(value).ok().map(|r| (r.timestamp, r.id))
+        codec::decode::<ApiReading>(value)
+            .ok()
+            .map(|r| (r.timestamp, r.id))
     } else {
-        codec::decode::<HostReading>(value).ok().map(|r| (r.timestamp, r.id))
+        codec::decode::<HostReading>(value)
+            .ok()
+            .map(|r| (r.timestamp, r.id))
     }
 }
 
@@ -122,7 +157,10 @@ impl EmbeddedStore {
                 .latest
                 .get(&candidate.key)
                 .map_err(embedded("reading a latest row"))?;
-            let newer = stored.as_deref().and_then(|v| stored_at(tag, v)).is_none_or(|at| candidate.at > at);
+            let newer = stored
+                .as_deref()
+                .and_then(|v| stored_at(tag, v))
+                .is_none_or(|at| candidate.at > at);
             if newer {
                 batch.insert(&self.inner.latest, candidate.key, candidate.value);
             }
