@@ -1,0 +1,202 @@
+//! `timebucket agent`: the host agent. Every `--interval` it samples CPU, memory, the data disk
+//! and (with `--pid`) a process's memory, and pushes a host reading to a collector.
+//!
+//! Every reading carries `available`, so each sample is also a heartbeat: an instance whose
+//! readings stop is unavailable by its silence, and a watched process that is gone reports
+//! `available: false` explicitly.
+//!
+//! The agent is part of the default build (not behind the `client` feature of the request
+//! layer): it needs only `sysinfo` and the HTTP client, and a `timebucket agent` that exists in
+//! some builds and not in others would be a trap on hosts.
+//!
+//! Tasks: the sampler ([`sample`], on a blocking thread since `sysinfo` reads files) and the
+//! delivery ([`deliver`]), joined by a bounded backlog, so a slow collector never delays a
+//! heartbeat.
+
+pub mod deliver;
+pub mod sample;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::capture::push::{PushError, Pusher, RetryPolicy};
+use crate::model::{InstanceName, ServiceName, TimestampMs};
+use deliver::{Backlog, HostLine};
+use sample::{HostSample, Sampler};
+
+/// Shortest interval: `sysinfo` needs this long between two CPU readings.
+pub const MIN_INTERVAL: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+/// Bound on one push.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping agent keeps trying to deliver its backlog.
+const FINAL_PUSH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// `timebucket agent` flags.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The service this host runs: the service name of its readings.
+    #[arg(long, env = "TIMEBUCKET_AGENT_SERVICE", value_parser = ServiceName::parse)]
+    pub service: ServiceName,
+    /// The instance name of the readings (default: the host name).
+    #[arg(long, env = "TIMEBUCKET_AGENT_INSTANCE", value_parser = InstanceName::parse)]
+    pub instance: Option<InstanceName>,
+    /// The collector to push to: `http://host:port` (a timebucket serve).
+    #[arg(long, env = "TIMEBUCKET_AGENT_PUSH")]
+    pub push: String,
+    /// Time between samples; every sample is also the heartbeat.
+    #[arg(long, env = "TIMEBUCKET_AGENT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// A process to watch: its RSS (heap_bytes), RSS growth and shrinking (allocated_bytes,
+    /// freed_bytes), and available = false once it is gone.
+    #[arg(long, env = "TIMEBUCKET_AGENT_PID")]
+    pub pid: Option<u32>,
+    /// A path on the disk to report (the data mount): the mount holding it is measured.
+    #[arg(long, env = "TIMEBUCKET_AGENT_DISK", default_value = "/")]
+    pub disk: PathBuf,
+}
+
+/// Why the agent cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// `--interval` is too short.
+    #[error("--interval must be at least {MIN_INTERVAL:?}, got {0:?}")]
+    Interval(Duration),
+    /// No `--instance` and no host name to use instead.
+    #[error("the host name is unknown or not a valid instance name; pass --instance")]
+    Instance,
+    /// `--pid` names no running process.
+    #[error("no process with pid {pid}")]
+    NoProcess {
+        /// The pid given.
+        pid: u32,
+    },
+    /// `--disk` names no readable path.
+    #[error("--disk {}: {source}", path.display())]
+    DiskPath {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--push` is unusable.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// The sampling thread panicked.
+    #[error("the sampling thread failed: {0}")]
+    Sampler(#[from] tokio::task::JoinError),
+}
+
+/// What the agent did, returned when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentStats {
+    /// Samples taken.
+    pub samples: u64,
+    /// Readings the collector accepted.
+    pub delivered: u64,
+    /// Readings lost (backlog full, refused, or unsent when the agent stopped).
+    pub dropped: u64,
+    /// Push attempts that failed.
+    pub failed_pushes: u64,
+}
+
+/// Runs the agent until `shutdown` resolves, then delivers what it can within a few seconds.
+pub async fn run(
+    args: AgentArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentStats, AgentError> {
+    if args.interval < MIN_INTERVAL {
+        return Err(AgentError::Interval(args.interval));
+    }
+    let instance = match args.instance {
+        Some(instance) => instance,
+        None => sysinfo::System::host_name()
+            .and_then(|h| InstanceName::parse(&h).ok())
+            .ok_or(AgentError::Instance)?,
+    };
+    let pusher = Pusher::new(&args.push, PUSH_TIMEOUT)?;
+    let (pid, disk) = (args.pid, args.disk.clone());
+    let mut sampler = tokio::task::spawn_blocking(move || Sampler::start(pid, &disk)).await??;
+    tracing::info!(url = %pusher.url(), service = %args.service, %instance, interval = ?args.interval, "agent started");
+
+    let backlog = Arc::new(Backlog::default());
+    let retry = RetryPolicy {
+        attempts: u32::MAX,
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+    };
+    let mut delivery = tokio::spawn(deliver::run(backlog.clone(), pusher, retry));
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + MIN_INTERVAL, args.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            _ = ticks.tick() => {
+                let (back, sample) = tokio::task::spawn_blocking(move || {
+                    let sample = sampler.sample();
+                    (sampler, sample)
+                })
+                .await?;
+                sampler = back;
+                backlog.counters.samples.fetch_add(1, Ordering::Relaxed);
+                backlog.push(line(&args.service, &instance, TimestampMs::now(), sample));
+            }
+        }
+    }
+    backlog.close();
+    if tokio::time::timeout(FINAL_PUSH_DEADLINE, &mut delivery)
+        .await
+        .is_err()
+    {
+        delivery.abort();
+        let unsent = backlog.len() as u64;
+        backlog
+            .counters
+            .dropped
+            .fetch_add(unsent, Ordering::Relaxed);
+        tracing::warn!(
+            unsent,
+            "agent stopped with readings the collector did not take"
+        );
+    }
+    let c = &backlog.counters;
+    let get = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    Ok(AgentStats {
+        samples: get(&c.samples),
+        delivered: get(&c.delivered),
+        dropped: get(&c.dropped),
+        failed_pushes: get(&c.failed_pushes),
+    })
+}
+
+/// The reading of one sample.
+fn line(
+    service: &ServiceName,
+    instance: &InstanceName,
+    at: TimestampMs,
+    s: HostSample,
+) -> HostLine {
+    let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    HostLine {
+        service: service.to_string(),
+        instance: instance.to_string(),
+        timestamp: at.millis(),
+        available: s.available,
+        cpu_percent: s.cpu_percent,
+        mem_used_bytes: bytes(s.mem_used),
+        mem_total_bytes: bytes(s.mem_total),
+        disk_used_bytes: s.disk.map(|d| bytes(d.used)),
+        disk_total_bytes: s.disk.map(|d| bytes(d.total)),
+        heap_bytes: s.process.map(|p| bytes(p.rss)),
+        allocated_bytes: s.process.and_then(|p| p.allocated).map(bytes),
+        freed_bytes: s.process.and_then(|p| p.freed).map(bytes),
+    }
+}
