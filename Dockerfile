@@ -4,6 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+COPY examples ./examples
 RUN cargo build --release --locked --bin timebucket
 
 FROM debian:bookworm-slim

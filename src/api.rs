@@ -6,6 +6,7 @@
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod query;
 
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::ingest::Acceptor;
+use crate::query::Queries;
+use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::wal::Wal;
 
@@ -27,8 +30,7 @@ pub struct Health {
 }
 
 /// State shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
+pub struct AppState<S> {
     /// Accepts ingest bodies.
     pub acceptor: Acceptor,
     /// The WAL, for its statistics.
@@ -37,14 +39,33 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Readiness inputs.
     pub health: Health,
+    /// Answers the query endpoints from the store.
+    pub queries: Queries<S>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            acceptor: self.acceptor.clone(),
+            wal: self.wal.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            queries: self.queries.clone(),
+        }
+    }
 }
 
 /// Every route of the service.
-pub fn router(state: AppState) -> Router {
+pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
-        .route("/v1/metrics", post(ingest::post_metrics))
+        .route("/v1/metrics", post(ingest::post_metrics::<S>))
+        .route("/v1/readings", get(query::readings::<S>))
+        .route("/v1/series", get(query::series::<S>))
+        .route("/v1/latest", get(query::latest::<S>))
+        .route("/v1/stats", get(query::stats::<S>))
+        .route("/v1/stats/host", get(query::host_stats::<S>))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/readyz", get(health::readyz::<S>))
+        .route("/metrics", get(health::metrics::<S>))
         .with_state(state)
 }

@@ -44,6 +44,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply or list the CQL migrations (CQL clusters only; the embedded store needs none).
     Migrate(MigrateArgs),
+    /// Push this host's CPU, memory, disk and heartbeat (and a process's memory) to a collector.
+    Agent(crate::agent::AgentArgs),
+    /// Ask a running service: readings, series, latest, stats, host-stats.
+    Query(crate::query::cli::QueryArgs),
 }
 
 /// Flags shared by every command that talks to the store.
@@ -90,6 +94,9 @@ pub struct ServeArgs {
     /// How long shutdown waits for the flusher to write the WAL to the store.
     #[arg(long, env = "TIMEBUCKET_SHUTDOWN_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Duration,
+    /// Limits of the query endpoints.
+    #[command(flatten)]
+    pub query: crate::query::QueryLimitArgs,
 }
 
 /// `timebucket migrate ...`

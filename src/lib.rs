@@ -7,17 +7,24 @@
 //! - [`store`]: the storage backends.
 //! - [`wal`]: the write-ahead log, the durability boundary and the flush queue.
 //! - [`ingest`]: request bodies → WAL → store.
+//! - [`query`]: time-range reads fanned out over buckets and shards, stats, and the `query` CLI.
 //! - [`api`]: the HTTP routes.
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
 //! - [`cli`], [`config_file`]: command-line flags, and the same settings from a TOML file.
+//! - [`capture`]: the client side: record an app's requests (tower layer, feature `client`) and
+//!   push readings to a collector.
+//! - [`agent`]: `timebucket agent`, the host agent pushing CPU, memory, disk and heartbeat readings.
 
+pub mod agent;
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod config_file;
 pub mod ingest;
 pub mod migrate;
 pub mod model;
+pub mod query;
 pub mod server;
 pub mod store;
 pub mod telemetry;

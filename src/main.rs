@@ -58,6 +58,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => run_serve(args).await,
         Command::Migrate(args) => run_migrate(args).await,
+        Command::Agent(args) => {
+            let stats = timebucket::agent::run(args, shutdown_signal()).await?;
+            tracing::info!(?stats, "agent stopped");
+            Ok(())
+        }
+        Command::Query(args) => {
+            print!("{}", timebucket::query::cli::run(&args).await?);
+            Ok(())
+        }
     }
 }
 
@@ -78,6 +87,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             ..FlusherConfig::default()
         },
         shutdown_deadline: args.shutdown_deadline,
+        query: args.query.limits().map_err(anyhow::Error::msg)?,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

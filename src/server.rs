@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
+use crate::query::{Queries, QueryLimits};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
@@ -43,6 +44,8 @@ pub struct ServeConfig {
     pub flusher: FlusherConfig,
     /// How long shutdown waits for the flusher to catch up.
     pub shutdown_deadline: Duration,
+    /// Limits of the query endpoints.
+    pub query: QueryLimits,
 }
 
 /// The ingest limits that do not depend on the store's settings.
@@ -144,6 +147,7 @@ async fn serve_with<S: Store>(
             store_reachable,
             flush_ok,
         },
+        queries: Queries::new(store.clone(), config.query),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let (stop_tx, mut stop_rx) = watch::channel(false);

@@ -1,7 +1,8 @@
 //! Storage: the seam between ingest/query and the database.
 //!
-//! [`Store`] is what ingest (and later queries) need from a backend; [`cql`] implements it for
-//! Scylla and Cassandra. [`batch`] groups readings the way every backend writes them.
+//! [`Store`] is what ingest and queries need from a backend; [`cql`] implements it for Scylla and
+//! Cassandra, [`embedded`] on a local LSM-tree. [`batch`] groups readings the way every backend
+//! writes them; [`read`] holds the partition-level, paged read requests every backend answers.
 //!
 //! Invariant: every write is idempotent (rows are keyed by the reading's fixed id, latest rows are
 //! written with the reading's own time as write timestamp), so a retry or a WAL replay after a
@@ -13,14 +14,16 @@
 pub mod batch;
 pub mod cql;
 pub mod embedded;
+pub mod read;
 
 use std::future::Future;
 
 use thiserror::Error;
 
-pub use batch::{SeriesSeen, WriteBatch};
+pub use batch::{PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
+pub use read::{Order, PageRequest, ReadingKey};
 
-use crate::model::Settings;
+use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket};
 
 /// A storage backend.
 pub trait Store: Send + Sync + 'static {
@@ -32,6 +35,42 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One page of one partition's API readings (see [`PageRequest`] for the exact contract:
+    /// strictly after the resume key, at most `limit` rows, a short page is the last one).
+    fn read_api(
+        &self,
+        request: &PageRequest,
+    ) -> impl Future<Output = Result<Vec<ApiReading>, StoreError>> + Send;
+
+    /// One page of one partition's host readings, like [`Store::read_api`].
+    fn read_host(
+        &self,
+        request: &PageRequest,
+    ) -> impl Future<Output = Result<Vec<HostReading>, StoreError>> + Send;
+
+    /// Every entry of the series index for `service` in `bucket` (one small partition).
+    fn read_series(
+        &self,
+        service: &ServiceName,
+        bucket: TimeBucket,
+    ) -> impl Future<Output = Result<Vec<SeriesEntry>, StoreError>> + Send;
+
+    /// The latest API reading of every series stored in latest-readings shard `shard`, of one
+    /// service or of all.
+    fn read_latest_api(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> impl Future<Output = Result<Vec<ApiReading>, StoreError>> + Send;
+
+    /// The latest host reading of every instance stored in latest-readings shard `shard`, of one
+    /// service or of all.
+    fn read_latest_host(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> impl Future<Output = Result<Vec<HostReading>, StoreError>> + Send;
 }
 
 /// A failure of the storage backend.

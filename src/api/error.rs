@@ -9,6 +9,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::ingest::{AcceptError, FieldProblem, ParseError};
+use crate::query::{ParamErrors, ParamProblem, QueryError};
 use crate::wal::WalError;
 
 /// An API failure.
@@ -21,6 +22,8 @@ pub enum ApiError {
         /// One entry per field problem.
         details: Vec<FieldProblem>,
     },
+    /// 400: query parameters are wrong; `details` name the parameters.
+    BadParams(ParamErrors),
     /// 413: the body is too large.
     TooLarge(String),
     /// 415: unsupported content type or encoding.
@@ -44,7 +47,7 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } | ApiError::BadParams(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
@@ -62,19 +65,35 @@ impl ApiError {
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
-    details: &'a [FieldProblem],
+    details: Details<'a>,
+}
+
+/// Problems with body fields (ingest) or with query parameters (queries).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Details<'a> {
+    Fields(&'a [FieldProblem]),
+    Params(&'a [ParamProblem]),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let message;
+        let none = Details::Fields(&[]);
         let (error, details, retry_after) = match &self {
-            ApiError::BadRequest { error, details } => (error.as_str(), details.as_slice(), None),
+            ApiError::BadRequest { error, details } => {
+                (error.as_str(), Details::Fields(details), None)
+            }
+            ApiError::BadParams(problems) => {
+                message = problems.to_string();
+                (message.as_str(), Details::Params(&problems.0), None)
+            }
             ApiError::TooLarge(e) | ApiError::UnsupportedMediaType(e) | ApiError::Internal(e) => {
-                (e.as_str(), &[][..], None)
+                (e.as_str(), none, None)
             }
             ApiError::TooManyRequests(e, after) | ApiError::Unavailable(e, after) => {
-                (e.as_str(), &[][..], Some(*after))
+                (e.as_str(), none, Some(*after))
             }
         };
         let mut response = (status, Json(Body { error, details })).into_response();
@@ -117,6 +136,31 @@ impl From<AcceptError> for ApiError {
                     format!("cannot make the readings durable: {e}"),
                     BACKLOG_RETRY,
                 )
+            }
+        }
+    }
+}
+
+/// How long a client should wait when the store does not answer a query.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+impl From<ParamErrors> for ApiError {
+    fn from(problems: ParamErrors) -> Self {
+        ApiError::BadParams(problems)
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::Params(problems) => ApiError::BadParams(problems),
+            QueryError::Store(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "query failed on the store");
+                ApiError::Unavailable(format!("the store did not answer: {e}"), STORE_RETRY)
+            }
+            QueryError::Store(e) => {
+                tracing::error!(error = %e, "query failed on the store");
+                ApiError::Internal(format!("reading from the store failed: {e}"))
             }
         }
     }

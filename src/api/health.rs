@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::AppState;
+use crate::store::Store;
 
 /// Liveness: 200 while the process serves HTTP.
 pub async fn healthz() -> Response {
@@ -15,7 +16,7 @@ pub async fn healthz() -> Response {
 
 /// Readiness: 200 when the store answers, the last flush succeeded and the WAL has room;
 /// otherwise 503 with the reasons.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
     let mut problems = Vec::new();
     if !*state.health.store_reachable.borrow() {
         problems.push("the store does not answer");
@@ -38,7 +39,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text exposition of the service's own metrics.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
     let stats = state.wal.stats();
     state
         .metrics

@@ -11,10 +11,11 @@ use serde_json::json;
 use super::error::ApiError;
 use super::AppState;
 use crate::ingest::BodyFormat;
+use crate::store::Store;
 
 /// Accepts readings; answers 202 `{"accepted": N}` once they are durable in the WAL.
-pub async fn post_metrics(
-    State(state): State<AppState>,
+pub async fn post_metrics<S: Store>(
+    State(state): State<AppState<S>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -37,7 +38,11 @@ pub async fn post_metrics(
     }
 }
 
-async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
+async fn accept<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<usize, ApiError> {
     let format = body_format(headers)?;
     let gzip = is_gzip(headers)?;
     let limit = state.acceptor.config().max_body_bytes;

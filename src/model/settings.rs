@@ -46,12 +46,12 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         let bucket = self.bucket_width.seconds();
         let window = self.compaction_window_seconds;
-        if window == 0 || window % bucket != 0 {
+        if window == 0 || !window.is_multiple_of(bucket) {
             return Err(format!(
                 "compaction window ({window}s) must be a whole multiple of the bucket width ({bucket}s)"
             ));
         }
-        if window % 3600 != 0 {
+        if !window.is_multiple_of(3600) {
             return Err(format!(
                 "compaction window ({window}s) must be a whole number of hours"
             ));

@@ -4,6 +4,7 @@
 //! shard-aware), statements prepared once at start.
 
 pub mod keyspace;
+mod reader;
 pub mod settings;
 mod statements;
 mod writer;

@@ -21,6 +21,7 @@
 //! transaction.
 
 mod codec;
+mod reader;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -29,8 +30,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use crate::model::{Settings, TimeBucket, TimestampMs};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
+use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
 
 /// The meta keyspace key of the recorded settings.
 const SETTINGS_KEY: &[u8] = b"settings";
@@ -232,6 +233,52 @@ impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn read_api(&self, request: &PageRequest) -> Result<Vec<ApiReading>, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.api_page(&request)).await
+    }
+
+    async fn read_host(&self, request: &PageRequest) -> Result<Vec<HostReading>, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.host_page(&request)).await
+    }
+
+    async fn read_series(
+        &self,
+        service: &ServiceName,
+        bucket: TimeBucket,
+    ) -> Result<Vec<SeriesEntry>, StoreError> {
+        let (store, service) = (self.clone(), service.clone());
+        blocking(move || store.series_of(&service, bucket)).await
+    }
+
+    async fn read_latest_api(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<ApiReading>, StoreError> {
+        let (store, service) = (self.clone(), service.cloned());
+        blocking(move || store.latest_of(codec::API, shard, service.as_ref())).await
+    }
+
+    async fn read_latest_host(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<HostReading>, StoreError> {
+        let (store, service) = (self.clone(), service.cloned());
+        blocking(move || store.latest_of(codec::HOST, shard, service.as_ref())).await
+    }
+}
+
+/// Runs a blocking read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .expect("embedded store reader panicked")
 }
 
 #[cfg(test)]

@@ -18,9 +18,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(keyspace: &str, data_dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_timebucket"))
-        .args(["serve", "--cql-nodes", &cql_node(), "--keyspace", keyspace])
+/// The store the service under test writes to.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Cql,
+    Embedded,
+}
+
+fn start(backend: Backend, keyspace: &str, data_dir: &std::path::Path, port: u16) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_timebucket"));
+    command.args(["serve", "--keyspace", keyspace]);
+    if let Backend::Cql = backend {
+        command.args(["--cql-nodes", &cql_node()]);
+    }
+    command
+        .env_remove("TIMEBUCKET_CQL_NODES")
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(data_dir)
@@ -44,12 +56,24 @@ async fn wait_healthy(url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_reading_survives_kill_9_exactly_once() {
-    let keyspace = migrated_keyspace().await;
+async fn every_acknowledged_reading_survives_kill_9_exactly_once_on_cql() {
+    kill_9_mid_stream(Backend::Cql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_reading_survives_kill_9_exactly_once_on_the_embedded_store() {
+    kill_9_mid_stream(Backend::Embedded).await;
+}
+
+async fn kill_9_mid_stream(backend: Backend) {
+    let keyspace = match backend {
+        Backend::Cql => migrated_keyspace().await,
+        Backend::Embedded => "unused".parse().unwrap(),
+    };
     let data_dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut child = start(keyspace.as_str(), data_dir.path(), port);
+    let mut child = start(backend, keyspace.as_str(), data_dir.path(), port);
     wait_healthy(&url).await;
 
     // Eight writers post 20-reading batches, each reading with a unique path, until stopped.
@@ -88,32 +112,90 @@ async fn every_acknowledged_reading_survives_kill_9_exactly_once() {
     }
     let acked = acked.lock().unwrap().clone();
 
-    let mut child = start(keyspace.as_str(), data_dir.path(), port);
+    let mut child = start(backend, keyspace.as_str(), data_dir.path(), port);
     wait_healthy(&url).await;
-    let session = session().await;
-    let rows = eventually_stored(
-        &session,
-        &keyspace,
-        Duration::from_secs(90),
-        "every acknowledged reading",
-        |rows| {
-            let stored: std::collections::HashSet<&str> =
-                rows.iter().map(|r| r.path.as_str()).collect();
-            acked.iter().all(|p| stored.contains(p.as_str()))
-        },
-    )
-    .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let paths = match backend {
+        Backend::Cql => {
+            let session = session().await;
+            let rows = eventually_stored(
+                &session,
+                &keyspace,
+                Duration::from_secs(90),
+                "every acknowledged reading",
+                |rows| {
+                    let stored: std::collections::HashSet<&str> =
+                        rows.iter().map(|r| r.path.as_str()).collect();
+                    acked.iter().all(|p| stored.contains(p.as_str()))
+                },
+            )
+            .await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            rows.into_iter().map(|r| r.path).collect::<Vec<_>>()
+        }
+        Backend::Embedded => {
+            // The store is locked while the service runs: wait for the replay to drain the WAL,
+            // stop the service gracefully, then open the store and read it back.
+            wait_for_empty_backlog(&url).await;
+            stop_gracefully(&mut child);
+            let store =
+                timebucket::store::embedded::EmbeddedStore::open(&data_dir.path().join("store"))
+                    .unwrap();
+            let (from, to) = (
+                timebucket::model::TimestampMs::from_millis(t - 1),
+                timebucket::model::TimestampMs::from_millis(t + 1),
+            );
+            crate::conformance::read_all(&store, "crash", from, to)
+                .await
+                .into_iter()
+                .map(|r| r.path.to_string())
+                .collect()
+        }
+    };
 
     let mut counts = std::collections::HashMap::<&str, usize>::new();
-    for row in &rows {
-        *counts.entry(row.path.as_str()).or_default() += 1;
+    for path in &paths {
+        *counts.entry(path.as_str()).or_default() += 1;
     }
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|p| !counts.contains_key(p.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{backend:?}: {} acknowledged readings lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         duplicated.is_empty(),
-        "readings stored more than once: {duplicated:?}"
+        "{backend:?}: readings stored more than once: {duplicated:?}"
     );
     assert!(acked.len() >= 2_000);
+}
+
+/// Polls the service's own metrics until its WAL backlog is empty.
+async fn wait_for_empty_backlog(url: &str) {
+    for _ in 0..900 {
+        if let Ok(response) = reqwest::get(format!("{url}/metrics")).await {
+            let text = response.text().await.unwrap_or_default();
+            if text.lines().any(|l| l == "timebucket_wal_backlog_bytes 0") {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the WAL backlog at {url} never drained");
+}
+
+/// SIGTERM, then wait for the process to exit.
+fn stop_gracefully(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "serve exited with {exit} on SIGTERM");
 }

@@ -2,9 +2,13 @@
 //!
 //! Every test works in a keyspace of its own, so the tests run in parallel without sharing state.
 
+mod agent;
+mod capture;
+mod conformance;
 mod cql_docs;
 mod crash;
 mod ingest;
 mod migrate;
 mod proxy;
+mod query;
 mod support;

@@ -83,6 +83,8 @@ pub struct AppOptions {
     pub max_backlog_bytes: u64,
     /// Largest decompressed body, bytes.
     pub max_body_bytes: usize,
+    /// Limits of the query endpoints.
+    pub query: timebucket::query::QueryLimits,
 }
 
 impl Default for AppOptions {
@@ -92,6 +94,7 @@ impl Default for AppOptions {
             keyspace: None,
             max_backlog_bytes: 1 << 30,
             max_body_bytes: 8 << 20,
+            query: Default::default(),
         }
     }
 }
@@ -120,6 +123,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             ..Default::default()
         },
         shutdown_deadline: Duration::from_secs(10),
+        query: options.query,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -1,4 +1,4 @@
-//! [`CqlStore`]: the write path to Scylla / Cassandra.
+//! [`CqlStore`]: the write path to Scylla / Cassandra (the read path is in `reader`).
 //!
 //! Rows of one partition go out as unlogged batches (one partition per batch, so the batch is a
 //! single mutation on one replica set and the token-aware policy sends it straight there). All
@@ -14,9 +14,9 @@ use scylla::value::{CqlTimestamp, MaybeUnset};
 
 use super::statements::Statements;
 use super::{connect, settings, Keyspace};
-use crate::model::{ApiReading, HostReading, Settings};
+use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket};
 use crate::store::batch::{Partition, SeriesEntry, WriteBatch};
-use crate::store::{Store, StoreError};
+use crate::store::{PageRequest, Store, StoreError};
 
 /// Requests in flight at once per flush: enough to keep every connection busy, bounded so a big
 /// flush cannot flood the cluster.
@@ -28,8 +28,8 @@ pub const MAX_ROWS_PER_BATCH: usize = 256;
 /// The Scylla / Cassandra backend.
 #[derive(Clone)]
 pub struct CqlStore {
-    session: Arc<Session>,
-    statements: Arc<Statements>,
+    pub(super) session: Arc<Session>,
+    pub(super) statements: Arc<Statements>,
     settings: Settings,
 }
 
@@ -289,5 +289,37 @@ impl Store for CqlStore {
             .await
             .map(drop)
             .map_err(|source| StoreError::execute("ping", source))
+    }
+
+    async fn read_api(&self, request: &PageRequest) -> Result<Vec<ApiReading>, StoreError> {
+        self.read_api_page(request).await
+    }
+
+    async fn read_host(&self, request: &PageRequest) -> Result<Vec<HostReading>, StoreError> {
+        self.read_host_page(request).await
+    }
+
+    async fn read_series(
+        &self,
+        service: &ServiceName,
+        bucket: TimeBucket,
+    ) -> Result<Vec<SeriesEntry>, StoreError> {
+        self.read_series_partition(service, bucket).await
+    }
+
+    async fn read_latest_api(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<ApiReading>, StoreError> {
+        self.read_latest_api_shard(shard, service).await
+    }
+
+    async fn read_latest_host(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<HostReading>, StoreError> {
+        self.read_latest_host_shard(shard, service).await
     }
 }

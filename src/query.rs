@@ -1,0 +1,179 @@
+//! Queries: time-range reads that fan out over buckets and shards, and the answers built on them.
+//!
+//! ```text
+//!  query string ──requests──► typed request (limits checked, cursor verified)
+//!                                   │
+//!                  plan: buckets covering [from, to] × shards (or the one shard a filter pins)
+//!                                   │
+//!        fanout: partition pages, ≤ concurrency in flight ──► ordered merge  ──► /v1/readings
+//!                                                        └──► unordered scan ──► /v1/stats[/host]
+//!  series index (one partition per bucket) ──────────────────────────────────► /v1/series
+//!  latest tables (latest_shard_count partitions) ────────────────────────────► /v1/latest
+//! ```
+//!
+//! Everything here is backend-independent: it reads through the partition-level, paged
+//! [`Store`] read methods only, and knows nothing of HTTP (the handlers are in `api::query`).
+//!
+//! Invariants: no query reads more than `max_scan_rows` rows or holds more than a window of
+//! pages (readings) or `max_points` cells (stats) in memory; a service is "unknown" when neither
+//! latest table has a row of it, i.e. nothing arrived from it within the retention.
+
+pub mod answer;
+pub mod cli;
+pub mod cursor;
+pub mod fanout;
+mod host_stats;
+pub mod limits;
+mod lookup;
+pub mod params;
+pub mod plan;
+mod readings;
+pub mod requests;
+pub mod sketch;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+
+pub use limits::{QueryLimitArgs, QueryLimits};
+pub use params::{ParamErrors, ParamProblem};
+
+use answer::{HostStatsAnswer, StatsAnswer};
+use fanout::{scan, ApiRows, HostRows, Reads};
+use lookup::KnownServices;
+use plan::{api_shard, host_shard, plan, RangeRead};
+use requests::{HostStatsRequest, StatsRequest};
+
+use crate::model::{HostReading, Seq, ServiceName};
+use crate::store::{Order, PageRequest, Store, StoreError};
+use params::TimeRange;
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The request is wrong; each problem names its parameter.
+    #[error(transparent)]
+    Params(#[from] ParamErrors),
+    /// The store failed.
+    #[error("reading from the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The query side of the service, over one store.
+pub struct Queries<S> {
+    store: Arc<S>,
+    limits: QueryLimits,
+    known: Arc<KnownServices>,
+}
+
+impl<S> Clone for Queries<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            limits: self.limits,
+            known: self.known.clone(),
+        }
+    }
+}
+
+impl<S: Store> Queries<S> {
+    /// Queries over `store`, bounded by `limits`.
+    pub fn new(store: Arc<S>, limits: QueryLimits) -> Self {
+        Self {
+            store,
+            limits,
+            known: Arc::new(KnownServices::default()),
+        }
+    }
+
+    /// The limits requests are checked against.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
+    }
+
+    /// A fresh concurrency budget for one query.
+    fn reads(&self) -> Reads<S> {
+        Reads::new(self.store.clone(), self.limits.concurrency)
+    }
+
+    /// The first page request of every partition of a full range read, in any order.
+    fn all_partitions(
+        &self,
+        service: &ServiceName,
+        range: TimeRange,
+        shard: Option<Seq>,
+    ) -> Vec<PageRequest> {
+        let read = RangeRead {
+            service,
+            range,
+            order: Order::Asc,
+            resume: None,
+            shard,
+            page_rows: self.limits.page_rows,
+        };
+        plan(&read, self.store.settings())
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn too_many_rows(&self) -> QueryError {
+        QueryError::Params(ParamErrors::one(
+            "from",
+            format!(
+                "[from, to] holds more than {} readings, the most one query may read \
+                 (--query-max-scan-rows); narrow the range or filter to one series",
+                self.limits.max_scan_rows
+            ),
+        ))
+    }
+
+    /// `GET /v1/stats`: API readings per step and group.
+    pub async fn stats(&self, request: &StatsRequest) -> Result<StatsAnswer, QueryError> {
+        self.known_service(&request.service).await?;
+        let shard = api_shard(&request.filter, self.store.settings().shards);
+        let partitions = self.all_partitions(&request.service, request.range, shard);
+        let mut pages = scan::<S, ApiRows>(&self.reads(), partitions);
+        let mut stats =
+            stats::ApiStats::new(request.step, request.group_by, self.limits.max_points);
+        let mut scanned = 0u64;
+        while let Some(page) = pages.try_next().await? {
+            scanned += page.len() as u64;
+            if scanned > self.limits.max_scan_rows {
+                return Err(self.too_many_rows());
+            }
+            for r in page.iter().filter(|r| request.filter.matches(r)) {
+                stats.add(r)?;
+            }
+        }
+        Ok(stats.finish())
+    }
+
+    /// `GET /v1/stats/host`: host gauges per instance and step.
+    pub async fn host_stats(
+        &self,
+        request: &HostStatsRequest,
+    ) -> Result<HostStatsAnswer, QueryError> {
+        self.known_service(&request.service).await?;
+        let shard = host_shard(request.instance.as_ref(), self.store.settings().shards);
+        let partitions = self.all_partitions(&request.service, request.range, shard);
+        let mut pages = scan::<S, HostRows>(&self.reads(), partitions);
+        let mut stats = host_stats::HostStats::new(request.step, self.limits.max_points);
+        let mut scanned = 0u64;
+        while let Some(page) = pages.try_next().await? {
+            scanned += page.len() as u64;
+            if scanned > self.limits.max_scan_rows {
+                return Err(self.too_many_rows());
+            }
+            let wanted =
+                |r: &&HostReading| request.instance.as_ref().is_none_or(|i| *i == r.instance);
+            for r in page.iter().filter(wanted) {
+                stats.add(r)?;
+            }
+        }
+        Ok(stats.finish())
+    }
+}

@@ -1,0 +1,331 @@
+//! `timebucket query readings|series|latest|stats|host-stats`: the query endpoints of a running
+//! service from the command line, printed as a table (or, with `--json`, the answer as is).
+//!
+//! The client only builds the query string and renders the answer; every check happens in the
+//! service, whose 400 answers are printed with the parameter at fault.
+
+mod table;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::answer::{HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer};
+use crate::model::TimestampMs;
+
+/// `timebucket query` flags.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Base URL of the timebucket service.
+    #[arg(
+        long,
+        env = "TIMEBUCKET_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// Print the service's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to ask.
+    #[command(subcommand)]
+    pub what: QueryCommand,
+}
+
+/// The queries.
+#[derive(Debug, Subcommand)]
+pub enum QueryCommand {
+    /// Raw API readings of a service in a time range, oldest first.
+    Readings(ReadingsArgs),
+    /// The instances and API methods (method + path) of a service in a time range.
+    Series(RangeArgs),
+    /// The latest reading of every API series and every instance (of one service, or all).
+    Latest(LatestArgs),
+    /// API stats per step: count, rate, error rates, duration mean / p50 / p90 / p99 / max.
+    Stats(StatsArgs),
+    /// Host gauges per instance and step: mean / max of each gauge, availability.
+    HostStats(HostStatsArgs),
+}
+
+/// A service and a time range.
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// The service.
+    #[arg(long)]
+    pub service: String,
+    /// Start of the range, RFC 3339 or epoch ms [default: --last before --to].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range, RFC 3339 or epoch ms [default: now].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Length of the range when --from is not given.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub last: Duration,
+}
+
+/// Filters on API readings.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only this instance.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Only this method.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Only this path.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Only this status code.
+    #[arg(long)]
+    pub code: Option<u16>,
+}
+
+/// `timebucket query readings`.
+#[derive(Debug, Args)]
+pub struct ReadingsArgs {
+    /// Service and range.
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Readings per page.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// `asc` (oldest first) or `desc`.
+    #[arg(long)]
+    pub order: Option<String>,
+    /// Continue after a previous page (its `next_cursor`).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow the cursors and print every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `timebucket query latest`.
+#[derive(Debug, Args)]
+pub struct LatestArgs {
+    /// Only this service.
+    #[arg(long)]
+    pub service: Option<String>,
+}
+
+/// `timebucket query stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Service and range.
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Width of a point (60s, 5m, 1h).
+    #[arg(long, default_value = "1m")]
+    pub step: String,
+    /// Group by any of instance, method, path, code (comma-separated).
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// Filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// `timebucket query host-stats`.
+#[derive(Debug, Args)]
+pub struct HostStatsArgs {
+    /// Service and range.
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Width of a point (60s, 5m, 1h).
+    #[arg(long, default_value = "1m")]
+    pub step: String,
+    /// Only this instance.
+    #[arg(long)]
+    pub instance: Option<String>,
+}
+
+/// Why a query from the command line failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryCliError {
+    /// A flag is wrong before anything was sent.
+    #[error("{0}")]
+    Args(String),
+    /// The service could not be reached.
+    #[error("cannot query {url}: {source}")]
+    Http {
+        /// The request URL.
+        url: String,
+        /// The client's reason.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The service answered with an error.
+    #[error("the service answered {status}: {message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The error and the problem of each parameter.
+        message: String,
+    },
+    /// The answer was not what this version expects.
+    #[error("unexpected answer from {url}: {source}")]
+    Decode {
+        /// The request URL.
+        url: String,
+        /// The parser's reason.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The service's error body.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    details: Vec<ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    problem: String,
+}
+
+type Pairs = Vec<(&'static str, String)>;
+
+impl RangeArgs {
+    fn pairs(&self) -> Result<Pairs, QueryCliError> {
+        let to = match &self.to {
+            Some(to) => to.clone(),
+            None => TimestampMs::now().millis().to_string(),
+        };
+        let from = match &self.from {
+            Some(from) => from.clone(),
+            None => {
+                let end = TimestampMs::parse(&to)
+                    .map_err(|e| QueryCliError::Args(format!("--to {e}")))?;
+                let last = i64::try_from(self.last.as_millis()).unwrap_or(i64::MAX);
+                end.millis().saturating_sub(last).to_string()
+            }
+        };
+        Ok(vec![
+            ("service", self.service.clone()),
+            ("from", from),
+            ("to", to),
+        ])
+    }
+}
+
+impl FilterArgs {
+    fn extend(&self, pairs: &mut Pairs) {
+        let fields = [
+            ("instance", self.instance.clone()),
+            ("method", self.method.clone()),
+            ("path", self.path.clone()),
+            ("code", self.code.map(|c| c.to_string())),
+        ];
+        pairs.extend(fields.into_iter().filter_map(|(n, v)| Some((n, v?))));
+    }
+}
+
+/// One GET: the answer body on success, the service's error otherwise.
+async fn get(client: &reqwest::Client, url: &str, pairs: &Pairs) -> Result<String, QueryCliError> {
+    let http = |source| QueryCliError::Http {
+        url: url.to_owned(),
+        source,
+    };
+    let response = client.get(url).query(pairs).send().await.map_err(http)?;
+    let status = response.status();
+    let body = response.text().await.map_err(http)?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let message = match serde_json::from_str::<ErrorBody>(&body) {
+        Ok(e) => std::iter::once(e.error)
+            .chain(
+                e.details
+                    .iter()
+                    .map(|d| format!("\n  {}: {}", d.field, d.problem)),
+            )
+            .collect(),
+        Err(_) => body,
+    };
+    Err(QueryCliError::Refused {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+fn decode<T: DeserializeOwned>(url: &str, body: &str) -> Result<T, QueryCliError> {
+    serde_json::from_str(body).map_err(|source| QueryCliError::Decode {
+        url: url.to_owned(),
+        source,
+    })
+}
+
+/// Runs one query; returns the text to print.
+pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
+    let client = reqwest::Client::new();
+    let base = args.url.trim_end_matches('/');
+    let (path, mut pairs) = match &args.what {
+        QueryCommand::Readings(r) => ("/v1/readings", r.range.pairs()?),
+        QueryCommand::Series(r) => ("/v1/series", r.pairs()?),
+        QueryCommand::Latest(l) => (
+            "/v1/latest",
+            l.service.iter().map(|s| ("service", s.clone())).collect(),
+        ),
+        QueryCommand::Stats(s) => ("/v1/stats", s.range.pairs()?),
+        QueryCommand::HostStats(h) => ("/v1/stats/host", h.range.pairs()?),
+    };
+    let url = format!("{base}{path}");
+    let print = |body: &str| -> Result<String, QueryCliError> {
+        if args.json {
+            return Ok(body.to_owned());
+        }
+        Ok(match &args.what {
+            QueryCommand::Readings(_) => table::readings(&decode::<ReadingsAnswer>(&url, body)?),
+            QueryCommand::Series(_) => table::series(&decode::<SeriesAnswer>(&url, body)?),
+            QueryCommand::Latest(_) => table::latest(&decode::<LatestAnswer>(&url, body)?),
+            QueryCommand::Stats(_) => table::stats(&decode::<StatsAnswer>(&url, body)?),
+            QueryCommand::HostStats(_) => {
+                table::host_stats(&decode::<HostStatsAnswer>(&url, body)?)
+            }
+        })
+    };
+    match &args.what {
+        QueryCommand::Readings(r) => {
+            r.filter.extend(&mut pairs);
+            pairs.extend(r.limit.map(|l| ("limit", l.to_string())));
+            pairs.extend(r.order.clone().map(|o| ("order", o)));
+            let mut cursor = r.cursor.clone();
+            let mut out = Vec::new();
+            loop {
+                let mut page_pairs = pairs.clone();
+                page_pairs.extend(cursor.take().map(|c| ("cursor", c)));
+                let body = get(&client, &url, &page_pairs).await?;
+                out.push(print(&body)?);
+                let next = decode::<ReadingsAnswer>(&url, &body)?.next_cursor;
+                match next {
+                    Some(next) if r.all => cursor = Some(next),
+                    _ => break,
+                }
+            }
+            return Ok(out.join("\n"));
+        }
+        QueryCommand::Stats(s) => {
+            pairs.push(("step", s.step.clone()));
+            pairs.extend(s.group_by.clone().map(|g| ("group_by", g)));
+            s.filter.extend(&mut pairs);
+        }
+        QueryCommand::HostStats(h) => {
+            pairs.push(("step", h.step.clone()));
+            pairs.extend(h.instance.clone().map(|i| ("instance", i)));
+        }
+        QueryCommand::Series(_) | QueryCommand::Latest(_) => {}
+    }
+    print(&get(&client, &url, &pairs).await?)
+}

@@ -1,0 +1,332 @@
+//! Fan-out reads over many partitions: bounded concurrency, paging, and the ordered merge.
+//!
+//! Two shapes:
+//! - [`OrderedMerge`]: the readings of every partition in `(timestamp, reading_id)` order (or
+//!   its reverse). Buckets are disjoint in time, so it merges the shards of one bucket at a
+//!   time (a k-way merge on a heap) and concatenates buckets. The first pages of the next
+//!   `lookahead` buckets are requested together, so a two-bucket query costs about one round
+//!   trip of latency, not two; each shard fetches its next page in the background once half of
+//!   the current one is used.
+//! - [`scan`]: every page of every partition, in no particular order, `concurrency` partitions
+//!   at a time — for aggregates, where order does not matter.
+//!
+//! Invariants: at most `concurrency` reads of one query are in flight (a semaphore for the
+//! merge, `flatten_unordered`'s limit for the scan); memory is bounded by the pages of the
+//! buckets in the window, never by the range; a read task still running when the merge is
+//! dropped is aborted.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::model::{ApiReading, HostReading};
+use crate::store::{Order, PageRequest, ReadingKey, Store, StoreError};
+
+/// A kind of row a partition page holds.
+pub trait RowKind: Send + Sync + 'static {
+    /// The row.
+    type Row: Send + 'static;
+    /// Reads one page.
+    fn read<S: Store>(
+        store: &S,
+        request: &PageRequest,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, StoreError>> + Send;
+    /// The row's clustering key.
+    fn key(row: &Self::Row) -> ReadingKey;
+}
+
+/// API readings (`metric_readings`).
+#[derive(Debug)]
+pub enum ApiRows {}
+
+impl RowKind for ApiRows {
+    type Row = ApiReading;
+    fn read<S: Store>(
+        store: &S,
+        request: &PageRequest,
+    ) -> impl Future<Output = Result<Vec<ApiReading>, StoreError>> + Send {
+        store.read_api(request)
+    }
+    fn key(row: &ApiReading) -> ReadingKey {
+        ReadingKey {
+            timestamp: row.timestamp,
+            id: row.id,
+        }
+    }
+}
+
+/// Host readings (`host_readings`).
+#[derive(Debug)]
+pub enum HostRows {}
+
+impl RowKind for HostRows {
+    type Row = HostReading;
+    fn read<S: Store>(
+        store: &S,
+        request: &PageRequest,
+    ) -> impl Future<Output = Result<Vec<HostReading>, StoreError>> + Send {
+        store.read_host(request)
+    }
+    fn key(row: &HostReading) -> ReadingKey {
+        ReadingKey {
+            timestamp: row.timestamp,
+            id: row.id,
+        }
+    }
+}
+
+/// The store and the concurrency budget of one query.
+pub struct Reads<S> {
+    store: Arc<S>,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+}
+
+impl<S: Store> Reads<S> {
+    /// A budget of `concurrency` reads in flight (at least one).
+    pub fn new(store: Arc<S>, concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            store,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+        }
+    }
+
+    /// Starts reading a page in the background.
+    fn spawn<K: RowKind>(&self, request: PageRequest) -> Pending<K::Row> {
+        let store = self.store.clone();
+        let permits = self.permits.clone();
+        Pending(tokio::spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            K::read(&*store, &request).await
+        }))
+    }
+}
+
+/// A page being read; aborted if dropped unfinished.
+struct Pending<R>(JoinHandle<Result<Vec<R>, StoreError>>);
+
+impl<R> Pending<R> {
+    async fn join(mut self) -> Result<Vec<R>, StoreError> {
+        match (&mut self.0).await {
+            Ok(page) => page,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+}
+
+impl<R> Drop for Pending<R> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One partition read page by page, with one page fetched ahead.
+struct ShardReader<K: RowKind> {
+    /// The request for the page after the rows fetched so far.
+    request: PageRequest,
+    buffer: VecDeque<K::Row>,
+    pending: Option<Pending<K::Row>>,
+    /// The last page was full, so the store may hold more.
+    more: bool,
+}
+
+impl<K: RowKind> ShardReader<K> {
+    fn start<S: Store>(reads: &Reads<S>, request: PageRequest) -> Self {
+        Self {
+            pending: Some(reads.spawn::<K>(request.clone())),
+            request,
+            buffer: VecDeque::new(),
+            more: true,
+        }
+    }
+
+    /// The next row, waiting for its page if needed; `None` once the partition is done.
+    async fn peek<S: Store>(&mut self, reads: &Reads<S>) -> Result<Option<&K::Row>, StoreError> {
+        while self.buffer.is_empty() {
+            let pending = match self.pending.take() {
+                Some(pending) => pending,
+                None if self.more => reads.spawn::<K>(self.request.clone()),
+                None => return Ok(None),
+            };
+            let page = pending.join().await?;
+            self.more = page.len() >= self.request.limit as usize;
+            if let Some(last) = page.last() {
+                self.request = self.request.next_after(K::key(last));
+            }
+            self.buffer.extend(page);
+        }
+        Ok(self.buffer.front())
+    }
+
+    /// Takes the head row; once half a page is left, starts fetching the next one.
+    fn pop<S: Store>(&mut self, reads: &Reads<S>) -> Option<K::Row> {
+        let row = self.buffer.pop_front();
+        let low = self.buffer.len() <= self.request.limit as usize / 2;
+        if self.more && self.pending.is_none() && low {
+            self.pending = Some(reads.spawn::<K>(self.request.clone()));
+        }
+        row
+    }
+}
+
+/// A shard's head in the merge heap; the heap's top is the next row in the read order.
+struct Head {
+    key: ReadingKey,
+    shard: usize,
+    order: Order,
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // BinaryHeap pops the greatest: the key that comes first in the order.
+        self.order.cmp(&other.key, &self.key)
+    }
+}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Head {}
+
+/// The shards of one bucket, merged.
+struct BucketMerge<K: RowKind> {
+    shards: Vec<ShardReader<K>>,
+    heap: BinaryHeap<Head>,
+    primed: bool,
+}
+
+impl<K: RowKind> BucketMerge<K> {
+    async fn next<S: Store>(
+        &mut self,
+        reads: &Reads<S>,
+        order: Order,
+    ) -> Result<Option<K::Row>, StoreError> {
+        if !self.primed {
+            for (shard, reader) in self.shards.iter_mut().enumerate() {
+                if let Some(row) = reader.peek(reads).await? {
+                    let key = K::key(row);
+                    self.heap.push(Head { key, shard, order });
+                }
+            }
+            self.primed = true;
+        }
+        let Some(head) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let reader = &mut self.shards[head.shard];
+        let row = reader.pop(reads);
+        if let Some(next) = reader.peek(reads).await? {
+            let key = K::key(next);
+            self.heap.push(Head {
+                key,
+                shard: head.shard,
+                order,
+            });
+        }
+        Ok(row)
+    }
+}
+
+/// Every row of a planned range read, in order.
+pub struct OrderedMerge<S, K: RowKind> {
+    reads: Reads<S>,
+    order: Order,
+    waiting: VecDeque<Vec<PageRequest>>,
+    started: VecDeque<BucketMerge<K>>,
+    lookahead: usize,
+}
+
+impl<S: Store, K: RowKind> OrderedMerge<S, K> {
+    /// Merges the partitions of `buckets` (from [`plan`](super::plan::plan), in read order).
+    pub fn new(reads: Reads<S>, buckets: Vec<Vec<PageRequest>>, order: Order) -> Self {
+        let shards = buckets.first().map_or(1, Vec::len).max(1);
+        let lookahead = reads.concurrency.div_ceil(shards).max(2);
+        Self {
+            reads,
+            order,
+            waiting: buckets.into(),
+            started: VecDeque::new(),
+            lookahead,
+        }
+    }
+
+    /// The next row, or `None` when every partition is done.
+    pub async fn next(&mut self) -> Result<Option<K::Row>, StoreError> {
+        loop {
+            while self.started.len() < self.lookahead {
+                let Some(requests) = self.waiting.pop_front() else {
+                    break;
+                };
+                let shards = requests
+                    .into_iter()
+                    .map(|r| ShardReader::start(&self.reads, r))
+                    .collect();
+                self.started.push_back(BucketMerge {
+                    shards,
+                    heap: BinaryHeap::new(),
+                    primed: false,
+                });
+            }
+            let Some(bucket) = self.started.front_mut() else {
+                return Ok(None);
+            };
+            if let Some(row) = bucket.next(&self.reads, self.order).await? {
+                return Ok(Some(row));
+            }
+            self.started.pop_front();
+        }
+    }
+}
+
+/// Every page of every partition in `requests`, `concurrency` partitions at a time, in no
+/// particular order.
+pub fn scan<S: Store, K: RowKind>(
+    reads: &Reads<S>,
+    requests: Vec<PageRequest>,
+) -> BoxStream<'static, Result<Vec<K::Row>, StoreError>> {
+    let store = reads.store.clone();
+    stream::iter(requests)
+        .map(move |request| partition_pages::<S, K>(store.clone(), request))
+        .flatten_unordered(reads.concurrency)
+        .boxed()
+}
+
+/// The pages of one partition, one request at a time.
+fn partition_pages<S: Store, K: RowKind>(
+    store: Arc<S>,
+    request: PageRequest,
+) -> BoxStream<'static, Result<Vec<K::Row>, StoreError>> {
+    stream::try_unfold(Some(request), move |state| {
+        let store = store.clone();
+        async move {
+            let Some(request) = state else {
+                return Ok(None);
+            };
+            let page = K::read(&*store, &request).await?;
+            let next = match page.last() {
+                Some(last) if page.len() >= request.limit as usize => {
+                    Some(request.next_after(K::key(last)))
+                }
+                _ => None,
+            };
+            Ok(Some((page, next)))
+        }
+    })
+    .boxed()
+}

@@ -1,0 +1,196 @@
+//! Duration percentiles in bounded memory, weighted by request count.
+//!
+//! A reading that summarises `count` requests carries their mean duration, so it adds `count`
+//! requests at `duration_ms`: the percentiles are those of the request-weighted distribution
+//! (a p99 over one summary of 1,000 requests and 10 single requests is 1,000 times more about the
+//! summary). Within a summary the individual durations are unknown; its mean is the best value
+//! there is, and that is the one documented approximation besides the sketch itself.
+//!
+//! The sketch is a log-bucketed histogram (the DDSketch idea): a duration `x > 1 ns` goes to
+//! bucket `i = ceil(ln x / ln γ)` with `γ = (1 + α) / (1 − α)`, which covers `(γ^(i−1), γ^i]`
+//! and is reported as `2γ^i / (γ + 1)`. Any value in the bucket is within a relative error of
+//! `α` of that representative. The rank is exact (integer counts), so for the q-quantile —
+//! the smallest duration whose cumulative request count reaches `ceil(q × N)` ("nearest rank")
+//! — the answer `v̂` satisfies `|v̂ − v| ≤ α·v`, with `α` = [`RELATIVE_ACCURACY`] (1%). Durations
+//! of at most 1 ns share one bucket, reported as the smallest of them (an error under 1 ns).
+//! Answers are clamped to the exact minimum and maximum, which keeps the bound and makes
+//! `p100 = max`.
+//!
+//! Memory: one `u64` per bucket between the smallest and largest duration seen, at most ~1,600
+//! buckets from 1 ns to a day, whatever the number of readings.
+
+/// The relative accuracy α of every percentile.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// Durations at or below this many milliseconds (1 ns) share one bucket.
+pub const ZERO_MS: f64 = 1e-6;
+/// The bucket growth factor γ.
+const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
+
+/// A weighted duration distribution.
+#[derive(Debug, Clone)]
+pub struct Sketch {
+    /// Bucket index of `counts[0]`.
+    offset: i32,
+    /// Requests per bucket, from `offset` up.
+    counts: Vec<u64>,
+    /// Requests of at most [`ZERO_MS`].
+    zeros: u64,
+    /// Every request added.
+    total: u64,
+    /// The exact smallest and largest durations added.
+    min: f64,
+    max: f64,
+}
+
+impl Default for Sketch {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            counts: Vec::new(),
+            zeros: 0,
+            total: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+fn index_of(value: f64) -> i32 {
+    (value.ln() / GAMMA.ln()).ceil() as i32
+}
+
+fn representative(index: i32) -> f64 {
+    2.0 * GAMMA.powi(index) / (GAMMA + 1.0)
+}
+
+impl Sketch {
+    /// Adds `weight` requests that took `value` ms (negative and NaN count as 0 ms).
+    pub fn add(&mut self, value: f64, weight: u64) {
+        if weight == 0 {
+            return;
+        }
+        let value = if value.is_nan() { 0.0 } else { value.max(0.0) };
+        self.total += weight;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        if value <= ZERO_MS {
+            self.zeros += weight;
+            return;
+        }
+        let index = index_of(value);
+        if self.counts.is_empty() {
+            self.offset = index;
+        } else if index < self.offset {
+            let grow = (self.offset - index) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = index;
+        }
+        let slot = (index - self.offset) as usize;
+        if slot >= self.counts.len() {
+            self.counts.resize(slot + 1, 0);
+        }
+        self.counts[slot] += weight;
+    }
+
+    /// Requests added.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The exact largest duration, if any.
+    pub fn max(&self) -> Option<f64> {
+        (self.total > 0).then_some(self.max)
+    }
+
+    /// The quantile `per_mille / 1000` (500 = p50, 990 = p99), nearest rank; `None` when empty.
+    pub fn quantile(&self, per_mille: u32) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = (u128::from(self.total) * u128::from(per_mille))
+            .div_ceil(1000)
+            .max(1);
+        let mut seen = u128::from(self.zeros);
+        if seen >= rank {
+            return Some(self.min);
+        }
+        for (slot, count) in self.counts.iter().enumerate() {
+            seen += u128::from(*count);
+            if seen >= rank {
+                let value = representative(self.offset + slot as i32);
+                return Some(value.clamp(self.min, self.max));
+            }
+        }
+        Some(self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The exact nearest-rank quantile of `(value, weight)` pairs.
+    fn exact(values: &[(f64, u64)], per_mille: u32) -> f64 {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total: u64 = sorted.iter().map(|v| v.1).sum();
+        let rank = (u128::from(total) * u128::from(per_mille))
+            .div_ceil(1000)
+            .max(1);
+        let mut seen = 0u128;
+        for (value, weight) in sorted {
+            seen += u128::from(weight);
+            if seen >= rank {
+                return value;
+            }
+        }
+        unreachable!("rank within total")
+    }
+
+    fn close(estimate: f64, truth: f64) -> bool {
+        (estimate - truth).abs() <= RELATIVE_ACCURACY * truth * (1.0 + 1e-9) + ZERO_MS
+    }
+
+    #[test]
+    fn weights_count_as_that_many_requests() {
+        let mut s = Sketch::default();
+        s.add(1000.0, 1000);
+        for _ in 0..10 {
+            s.add(1.0, 1);
+        }
+        assert_eq!(s.total(), 1010);
+        // Only the 10 fastest requests are below the summary's mean.
+        assert!(close(s.quantile(5).unwrap(), 1.0));
+        assert!(close(s.quantile(500).unwrap(), 1000.0));
+        assert_eq!(s.quantile(1000), Some(1000.0));
+        assert_eq!(s.max(), Some(1000.0));
+    }
+
+    #[test]
+    fn zero_and_empty() {
+        let mut s = Sketch::default();
+        assert_eq!(s.quantile(500), None);
+        s.add(0.0, 3);
+        s.add(2.0, 1);
+        assert_eq!(s.quantile(500), Some(0.0));
+        assert!(close(s.quantile(990).unwrap(), 2.0));
+    }
+
+    proptest! {
+        #[test]
+        fn every_quantile_is_within_the_relative_error(
+            values in prop::collection::vec((0.0f64..1e6, 1u64..500), 1..300),
+            per_mille in 1u32..=1000,
+        ) {
+            let mut s = Sketch::default();
+            for (value, weight) in &values {
+                s.add(*value, *weight);
+            }
+            let truth = exact(&values, per_mille);
+            let estimate = s.quantile(per_mille).unwrap();
+            prop_assert!(close(estimate, truth), "p{per_mille}: {estimate} vs exact {truth}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! API stats: readings folded into one cell per (group, step).
+//!
+//! Per cell, exactly: `count` is the sum of the readings' `count`; `rate = count / step
+//! seconds`; `error_rate` and `client_error_rate` are the shares of those requests answered
+//! 5xx and 4xx; `mean_ms = Σ(duration × count) / count`; `max_ms` the longest duration. The
+//! percentiles come from a [`Sketch`] (request-weighted, relative error ≤ 1%).
+//!
+//! Steps are aligned to multiples of the step since the epoch (`t` is the step's start); the
+//! first and last step may be only partly inside `[from, to]` and hold only the readings that
+//! are, while their rate is still per full step. Aggregation does not depend on the order
+//! readings arrive in, so the fan-out feeding it may be unordered.
+//!
+//! Memory is bounded by the number of cells, which is capped at `max_points`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::answer::{GroupKeyOut, StatsAnswer, StatsGroup, StatsPoint};
+use super::params::{ParamErrors, Step};
+use super::requests::GroupBy;
+use super::sketch::Sketch;
+use crate::model::{ApiPath, ApiReading, HttpMethod, InstanceName, StatusCode, TimestampMs};
+
+/// The grouped fields of a reading; ungrouped ones are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct GroupKey {
+    instance: Option<InstanceName>,
+    method: Option<HttpMethod>,
+    path: Option<ApiPath>,
+    code: Option<StatusCode>,
+}
+
+/// The running totals of one (group, step).
+#[derive(Debug, Default)]
+struct Cell {
+    count: u64,
+    server_errors: u64,
+    client_errors: u64,
+    duration_sum: f64,
+    sketch: Sketch,
+}
+
+/// Folds readings into stats.
+#[derive(Debug)]
+pub struct ApiStats {
+    step: Step,
+    group_by: GroupBy,
+    max_points: usize,
+    cells: HashMap<(GroupKey, i64), Cell>,
+}
+
+impl ApiStats {
+    /// An empty aggregation.
+    pub fn new(step: Step, group_by: GroupBy, max_points: usize) -> Self {
+        Self {
+            step,
+            group_by,
+            max_points,
+            cells: HashMap::new(),
+        }
+    }
+
+    /// Adds one reading; fails when it would open more than `max_points` cells.
+    pub fn add(&mut self, r: &ApiReading) -> Result<(), ParamErrors> {
+        let g = self.group_by;
+        let key = GroupKey {
+            instance: g.instance.then(|| r.instance.clone()),
+            method: g.method.then(|| r.method.clone()),
+            path: g.path.then(|| r.path.clone()),
+            code: g.code.then_some(r.code),
+        };
+        let cell_key = (key, self.step.start_of(r.timestamp).millis());
+        if self.cells.len() >= self.max_points && !self.cells.contains_key(&cell_key) {
+            return Err(self.too_many_points());
+        }
+        let cell = self.cells.entry(cell_key).or_default();
+        let count = u64::from(r.count);
+        cell.count += count;
+        if r.code.is_server_error() {
+            cell.server_errors += count;
+        } else if r.code.is_client_error() {
+            cell.client_errors += count;
+        }
+        cell.duration_sum += r.duration_ms * count as f64;
+        cell.sketch.add(r.duration_ms, count);
+        Ok(())
+    }
+
+    fn too_many_points(&self) -> ParamErrors {
+        let problem = format!(
+            "the answer would hold more than {} points (groups × steps, --query-max-points); \
+             use a larger step, fewer groups or filters",
+            self.max_points
+        );
+        let field = if self.group_by.any() {
+            "group_by"
+        } else {
+            "step"
+        };
+        ParamErrors::one(field, problem)
+    }
+
+    /// The answer: groups sorted by key, points by time.
+    pub fn finish(self) -> StatsAnswer {
+        let step_ms = self.step.millis();
+        let step_seconds = step_ms as f64 / 1000.0;
+        let mut groups: BTreeMap<GroupKey, Vec<(i64, Cell)>> = BTreeMap::new();
+        for ((key, t), cell) in self.cells {
+            groups.entry(key).or_default().push((t, cell));
+        }
+        let groups = groups
+            .into_iter()
+            .map(|(key, mut cells)| {
+                cells.sort_by_key(|(t, _)| *t);
+                StatsGroup {
+                    key: GroupKeyOut {
+                        instance: key.instance.map(|i| i.to_string()),
+                        method: key.method.map(|m| m.to_string()),
+                        path: key.path.map(|p| p.to_string()),
+                        code: key.code.map(StatusCode::get),
+                    },
+                    points: cells
+                        .into_iter()
+                        .map(|(t, cell)| point(t, &cell, step_seconds))
+                        .collect(),
+                }
+            })
+            .collect();
+        StatsAnswer { step_ms, groups }
+    }
+}
+
+fn point(t: i64, cell: &Cell, step_seconds: f64) -> StatsPoint {
+    let count = cell.count as f64;
+    let quantile = |per_mille| cell.sketch.quantile(per_mille).unwrap_or(0.0);
+    StatsPoint {
+        t: TimestampMs::from_millis(t).to_rfc3339(),
+        count: cell.count,
+        rate: count / step_seconds,
+        error_rate: cell.server_errors as f64 / count,
+        client_error_rate: cell.client_errors as f64 / count,
+        mean_ms: cell.duration_sum / count,
+        p50_ms: quantile(500),
+        p90_ms: quantile(900),
+        p99_ms: quantile(990),
+        max_ms: cell.sketch.max().unwrap_or(0.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ReadingId, ServiceName};
+
+    fn reading(path: &str, code: i64, duration_ms: f64, count: u32, at_ms: i64) -> ApiReading {
+        ApiReading {
+            id: ReadingId::new(),
+            service: ServiceName::parse("svc").unwrap(),
+            instance: InstanceName::parse("i-1").unwrap(),
+            method: HttpMethod::parse("GET").unwrap(),
+            path: ApiPath::parse(path).unwrap(),
+            code: StatusCode::parse(code).unwrap(),
+            duration_ms,
+            count,
+            timestamp: TimestampMs::from_millis(at_ms),
+        }
+    }
+
+    #[test]
+    fn counts_rates_and_error_shares_are_exact_per_group_and_step() {
+        let group_by = GroupBy::parse("path").unwrap();
+        let mut stats = ApiStats::new(Step::parse("1m").unwrap(), group_by, 100);
+        stats.add(&reading("/a", 200, 10.0, 3, 0)).unwrap();
+        stats.add(&reading("/a", 503, 30.0, 1, 59_999)).unwrap();
+        stats.add(&reading("/a", 404, 1.0, 1, 60_000)).unwrap();
+        stats.add(&reading("/b", 200, 5.0, 2, 1)).unwrap();
+        let answer = stats.finish();
+        assert_eq!(answer.step_ms, 60_000);
+        assert_eq!(answer.groups.len(), 2);
+        let a = &answer.groups[0];
+        assert_eq!(a.key.path.as_deref(), Some("/a"));
+        assert_eq!(a.key.instance, None);
+        let first = &a.points[0];
+        assert_eq!(first.t, "1970-01-01T00:00:00.000Z");
+        assert_eq!((first.count, first.rate), (4, 4.0 / 60.0));
+        assert_eq!(first.error_rate, 0.25);
+        assert_eq!(first.mean_ms, 15.0);
+        assert_eq!(first.max_ms, 30.0);
+        assert_eq!(a.points[1].client_error_rate, 1.0);
+    }
+
+    #[test]
+    fn too_many_cells_name_the_parameter_to_change() {
+        let mut stats = ApiStats::new(Step::parse("1s").unwrap(), GroupBy::default(), 2);
+        stats.add(&reading("/a", 200, 1.0, 1, 0)).unwrap();
+        stats.add(&reading("/a", 200, 1.0, 1, 1000)).unwrap();
+        stats.add(&reading("/a", 200, 1.0, 1, 1500)).unwrap();
+        let error = stats.add(&reading("/a", 200, 1.0, 1, 2000)).unwrap_err();
+        assert_eq!(error.0[0].field, "step");
+    }
+}

@@ -1,0 +1,134 @@
+//! The read requests every backend answers: one partition at a time, one page at a time.
+//!
+//! Reads are deliberately small and partition-level so that any ordered key-value store can
+//! answer them (CQL with a clustering-key slice, an LSM-tree with a range scan): the fan-out over
+//! buckets and shards, the merge and the aggregation live in `crate::query`, above the store.
+//!
+//! Invariant: within a partition, rows are ordered by [`ReadingKey`] — `(timestamp, reading_id)`
+//! — in both backends. Reading ids are UUIDv7 (see [`ReadingId::new`]), for which CQL's `uuid`
+//! order (version first, then the bytes unsigned) and plain byte order agree, so a key taken from
+//! one page resumes exactly after that row, and keys from different partitions compare the same
+//! way the partitions are sorted.
+
+use uuid::Uuid;
+
+use super::batch::PartitionKey;
+use crate::model::{ReadingId, TimestampMs};
+
+/// A row's position in its partition: the clustering key `(timestamp, reading_id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadingKey {
+    /// The reading's time.
+    pub timestamp: TimestampMs,
+    /// The reading's id: unique, so two keys are equal only for the same reading.
+    pub id: ReadingId,
+}
+
+impl ReadingKey {
+    /// A key before every reading at `at` (the nil UUID sorts first in both orders).
+    pub fn before_all_at(at: TimestampMs) -> Self {
+        Self {
+            timestamp: at,
+            id: ReadingId::from_uuid(Uuid::nil()),
+        }
+    }
+
+    /// A key after every reading at `at` (the max UUID sorts last in both orders).
+    pub fn after_all_at(at: TimestampMs) -> Self {
+        Self {
+            timestamp: at,
+            id: ReadingId::from_uuid(Uuid::max()),
+        }
+    }
+}
+
+/// The direction of a range read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Order {
+    /// Oldest first.
+    #[default]
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+impl Order {
+    /// The start of a `[from, to]` read in this direction: just outside the range's first end.
+    pub fn start_of(self, from: TimestampMs, to: TimestampMs) -> ReadingKey {
+        match self {
+            Order::Asc => ReadingKey::before_all_at(from),
+            Order::Desc => ReadingKey::after_all_at(to),
+        }
+    }
+
+    /// The far end of a `[from, to]` read in this direction.
+    pub fn end_of(self, from: TimestampMs, to: TimestampMs) -> TimestampMs {
+        match self {
+            Order::Asc => to,
+            Order::Desc => from,
+        }
+    }
+
+    /// `a` before `b` in this direction.
+    pub fn cmp(self, a: &ReadingKey, b: &ReadingKey) -> std::cmp::Ordering {
+        match self {
+            Order::Asc => a.cmp(b),
+            Order::Desc => b.cmp(a),
+        }
+    }
+}
+
+/// One page of one partition's readings.
+///
+/// Rows come strictly after `after` in `order` (ascending: greater keys, descending: smaller),
+/// never beyond `until` (inclusive), at most `limit` of them. A page with fewer than `limit`
+/// rows is the partition's last in that range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The partition `(service, bucket, seq)`.
+    pub partition: PartitionKey,
+    /// The resume point, exclusive.
+    pub after: ReadingKey,
+    /// The far end of the range, inclusive: the newest time (ascending) or the oldest (descending).
+    pub until: TimestampMs,
+    /// The direction.
+    pub order: Order,
+    /// Most rows to return; at least 1.
+    pub limit: u32,
+}
+
+impl PageRequest {
+    /// The request for the page after a row with key `last`.
+    pub fn next_after(&self, last: ReadingKey) -> Self {
+        Self {
+            after: last,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_keys_bracket_every_reading_at_the_same_time() {
+        let at = TimestampMs::from_millis(1_000);
+        let real = ReadingKey {
+            timestamp: at,
+            id: ReadingId::new(),
+        };
+        assert!(ReadingKey::before_all_at(at) < real);
+        assert!(real < ReadingKey::after_all_at(at));
+        let earlier = ReadingKey::after_all_at(TimestampMs::from_millis(999));
+        assert!(earlier < ReadingKey::before_all_at(at));
+    }
+
+    #[test]
+    fn descending_order_reverses_keys() {
+        let a = ReadingKey::before_all_at(TimestampMs::from_millis(1));
+        let b = ReadingKey::before_all_at(TimestampMs::from_millis(2));
+        assert_eq!(Order::Asc.cmp(&a, &b), std::cmp::Ordering::Less);
+        assert_eq!(Order::Desc.cmp(&a, &b), std::cmp::Ordering::Greater);
+    }
+}

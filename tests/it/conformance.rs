@@ -1,0 +1,387 @@
+//! One conformance suite for every [`Store`] backend: the same cases run against the CQL store
+//! (on the real node, in a fresh keyspace) and the embedded store (in a temp dir).
+//!
+//! Each case writes through [`Store::write`] and reads back through the partition-level read
+//! API, comparing with answers computed here from the written readings.
+
+use std::collections::BTreeSet;
+
+use timebucket::model::{
+    ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, Reading, ReadingId,
+    ServiceName, StatusCode, TimeBucket, TimestampMs,
+};
+use timebucket::store::{
+    Order, PageRequest, PartitionKey, ReadingKey, SeriesSeen, Store, WriteBatch,
+};
+
+/// Hour-aligned base time in the recent past, so every reading is within retention.
+fn base_ms() -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    (now / 3_600_000 - 3) * 3_600_000
+}
+
+fn api(service: &str, instance: &str, path: &str, at_ms: i64, code: i64) -> ApiReading {
+    ApiReading {
+        id: ReadingId::new(),
+        service: ServiceName::parse(service).unwrap(),
+        instance: InstanceName::parse(instance).unwrap(),
+        method: HttpMethod::parse("GET").unwrap(),
+        path: ApiPath::parse(path).unwrap(),
+        code: StatusCode::parse(code).unwrap(),
+        duration_ms: (at_ms % 1000) as f64 / 10.0,
+        count: 1 + (at_ms % 3) as u32,
+        timestamp: TimestampMs::from_millis(at_ms),
+    }
+}
+
+fn host(service: &str, instance: &str, at_ms: i64, cpu: f64) -> HostReading {
+    HostReading {
+        id: ReadingId::new(),
+        service: ServiceName::parse(service).unwrap(),
+        instance: InstanceName::parse(instance).unwrap(),
+        timestamp: TimestampMs::from_millis(at_ms),
+        gauges: HostGauges {
+            cpu_percent: Some(cpu),
+            mem_used_bytes: Some(1 << 20),
+            available: Some(true),
+            ..HostGauges::default()
+        },
+    }
+}
+
+async fn write<S: Store>(store: &S, readings: Vec<Reading>) {
+    let batch = WriteBatch::build(readings, store.settings(), &SeriesSeen::new(1_000));
+    store.write(&batch).await.unwrap();
+}
+
+/// Every partition of `service` covering `[from, to]`.
+fn partitions<S: Store>(
+    store: &S,
+    service: &str,
+    from: TimestampMs,
+    to: TimestampMs,
+) -> Vec<PartitionKey> {
+    let settings = store.settings();
+    TimeBucket::covering(from, to, settings.bucket_width)
+        .into_iter()
+        .flat_map(|bucket| {
+            settings.shards.all().map(move |seq| PartitionKey {
+                service: ServiceName::parse(service).unwrap(),
+                bucket,
+                seq,
+            })
+        })
+        .collect()
+}
+
+/// Reads a whole partition range page by page; returns the pages.
+async fn read_pages<S: Store>(
+    store: &S,
+    partition: PartitionKey,
+    from: TimestampMs,
+    to: TimestampMs,
+    order: Order,
+    limit: u32,
+) -> Vec<Vec<ApiReading>> {
+    let mut request = PageRequest {
+        partition,
+        after: order.start_of(from, to),
+        until: order.end_of(from, to),
+        order,
+        limit,
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = store.read_api(&request).await.unwrap();
+        let last = page.last().map(|r| ReadingKey {
+            timestamp: r.timestamp,
+            id: r.id,
+        });
+        let full = page.len() as u32 == limit;
+        pages.push(page);
+        match last {
+            Some(last) if full => request = request.next_after(last),
+            _ => return pages,
+        }
+    }
+}
+
+pub async fn read_all<S: Store>(
+    store: &S,
+    service: &str,
+    from: TimestampMs,
+    to: TimestampMs,
+) -> Vec<ApiReading> {
+    let mut all = Vec::new();
+    for partition in partitions(store, service, from, to) {
+        all.extend(
+            read_pages(store, partition, from, to, Order::Asc, 1_000)
+                .await
+                .concat(),
+        );
+    }
+    all.sort_by_key(|r| (r.timestamp, r.id));
+    all
+}
+
+fn sorted(mut readings: Vec<ApiReading>) -> Vec<ApiReading> {
+    readings.sort_by_key(|r| (r.timestamp, r.id));
+    readings
+}
+
+pub async fn readings_round_trip_exactly<S: Store>(store: S) {
+    let t = base_ms();
+    let written: Vec<ApiReading> = (0..60)
+        .map(|i| {
+            api(
+                "rt",
+                &format!("i-{}", i % 3),
+                &format!("/p{}", i % 4),
+                t + i * 61_000,
+                200 + (i % 4) * 100,
+            )
+        })
+        .collect();
+    write(&store, written.iter().cloned().map(Reading::Api).collect()).await;
+    let (from, to) = (
+        TimestampMs::from_millis(t),
+        TimestampMs::from_millis(t + 3 * 3_600_000),
+    );
+    assert_eq!(
+        read_all(&store, "rt", from, to).await,
+        sorted(written.clone())
+    );
+
+    // A range inside: only the readings in [from, to], both ends inclusive.
+    let (a, b) = (written[10].timestamp, written[20].timestamp);
+    let inside: Vec<ApiReading> = written
+        .iter()
+        .filter(|r| r.timestamp >= a && r.timestamp <= b)
+        .cloned()
+        .collect();
+    assert_eq!(read_all(&store, "rt", a, b).await, sorted(inside));
+}
+
+pub async fn paging_crosses_buckets_in_both_orders<S: Store>(store: S) {
+    let t = base_ms();
+    // 90 readings over three buckets, several sharing a timestamp, one exactly on each boundary.
+    let mut written: Vec<ApiReading> = (0..90)
+        .map(|i| api("pg", "i-1", "/x", t + (i / 2) * 240_000, 200))
+        .collect();
+    written.push(api("pg", "i-1", "/x", t + 3_600_000, 200));
+    written.push(api("pg", "i-1", "/x", t + 7_200_000, 200));
+    write(&store, written.iter().cloned().map(Reading::Api).collect()).await;
+    let (from, to) = (
+        TimestampMs::from_millis(t),
+        TimestampMs::from_millis(t + 3 * 3_600_000 - 1),
+    );
+    for order in [Order::Asc, Order::Desc] {
+        let mut seen = Vec::new();
+        for partition in partitions(&store, "pg", from, to) {
+            let pages = read_pages(&store, partition, from, to, order, 7).await;
+            assert!(pages.iter().all(|p| p.len() <= 7));
+            let rows = pages.concat();
+            let keys: Vec<_> = rows.iter().map(|r| (r.timestamp, r.id)).collect();
+            let mut expected = keys.clone();
+            expected.sort();
+            if order == Order::Desc {
+                expected.reverse();
+            }
+            assert_eq!(keys, expected, "{order:?}: a partition is read in order");
+            seen.extend(rows);
+        }
+        let ids: BTreeSet<ReadingId> = seen.iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids.len(),
+            seen.len(),
+            "{order:?}: no reading repeated across pages"
+        );
+        assert_eq!(
+            ids,
+            written.iter().map(|r| r.id).collect(),
+            "{order:?}: no reading lost"
+        );
+    }
+}
+
+pub async fn writes_are_idempotent<S: Store>(store: S) {
+    let t = base_ms();
+    let written: Vec<Reading> = (0..20)
+        .map(|i| Reading::Api(api("idem", "i-1", "/y", t + i, 200)))
+        .collect();
+    write(&store, written.clone()).await;
+    write(&store, written).await;
+    let (from, to) = (
+        TimestampMs::from_millis(t),
+        TimestampMs::from_millis(t + 100),
+    );
+    assert_eq!(read_all(&store, "idem", from, to).await.len(), 20);
+}
+
+pub async fn latest_keeps_the_newest_even_when_older_arrives_later<S: Store>(store: S) {
+    let t = base_ms();
+    let newer = api("lt", "i-1", "/z", t + 5_000, 201);
+    let older = api("lt", "i-1", "/z", t, 500);
+    write(
+        &store,
+        vec![
+            Reading::Api(newer.clone()),
+            Reading::Host(host("lt", "h-1", t + 5_000, 50.0)),
+        ],
+    )
+    .await;
+    write(
+        &store,
+        vec![
+            Reading::Api(older),
+            Reading::Host(host("lt", "h-1", t, 99.0)),
+        ],
+    )
+    .await;
+    let service = ServiceName::parse("lt").unwrap();
+    let mut api_rows = Vec::new();
+    let mut host_rows = Vec::new();
+    for shard in store.settings().latest_shards.all() {
+        api_rows.extend(store.read_latest_api(shard, Some(&service)).await.unwrap());
+        host_rows.extend(store.read_latest_host(shard, Some(&service)).await.unwrap());
+    }
+    assert_eq!(api_rows.len(), 1);
+    assert_eq!((api_rows[0].id, api_rows[0].code.get()), (newer.id, 201));
+    assert_eq!(host_rows.len(), 1);
+    assert_eq!(host_rows[0].gauges.cpu_percent, Some(50.0));
+}
+
+pub async fn series_lists_api_and_host_only_entries<S: Store>(store: S) {
+    let t = base_ms();
+    write(
+        &store,
+        vec![
+            Reading::Api(api("sr", "i-1", "/a", t, 200)),
+            Reading::Api(api("sr", "i-1", "/b", t + 1, 200)),
+            Reading::Api(api("sr", "i-2", "/a", t + 2, 200)),
+            Reading::Host(host("sr", "h-9", t, 1.0)),
+        ],
+    )
+    .await;
+    let service = ServiceName::parse("sr").unwrap();
+    let bucket = TimeBucket::containing(TimestampMs::from_millis(t), store.settings().bucket_width);
+    let entries: BTreeSet<(String, String, String)> = store
+        .read_series(&service, bucket)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                e.instance.to_string(),
+                e.method.map(|m| m.to_string()).unwrap_or_default(),
+                e.path.map(|p| p.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = [
+        ("i-1", "GET", "/a"),
+        ("i-1", "GET", "/b"),
+        ("i-2", "GET", "/a"),
+        ("h-9", "", ""),
+    ]
+    .into_iter()
+    .map(|(i, m, p)| (i.to_owned(), m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(entries, expected);
+}
+
+pub async fn host_readings_round_trip<S: Store>(store: S) {
+    let t = base_ms();
+    let written: Vec<HostReading> = (0..10)
+        .map(|i| host("hr", "h-1", t + i * 1_000, i as f64))
+        .collect();
+    write(&store, written.iter().cloned().map(Reading::Host).collect()).await;
+    let (from, to) = (
+        TimestampMs::from_millis(t),
+        TimestampMs::from_millis(t + 60_000),
+    );
+    let mut read = Vec::new();
+    for partition in partitions(&store, "hr", from, to) {
+        read.extend(
+            store
+                .read_host(&PageRequest {
+                    partition,
+                    after: Order::Asc.start_of(from, to),
+                    until: to,
+                    order: Order::Asc,
+                    limit: 100,
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    read.sort_by_key(|r| r.timestamp);
+    assert_eq!(read, written);
+}
+
+/// Runs every case against one backend; `$open` is an async expression giving a fresh store.
+macro_rules! conformance_suite {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn readings_round_trip_exactly() {
+                let fixture = $open;
+                super::readings_round_trip_exactly(fixture.0).await;
+            }
+
+            #[tokio::test]
+            async fn paging_crosses_buckets_in_both_orders() {
+                let fixture = $open;
+                super::paging_crosses_buckets_in_both_orders(fixture.0).await;
+            }
+
+            #[tokio::test]
+            async fn writes_are_idempotent() {
+                let fixture = $open;
+                super::writes_are_idempotent(fixture.0).await;
+            }
+
+            #[tokio::test]
+            async fn latest_keeps_the_newest_even_when_older_arrives_later() {
+                let fixture = $open;
+                super::latest_keeps_the_newest_even_when_older_arrives_later(fixture.0).await;
+            }
+
+            #[tokio::test]
+            async fn series_lists_api_and_host_only_entries() {
+                let fixture = $open;
+                super::series_lists_api_and_host_only_entries(fixture.0).await;
+            }
+
+            #[tokio::test]
+            async fn host_readings_round_trip() {
+                let fixture = $open;
+                super::host_readings_round_trip(fixture.0).await;
+            }
+        }
+    };
+}
+
+async fn cql_store() -> (timebucket::store::cql::CqlStore, ()) {
+    let keyspace = crate::support::migrated_keyspace().await;
+    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
+        .await
+        .unwrap();
+    (store, ())
+}
+
+fn embedded_store() -> (
+    timebucket::store::embedded::EmbeddedStore,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    (
+        timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap(),
+        dir,
+    )
+}
+
+conformance_suite!(cql, cql_store().await);
+conformance_suite!(embedded, embedded_store());
