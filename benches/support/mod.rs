@@ -1,0 +1,8 @@
+//! Pieces of the ingest benchmark.
+
+pub mod cpu;
+pub mod cql;
+pub mod data;
+pub mod load;
+pub mod report;
+pub mod server;

@@ -1,0 +1,298 @@
+//! The real `timebucket` binary as a child process, its `/metrics`, its memory, and a cuttable
+//! TCP proxy to stand for a store outage.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The binary under test: `TIMEBUCKET_BENCH_BIN`, else the one cargo built for this bench.
+pub fn binary() -> PathBuf {
+    std::env::var_os("TIMEBUCKET_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_timebucket")))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A running `timebucket serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `timebucket serve` with the defaults of a real deployment plus `extra` flags, and
+    /// waits until `/healthz` answers.
+    pub async fn start(
+        cql: &str,
+        keyspace: &str,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Server> {
+        let port = free_port()?;
+        let log = data_dir.join("server.log");
+        let log_file = std::fs::File::create(&log)?;
+        let mut command = Command::new(binary());
+        // Only the flags below: no TIMEBUCKET_* setting (or config file) of the caller leaks in.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TIMEBUCKET_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .args(["serve", "--cql-nodes", cql, "--keyspace", keyspace])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir.join("data"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary().display()))?;
+        let mut server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        server.wait_healthy().await?;
+        Ok(server)
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "timebucket exited during start ({status}); its log:\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "timebucket did not answer /healthz in 30 s; its log:\n{}",
+            self.log_tail()
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "timebucket exited ({status}); its log:\n{}",
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// The last lines of the server's stderr.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Lines of the server log at WARN or above.
+    pub fn log_warnings(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `VmHWM` (peak resident set) of the process, bytes.
+    pub fn peak_rss(&self) -> anyhow::Result<u64> {
+        proc_status_kib(self.pid(), "VmHWM:").map(|k| k * 1024)
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub async fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One `key: N kB` line of `/proc/<pid>/status`, in KiB.
+pub fn proc_status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))
+}
+
+/// Reads one sample (no labels) from a Prometheus text exposition.
+pub fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let value = rest.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Scrapes `/metrics` and reads `name`, failing if it is not exposed.
+pub async fn scrape(client: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    metric(&text, name).with_context(|| format!("{url}/metrics does not expose {name}"))
+}
+
+/// Samples the server's RSS (every 20 ms) and WAL backlog (every 250 ms) until stopped.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    pub max_rss: Arc<AtomicU64>,
+    pub max_backlog: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    pub fn start(pid: u32, url: String) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let max_rss = Arc::new(AtomicU64::new(0));
+        let max_backlog = Arc::new(AtomicU64::new(0));
+        let (s, r, b) = (stop.clone(), max_rss.clone(), max_backlog.clone());
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut tick = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(kib) = proc_status_kib(pid, "VmRSS:") {
+                    r.fetch_max(kib * 1024, Ordering::Relaxed);
+                }
+                if tick.is_multiple_of(12) {
+                    if let Ok(v) = scrape(&client, &url, "timebucket_wal_backlog_bytes").await {
+                        b.fetch_max(v as u64, Ordering::Relaxed);
+                    }
+                }
+                tick += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Sampler {
+            stop,
+            max_rss,
+            max_backlog,
+            task,
+        }
+    }
+
+    /// Stops sampling; returns (max RSS, max WAL backlog), bytes.
+    pub async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        (
+            self.max_rss.load(Ordering::Relaxed),
+            self.max_backlog.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A TCP proxy in front of the CQL node that can be cut: a store outage without stopping the
+/// node (the driver keeps the port it connected to, so every connection goes through it).
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: String) -> anyhow::Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (up, up_rx) = watch::channel(true);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !*up_rx.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut up_rx = up_rx.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = up_rx.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Ok(Proxy { addr, up, task })
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
