@@ -152,104 +152,119 @@ impl CqlStore {
         .boxed()
     }
 
-    fn latest_api(&self, r: &ApiReading) -> BoxFuture<'_, Result<(), StoreError>> {
-        let shard = self.latest_shard(&[
-            r.service.as_str(),
-            r.instance.as_str(),
-            r.method.as_str(),
-            r.path.as_str(),
-        ]);
-        let values = (
-            shard,
-            r.service.as_str().to_owned(),
-            r.instance.as_str().to_owned(),
-            r.method.as_str().to_owned(),
-            r.path.as_str().to_owned(),
-            CqlTimestamp(r.timestamp.millis()),
-            r.id.uuid(),
-            i32::from(r.code.get()),
-            r.duration_ms,
-            i32::try_from(r.count).unwrap_or(i32::MAX),
-            r.timestamp.micros(),
-        );
-        self.run_single(
+    /// Latest API rows, one unlogged batch per latest shard (each shard is one partition).
+    fn latest_api_batches<'a>(
+        &'a self,
+        readings: &'a [ApiReading],
+    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
+        let rows = readings.iter().map(|r| {
+            let shard = self.latest_shard(&[
+                r.service.as_str(),
+                r.instance.as_str(),
+                r.method.as_str(),
+                r.path.as_str(),
+            ]);
+            let values = (
+                shard,
+                r.service.as_str(),
+                r.instance.as_str(),
+                r.method.as_str(),
+                r.path.as_str(),
+                CqlTimestamp(r.timestamp.millis()),
+                r.id.uuid(),
+                i32::from(r.code.get()),
+                r.duration_ms,
+                i32::try_from(r.count).unwrap_or(i32::MAX),
+                r.timestamp.micros(),
+            );
+            (shard, values)
+        });
+        self.partition_batches(
+            rows,
             &self.statements.upsert_latest_api,
-            values,
             "upserting latest API readings",
         )
     }
 
-    fn latest_host(&self, r: &HostReading) -> BoxFuture<'_, Result<(), StoreError>> {
-        let shard = self.latest_shard(&[r.service.as_str(), r.instance.as_str()]);
-        let g = &r.gauges;
-        let values = (
-            shard,
-            r.service.as_str().to_owned(),
-            r.instance.as_str().to_owned(),
-            CqlTimestamp(r.timestamp.millis()),
-            r.id.uuid(),
-            g.cpu_percent,
-            g.mem_used_bytes,
-            g.mem_total_bytes,
-            g.disk_used_bytes,
-            g.disk_total_bytes,
-            g.available,
-            g.heap_bytes,
-            g.allocated_bytes,
-            g.freed_bytes,
-            r.timestamp.micros(),
-        );
-        self.run_single(
+    /// Latest host rows, one unlogged batch per latest shard.
+    fn latest_host_batches<'a>(
+        &'a self,
+        readings: &'a [HostReading],
+    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
+        let rows = readings.iter().map(|r| {
+            let shard = self.latest_shard(&[r.service.as_str(), r.instance.as_str()]);
+            let g = &r.gauges;
+            let values = (
+                shard,
+                r.service.as_str(),
+                r.instance.as_str(),
+                CqlTimestamp(r.timestamp.millis()),
+                r.id.uuid(),
+                g.cpu_percent,
+                g.mem_used_bytes,
+                g.mem_total_bytes,
+                g.disk_used_bytes,
+                g.disk_total_bytes,
+                g.available,
+                g.heap_bytes,
+                g.allocated_bytes,
+                g.freed_bytes,
+                r.timestamp.micros(),
+            );
+            (shard, values)
+        });
+        self.partition_batches(
+            rows,
             &self.statements.upsert_latest_host,
-            values,
             "upserting latest host readings",
         )
     }
 
+    /// Series index rows, one unlogged batch per `(service, bucket)` partition.
     fn series<'a>(
         &'a self,
         entries: &'a [SeriesEntry],
     ) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
-        let mut by_partition: std::collections::HashMap<(&str, i64), Vec<_>> =
+        let rows = entries.iter().map(|e| {
+            let values = (
+                e.service.as_str(),
+                e.bucket.epoch_seconds(),
+                e.instance.as_str(),
+                e.method.as_ref().map_or("", |m| m.as_str()),
+                e.path.as_ref().map_or("", |p| p.as_str()),
+            );
+            ((e.service.as_str(), e.bucket.epoch_seconds()), values)
+        });
+        self.partition_batches(rows, &self.statements.insert_series, "recording series")
+    }
+
+    /// Groups `(partition, values)` rows by partition and sends each group as unlogged batches
+    /// of at most [`MAX_ROWS_PER_BATCH`] rows: one request per partition instead of one per row.
+    fn partition_batches<'a, K, V>(
+        &'a self,
+        rows: impl Iterator<Item = (K, V)>,
+        statement: &scylla::statement::prepared::PreparedStatement,
+        what: &'static str,
+    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>>
+    where
+        K: std::hash::Hash + Eq,
+        V: scylla::serialize::row::SerializeRow + Clone + Send + Sync + 'a,
+    {
+        let mut by_partition: std::collections::HashMap<K, Vec<V>> =
             std::collections::HashMap::new();
-        for e in entries {
-            by_partition
-                .entry((e.service.as_str(), e.bucket.epoch_seconds()))
-                .or_default()
-                .push((
-                    e.service.as_str(),
-                    e.bucket.epoch_seconds(),
-                    e.instance.as_str(),
-                    e.method.as_ref().map_or("", |m| m.as_str()),
-                    e.path.as_ref().map_or("", |p| p.as_str()),
-                ));
+        for (key, values) in rows {
+            by_partition.entry(key).or_default().push(values);
         }
         by_partition
             .into_values()
-            .map(|values| {
-                self.run_batch(&self.statements.insert_series, values, "recording series")
+            .flat_map(|values| {
+                values
+                    .chunks(MAX_ROWS_PER_BATCH)
+                    .map(<[V]>::to_vec)
+                    .collect::<Vec<_>>()
             })
+            .map(|values| self.run_batch(statement, values, what))
             .collect()
-    }
-
-    fn run_single<V>(
-        &self,
-        statement: &scylla::statement::prepared::PreparedStatement,
-        values: V,
-        what: &'static str,
-    ) -> BoxFuture<'_, Result<(), StoreError>>
-    where
-        V: scylla::serialize::row::SerializeRow + Send + Sync + 'static,
-    {
-        let statement = statement.clone();
-        async move {
-            self.session
-                .execute_unpaged(&statement, values)
-                .await
-                .map(drop)
-                .map_err(|source| StoreError::execute(what, source))
-        }
-        .boxed()
     }
 
     fn latest_shard(&self, parts: &[&str]) -> i32 {
@@ -274,8 +289,8 @@ impl Store for CqlStore {
         for partition in &batch.host {
             requests.extend(self.host_batches(partition));
         }
-        requests.extend(batch.latest_api.iter().map(|r| self.latest_api(r)));
-        requests.extend(batch.latest_host.iter().map(|r| self.latest_host(r)));
+        requests.extend(self.latest_api_batches(&batch.latest_api));
+        requests.extend(self.latest_host_batches(&batch.latest_host));
         requests.extend(self.series(&batch.series));
         futures::stream::iter(requests)
             .buffer_unordered(MAX_IN_FLIGHT)
