@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::record::{decode, RecordError};
-use crate::model::{Reading, Settings, TimestampMs};
+use crate::model::{Reading, TimestampMs};
 use crate::store::{SeriesSeen, Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
-use crate::wal::{Position, Wal, WalError, WalReader};
+use crate::wal::{Position, Wal, WalError};
 
 /// Series-bucket entries remembered as written (about 100 bytes each).
 const SERIES_SEEN_CAPACITY: usize = 100_000;
@@ -75,55 +75,13 @@ impl FlusherHandle {
     }
 }
 
-/// The blocking half of the flusher: reads WAL records, decodes and groups them.
-struct ReadSide {
-    reader: WalReader,
-    seen: SeriesSeen,
-    settings: Settings,
-    max_bytes: usize,
-}
-
-/// One flush, ready to write.
-struct Prepared {
-    batch: WriteBatch,
-    /// WAL position after the last record in the batch: confirmed once it is written.
-    last: Position,
-    /// Acceptance time of the oldest record, for the lag metric.
-    oldest: Option<TimestampMs>,
-}
-
-impl ReadSide {
-    /// The next batch of durable records, grouped; `None` when caught up.
-    fn next_batch(&mut self) -> Result<Option<Prepared>, FlushError> {
-        let records = self.reader.next_batch(self.max_bytes)?;
-        let Some(last) = records.last().map(|record| record.next) else {
-            return Ok(None);
-        };
-        let mut readings: Vec<Reading> = Vec::new();
-        let mut oldest: Option<TimestampMs> = None;
-        for record in records {
-            let accepted = decode(&record.payload).map_err(|source| FlushError::Record {
-                position: record.position,
-                source,
-            })?;
-            oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
-            readings.extend(accepted.readings);
-        }
-        let batch = WriteBatch::build(readings, &self.settings, &self.seen);
-        Ok(Some(Prepared {
-            batch,
-            last,
-            oldest,
-        }))
-    }
-}
-
 /// Moves readings from the WAL to the store.
 pub struct Flusher<S: Store> {
     wal: Wal,
     store: Arc<S>,
     metrics: Arc<Metrics>,
     config: FlusherConfig,
+    seen: SeriesSeen,
     drain: watch::Receiver<bool>,
     store_healthy: watch::Sender<bool>,
 }
@@ -143,6 +101,7 @@ impl<S: Store> Flusher<S> {
             store,
             metrics,
             config,
+            seen: SeriesSeen::new(SERIES_SEEN_CAPACITY),
             drain,
             store_healthy,
         };
@@ -151,27 +110,21 @@ impl<S: Store> Flusher<S> {
 
     /// Runs until drained (Ok) or until the WAL fails (Err).
     pub async fn run(mut self) -> Result<(), FlushError> {
-        let mut side = Some(ReadSide {
-            reader: self.wal.reader(self.wal.confirmed()),
-            seen: SeriesSeen::new(SERIES_SEEN_CAPACITY),
-            settings: *self.store.settings(),
-            max_bytes: self.config.max_read_bytes,
-        });
+        let mut reader = Some(self.wal.reader(self.wal.confirmed()));
         let mut durable = self.wal.durable_end();
+        let max_bytes = self.config.max_read_bytes;
         loop {
-            // Reading the WAL, decoding and grouping are blocking or CPU-heavy: they run off the
-            // async workers, so HTTP acks are not delayed behind a big flush.
-            let mut taken = side
-                .take()
-                .expect("the read side is put back after each read");
-            let (back, prepared) = tokio::task::spawn_blocking(move || {
-                let prepared = taken.next_batch();
-                (taken, prepared)
+            // Blocking file reads run off the async workers.
+            let mut taken = reader.take().expect("reader is put back after each read");
+            let (back, records) = tokio::task::spawn_blocking(move || {
+                let records = taken.next_batch(max_bytes);
+                (taken, records)
             })
             .await
             .expect("WAL reader thread panicked");
-            let side_now = side.insert(back);
-            let Some(prepared) = prepared? else {
+            reader = Some(back);
+            let records = records?;
+            let Some(last) = records.last().map(|record| record.next) else {
                 self.metrics.flush_lag_seconds.set(0.0);
                 if *self.drain.borrow() {
                     return Ok(());
@@ -182,21 +135,27 @@ impl<S: Store> Flusher<S> {
                 }
                 continue;
             };
-            self.write_until_stored(&prepared.batch, prepared.oldest)
-                .await;
-            side_now.seen.remember(&prepared.batch.series);
+            let mut readings: Vec<Reading> = Vec::new();
+            let mut oldest: Option<TimestampMs> = None;
+            for record in records {
+                let accepted = decode(&record.payload).map_err(|source| FlushError::Record {
+                    position: record.position,
+                    source,
+                })?;
+                oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
+                readings.extend(accepted.readings);
+            }
+            let batch = WriteBatch::build(readings, self.store.settings(), &self.seen);
+            self.write_until_stored(&batch, oldest).await;
+            self.seen.remember(&batch.series);
             let wal = self.wal.clone();
-            let last = prepared.last;
-            let readings = prepared.batch.readings() as u64;
-            // Confirming fsyncs the checkpoint, and dropping a big batch is not free: both off
-            // the async workers.
-            tokio::task::spawn_blocking(move || {
-                drop(prepared);
-                wal.confirm(last)
-            })
-            .await
-            .expect("WAL confirm thread panicked")?;
-            self.metrics.readings_flushed.inc_by(readings);
+            // Confirming fsyncs the checkpoint: keep it off the async workers.
+            tokio::task::spawn_blocking(move || wal.confirm(last))
+                .await
+                .expect("WAL confirm thread panicked")?;
+            self.metrics
+                .readings_flushed
+                .inc_by(batch.readings() as u64);
         }
     }
 
