@@ -95,7 +95,7 @@ async fn fan_out(
     };
     let reads = Reads::new(store.clone(), limits.concurrency);
     let buckets = plan(&read, store.settings());
-    let mut merge = OrderedMerge::<_, ApiRows>::new(reads, buckets, Order::Asc);
+    let mut merge = OrderedMerge::<_, ApiRows>::new(reads, buckets, Order::Asc, true);
     let mut rows = Vec::new();
     while let Some(row) = merge.next().await? {
         rows.push(row);
@@ -134,6 +134,7 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
         bail!("ITERATIONS needs three numbers (1 h, 6 h, 24 h)");
     }
 
+    let load = report::load_average();
     let store = Arc::new(CqlStore::open(&[node.to_owned()], keyspace).await?);
     // The data ends 13 minutes before an hour boundary, so no range starts on a bucket.
     let end = TimestampMs::now().millis() / HOUR_MS * HOUR_MS - 13 * 60_000;
@@ -250,6 +251,9 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
         seeding,
         results,
         cassandra: report::cassandra_version(store.session()).await,
+        page_rows: limits.page_rows,
+        concurrency: limits.concurrency,
+        load,
     });
     println!("{section}");
     if env("BENCH_WRITE_MD", 1)? != 0 {

@@ -18,7 +18,8 @@ fn ticks(pid: &str) -> Option<u64> {
 /// The pid of the CQL node: `TIMEBUCKET_BENCH_CQL_PID`, else `scripts/cassandra`'s pid file.
 pub fn node_pid() -> Option<String> {
     std::env::var("TIMEBUCKET_BENCH_CQL_PID").ok().or_else(|| {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cassandra/cassandra.pid");
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cassandra/cassandra.pid");
         std::fs::read_to_string(file)
             .ok()
             .map(|p| p.trim().to_owned())
@@ -51,14 +52,18 @@ pub struct Spent {
 
 impl Spent {
     pub fn add(&mut self, before: Sample, after: Sample, wall: Duration) {
-        let seconds = |a: Option<u64>, b: Option<u64>| {
-            Some(b?.saturating_sub(a?) as f64 / TICKS_PER_SECOND)
-        };
+        let seconds =
+            |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / TICKS_PER_SECOND);
         if let Some(node) = seconds(before.node, after.node) {
             self.node = Some(self.node.unwrap_or(0.0) + node);
         }
         self.bench += seconds(before.bench, after.bench).unwrap_or(0.0);
         self.wall += wall;
+    }
+
+    /// Cores busy on average (node + client) while reading.
+    pub fn cores(&self) -> f64 {
+        (self.node.unwrap_or(0.0) + self.bench) / self.wall.as_secs_f64().max(1e-9)
     }
 
     /// "node 1.62 + client 0.31 cores" over the reads.

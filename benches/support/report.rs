@@ -363,22 +363,20 @@ impl Report {
 
 const HEADER: &str = "# Benchmarks
 
-Figures from `cargo bench --bench ingest` (`benches/ingest.rs`). The machine is small and shared:
-2 cores, with the Cassandra node, the service and the load generator all on it, and other work
-(builds, test suites) running at the same time, so absolute numbers move a lot from run to run.
-That is why every speed is quoted as a ratio against a baseline measured in the same run, why
-baseline trials and end-to-end rounds alternate (best of each is compared, since noise only ever
-slows a step down), and why a run records its own parameters, code revision and where the CPU
-went. The benchmark never fails on a speed; it fails only if stored data is wrong (a reading lost
-or stored twice).
+Figures from the `cargo bench` targets in `benches/`. The machine is small and shared: 2 cores,
+with the Cassandra node, the service and the load generator all on it, and other work (builds,
+test suites) running at the same time, so absolute numbers move a lot from run to run. That is
+why every speed is quoted as a ratio against a baseline measured in the same run, and why a run
+records its own parameters, code revision and where the CPU went. A benchmark never fails on a
+speed; the ingest benchmark fails only if stored data is wrong (a reading lost or stored twice).
 
-How to run (a CQL node must be up: `scripts/cassandra start`):
+Ingest (a CQL node must be up: `scripts/cassandra start`; about 3-4 minutes):
 
     CARGO_TARGET_DIR=/tmp/target-bench cargo bench --bench ingest
 
-Each run replaces the section between the markers below (set `BENCH_WRITE_MD=0` to leave this
-file alone). The options and what each phase measures are described at the top of
-`benches/ingest.rs`.
+Each run replaces its own section between its markers (set `BENCH_WRITE_MD=0` to leave this file
+alone). The options and what each phase measures are described at the top of
+`benches/ingest.rs`; the notes after the ingest section explain its results.
 
 ";
 

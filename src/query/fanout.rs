@@ -5,8 +5,10 @@
 //!   its reverse). Buckets are disjoint in time, so it merges the shards of one bucket at a
 //!   time (a k-way merge on a heap) and concatenates buckets. The first pages of the next
 //!   `lookahead` buckets are requested together, so a two-bucket query costs about one round
-//!   trip of latency, not two; each shard fetches its next page in the background once half of
-//!   the current one is used.
+//!   trip of latency, not two. Each shard fetches its next page in the background: as soon as a
+//!   full page arrives when the caller reads ahead (a scan of everything: the node never waits
+//!   for the merge), else once half of the current page is used (a page sized to the answer's
+//!   limit usually ends the query, and a second one would be wasted).
 //! - [`scan`]: every page of every partition, in no particular order, `concurrency` partitions
 //!   at a time — for aggregates, where order does not matter.
 //!
@@ -138,15 +140,18 @@ struct ShardReader<K: RowKind> {
     pending: Option<Pending<K::Row>>,
     /// The last page was full, so the store may hold more.
     more: bool,
+    /// Fetch the next page as soon as a full one arrives.
+    read_ahead: bool,
 }
 
 impl<K: RowKind> ShardReader<K> {
-    fn start<S: Store>(reads: &Reads<S>, request: PageRequest) -> Self {
+    fn start<S: Store>(reads: &Reads<S>, request: PageRequest, read_ahead: bool) -> Self {
         Self {
             pending: Some(reads.spawn::<K>(request.clone())),
             request,
             buffer: VecDeque::new(),
             more: true,
+            read_ahead,
         }
     }
 
@@ -164,6 +169,9 @@ impl<K: RowKind> ShardReader<K> {
                 self.request = self.request.next_after(K::key(last));
             }
             self.buffer.extend(page);
+            if self.read_ahead && self.more {
+                self.pending = Some(reads.spawn::<K>(self.request.clone()));
+            }
         }
         Ok(self.buffer.front())
     }
@@ -250,11 +258,19 @@ pub struct OrderedMerge<S, K: RowKind> {
     waiting: VecDeque<Vec<PageRequest>>,
     started: VecDeque<BucketMerge<K>>,
     lookahead: usize,
+    read_ahead: bool,
 }
 
 impl<S: Store, K: RowKind> OrderedMerge<S, K> {
     /// Merges the partitions of `buckets` (from [`plan`](super::plan::plan), in read order).
-    pub fn new(reads: Reads<S>, buckets: Vec<Vec<PageRequest>>, order: Order) -> Self {
+    /// With `read_ahead`, every partition fetches its next page as soon as a full one arrives
+    /// (for reading everything); without, once half a page is used (for a page-limited answer).
+    pub fn new(
+        reads: Reads<S>,
+        buckets: Vec<Vec<PageRequest>>,
+        order: Order,
+        read_ahead: bool,
+    ) -> Self {
         let shards = buckets.first().map_or(1, Vec::len).max(1);
         let lookahead = reads.concurrency.div_ceil(shards).max(2);
         Self {
@@ -263,6 +279,7 @@ impl<S: Store, K: RowKind> OrderedMerge<S, K> {
             waiting: buckets.into(),
             started: VecDeque::new(),
             lookahead,
+            read_ahead,
         }
     }
 
@@ -275,7 +292,7 @@ impl<S: Store, K: RowKind> OrderedMerge<S, K> {
                 };
                 let shards = requests
                     .into_iter()
-                    .map(|r| ShardReader::start(&self.reads, r))
+                    .map(|r| ShardReader::start(&self.reads, r, self.read_ahead))
                     .collect();
                 self.started.push_back(BucketMerge {
                     shards,

@@ -38,8 +38,11 @@ impl<S: Store> Queries<S> {
             shard: api_shard(filter, settings.shards),
             page_rows,
         };
+        // Pages cut to the limit usually end the answer; full pages are a long scan.
+        let read_ahead = page_rows == self.limits.page_rows;
+        let buckets = plan(&read, settings);
         let mut merge =
-            OrderedMerge::<S, ApiRows>::new(self.reads(), plan(&read, settings), request.order);
+            OrderedMerge::<S, ApiRows>::new(self.reads(), buckets, request.order, read_ahead);
         let limit = request.limit as usize;
         let mut readings = Vec::with_capacity(limit.min(1024));
         let mut consumed: Option<ReadingKey> = None;

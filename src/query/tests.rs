@@ -101,7 +101,12 @@ async fn merge_and_scan_return_every_reading_once_in_order() {
             from: TimestampMs::from_millis(from),
             to: TimestampMs::from_millis(to),
         };
-        for order in [Order::Asc, Order::Desc] {
+        for (order, read_ahead) in [
+            (Order::Asc, false),
+            (Order::Asc, true),
+            (Order::Desc, false),
+            (Order::Desc, true),
+        ] {
             let read = RangeRead {
                 service: &service,
                 range,
@@ -111,16 +116,14 @@ async fn merge_and_scan_return_every_reading_once_in_order() {
                 page_rows: 7,
             };
             let buckets = plan(&read, store.settings());
-            let mut merge = OrderedMerge::<_, ApiRows>::new(queries.reads(), buckets, order);
+            let mut merge =
+                OrderedMerge::<_, ApiRows>::new(queries.reads(), buckets, order, read_ahead);
             let mut got = Vec::new();
             while let Some(r) = merge.next().await.unwrap() {
                 got.push(key(&r));
             }
-            assert_eq!(
-                got,
-                expected(&readings, range, order),
-                "{range:?} {order:?}"
-            );
+            let want = expected(&readings, range, order);
+            assert_eq!(got, want, "{range:?} {order:?} read ahead {read_ahead}");
         }
         let partitions = queries.all_partitions(&service, range, None);
         let pages: Vec<Vec<ApiReading>> = scan::<_, ApiRows>(&queries.reads(), partitions)
