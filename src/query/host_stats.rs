@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::answer::{GaugeStats, HostPoint, HostSeries, HostStatsAnswer};
-use super::params::{ParamErrors, Step};
+use super::params::{ParamErrors, Step, TimeRange};
 use crate::model::{HostReading, InstanceName, TimestampMs};
 
 /// Mean and maximum of one gauge, accumulated.
@@ -52,19 +52,33 @@ struct Cell {
     reported: u64,
 }
 
+impl Cell {
+    /// A step without any reading: nothing reported it available.
+    fn silent() -> Self {
+        Self {
+            reported: 1,
+            ..Self::default()
+        }
+    }
+}
+
 /// Folds host readings into per-instance stats.
 #[derive(Debug)]
 pub struct HostStats {
     step: Step,
+    /// The queried range: steps of it in which an instance sent nothing are reported as
+    /// unavailable (silence is the absence of a heartbeat).
+    range: TimeRange,
     max_points: usize,
     cells: HashMap<(InstanceName, i64), Cell>,
 }
 
 impl HostStats {
     /// An empty aggregation.
-    pub fn new(step: Step, max_points: usize) -> Self {
+    pub fn new(step: Step, range: TimeRange, max_points: usize) -> Self {
         Self {
             step,
+            range,
             max_points,
             cells: HashMap::new(),
         }
@@ -107,11 +121,26 @@ impl HostStats {
         Ok(())
     }
 
-    /// The answer: instances sorted, points by time.
+    /// The answer: instances sorted, points by time. Every step of the range in which an
+    /// instance that was heard at all sent nothing gets a point with `samples: 0` and
+    /// `availability: 0` — unless that would exceed `max_points`, then silent steps are absent.
     pub fn finish(self) -> HostStatsAnswer {
         let mut instances: BTreeMap<InstanceName, Vec<(i64, Cell)>> = BTreeMap::new();
         for ((instance, t), cell) in self.cells {
             instances.entry(instance).or_default().push((t, cell));
+        }
+        let first = self.step.start_of(self.range.from).millis();
+        let last = self.step.start_of(self.range.to).millis();
+        let steps = usize::try_from((last - first) / self.step.millis() + 1).unwrap_or(usize::MAX);
+        if steps.saturating_mul(instances.len()) <= self.max_points {
+            for cells in instances.values_mut() {
+                let heard: std::collections::HashSet<i64> = cells.iter().map(|(t, _)| *t).collect();
+                let silent = (0..steps as i64)
+                    .map(|i| first + i * self.step.millis())
+                    .filter(|t| !heard.contains(t))
+                    .map(|t| (t, Cell::silent()));
+                cells.extend(silent.collect::<Vec<_>>());
+            }
         }
         let instances = instances
             .into_iter()
@@ -169,7 +198,11 @@ mod tests {
 
     #[test]
     fn gauges_average_over_the_samples_that_carry_them() {
-        let mut stats = HostStats::new(Step::parse("1m").unwrap(), 10);
+        let range = TimeRange {
+            from: TimestampMs::from_millis(0),
+            to: TimestampMs::from_millis(59_999),
+        };
+        let mut stats = HostStats::new(Step::parse("1m").unwrap(), range, 10);
         stats.add(&sample(0, Some(10.0), Some(true))).unwrap();
         stats.add(&sample(1, Some(30.0), Some(false))).unwrap();
         stats.add(&sample(2, None, None)).unwrap();
@@ -185,5 +218,22 @@ mod tests {
         );
         assert_eq!(p.availability, Some(0.5));
         assert_eq!(p.heap_bytes, None);
+    }
+
+    #[test]
+    fn a_silent_step_is_reported_unavailable() {
+        let range = TimeRange {
+            from: TimestampMs::from_millis(0),
+            to: TimestampMs::from_millis(3 * 60_000 - 1),
+        };
+        let mut stats = HostStats::new(Step::parse("1m").unwrap(), range, 10);
+        stats.add(&sample(1_000, Some(10.0), Some(true))).unwrap();
+        stats
+            .add(&sample(2 * 60_000, Some(10.0), Some(true)))
+            .unwrap();
+        let points = &stats.finish().instances[0].points;
+        let summary: Vec<(u64, Option<f64>)> =
+            points.iter().map(|p| (p.samples, p.availability)).collect();
+        assert_eq!(summary, [(1, Some(1.0)), (0, Some(0.0)), (1, Some(1.0))]);
     }
 }

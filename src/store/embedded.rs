@@ -136,6 +136,29 @@ impl EmbeddedStore {
         Ok(dropped)
     }
 
+    /// Writes every memtable out as tables and major-compacts every keyspace: the embedded
+    /// counterpart of `nodetool flush` + `nodetool compact`, for measuring bytes on disk.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let mut keyspaces: Vec<Keyspace> = {
+            let windows = self
+                .inner
+                .windows
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            windows.values().cloned().collect()
+        };
+        keyspaces.push(self.inner.latest.clone());
+        for keyspace in keyspaces {
+            keyspace
+                .rotate_memtable_and_wait()
+                .map_err(embedded("flushing a memtable"))?;
+            keyspace
+                .major_compact()
+                .map_err(embedded("compacting a keyspace"))?;
+        }
+        Ok(())
+    }
+
     /// Bytes on disk of the whole store.
     pub fn disk_bytes(&self) -> Result<u64, StoreError> {
         self.inner

@@ -287,6 +287,12 @@ async fn a_missing_push_shows_as_a_step_without_heartbeat_in_host_stats() {
             !heard(*t),
             "no heartbeat in the step at {t} while the agent was stopped: {answer}"
         );
+        assert!(
+            points.iter().any(|(at, samples, availability)| at == t
+                && *samples == 0
+                && *availability == 0.0),
+            "the silent step at {t} is reported unavailable: {answer}"
+        );
     }
     assert!(
         points.iter().any(|p| p.0 < silent_from && p.1 > 0),
