@@ -161,7 +161,8 @@ impl<S: Store> Queries<S> {
         let shard = host_shard(request.instance.as_ref(), self.store.settings().shards);
         let partitions = self.all_partitions(&request.service, request.range, shard);
         let mut pages = scan::<S, HostRows>(&self.reads(), partitions);
-        let mut stats = host_stats::HostStats::new(request.step, request.range, self.limits.max_points);
+        let mut stats =
+            host_stats::HostStats::new(request.step, request.range, self.limits.max_points);
         let mut scanned = 0u64;
         while let Some(page) = pages.try_next().await? {
             scanned += page.len() as u64;
