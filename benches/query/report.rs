@@ -166,15 +166,14 @@ pub fn section(run: &Run) -> String {
         run.concurrency,
         run.load,
     );
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
-    out += "| range | partitions | readings | rounds | baseline p50 / p99 | fan-out p50 / p99 | speed-up p50 / p99 | stats (1 m step) p50 / p99 | cores busy (node + client) baseline / fan-out | CPU ceiling | target ≥ 1.5x |\n";
+    out += "| range | partitions | readings | rounds | baseline p50 / p99 | fan-out p50 / p99 | speed-up p50 / p99 | stats (1 m step) p50 / p99 | stats speed-up p50 | cores busy (node + client) baseline / fan-out | target ≥ 1.5x (fan-out p50) |\n";
     out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in &run.results {
         let (p50, p99) = r.speedup();
         let verdict = if p50 >= 1.5 { "PASS" } else { "FAIL" };
-        let ceiling = cores / r.cpu[0].cores().max(1e-9);
+        let stats = r.p50[0].as_secs_f64() / r.p50[2].as_secs_f64();
         out += &format!(
-            "| {} | {} | {} | {} | {} / {} | {} / {} | **{p50:.2}x** / {p99:.2}x | {} / {} | {:.2} / {:.2} | {ceiling:.2}x | {verdict} |\n",
+            "| {} | {} | {} | {} | {} / {} | {} / {} | **{p50:.2}x** / {p99:.2}x | {} / {} | {stats:.2}x | {:.2} / {:.2} | {verdict} |\n",
             r.label,
             r.partitions,
             r.rows,
@@ -190,7 +189,7 @@ pub fn section(run: &Run) -> String {
         );
     }
     out += "\nBaseline: one plain paged query per partition (`timestamp >= ? AND timestamp <= ?`), partitions one after another, rows decoded into owned values. Fan-out: the planner and ordered merge behind `/v1/readings` (keyset pages, rows validated into readings, merged by `(timestamp, reading_id)`). Stats: `/v1/stats` in process over the same rows (unordered fan-out, per-minute aggregation and percentile sketches). Every read is checked to return exactly the seeded readings. With few rounds, p99 is close to the maximum.\n\n";
-    out += "Cores busy: CPU time of the CQL node and of the bench process while each reader ran, per second of reading (sampled from `/proc`, 10 ms ticks). The node does most of the work even for one sequential query (its network, read and GC threads overlap), so on this machine a read is CPU-bound: the CPU ceiling is the speed-up the fan-out would reach if it did the baseline's CPU work with every core busy (cores ÷ baseline cores busy). Other processes running on the shared machine at the same time lower every figure and add to p99.\n";
+    out += "Cores busy: CPU time of the CQL node and of the bench process while each reader ran, per second of reading (sampled from `/proc`, 10 ms ticks). The node does most of the work even for one sequential query (its network, read and GC threads overlap), so the sequential baseline already keeps more than one core busy, and the fan-out brings the machine close to all of its cores: on this 2-core machine a full read is CPU-bound, and the speed-up is limited by the cores the baseline leaves idle, not by round trips. Other processes running on the shared machine at the same time lower every figure and add to p99.\n";
     out
 }
 

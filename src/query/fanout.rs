@@ -272,7 +272,7 @@ impl<S: Store, K: RowKind> OrderedMerge<S, K> {
         read_ahead: bool,
     ) -> Self {
         let shards = buckets.first().map_or(1, Vec::len).max(1);
-        let lookahead = reads.concurrency.div_ceil(shards).max(2);
+        let lookahead = (2 * reads.concurrency).div_ceil(shards).max(2);
         Self {
             reads,
             order,
