@@ -3,8 +3,9 @@
 //! Two shapes:
 //! - [`OrderedMerge`]: the readings of every partition in `(timestamp, reading_id)` order (or
 //!   its reverse). Buckets are disjoint in time, so it merges the shards of one bucket at a
-//!   time (a k-way merge on a heap) and concatenates buckets. The first pages of the next
-//!   `lookahead` buckets are requested together, so a two-bucket query costs about one round
+//!   time (a k-way merge on a heap) and concatenates buckets. The next `lookahead` buckets —
+//!   twice `concurrency` partitions, so that requests keep queueing while the merge is still
+//!   busy with earlier buckets — are started together: a two-bucket query costs about one round
 //!   trip of latency, not two. Each shard fetches its next page in the background: as soon as a
 //!   full page arrives when the caller reads ahead (a scan of everything: the node never waits
 //!   for the merge), else once half of the current page is used (a page sized to the answer's
@@ -14,7 +15,8 @@
 //!
 //! Invariants: at most `concurrency` reads of one query are in flight (a semaphore for the
 //! merge, `flatten_unordered`'s limit for the scan); memory is bounded by the pages of the
-//! buckets in the window, never by the range; a read task still running when the merge is
+//! buckets in the window (at most two pages per partition: 2 × concurrency × 2 × page rows),
+//! never by the range; a read task still running when the merge is
 //! dropped is aborted.
 
 use std::cmp::Ordering;
