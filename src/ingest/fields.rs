@@ -1,35 +1,35 @@
 //! Typed access to the fields of one reading object, collecting every problem instead of
 //! stopping at the first.
 //!
-//! Each accessor removes its field from the map, so whatever remains at the end is unknown and
+//! Each accessor removes its field from the object, so whatever remains at the end is unknown and
 //! reported ([`Fields::reject_unknown`]): a typo like `duration` for `duration_ms` is an error,
 //! not a silently dropped value.
 
-use serde_json::{Map, Value};
+use super::lenient::{take, Lenient, Object};
 
 use super::parse::{FieldProblem, Window};
 use crate::model::TimestampMs;
 
 /// The fields of one reading and the shared problem list.
-pub struct Fields<'a> {
-    map: Map<String, Value>,
+pub struct Fields<'a, 'body> {
+    object: Object<'body>,
     index: usize,
     kind: &'static str,
     problems: &'a mut Vec<FieldProblem>,
     problems_before: usize,
 }
 
-impl<'a> Fields<'a> {
+impl<'a, 'body> Fields<'a, 'body> {
     /// Wraps reading number `index` of kind `kind`.
     pub fn new(
-        map: Map<String, Value>,
+        object: Object<'body>,
         index: usize,
         kind: &'static str,
         problems: &'a mut Vec<FieldProblem>,
     ) -> Self {
         let problems_before = problems.len();
         Self {
-            map,
+            object,
             index,
             kind,
             problems,
@@ -54,7 +54,8 @@ impl<'a> Fields<'a> {
 
     /// Reports every field no accessor took.
     pub fn reject_unknown(&mut self) {
-        let unknown: Vec<String> = self.map.keys().cloned().collect();
+        let mut unknown: Vec<String> = self.object.drain(..).map(|(k, _)| k.into()).collect();
+        unknown.sort_unstable();
         for field in unknown {
             self.problem(&field, "unknown field");
         }
@@ -70,9 +71,9 @@ impl<'a> Fields<'a> {
         field: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
-        let outcome = match self.map.remove(field) {
-            Some(Value::String(text)) => parse(&text),
-            Some(other) => Err(format!("must be a string, got {}", type_name(&other))),
+        let outcome = match take(&mut self.object, field) {
+            Some(Lenient::Str(text)) => parse(&text),
+            Some(other) => Err(format!("must be a string, got {}", other.type_name())),
             None => Err("is required".into()),
         };
         self.check(field, outcome)
@@ -116,13 +117,13 @@ impl<'a> Fields<'a> {
         field: &str,
         parse: impl FnOnce(i64) -> Result<T, String>,
     ) -> Option<Option<T>> {
-        let outcome = match self.map.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_i64() {
+        let outcome = match take(&mut self.object, field) {
+            None | Some(Lenient::Null) => Ok(None),
+            Some(Lenient::Number(n)) => match n.as_i64() {
                 Some(n) => parse(n).map(Some),
                 None => Err(format!("must be a whole number, got {n}")),
             },
-            Some(other) => Err(format!("must be a number, got {}", type_name(&other))),
+            Some(other) => Err(format!("must be a number, got {}", other.type_name())),
         };
         self.check(field, outcome)
     }
@@ -133,23 +134,23 @@ impl<'a> Fields<'a> {
         field: &str,
         parse: impl FnOnce(f64) -> Result<T, String>,
     ) -> Option<Option<T>> {
-        let outcome = match self.map.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_f64().filter(|v| v.is_finite()) {
+        let outcome = match take(&mut self.object, field) {
+            None | Some(Lenient::Null) => Ok(None),
+            Some(Lenient::Number(n)) => match n.as_f64().filter(|v| v.is_finite()) {
                 Some(v) => parse(v).map(Some),
                 None => Err(format!("must be a finite number, got {n}")),
             },
-            Some(other) => Err(format!("must be a number, got {}", type_name(&other))),
+            Some(other) => Err(format!("must be a number, got {}", other.type_name())),
         };
         self.check(field, outcome)
     }
 
     /// An optional boolean.
     pub fn optional_bool(&mut self, field: &str) -> Option<Option<bool>> {
-        let outcome = match self.map.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(other) => Err(format!("must be true or false, got {}", type_name(&other))),
+        let outcome = match take(&mut self.object, field) {
+            None | Some(Lenient::Null) => Ok(None),
+            Some(Lenient::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(format!("must be true or false, got {}", other.type_name())),
         };
         self.check(field, outcome)
     }
@@ -157,16 +158,16 @@ impl<'a> Fields<'a> {
     /// The `timestamp` field (RFC 3339 text or epoch ms), defaulting to the time of receipt,
     /// and within the window.
     pub fn timestamp(&mut self, window: &Window) -> Option<TimestampMs> {
-        let outcome = match self.map.remove("timestamp") {
-            None | Some(Value::Null) => Ok(window.now),
-            Some(Value::String(text)) => TimestampMs::parse(&text),
-            Some(Value::Number(n)) => n
+        let outcome = match take(&mut self.object, "timestamp") {
+            None | Some(Lenient::Null) => Ok(window.now),
+            Some(Lenient::Str(text)) => TimestampMs::parse(&text),
+            Some(Lenient::Number(n)) => n
                 .as_i64()
                 .map(TimestampMs::from_millis)
                 .ok_or_else(|| format!("epoch milliseconds must be a whole number, got {n}")),
             Some(other) => Err(format!(
                 "must be RFC 3339 text or epoch milliseconds, got {}",
-                type_name(&other)
+                other.type_name()
             )),
         }
         .and_then(|at| {
@@ -187,16 +188,5 @@ impl<'a> Fields<'a> {
             }
         });
         self.check("timestamp", outcome)
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

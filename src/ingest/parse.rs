@@ -5,14 +5,13 @@
 //! is half-accepted. Problems name the reading (`index`: its position in its list, or its line
 //! for NDJSON), its `kind`, the `field` and what is wrong.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
-
 use super::fields::Fields;
+use super::lenient::{take, Lenient, Object};
 use crate::model::{
     ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, Reading, ReadingId,
     ServiceName, StatusCode, TimestampMs,
 };
+use serde::Serialize;
 
 /// The longest a single reading may claim to have taken: one day, in ms.
 pub const MAX_DURATION_MS: f64 = 86_400_000.0;
@@ -71,17 +70,19 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Lenient = serde_json::from_slice(body)
         .map_err(|e| ParseError::Malformed(format!("malformed JSON: {e}")))?;
-    let Value::Object(top) = value else {
+    let Lenient::Object(mut top) = value else {
         return Err(ParseError::Malformed(
             "the body must be a JSON object {\"api\": [...], \"host\": [...]}".into(),
         ));
     };
     let mut readings = Vec::new();
     let mut problems = Vec::new();
+    // Problems come in key order, as they did when objects were sorted maps.
+    top.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     for (key, list) in top {
-        let kind = match key.as_str() {
+        let kind = match key.as_ref() {
             "api" => "api",
             "host" => "host",
             other => {
@@ -94,7 +95,7 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
                 continue;
             }
         };
-        let Value::Array(items) = list else {
+        let Lenient::Array(items) = list else {
             problems.push(FieldProblem {
                 index: 0,
                 kind: Some(kind),
@@ -105,8 +106,8 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
         };
         for (index, item) in items.into_iter().enumerate() {
             match item {
-                Value::Object(map) => {
-                    readings.extend(parse_reading(kind, map, index, window, &mut problems))
+                Lenient::Object(object) => {
+                    readings.extend(parse_reading(kind, object, index, window, &mut problems))
                 }
                 _ => problems.push(not_an_object(index, Some(kind))),
             }
@@ -125,8 +126,8 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
             continue;
         }
         lines_seen += 1;
-        let mut map = match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(map)) => map,
+        let mut object = match serde_json::from_slice::<Lenient>(line) {
+            Ok(Lenient::Object(object)) => object,
             Ok(_) => {
                 problems.push(not_an_object(index, None));
                 continue;
@@ -138,9 +139,9 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
                 )))
             }
         };
-        let kind = match map.remove("kind") {
-            Some(Value::String(k)) if k == "api" => "api",
-            Some(Value::String(k)) if k == "host" => "host",
+        let kind = match take(&mut object, "kind") {
+            Some(Lenient::Str(k)) if k == "api" => "api",
+            Some(Lenient::Str(k)) if k == "host" => "host",
             _ => {
                 problems.push(FieldProblem {
                     index,
@@ -151,7 +152,7 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
                 continue;
             }
         };
-        readings.extend(parse_reading(kind, map, index, window, &mut problems));
+        readings.extend(parse_reading(kind, object, index, window, &mut problems));
     }
     if lines_seen == 0 {
         return Err(ParseError::Empty);
@@ -178,12 +179,12 @@ fn not_an_object(index: usize, kind: Option<&'static str>) -> FieldProblem {
 
 fn parse_reading(
     kind: &'static str,
-    map: Map<String, Value>,
+    object: Object<'_>,
     index: usize,
     window: &Window,
     problems: &mut Vec<FieldProblem>,
 ) -> Option<Reading> {
-    let mut fields = Fields::new(map, index, kind, problems);
+    let mut fields = Fields::new(object, index, kind, problems);
     let reading = match kind {
         "api" => parse_api(&mut fields, window).map(Reading::Api),
         _ => parse_host(&mut fields, window).map(Reading::Host),
@@ -192,7 +193,7 @@ fn parse_reading(
     reading.filter(|_| fields.is_clean())
 }
 
-fn parse_api(f: &mut Fields<'_>, window: &Window) -> Option<ApiReading> {
+fn parse_api(f: &mut Fields<'_, '_>, window: &Window) -> Option<ApiReading> {
     let service = f.required_text("service", ServiceName::parse);
     let instance = f.required_text("instance", InstanceName::parse);
     let method = f.required_text("method", HttpMethod::parse);
@@ -226,7 +227,7 @@ fn parse_api(f: &mut Fields<'_>, window: &Window) -> Option<ApiReading> {
     })
 }
 
-fn parse_host(f: &mut Fields<'_>, window: &Window) -> Option<HostReading> {
+fn parse_host(f: &mut Fields<'_, '_>, window: &Window) -> Option<HostReading> {
     let service = f.required_text("service", ServiceName::parse);
     let instance = f.required_text("instance", InstanceName::parse);
     let timestamp = f.timestamp(window);

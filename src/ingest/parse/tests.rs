@@ -1,6 +1,6 @@
 //! One case per validation rule, plus the encodings.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 
