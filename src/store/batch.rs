@@ -3,12 +3,15 @@
 //! Grouping is backend-independent and pure: readings by partition `(service, bucket, seq)`, the
 //! newest reading per series for the latest tables, and the series-bucket entries not written yet.
 
-use std::collections::{HashMap, HashSet};
+mod group;
+
+use hashbrown::HashSet;
 
 use crate::model::{
     ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, Reading, Seq, ServiceName,
     Settings, TimeBucket,
 };
+use group::{Partitions, SeriesEntryRef};
 
 /// A partition of `metric_readings` or `host_readings`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,80 +89,34 @@ impl SeriesSeen {
         self.seen.extend(entries.iter().cloned());
     }
 
-    fn contains(&self, entry: &SeriesEntry) -> bool {
+    fn contains(&self, entry: &SeriesEntryRef<'_>) -> bool {
         self.seen.contains(entry)
     }
 }
 
 impl WriteBatch {
     /// Groups `readings`; `seen` filters out series entries already written.
+    ///
+    /// Names are cloned once per partition, per series kept as latest and per new series entry,
+    /// not once per reading: the flusher groups tens of thousands of readings per flush.
     pub fn build(readings: Vec<Reading>, settings: &Settings, seen: &SeriesSeen) -> Self {
-        let mut api: HashMap<PartitionKey, Vec<ApiReading>> = HashMap::new();
-        let mut host: HashMap<PartitionKey, Vec<HostReading>> = HashMap::new();
-        let mut latest_api: HashMap<(ServiceName, InstanceName, HttpMethod, ApiPath), ApiReading> =
-            HashMap::new();
-        let mut latest_host: HashMap<(ServiceName, InstanceName), HostReading> = HashMap::new();
-        let mut series: HashSet<SeriesEntry> = HashSet::new();
+        let mut api = Partitions::default();
+        let mut host = Partitions::default();
         for reading in readings {
             match reading {
-                Reading::Api(r) => {
-                    let bucket = r.bucket(settings.bucket_width);
-                    series.insert(SeriesEntry {
-                        service: r.service.clone(),
-                        bucket,
-                        instance: r.instance.clone(),
-                        method: Some(r.method.clone()),
-                        path: Some(r.path.clone()),
-                    });
-                    let series_key = (
-                        r.service.clone(),
-                        r.instance.clone(),
-                        r.method.clone(),
-                        r.path.clone(),
-                    );
-                    keep_newest(latest_api.entry(series_key), &r, |r| (r.timestamp, r.id));
-                    let key = PartitionKey {
-                        service: r.service.clone(),
-                        bucket,
-                        seq: r.seq(settings.shards),
-                    };
-                    api.entry(key).or_default().push(r);
-                }
-                Reading::Host(r) => {
-                    let bucket = r.bucket(settings.bucket_width);
-                    series.insert(SeriesEntry {
-                        service: r.service.clone(),
-                        bucket,
-                        instance: r.instance.clone(),
-                        method: None,
-                        path: None,
-                    });
-                    keep_newest(
-                        latest_host.entry((r.service.clone(), r.instance.clone())),
-                        &r,
-                        |r| (r.timestamp, r.id),
-                    );
-                    let key = PartitionKey {
-                        service: r.service.clone(),
-                        bucket,
-                        seq: r.seq(settings.shards),
-                    };
-                    host.entry(key).or_default().push(r);
-                }
+                Reading::Api(r) => api.push(r, settings),
+                Reading::Host(r) => host.push(r, settings),
             }
         }
+        let (latest_api, mut series) = api.latest_and_series(seen);
+        let (latest_host, host_series) = host.latest_and_series(seen);
+        series.extend(host_series);
         Self {
-            api: api
-                .into_iter()
-                .map(|(key, rows)| Partition { key, rows })
-                .collect(),
-            host: host
-                .into_iter()
-                .map(|(key, rows)| Partition { key, rows })
-                .collect(),
-            latest_api: latest_api.into_values().collect(),
-            latest_host: latest_host.into_values().collect(),
-            series: series.into_iter().filter(|e| !seen.contains(e)).collect(),
+            api: api.into_partitions(),
+            host: host.into_partitions(),
+            latest_api,
+            latest_host,
+            series,
         }
     }
 
@@ -167,25 +124,6 @@ impl WriteBatch {
     pub fn readings(&self) -> usize {
         self.api.iter().map(|p| p.rows.len()).sum::<usize>()
             + self.host.iter().map(|p| p.rows.len()).sum::<usize>()
-    }
-}
-
-/// Keeps the reading with the greater `(timestamp, id)` in the entry.
-fn keep_newest<K, R: Clone, O: Ord>(
-    entry: std::collections::hash_map::Entry<'_, K, R>,
-    candidate: &R,
-    order: impl Fn(&R) -> O,
-) {
-    use std::collections::hash_map::Entry;
-    match entry {
-        Entry::Vacant(slot) => {
-            slot.insert(candidate.clone());
-        }
-        Entry::Occupied(mut slot) => {
-            if order(candidate) > order(slot.get()) {
-                slot.insert(candidate.clone());
-            }
-        }
     }
 }
 
@@ -245,5 +183,17 @@ mod tests {
         seen.remember(&first.series);
         let second = WriteBatch::build(vec![api("a", 1)], &settings, &seen);
         assert!(second.series.is_empty());
+    }
+
+    #[test]
+    fn readings_of_one_partition_share_it_and_the_newest_wins_whatever_the_order() {
+        let settings = Settings::default();
+        let readings: Vec<Reading> = [5, 9, 1, 7].iter().map(|&at| api("a", at)).collect();
+        let batch = WriteBatch::build(readings, &settings, &SeriesSeen::new(10));
+        assert_eq!(batch.api.len(), 1);
+        assert_eq!(batch.api[0].rows.len(), 4);
+        assert_eq!(batch.latest_api.len(), 1);
+        assert_eq!(batch.latest_api[0].timestamp.millis(), 9);
+        assert_eq!(batch.series.len(), 1);
     }
 }
