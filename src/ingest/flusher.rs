@@ -1,7 +1,8 @@
 //! The flushing half of ingest: reads the WAL in order and writes it to the store.
 //!
 //! The WAL is the queue. The flusher reads up to `max_read_bytes` of records at a time from disk,
-//! groups them ([`WriteBatch`]), writes them, and only then confirms their WAL position, so a
+//! groups them ([`WriteBatch`], one batch ahead of the write in progress), writes them, and only
+//! then confirms their WAL position, so a
 //! crash or a store outage at any point leaves the readings in the WAL to be written again.
 //! Writes are idempotent, so writing a record twice is harmless.
 //!
@@ -10,19 +11,20 @@
 //! up with the WAL; the caller bounds that with a deadline and may simply drop the task, since
 //! nothing unconfirmed is lost.
 
+mod prepare;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
-use super::record::{decode, RecordError};
-use crate::model::{Reading, TimestampMs};
-use crate::store::{SeriesSeen, Store, StoreError, WriteBatch};
+use super::record::RecordError;
+use crate::model::TimestampMs;
+use crate::store::{Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError};
-
-/// Series-bucket entries remembered as written (about 100 bytes each).
-const SERIES_SEEN_CAPACITY: usize = 100_000;
+use prepare::{Prepared, Preparer};
 
 /// Flusher tuning.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +83,6 @@ pub struct Flusher<S: Store> {
     store: Arc<S>,
     metrics: Arc<Metrics>,
     config: FlusherConfig,
-    seen: SeriesSeen,
     drain: watch::Receiver<bool>,
     store_healthy: watch::Sender<bool>,
 }
@@ -101,7 +102,6 @@ impl<S: Store> Flusher<S> {
             store,
             metrics,
             config,
-            seen: SeriesSeen::new(SERIES_SEEN_CAPACITY),
             drain,
             store_healthy,
         };
@@ -109,64 +109,59 @@ impl<S: Store> Flusher<S> {
     }
 
     /// Runs until drained (Ok) or until the WAL fails (Err).
-    pub async fn run(mut self) -> Result<(), FlushError> {
-        let mut reader = Some(self.wal.reader(self.wal.confirmed()));
-        let mut durable = self.wal.durable_end();
-        let max_bytes = self.config.max_read_bytes;
-        loop {
-            // Blocking file reads run off the async workers.
-            let mut taken = reader.take().expect("reader is put back after each read");
-            let (back, records) = tokio::task::spawn_blocking(move || {
-                let records = taken.next_batch(max_bytes);
-                (taken, records)
-            })
+    ///
+    /// Two stages overlap: a [`Preparer`] task reads, decodes and groups the next batch while this
+    /// one writes the current batch, so the store is not left idle between flushes. At most one
+    /// batch waits between them, which bounds memory to about three batches.
+    pub async fn run(self) -> Result<(), FlushError> {
+        let (ready_tx, ready) = mpsc::channel(1);
+        let preparer = Preparer {
+            wal: self.wal.clone(),
+            settings: *self.store.settings(),
+            max_read_bytes: self.config.max_read_bytes,
+            drain: self.drain.clone(),
+        };
+        let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(ready_tx)));
+        let written = self.write_in_order(ready).await;
+        let prepared = (&mut preparing.0)
             .await
-            .expect("WAL reader thread panicked");
-            reader = Some(back);
-            let records = records?;
-            let Some(last) = records.last().map(|record| record.next) else {
+            .expect("WAL preparer task panicked");
+        prepared.and(written)
+    }
+
+    /// Writes each prepared batch until stored, then confirms its WAL position. A batch's
+    /// confirmation (an fsync) overlaps the next batch's write; confirmations stay in order.
+    async fn write_in_order(&self, mut ready: mpsc::Receiver<Prepared>) -> Result<(), FlushError> {
+        let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
+        while let Some(prepared) = ready.recv().await {
+            self.write_until_stored(&prepared.batch, prepared.oldest)
+                .await;
+            if ready.is_empty() {
                 self.metrics.flush_lag_seconds.set(0.0);
-                if *self.drain.borrow() {
-                    return Ok(());
-                }
-                tokio::select! {
-                    _ = durable.changed() => {}
-                    _ = self.drain.changed() => {}
-                }
-                continue;
-            };
-            let mut readings: Vec<Reading> = Vec::new();
-            let mut oldest: Option<TimestampMs> = None;
-            for record in records {
-                let accepted = decode(&record.payload).map_err(|source| FlushError::Record {
-                    position: record.position,
-                    source,
-                })?;
-                oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
-                readings.extend(accepted.readings);
             }
-            let batch = WriteBatch::build(readings, self.store.settings(), &self.seen);
-            self.write_until_stored(&batch, oldest).await;
-            self.seen.remember(&batch.series);
+            if let Some(previous) = confirming.take() {
+                previous.await.expect("WAL confirm thread panicked")?;
+            }
             let wal = self.wal.clone();
-            // Confirming fsyncs the checkpoint: keep it off the async workers.
-            tokio::task::spawn_blocking(move || wal.confirm(last))
-                .await
-                .expect("WAL confirm thread panicked")?;
+            confirming = Some(tokio::task::spawn_blocking(move || {
+                wal.confirm(prepared.end)
+            }));
             self.metrics
                 .readings_flushed
-                .inc_by(batch.readings() as u64);
+                .inc_by(prepared.batch.readings() as u64);
         }
+        if let Some(last) = confirming {
+            last.await.expect("WAL confirm thread panicked")?;
+        }
+        Ok(())
     }
 
     /// Writes `batch`, retrying with backoff until the store takes it.
-    async fn write_until_stored(&self, batch: &WriteBatch, oldest: Option<TimestampMs>) {
+    async fn write_until_stored(&self, batch: &WriteBatch, oldest: TimestampMs) {
         let mut delay = self.config.retry_initial;
         loop {
-            if let Some(at) = oldest {
-                let lag_ms = (TimestampMs::now().millis() - at.millis()).max(0);
-                self.metrics.flush_lag_seconds.set(lag_ms as f64 / 1000.0);
-            }
+            let lag_ms = (TimestampMs::now().millis() - oldest.millis()).max(0);
+            self.metrics.flush_lag_seconds.set(lag_ms as f64 / 1000.0);
             let started = Instant::now();
             match self.store.write(batch).await {
                 Ok(()) => {
@@ -191,5 +186,15 @@ impl<S: Store> Flusher<S> {
             .get_or_create(&[("cause", error.cause())])
             .inc();
         tracing::warn!(%error, retry_in = ?delay, "flush failed; the readings stay in the WAL and will be retried");
+    }
+}
+
+/// Aborts the task when dropped: the preparer must not outlive a flusher that was dropped at its
+/// shutdown deadline.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

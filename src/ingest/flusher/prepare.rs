@@ -1,0 +1,93 @@
+//! The first stage of a flush: read the next records from the WAL, decode them and group them
+//! into a [`WriteBatch`], while the writer stage is still writing the previous one.
+
+use tokio::sync::{mpsc, watch};
+
+use super::FlushError;
+use crate::ingest::record::decode;
+use crate::model::{Reading, Settings, TimestampMs};
+use crate::store::{SeriesSeen, WriteBatch};
+use crate::wal::{Position, Wal, WalError, WalReader, WalRecord};
+
+/// Series-bucket entries remembered as written (about 100 bytes each).
+const SERIES_SEEN_CAPACITY: usize = 100_000;
+
+/// A flush ready to write.
+pub(super) struct Prepared {
+    /// The grouped readings.
+    pub batch: WriteBatch,
+    /// The WAL position after the batch's last record: confirmed once the batch is stored.
+    pub end: Position,
+    /// The earliest acceptance time in the batch, for the flush-lag gauge.
+    pub oldest: TimestampMs,
+}
+
+/// Reads, decodes and groups the WAL in order, one batch ahead of the writer.
+pub(super) struct Preparer {
+    pub wal: Wal,
+    pub settings: Settings,
+    pub max_read_bytes: usize,
+    pub drain: watch::Receiver<bool>,
+}
+
+impl Preparer {
+    /// Sends batches until the WAL is drained (after a drain request) or the writer is gone.
+    ///
+    /// Series entries are remembered as soon as a batch is handed over: the writer stores batches
+    /// in order and retries each until it succeeds, so a later batch is never confirmed before
+    /// the entries of an earlier one are stored. After a crash the WAL is replayed with nothing
+    /// remembered.
+    pub async fn run(mut self, ready: mpsc::Sender<Prepared>) -> Result<(), FlushError> {
+        let mut reader = self.wal.reader(self.wal.confirmed());
+        let mut durable = self.wal.durable_end();
+        let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
+        loop {
+            let (back, records) = read_blocking(reader, self.max_read_bytes).await;
+            reader = back;
+            let records = records?;
+            let Some(end) = records.last().map(|record| record.next) else {
+                if *self.drain.borrow() {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = durable.changed() => {}
+                    _ = self.drain.changed() => {}
+                }
+                continue;
+            };
+            let mut readings: Vec<Reading> = Vec::new();
+            let mut oldest: Option<TimestampMs> = None;
+            for record in records {
+                let accepted = decode(&record.payload).map_err(|source| FlushError::Record {
+                    position: record.position,
+                    source,
+                })?;
+                oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
+                readings.extend(accepted.readings);
+            }
+            let batch = WriteBatch::build(readings, &self.settings, &seen);
+            seen.remember(&batch.series);
+            let prepared = Prepared {
+                batch,
+                end,
+                oldest: oldest.expect("at least one record was read"),
+            };
+            if ready.send(prepared).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reads the next records off the async workers (blocking file reads).
+async fn read_blocking(
+    mut reader: WalReader,
+    max_bytes: usize,
+) -> (WalReader, Result<Vec<WalRecord>, WalError>) {
+    tokio::task::spawn_blocking(move || {
+        let records = reader.next_batch(max_bytes);
+        (reader, records)
+    })
+    .await
+    .expect("WAL reader thread panicked")
+}
