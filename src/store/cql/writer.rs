@@ -1,8 +1,11 @@
 //! [`CqlStore`]: the write path to Scylla / Cassandra (the read path is in `reader`).
 //!
 //! Rows of one partition go out as unlogged batches (one partition per batch, so the batch is a
-//! single mutation on one replica set and the token-aware policy sends it straight there). All
-//! statements of a flush run concurrently, at most [`MAX_IN_FLIGHT`] at a time.
+//! single mutation on one replica set and the token-aware policy sends it straight there). The
+//! batches of one partition are sent one after another, partitions concurrently, at most
+//! [`MAX_IN_FLIGHT`] at a time: concurrent batches into the same partition contend in the node's
+//! memtable (each update of the partition is retried until it wins), which costs the node CPU
+//! for nothing.
 
 use std::sync::Arc;
 
@@ -18,12 +21,12 @@ use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBuck
 use crate::store::batch::{Partition, SeriesEntry, WriteBatch};
 use crate::store::{PageRequest, Store, StoreError};
 
-/// Requests in flight at once per flush: enough to keep every connection busy, bounded so a big
-/// flush cannot flood the cluster.
-pub const MAX_IN_FLIGHT: usize = 128;
+/// Partitions written at once per flush (one request in flight each): enough to keep every
+/// connection busy, bounded so a big flush cannot flood the cluster.
+pub const MAX_IN_FLIGHT: usize = 64;
 /// Rows per unlogged batch. Single-partition batches are one mutation, so Cassandra's batch size
 /// warnings do not apply; the cap keeps each request's latency and size moderate.
-pub const MAX_ROWS_PER_BATCH: usize = 256;
+pub const MAX_ROWS_PER_BATCH: usize = 512;
 
 /// The Scylla / Cassandra backend.
 #[derive(Clone)]
@@ -63,11 +66,8 @@ impl CqlStore {
         &self.session
     }
 
-    fn api_batches<'a>(
-        &'a self,
-        partition: &'a Partition<ApiReading>,
-    ) -> impl Iterator<Item = BoxFuture<'a, Result<(), StoreError>>> + 'a {
-        partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
+    fn api_batches<'a>(&'a self, partition: &'a Partition<ApiReading>) -> Request<'a> {
+        in_sequence(partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
             let key = &partition.key;
             let values: Vec<_> = rows
                 .iter()
@@ -88,14 +88,11 @@ impl CqlStore {
                 })
                 .collect();
             self.run_batch(&self.statements.insert_api, values, "writing API readings")
-        })
+        }))
     }
 
-    fn host_batches<'a>(
-        &'a self,
-        partition: &'a Partition<HostReading>,
-    ) -> impl Iterator<Item = BoxFuture<'a, Result<(), StoreError>>> + 'a {
-        partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
+    fn host_batches<'a>(&'a self, partition: &'a Partition<HostReading>) -> Request<'a> {
+        in_sequence(partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
             let key = &partition.key;
             let values: Vec<_> = rows
                 .iter()
@@ -125,7 +122,7 @@ impl CqlStore {
                 values,
                 "writing host readings",
             )
-        })
+        }))
     }
 
     fn run_batch<'a, V>(
@@ -133,7 +130,7 @@ impl CqlStore {
         statement: &scylla::statement::prepared::PreparedStatement,
         values: Vec<V>,
         what: &'static str,
-    ) -> BoxFuture<'a, Result<(), StoreError>>
+    ) -> Request<'a>
     where
         V: scylla::serialize::row::SerializeRow + Send + Sync + 'a,
     {
@@ -153,10 +150,7 @@ impl CqlStore {
     }
 
     /// Latest API rows, one unlogged batch per latest shard (each shard is one partition).
-    fn latest_api_batches<'a>(
-        &'a self,
-        readings: &'a [ApiReading],
-    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
+    fn latest_api_batches<'a>(&'a self, readings: &'a [ApiReading]) -> Vec<Request<'a>> {
         let rows = readings.iter().map(|r| {
             let shard = self.latest_shard(&[
                 r.service.as_str(),
@@ -187,10 +181,7 @@ impl CqlStore {
     }
 
     /// Latest host rows, one unlogged batch per latest shard.
-    fn latest_host_batches<'a>(
-        &'a self,
-        readings: &'a [HostReading],
-    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
+    fn latest_host_batches<'a>(&'a self, readings: &'a [HostReading]) -> Vec<Request<'a>> {
         let rows = readings.iter().map(|r| {
             let shard = self.latest_shard(&[r.service.as_str(), r.instance.as_str()]);
             let g = &r.gauges;
@@ -221,10 +212,7 @@ impl CqlStore {
     }
 
     /// Series index rows, one unlogged batch per `(service, bucket)` partition.
-    fn series<'a>(
-        &'a self,
-        entries: &'a [SeriesEntry],
-    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
+    fn series<'a>(&'a self, entries: &'a [SeriesEntry]) -> Vec<Request<'a>> {
         let rows = entries.iter().map(|e| {
             let values = (
                 e.service.as_str(),
@@ -239,13 +227,14 @@ impl CqlStore {
     }
 
     /// Groups `(partition, values)` rows by partition and sends each group as unlogged batches
-    /// of at most [`MAX_ROWS_PER_BATCH`] rows: one request per partition instead of one per row.
+    /// of at most [`MAX_ROWS_PER_BATCH`] rows, one after another: one request per partition
+    /// instead of one per row.
     fn partition_batches<'a, K, V>(
         &'a self,
         rows: impl Iterator<Item = (K, V)>,
         statement: &scylla::statement::prepared::PreparedStatement,
         what: &'static str,
-    ) -> Vec<BoxFuture<'a, Result<(), StoreError>>>
+    ) -> Vec<Request<'a>>
     where
         K: std::hash::Hash + Eq,
         V: scylla::serialize::row::SerializeRow + Clone + Send + Sync + 'a,
@@ -257,19 +246,34 @@ impl CqlStore {
         }
         by_partition
             .into_values()
-            .flat_map(|values| {
-                values
-                    .chunks(MAX_ROWS_PER_BATCH)
-                    .map(<[V]>::to_vec)
-                    .collect::<Vec<_>>()
+            .map(|values| {
+                in_sequence(
+                    values
+                        .chunks(MAX_ROWS_PER_BATCH)
+                        .map(|chunk| self.run_batch(statement, chunk.to_vec(), what)),
+                )
             })
-            .map(|values| self.run_batch(statement, values, what))
             .collect()
     }
 
     fn latest_shard(&self, parts: &[&str]) -> i32 {
         self.settings.latest_shards.shard_of(parts).get()
     }
+}
+
+/// One write request, or the requests of one partition in sequence.
+type Request<'a> = BoxFuture<'a, Result<(), StoreError>>;
+
+/// Runs `requests` one after another, stopping at the first failure.
+fn in_sequence<'a>(requests: impl Iterator<Item = Request<'a>>) -> Request<'a> {
+    let requests: Vec<Request<'a>> = requests.collect();
+    async move {
+        for request in requests {
+            request.await?;
+        }
+        Ok(())
+    }
+    .boxed()
 }
 
 fn unset<T>(value: Option<T>) -> MaybeUnset<T> {
@@ -282,12 +286,12 @@ impl Store for CqlStore {
     }
 
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let mut requests: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::new();
+        let mut requests: Vec<Request<'_>> = Vec::new();
         for partition in &batch.api {
-            requests.extend(self.api_batches(partition));
+            requests.push(self.api_batches(partition));
         }
         for partition in &batch.host {
-            requests.extend(self.host_batches(partition));
+            requests.push(self.host_batches(partition));
         }
         requests.extend(self.latest_api_batches(&batch.latest_api));
         requests.extend(self.latest_host_batches(&batch.latest_host));
