@@ -6,6 +6,7 @@
 //! CRC-checked format) trusts its input and does not re-validate.
 
 pub mod bucket;
+pub mod intern;
 pub mod names;
 pub mod reading;
 pub mod settings;

@@ -4,8 +4,11 @@
 //! the API returns as the `problem` of a field.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::intern::intern;
 
 /// Longest service or instance name, in bytes: long enough for a pod name or an IPv6 address with
 /// port, short enough that a partition key stays small.
@@ -29,18 +32,57 @@ fn check_text(value: &str, max_bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A name's text, deserialized through the interner (borrowed from the input where the format
+/// allows, as postcard and the CQL driver do).
+struct InternedText(Arc<str>);
+
+impl<'de> Deserialize<'de> for InternedText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = InternedText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<InternedText, E> {
+                Ok(InternedText(intern(v)))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+/// Serialize as the plain text; deserialize through the interner, trusting the input like every
+/// model type (see the module doc of `model`).
+macro_rules! interned_serde {
+    ($name:ident) => {
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                InternedText::deserialize(deserializer).map(|text| Self(text.0))
+            }
+        }
+    };
+}
+
 macro_rules! text_newtype {
     ($(#[$doc:meta])* $name:ident, $max:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        interned_serde!($name);
 
         impl $name {
             /// Validates `value`: non-empty, bounded length, no control characters.
             pub fn parse(value: &str) -> Result<Self, String> {
                 check_text(value, $max)?;
-                Ok(Self(value.to_owned()))
+                Ok(Self(intern(value)))
             }
 
             /// The validated text.
@@ -69,9 +111,10 @@ text_newtype!(
 );
 
 /// A URL path or route template (`/users/{id}`). Must start with `/`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ApiPath(String);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiPath(Arc<str>);
+
+interned_serde!(ApiPath);
 
 impl ApiPath {
     /// Validates `value`: starts with `/`, bounded length, no control characters.
@@ -80,7 +123,7 @@ impl ApiPath {
         if !value.starts_with('/') {
             return Err("must start with '/'".into());
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(intern(value)))
     }
 
     /// The validated path.
@@ -100,31 +143,51 @@ const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
-/// An HTTP request method, stored upper-case.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HttpMethod(String);
+/// An HTTP request method, stored upper-case (one of [`METHODS`], so never allocated).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HttpMethod(&'static str);
 
 impl HttpMethod {
     /// Accepts a standard method in any case and stores it upper-case.
     pub fn parse(value: &str) -> Result<Self, String> {
-        let upper = value.to_ascii_uppercase();
-        if METHODS.contains(&upper.as_str()) {
-            Ok(Self(upper))
-        } else {
-            Err(format!("must be one of {}", METHODS.join(", ")))
-        }
+        METHODS
+            .iter()
+            .find(|method| method.eq_ignore_ascii_case(value))
+            .map(|method| Self(method))
+            .ok_or_else(|| format!("must be one of {}", METHODS.join(", ")))
     }
 
     /// The upper-case method.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0
+    }
+}
+
+impl Serialize for HttpMethod {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpMethod {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Method;
+        impl serde::de::Visitor<'_> for Method {
+            type Value = HttpMethod;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an HTTP method")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HttpMethod, E> {
+                HttpMethod::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Method)
     }
 }
 
 impl fmt::Display for HttpMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
@@ -163,6 +226,19 @@ impl StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip_through_the_wal_encoding_sharing_their_text() {
+        let service = ServiceName::parse("checkout").unwrap();
+        let method = HttpMethod::parse("patch").unwrap();
+        let bytes = postcard::to_stdvec(&(&service, &method)).unwrap();
+        let (back, method_back): (ServiceName, HttpMethod) = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!((&back, &method_back), (&service, &method));
+        assert!(Arc::ptr_eq(&back.0, &service.0));
+        assert!(
+            postcard::from_bytes::<HttpMethod>(&postcard::to_stdvec("FETCH").unwrap()).is_err()
+        );
+    }
 
     #[test]
     fn names_reject_empty_long_and_control_characters() {
