@@ -159,7 +159,7 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
         ..QueryLimits::default()
     };
     let queries = Queries::new(store.clone(), limits);
-    let baseline = data::prepare_baseline(store.session(), limits.page_rows).await?;
+    let baseline = data::prepare_baseline(store.session(), keyspace, limits.page_rows).await?;
     let service = ServiceName::parse(SERVICE).map_err(anyhow::Error::msg)?;
     let node_pid = cpu::node_pid();
     let mut results = Vec::new();

@@ -135,14 +135,15 @@ pub async fn sequential(
 /// The baseline's statement: the plain range query of one partition.
 pub async fn prepare_baseline(
     session: &Session,
+    keyspace: &Keyspace,
     page_rows: u32,
 ) -> anyhow::Result<scylla::statement::prepared::PreparedStatement> {
     let mut statement = session
-        .prepare(
+        .prepare(format!(
             "SELECT timestamp, reading_id, instance, method, path, code, duration_ms, count \
-             FROM metric_readings WHERE service_name = ? AND time_bucket = ? AND seq = ? \
-             AND timestamp >= ? AND timestamp <= ?",
-        )
+             FROM {keyspace}.metric_readings WHERE service_name = ? AND time_bucket = ? AND seq = ? \
+             AND timestamp >= ? AND timestamp <= ?"
+        ))
         .await?;
     statement.set_page_size(i32::try_from(page_rows)?);
     Ok(statement)

@@ -8,31 +8,32 @@
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
+use super::Keyspace;
 use crate::store::StoreError;
 
 /// Inserts one API reading.
-const INSERT_API: &str = "INSERT INTO metric_readings \
+const INSERT_API: &str = "INSERT INTO {keyspace}.metric_readings \
     (service_name, time_bucket, seq, timestamp, reading_id, instance, method, path, code, duration_ms, count) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 /// Inserts one host reading; absent gauges are bound as unset (no tombstone).
-const INSERT_HOST: &str = "INSERT INTO host_readings \
+const INSERT_HOST: &str = "INSERT INTO {keyspace}.host_readings \
     (service_name, time_bucket, seq, timestamp, reading_id, instance, cpu_percent, mem_used_bytes, mem_total_bytes, \
     disk_used_bytes, disk_total_bytes, available, heap_bytes, allocated_bytes, freed_bytes) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 /// Upserts the latest API reading of a series, at the reading's own time (µs), so an older
 /// reading arriving late loses to the newer one already there.
-const UPSERT_LATEST_API: &str = "INSERT INTO latest_api_readings \
+const UPSERT_LATEST_API: &str = "INSERT INTO {keyspace}.latest_api_readings \
     (shard, service_name, instance, method, path, timestamp, reading_id, code, duration_ms, count) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
 /// Upserts the latest host reading of an instance; absent gauges are written as null so the row
 /// is exactly the newest reading.
-const UPSERT_LATEST_HOST: &str = "INSERT INTO latest_host_readings \
+const UPSERT_LATEST_HOST: &str = "INSERT INTO {keyspace}.latest_host_readings \
     (shard, service_name, instance, timestamp, reading_id, cpu_percent, mem_used_bytes, mem_total_bytes, \
     disk_used_bytes, disk_total_bytes, available, heap_bytes, allocated_bytes, freed_bytes) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
 /// Records a series in a bucket of the reverse index.
 const INSERT_SERIES: &str =
-    "INSERT INTO series_by_bucket (service_name, time_bucket, instance, method, path) \
+    "INSERT INTO {keyspace}.series_by_bucket (service_name, time_bucket, instance, method, path) \
     VALUES (?, ?, ?, ?, ?)";
 /// The cheapest round trip there is.
 const PING: &str = "SELECT release_version FROM system.local";
@@ -40,45 +41,45 @@ const PING: &str = "SELECT release_version FROM system.local";
 /// A page of a partition's API readings, oldest first: after `(timestamp, reading_id)`, up to
 /// a newest timestamp.
 const SELECT_API_ASC: &str = "SELECT timestamp, reading_id, instance, method, path, code, \
-    duration_ms, count FROM metric_readings WHERE service_name = ? AND time_bucket = ? AND seq = ? \
+    duration_ms, count FROM {keyspace}.metric_readings WHERE service_name = ? AND time_bucket = ? AND seq = ? \
     AND (timestamp, reading_id) > (?, ?) AND (timestamp) <= (?) LIMIT ?";
 /// A page of a partition's API readings, newest first: before `(timestamp, reading_id)`, down
 /// to an oldest timestamp.
 const SELECT_API_DESC: &str = "SELECT timestamp, reading_id, instance, method, path, code, \
-    duration_ms, count FROM metric_readings WHERE service_name = ? AND time_bucket = ? AND seq = ? \
+    duration_ms, count FROM {keyspace}.metric_readings WHERE service_name = ? AND time_bucket = ? AND seq = ? \
     AND (timestamp, reading_id) < (?, ?) AND (timestamp) >= (?) \
     ORDER BY timestamp DESC, reading_id DESC LIMIT ?";
 /// Like [`SELECT_API_ASC`], for host readings.
 const SELECT_HOST_ASC: &str = "SELECT timestamp, reading_id, instance, cpu_percent, \
     mem_used_bytes, mem_total_bytes, disk_used_bytes, disk_total_bytes, available, heap_bytes, \
-    allocated_bytes, freed_bytes FROM host_readings \
+    allocated_bytes, freed_bytes FROM {keyspace}.host_readings \
     WHERE service_name = ? AND time_bucket = ? AND seq = ? \
     AND (timestamp, reading_id) > (?, ?) AND (timestamp) <= (?) LIMIT ?";
 /// Like [`SELECT_API_DESC`], for host readings.
 const SELECT_HOST_DESC: &str = "SELECT timestamp, reading_id, instance, cpu_percent, \
     mem_used_bytes, mem_total_bytes, disk_used_bytes, disk_total_bytes, available, heap_bytes, \
-    allocated_bytes, freed_bytes FROM host_readings \
+    allocated_bytes, freed_bytes FROM {keyspace}.host_readings \
     WHERE service_name = ? AND time_bucket = ? AND seq = ? \
     AND (timestamp, reading_id) < (?, ?) AND (timestamp) >= (?) \
     ORDER BY timestamp DESC, reading_id DESC LIMIT ?";
 /// One partition of the series index.
 const SELECT_SERIES: &str =
-    "SELECT instance, method, path FROM series_by_bucket WHERE service_name = ? AND time_bucket = ?";
+    "SELECT instance, method, path FROM {keyspace}.series_by_bucket WHERE service_name = ? AND time_bucket = ?";
 /// Every latest API row of one latest shard.
 const SELECT_LATEST_API: &str = "SELECT service_name, instance, method, path, timestamp, \
-    reading_id, code, duration_ms, count FROM latest_api_readings WHERE shard = ?";
+    reading_id, code, duration_ms, count FROM {keyspace}.latest_api_readings WHERE shard = ?";
 /// The latest API rows of one service in one latest shard (a clustering prefix).
 const SELECT_LATEST_API_OF: &str = "SELECT service_name, instance, method, path, timestamp, \
-    reading_id, code, duration_ms, count FROM latest_api_readings \
+    reading_id, code, duration_ms, count FROM {keyspace}.latest_api_readings \
     WHERE shard = ? AND service_name = ?";
 /// Every latest host row of one latest shard.
 const SELECT_LATEST_HOST: &str = "SELECT service_name, instance, timestamp, reading_id, \
     cpu_percent, mem_used_bytes, mem_total_bytes, disk_used_bytes, disk_total_bytes, available, \
-    heap_bytes, allocated_bytes, freed_bytes FROM latest_host_readings WHERE shard = ?";
+    heap_bytes, allocated_bytes, freed_bytes FROM {keyspace}.latest_host_readings WHERE shard = ?";
 /// The latest host rows of one service in one latest shard.
 const SELECT_LATEST_HOST_OF: &str = "SELECT service_name, instance, timestamp, reading_id, \
     cpu_percent, mem_used_bytes, mem_total_bytes, disk_used_bytes, disk_total_bytes, available, \
-    heap_bytes, allocated_bytes, freed_bytes FROM latest_host_readings \
+    heap_bytes, allocated_bytes, freed_bytes FROM {keyspace}.latest_host_readings \
     WHERE shard = ? AND service_name = ?";
 
 /// The prepared statements of the write and read paths.
@@ -117,31 +118,38 @@ pub struct Statements {
 }
 
 impl Statements {
-    /// Prepares every statement on `session` (whose keyspace is already set).
-    pub async fn prepare(session: &Session) -> Result<Self, StoreError> {
+    /// Prepares every statement on `session` for the tables of `keyspace`.
+    pub async fn prepare(session: &Session, keyspace: &Keyspace) -> Result<Self, StoreError> {
         Ok(Self {
-            insert_api: prepare(session, INSERT_API).await?,
-            insert_host: prepare(session, INSERT_HOST).await?,
-            upsert_latest_api: prepare(session, UPSERT_LATEST_API).await?,
-            upsert_latest_host: prepare(session, UPSERT_LATEST_HOST).await?,
-            insert_series: prepare(session, INSERT_SERIES).await?,
-            ping: prepare(session, PING).await?,
-            select_api_asc: prepare(session, SELECT_API_ASC).await?,
-            select_api_desc: prepare(session, SELECT_API_DESC).await?,
-            select_host_asc: prepare(session, SELECT_HOST_ASC).await?,
-            select_host_desc: prepare(session, SELECT_HOST_DESC).await?,
-            select_series: prepare(session, SELECT_SERIES).await?,
-            select_latest_api: prepare(session, SELECT_LATEST_API).await?,
-            select_latest_api_of: prepare(session, SELECT_LATEST_API_OF).await?,
-            select_latest_host: prepare(session, SELECT_LATEST_HOST).await?,
-            select_latest_host_of: prepare(session, SELECT_LATEST_HOST_OF).await?,
+            insert_api: prepare(session, keyspace, INSERT_API).await?,
+            insert_host: prepare(session, keyspace, INSERT_HOST).await?,
+            upsert_latest_api: prepare(session, keyspace, UPSERT_LATEST_API).await?,
+            upsert_latest_host: prepare(session, keyspace, UPSERT_LATEST_HOST).await?,
+            insert_series: prepare(session, keyspace, INSERT_SERIES).await?,
+            ping: prepare(session, keyspace, PING).await?,
+            select_api_asc: prepare(session, keyspace, SELECT_API_ASC).await?,
+            select_api_desc: prepare(session, keyspace, SELECT_API_DESC).await?,
+            select_host_asc: prepare(session, keyspace, SELECT_HOST_ASC).await?,
+            select_host_desc: prepare(session, keyspace, SELECT_HOST_DESC).await?,
+            select_series: prepare(session, keyspace, SELECT_SERIES).await?,
+            select_latest_api: prepare(session, keyspace, SELECT_LATEST_API).await?,
+            select_latest_api_of: prepare(session, keyspace, SELECT_LATEST_API_OF).await?,
+            select_latest_host: prepare(session, keyspace, SELECT_LATEST_HOST).await?,
+            select_latest_host_of: prepare(session, keyspace, SELECT_LATEST_HOST_OF).await?,
         })
     }
 }
 
-async fn prepare(session: &Session, text: &'static str) -> Result<PreparedStatement, StoreError> {
+/// Prepares `text` with its tables qualified by `keyspace` (a validated identifier, never user
+/// input): a session-wide `USE` would make prepared statements ambiguous, and Cassandra 5 warns.
+async fn prepare(
+    session: &Session,
+    keyspace: &Keyspace,
+    text: &'static str,
+) -> Result<PreparedStatement, StoreError> {
+    let text = text.replace("{keyspace}", keyspace.as_str());
     let mut statement = session
-        .prepare(text)
+        .prepare(text.as_str())
         .await
         .map_err(|source| StoreError::prepare(text, source))?;
     statement.set_is_idempotent(true);

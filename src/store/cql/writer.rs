@@ -45,15 +45,11 @@ impl std::fmt::Debug for CqlStore {
 }
 
 impl CqlStore {
-    /// Connects, selects `keyspace`, reads its settings and prepares every statement.
+    /// Connects, reads the settings of `keyspace` and prepares every statement for its tables.
     pub async fn open(nodes: &[String], keyspace: &Keyspace) -> Result<Self, StoreError> {
         let session = connect(nodes).await?;
         let settings = settings::load(&session, keyspace).await?;
-        session
-            .use_keyspace(keyspace.as_str(), false)
-            .await
-            .map_err(|source| StoreError::execute("USE keyspace", source))?;
-        let statements = Statements::prepare(&session).await?;
+        let statements = Statements::prepare(&session, keyspace).await?;
         Ok(Self {
             session: Arc::new(session),
             statements: Arc::new(statements),
