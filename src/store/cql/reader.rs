@@ -198,6 +198,22 @@ fn range_values(request: &PageRequest) -> (&str, i64, i32, CqlTimestamp, Uuid, C
     )
 }
 
+/// Decodes every row of `rows` as `R` and appends what `convert` makes of it.
+fn decode_rows<'frame, R, T>(
+    rows: &'frame QueryRowsResult,
+    what: &'static str,
+    out: &mut Vec<T>,
+    mut convert: impl FnMut(R) -> Result<T, StoreError>,
+) -> Result<(), StoreError>
+where
+    R: scylla::deserialize::row::DeserializeRow<'frame, 'frame>,
+{
+    for row in rows.rows::<R>().map_err(|e| StoreError::decode(what, e))? {
+        out.push(convert(row.map_err(|e| StoreError::decode(what, e))?)?);
+    }
+    Ok(())
+}
+
 impl CqlStore {
     /// Runs `statement` page by page (driver paging state) until the result ends or `limit`
     /// rows were decoded; `decode` turns one page of rows into items.
@@ -245,14 +261,9 @@ impl CqlStore {
             limit,
             WHAT,
             |rows, out| {
-                for row in rows
-                    .rows::<ApiRow>()
-                    .map_err(|e| StoreError::decode(WHAT, e))?
-                {
-                    let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
-                    out.push(api_reading(WHAT, service, row)?);
-                }
-                Ok(())
+                decode_rows(rows, WHAT, out, |row: ApiRow| {
+                    api_reading(WHAT, service, row)
+                })
             },
         )
         .await
@@ -275,14 +286,9 @@ impl CqlStore {
             limit,
             WHAT,
             |rows, out| {
-                for row in rows
-                    .rows::<HostRow>()
-                    .map_err(|e| StoreError::decode(WHAT, e))?
-                {
-                    let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
-                    out.push(host_reading(WHAT, service, row)?);
-                }
-                Ok(())
+                decode_rows(rows, WHAT, out, |row: HostRow| {
+                    host_reading(WHAT, service, row)
+                })
             },
         )
         .await
