@@ -196,4 +196,38 @@ mod tests {
         assert_eq!(batch.latest_api[0].timestamp.millis(), 9);
         assert_eq!(batch.series.len(), 1);
     }
+
+    #[test]
+    fn host_readings_group_with_host_only_series_entries() {
+        let settings = Settings::default();
+        let host = |at_ms: i64| {
+            Reading::Host(HostReading {
+                id: ReadingId::new(),
+                service: ServiceName::parse("checkout").unwrap(),
+                instance: InstanceName::parse("i-1").unwrap(),
+                timestamp: TimestampMs::from_millis(at_ms),
+                gauges: crate::model::HostGauges {
+                    cpu_percent: Some(1.0),
+                    ..Default::default()
+                },
+            })
+        };
+        let mut seen = SeriesSeen::new(10);
+        let first = WriteBatch::build(vec![host(3), host(8), api("i-1", 5)], &settings, &seen);
+        assert_eq!(first.host.len(), 1);
+        assert_eq!(first.host[0].rows.len(), 2);
+        assert_eq!(first.latest_host.len(), 1);
+        assert_eq!(first.latest_host[0].timestamp.millis(), 8);
+        let host_only: Vec<_> = first.series.iter().filter(|e| e.method.is_none()).collect();
+        assert_eq!(host_only.len(), 1);
+        assert!(host_only[0].path.is_none());
+        assert_eq!(
+            first.series.len(),
+            2,
+            "the API series of the same instance is its own entry"
+        );
+        seen.remember(&first.series);
+        let second = WriteBatch::build(vec![host(9), api("i-1", 10)], &settings, &seen);
+        assert!(second.series.is_empty());
+    }
 }
