@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// The store to write to.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Deployment settings: recorded by the first start of the embedded store; with
+    /// `--cql-nodes` (where `migrate up` records them) they are only checked.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// HTTP address to listen on.
     #[arg(long, env = "TIMEBUCKET_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -127,18 +131,11 @@ pub enum MigrateAction {
     Status,
 }
 
-/// `timebucket migrate up` flags. The settings flags only apply to a keyspace that has none yet;
-/// afterwards they must match what is recorded (or be left out).
+/// The deployment settings (bucket width, shards, retention, compaction window). They are fixed
+/// when a store is created — by `migrate up` for a CQL keyspace, by the first `serve` for the
+/// embedded store — and afterwards must match what is recorded, or be left out.
 #[derive(Debug, Args)]
-pub struct UpArgs {
-    /// Keyspace replication when this run creates it: `SimpleStrategy:1` for development,
-    /// `NetworkTopologyStrategy:dc1=3[,dc2=3]` for production.
-    #[arg(
-        long,
-        env = "TIMEBUCKET_REPLICATION",
-        default_value = "SimpleStrategy:1"
-    )]
-    pub replication: Replication,
+pub struct SettingsArgs {
     /// Width of a time bucket (default 1h): most queries should touch two buckets.
     #[arg(long, env = "TIMEBUCKET_BUCKET_WIDTH", value_parser = humantime::parse_duration)]
     pub bucket_width: Option<Duration>,
@@ -154,12 +151,9 @@ pub struct UpArgs {
     /// TimeWindowCompactionStrategy window (default 6h): whole hours, a multiple of the bucket.
     #[arg(long, env = "TIMEBUCKET_COMPACTION_WINDOW", value_parser = humantime::parse_duration)]
     pub compaction_window: Option<Duration>,
-    /// How long to wait for a concurrent `migrate up` to finish.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
-    pub lock_wait: Duration,
 }
 
-impl UpArgs {
+impl SettingsArgs {
     /// The settings flags as a request; durations must be whole seconds that fit in 32 bits.
     pub fn settings_request(&self) -> Result<SettingsRequest, String> {
         let seconds = |name: &str, d: Option<Duration>| -> Result<Option<u32>, String> {
@@ -179,4 +173,23 @@ impl UpArgs {
             compaction_window_seconds: seconds("compaction-window", self.compaction_window)?,
         })
     }
+}
+
+/// `timebucket migrate up` flags.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Keyspace replication when this run creates it: `SimpleStrategy:1` for development,
+    /// `NetworkTopologyStrategy:dc1=3[,dc2=3]` for production.
+    #[arg(
+        long,
+        env = "TIMEBUCKET_REPLICATION",
+        default_value = "SimpleStrategy:1"
+    )]
+    pub replication: Replication,
+    /// Deployment settings for a keyspace that has none yet.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// How long to wait for a concurrent `migrate up` to finish.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub lock_wait: Duration,
 }

@@ -72,6 +72,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServeConfig {
+        settings: args
+            .settings
+            .settings_request()
+            .map_err(anyhow::Error::msg)?,
         cql_nodes: args.store.cql_nodes,
         keyspace: args.store.keyspace,
         data_dir: args.data_dir,
@@ -129,7 +133,7 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
             let options = UpOptions {
                 keyspace: keyspace.clone(),
                 replication: up.replication.clone(),
-                settings: up.settings_request().map_err(anyhow::Error::msg)?,
+                settings: up.settings.settings_request().map_err(anyhow::Error::msg)?,
                 lock_wait: up.lock_wait,
             };
             let session = cql::connect(&args.store.cql_nodes).await?;

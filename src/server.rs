@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
+use crate::migrate::{MigrateError, SettingsRequest};
+use crate::model::Settings;
 use crate::query::{Queries, QueryLimits};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
@@ -46,6 +48,9 @@ pub struct ServeConfig {
     pub shutdown_deadline: Duration,
     /// Limits of the query endpoints.
     pub query: QueryLimits,
+    /// Requested deployment settings: recorded when the embedded store is created, otherwise
+    /// checked against the recorded ones.
+    pub settings: SettingsRequest,
 }
 
 /// The ingest limits that do not depend on the store's settings.
@@ -74,6 +79,9 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+    /// A settings flag is invalid or disagrees with the store's recorded settings.
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -96,16 +104,52 @@ pub async fn run(
     let wal_dir = config.data_dir.join("wal");
     if config.cql_nodes.is_empty() {
         let dir = config.data_dir.join("store");
-        let store = Arc::new(EmbeddedStore::open(&dir)?);
+        let fresh = config
+            .settings
+            .resolve_fresh()
+            .map_err(|e| ServeError::Settings(e.to_string()))?;
+        let store = Arc::new(EmbeddedStore::open_with(&dir, fresh)?);
+        check_settings(
+            &config.settings,
+            store.settings(),
+            &format!("the embedded store at {}", dir.display()),
+            "when the store is first opened",
+        )?;
         tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir.display(),
             settings = ?store.settings(), "store opened (no --cql-nodes: using the embedded store)");
         serve_with(store, wal, &config, listener, shutdown).await
     } else {
         let store = Arc::new(CqlStore::open(&config.cql_nodes, &config.keyspace).await?);
+        check_settings(
+            &config.settings,
+            store.settings(),
+            &format!("keyspace {}", config.keyspace),
+            "by the first `migrate up`",
+        )?;
         tracing::info!(backend = "cql", nodes = %config.cql_nodes.join(","), keyspace = %config.keyspace,
             settings = ?store.settings(), wal = %wal_dir.display(), "store opened");
         serve_with(store, wal, &config, listener, shutdown).await
     }
+}
+
+/// Refuses to serve when a settings flag disagrees with what `store` recorded.
+fn check_settings(
+    request: &SettingsRequest,
+    recorded: &Settings,
+    store: &str,
+    fixed: &str,
+) -> Result<(), ServeError> {
+    request.check_against(recorded).map_err(|e| match e {
+        MigrateError::SettingsConflict {
+            name,
+            recorded,
+            requested,
+        } => ServeError::Settings(format!(
+            "setting {name} is recorded as {recorded} in {store} and cannot change (asked for \
+             {requested}); settings are fixed {fixed}"
+        )),
+        other => ServeError::Settings(other.to_string()),
+    })
 }
 
 async fn serve_with<S: Store>(

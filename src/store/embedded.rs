@@ -66,9 +66,14 @@ fn embedded(what: &'static str) -> impl FnOnce(fjall::Error) -> StoreError {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir`. Settings are recorded on first open (the defaults)
-    /// and read back afterwards, as `migrate` does for CQL.
+    /// Opens (or creates) the store in `dir` with the default settings on first open.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, Settings::default())
+    }
+
+    /// Opens (or creates) the store in `dir`. `first` is recorded when the store is created and
+    /// ignored afterwards (the recorded settings are read back), as `migrate up` does for CQL.
+    pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
             .open()
             .map_err(embedded("opening the embedded store"))?;
@@ -78,7 +83,7 @@ impl EmbeddedStore {
         let latest = db
             .keyspace("latest", KeyspaceCreateOptions::default)
             .map_err(embedded("opening the latest keyspace"))?;
-        let settings = load_or_record_settings(&meta, dir)?;
+        let settings = load_or_record_settings(&meta, dir, first)?;
         let mut windows = BTreeMap::new();
         for name in db.list_keyspace_names() {
             if let Some(start) = name.strip_prefix('w').and_then(|s| s.parse::<i64>().ok()) {
@@ -208,7 +213,11 @@ impl EmbeddedStore {
     }
 }
 
-fn load_or_record_settings(meta: &Keyspace, dir: &Path) -> Result<Settings, StoreError> {
+fn load_or_record_settings(
+    meta: &Keyspace,
+    dir: &Path,
+    first: Settings,
+) -> Result<Settings, StoreError> {
     let bad = |reason: String| StoreError::Settings {
         keyspace: dir.display().to_string(),
         reason,
@@ -223,7 +232,7 @@ fn load_or_record_settings(meta: &Keyspace, dir: &Path) -> Result<Settings, Stor
             Settings::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), *v))).map_err(bad)
         }
         None => {
-            let settings = Settings::default();
+            let settings = first;
             let pairs: Vec<(String, i64)> = settings
                 .to_pairs()
                 .iter()

@@ -11,4 +11,5 @@ mod ingest;
 mod migrate;
 mod proxy;
 mod query;
+mod settings;
 mod support;

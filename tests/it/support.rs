@@ -99,22 +99,22 @@ impl Default for AppOptions {
     }
 }
 
-/// Starts the service in-process and waits until it answers.
-pub async fn spawn_app(options: AppOptions) -> TestApp {
-    let keyspace = match options.keyspace {
-        Some(k) => k,
-        None => migrated_keyspace().await,
-    };
-    let data_dir = tempfile::tempdir().unwrap();
-    let config = timebucket::server::ServeConfig {
-        cql_nodes: vec![options.cql_node],
-        keyspace: keyspace.clone(),
-        data_dir: data_dir.path().to_path_buf(),
+/// The service's configuration for tests: WAL and store under `data_dir`, fast retries, the
+/// default limits and no settings flags. Empty `cql_nodes` means the embedded store.
+pub fn serve_config(
+    cql_nodes: Vec<String>,
+    keyspace: Keyspace,
+    data_dir: &Path,
+) -> timebucket::server::ServeConfig {
+    timebucket::server::ServeConfig {
+        cql_nodes,
+        keyspace,
+        data_dir: data_dir.to_path_buf(),
         wal_segment_bytes: 1 << 20,
         wal_repair: false,
         accept: timebucket::server::AcceptLimits {
-            max_body_bytes: options.max_body_bytes,
-            max_backlog_bytes: options.max_backlog_bytes,
+            max_body_bytes: 8 << 20,
+            max_backlog_bytes: 1 << 30,
             max_concurrent: 8,
         },
         flusher: timebucket::ingest::FlusherConfig {
@@ -123,7 +123,26 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             ..Default::default()
         },
         shutdown_deadline: Duration::from_secs(10),
+        query: Default::default(),
+        settings: SettingsRequest::default(),
+    }
+}
+
+/// Starts the service in-process and waits until it answers.
+pub async fn spawn_app(options: AppOptions) -> TestApp {
+    let keyspace = match options.keyspace {
+        Some(k) => k,
+        None => migrated_keyspace().await,
+    };
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = timebucket::server::ServeConfig {
+        accept: timebucket::server::AcceptLimits {
+            max_body_bytes: options.max_body_bytes,
+            max_backlog_bytes: options.max_backlog_bytes,
+            max_concurrent: 8,
+        },
         query: options.query,
+        ..serve_config(vec![options.cql_node], keyspace.clone(), data_dir.path())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
