@@ -339,32 +339,18 @@ impl CqlStore {
         service: Option<&ServiceName>,
     ) -> Result<Vec<ApiReading>, StoreError> {
         const WHAT: &str = "reading latest API readings";
-        let decode = |rows: &QueryRowsResult, out: &mut Vec<ApiReading>| {
-            for row in rows
-                .rows::<LatestApiRow>()
-                .map_err(|e| StoreError::decode(WHAT, e))?
-            {
-                let (service, row) = row.map_err(|e| StoreError::decode(WHAT, e))?.split();
+        let statements = [
+            &self.statements.select_latest_api,
+            &self.statements.select_latest_api_of,
+        ];
+        self.read_latest(statements, shard, service, WHAT, |rows, out| {
+            decode_rows(rows, WHAT, out, |row: LatestApiRow| {
+                let (service, row) = row.split();
                 let service = check(WHAT, "service_name", ServiceName::parse(service))?;
-                out.push(api_reading(WHAT, &service, row)?);
-            }
-            Ok(())
-        };
-        let limit = MAX_WHOLE_PARTITION_ROWS;
-        match service {
-            Some(s) => {
-                let statement = &self.statements.select_latest_api_of;
-                let values = (shard.get(), s.as_str());
-                self.read_pages(statement, &values, limit, WHAT, decode)
-                    .await
-            }
-            None => {
-                let statement = &self.statements.select_latest_api;
-                let values = (shard.get(),);
-                self.read_pages(statement, &values, limit, WHAT, decode)
-                    .await
-            }
-        }
+                api_reading(WHAT, &service, row)
+            })
+        })
+        .await
     }
 
     pub(super) async fn read_latest_host_shard(
@@ -373,29 +359,39 @@ impl CqlStore {
         service: Option<&ServiceName>,
     ) -> Result<Vec<HostReading>, StoreError> {
         const WHAT: &str = "reading latest host readings";
-        let decode = |rows: &QueryRowsResult, out: &mut Vec<HostReading>| {
-            for row in rows
-                .rows::<LatestHostRow>()
-                .map_err(|e| StoreError::decode(WHAT, e))?
-            {
-                let (service, row) = row.map_err(|e| StoreError::decode(WHAT, e))?.split();
+        let statements = [
+            &self.statements.select_latest_host,
+            &self.statements.select_latest_host_of,
+        ];
+        self.read_latest(statements, shard, service, WHAT, |rows, out| {
+            decode_rows(rows, WHAT, out, |row: LatestHostRow| {
+                let (service, row) = row.split();
                 let service = check(WHAT, "service_name", ServiceName::parse(service))?;
-                out.push(host_reading(WHAT, &service, row)?);
-            }
-            Ok(())
-        };
+                host_reading(WHAT, &service, row)
+            })
+        })
+        .await
+    }
+
+    /// One latest shard whole: `[all, of_service]` select every row of the shard or only those
+    /// of `service`.
+    async fn read_latest<T>(
+        &self,
+        [all, of_service]: [&PreparedStatement; 2],
+        shard: Seq,
+        service: Option<&ServiceName>,
+        what: &'static str,
+        decode: impl FnMut(&QueryRowsResult, &mut Vec<T>) -> Result<(), StoreError> + Send,
+    ) -> Result<Vec<T>, StoreError> {
         let limit = MAX_WHOLE_PARTITION_ROWS;
         match service {
             Some(s) => {
-                let statement = &self.statements.select_latest_host_of;
                 let values = (shard.get(), s.as_str());
-                self.read_pages(statement, &values, limit, WHAT, decode)
+                self.read_pages(of_service, &values, limit, what, decode)
                     .await
             }
             None => {
-                let statement = &self.statements.select_latest_host;
-                let values = (shard.get(),);
-                self.read_pages(statement, &values, limit, WHAT, decode)
+                self.read_pages(all, &(shard.get(),), limit, what, decode)
                     .await
             }
         }
