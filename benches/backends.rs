@@ -71,8 +71,6 @@ use support::data::{Dataset, Shape};
 use support::load::{post_all, quantile};
 use support::server::{binary, proc_status_kib, scrape};
 
-const START: &str = "<!-- backends:start -->";
-const END: &str = "<!-- backends:end -->";
 const HOUR_MS: i64 = 3_600_000;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -276,7 +274,8 @@ async fn main() -> anyhow::Result<()> {
     println!("{section}");
     if env("BENCH_WRITE_MD", 1)? != 0 {
         let path = root.join("BENCHMARKS.md");
-        write_section(&path, &section).with_context(|| format!("writing {}", path.display()))?;
+        support::sections::write_section(&path, "backends", &section)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("updated {}", path.display());
     }
     Ok(())
@@ -825,19 +824,4 @@ async fn markdown(
         "Notes: both backends ran on the same {cores}-core machine, one after the other, with the same readings. The Cassandra node runs on that machine during both runs (idle but resident during the embedded one; the embedded run starts once it has gone quiet), and during the CQL run it competes with the service and the load generator for the CPU, so the CQL figures are lower than on a dedicated node. Stored readings/s counts from the first post until the service's `timebucket_readings_flushed_total` reaches the total; peak RSS is the service process only (the Cassandra JVM's memory is not included). Query latencies are in process (no HTTP) and every read is checked against the generated readings; with few rounds p99 is close to the maximum. Timestamps spread over 24 h put each 1,000-reading batch across many partitions (the ingest bench uses 5 minutes), so the ingest figures are not comparable with the ingest section above. Disk sizes are apparent file sizes excluding snapshots. The CQL figure is after `nodetool flush` + `nodetool compact` (compressed SSTables). The embedded one is after `EmbeddedStore::compact` (every memtable written as LZ4-compressed tables, every keyspace major-compacted); whatever journal fjall still keeps is shown separately. Other processes (other benches, builds) may share the machine: see the load average above.\n"
     );
     s
-}
-
-/// Replaces the section between the backends markers, or appends it at the end.
-fn write_section(path: &Path, section: &str) -> std::io::Result<()> {
-    let block = format!("{START}\n{section}{END}\n");
-    let text = std::fs::read_to_string(path)?;
-    let updated = match (text.find(START), text.find(END)) {
-        (Some(start), Some(end)) if end > start => {
-            let after = text[end + END.len()..].trim_start_matches('\n');
-            let gap = if after.is_empty() { "" } else { "\n" };
-            format!("{}{block}{gap}{after}", &text[..start])
-        }
-        _ => format!("{}\n\n{block}", text.trim_end()),
-    };
-    std::fs::write(path, updated)
 }

@@ -24,6 +24,9 @@
 //! | `WARMUP` | 10000 | unmeasured requests per variant before each phase |
 //! | `BENCH_WRITE_MD` | 1 | 0: do not update BENCHMARKS.md |
 
+#[path = "support/sections.rs"]
+mod sections;
+
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,8 +40,6 @@ use axum::Router;
 use timebucket::capture::{Capture, CaptureConfig, CaptureStats, Mode};
 use tower::Service;
 
-const START: &str = "<!-- capture:start -->";
-const END: &str = "<!-- capture:end -->";
 /// The overhead the issue asks for, ns of median added per request.
 const TARGET_MEDIAN_NS: f64 = 2000.0;
 const VARIANTS: [&str; 3] = [
@@ -292,24 +293,6 @@ fn report(run: &Run, rate: u64, requests: u64, warmup: u64) -> String {
     md
 }
 
-fn write_section(section: &str) -> std::io::Result<()> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-    let block = format!("{START}\n{section}{END}\n");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".to_owned(),
-        Err(e) => return Err(e),
-    };
-    let updated = match (text.find(START), text.find(END)) {
-        (Some(start), Some(end)) if end > start => {
-            let after = text[end + END.len()..].trim_start_matches('\n');
-            format!("{}{block}{after}", &text[..start])
-        }
-        _ => format!("{}\n\n{block}", text.trim_end()),
-    };
-    std::fs::write(path, updated)
-}
-
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter("warn")
@@ -340,6 +323,11 @@ fn main() {
         "the sink saw what capture says it delivered"
     );
     if env("BENCH_WRITE_MD", 1) != 0 {
-        write_section(&md).expect("cannot update BENCHMARKS.md");
+        sections::write_section(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
+            "capture",
+            &md,
+        )
+        .expect("cannot update BENCHMARKS.md");
     }
 }

@@ -78,7 +78,7 @@ use support::cpu::{Snapshot, Usage};
 use support::cql::{self as db, BaselineConfig};
 use support::data::{Dataset, Shape};
 use support::load::{post_all, LoadOutcome};
-use support::report::{self, Posting, Report, Round, Step};
+use support::report::{Posting, Report, Round, Step};
 use support::server::{scrape, Proxy, Sampler, Server};
 
 /// The parsed options.
@@ -228,7 +228,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     println!("\n{section}");
     if options.write_md {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        report::write_section(&path, &section)
+        support::sections::write_section(&path, "ingest", &section)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }

@@ -44,6 +44,8 @@ mod cpu;
 mod data;
 #[path = "query/report.rs"]
 mod report;
+#[path = "support/sections.rs"]
+mod sections;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,7 +260,7 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
     println!("{section}");
     if env("BENCH_WRITE_MD", 1)? != 0 {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        report::write_section(&path, &section)
+        sections::write_section(&path, "query", &section)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("updated {}", path.display());
     }

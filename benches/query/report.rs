@@ -1,15 +1,11 @@
 //! The query bench's results as a markdown section, kept in BENCHMARKS.md between markers.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use scylla::client::session::Session;
 
 use super::cpu::Spent;
-
-pub const START: &str = "<!-- query:start -->";
-pub const END: &str = "<!-- query:end -->";
 
 /// The figures of one range.
 pub struct RangeResult {
@@ -191,24 +187,4 @@ pub fn section(run: &Run) -> String {
     out += "\nBaseline: one plain paged query per partition (`timestamp >= ? AND timestamp <= ?`), partitions one after another, rows decoded into owned values. Fan-out: the planner and ordered merge behind `/v1/readings` (keyset pages, rows validated into readings, merged by `(timestamp, reading_id)`). Stats: `/v1/stats` in process over the same rows (unordered fan-out, per-minute aggregation and percentile sketches). Every read is checked to return exactly the seeded readings. With few rounds, p99 is close to the maximum.\n\n";
     out += "Cores busy: CPU time of the CQL node and of the bench process while each reader ran, per second of reading (sampled from `/proc`, 10 ms ticks). The node does most of the work even for one sequential query (its network, read and GC threads overlap), so the sequential baseline already keeps more than one core busy, and the fan-out brings the machine close to all of its cores: on this 2-core machine a full read is CPU-bound, and the speed-up is limited by the cores the baseline leaves idle, not by round trips. Other processes running on the shared machine at the same time lower every figure and add to p99.\n";
     out
-}
-
-/// Replaces the section between the markers in `path` (creating the file, or appending the
-/// section, if needed); the rest of the file is left as it is.
-pub fn write_section(path: &Path, section: &str) -> std::io::Result<()> {
-    let block = format!("{START}\n{section}{END}\n");
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".to_owned(),
-        Err(e) => return Err(e),
-    };
-    let updated = match (text.find(START), text.find(END)) {
-        (Some(start), Some(end)) if end > start => {
-            let after = text[end + END.len()..].trim_start_matches('\n');
-            let gap = if after.is_empty() { "" } else { "\n" };
-            format!("{}{block}{gap}{after}", &text[..start])
-        }
-        _ => format!("{}\n\n{block}", text.trim_end()),
-    };
-    std::fs::write(path, updated)
 }

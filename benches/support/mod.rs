@@ -5,4 +5,5 @@ pub mod cql;
 pub mod data;
 pub mod load;
 pub mod report;
+pub mod sections;
 pub mod server;

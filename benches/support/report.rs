@@ -1,13 +1,9 @@
 //! The results as markdown tables, printed and kept in BENCHMARKS.md between markers.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 use super::cpu::Usage;
-
-pub const START: &str = "<!-- ingest:start -->";
-pub const END: &str = "<!-- ingest:end -->";
 
 const RSS_LIMIT: u64 = 256 * 1024 * 1024;
 const ACCEPT_TARGET: f64 = 250_000.0;
@@ -359,43 +355,4 @@ impl Report {
         );
         md
     }
-}
-
-const HEADER: &str = "# Benchmarks
-
-Figures from the `cargo bench` targets in `benches/`. The machine is small and shared: 2 cores,
-with the Cassandra node, the service and the load generator all on it, and other work (builds,
-test suites) running at the same time, so absolute numbers move a lot from run to run. That is
-why every speed is quoted as a ratio against a baseline measured in the same run, and why a run
-records its own parameters, code revision and where the CPU went. A benchmark never fails on a
-speed; the ingest benchmark fails only if stored data is wrong (a reading lost or stored twice).
-
-Ingest (a CQL node must be up: `scripts/cassandra start`; about 3-4 minutes):
-
-    CARGO_TARGET_DIR=/tmp/target-bench cargo bench --bench ingest
-
-Each run replaces its own section between its markers (set `BENCH_WRITE_MD=0` to leave this file
-alone). The options and what each phase measures are described at the top of
-`benches/ingest.rs`; the notes after the ingest section explain its results.
-
-";
-
-/// Replaces the section between the markers in `path` (creating the file, or appending the
-/// section, if needed).
-pub fn write_section(path: &Path, section: &str) -> std::io::Result<()> {
-    let block = format!("{START}\n{section}{END}\n");
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HEADER.to_owned(),
-        Err(e) => return Err(e),
-    };
-    let updated = match (text.find(START), text.find(END)) {
-        (Some(start), Some(end)) if end > start => {
-            let after = text[end + END.len()..].trim_start_matches('\n');
-            let gap = if after.is_empty() { "" } else { "\n" };
-            format!("{}{block}{gap}{after}", &text[..start])
-        }
-        _ => format!("{}\n{block}", text.trim_end()),
-    };
-    std::fs::write(path, updated)
 }
