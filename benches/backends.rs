@@ -47,6 +47,8 @@
 //!
 //! The keyspace, the server processes and the temp directories are removed at the end.
 
+#[path = "support/merge.rs"]
+mod merge;
 #[allow(dead_code)]
 mod support;
 
@@ -58,14 +60,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use timebucket::model::{ServiceName, TimestampMs};
-use timebucket::query::fanout::{ApiRows, OrderedMerge, Reads};
 use timebucket::query::params::{ApiFilter, Step, TimeRange};
-use timebucket::query::plan::{plan, RangeRead};
 use timebucket::query::requests::{GroupBy, StatsRequest};
 use timebucket::query::{Queries, QueryLimits};
 use timebucket::store::cql::{CqlStore, Keyspace};
 use timebucket::store::embedded::EmbeddedStore;
-use timebucket::store::{Order, Store};
+use timebucket::store::Store;
 
 use support::data::{Dataset, Shape};
 use support::load::{post_all, quantile};
@@ -472,17 +472,7 @@ async fn merge<S: Store>(
     service: &ServiceName,
     range: TimeRange,
 ) -> anyhow::Result<(usize, u64)> {
-    let read = RangeRead {
-        service,
-        range,
-        order: Order::Asc,
-        resume: None,
-        shard: None,
-        page_rows: limits.page_rows,
-    };
-    let reads = Reads::new(store.clone(), limits.concurrency);
-    let buckets = plan(&read, store.settings());
-    let mut merge = OrderedMerge::<_, ApiRows>::new(reads, buckets, Order::Asc, true);
+    let mut merge = merge::ordered_merge(store, limits, service, range);
     let (mut rows, mut requests) = (0usize, 0u64);
     let mut last = None;
     while let Some(row) = merge.next().await? {

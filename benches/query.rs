@@ -42,6 +42,8 @@
 mod cpu;
 #[path = "query/data.rs"]
 mod data;
+#[path = "support/merge.rs"]
+mod merge;
 #[path = "query/report.rs"]
 mod report;
 #[path = "support/sections.rs"]
@@ -52,13 +54,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use timebucket::model::{ApiReading, ServiceName, TimeBucket, TimestampMs};
-use timebucket::query::fanout::{ApiRows, OrderedMerge, Reads};
 use timebucket::query::params::{ApiFilter, Step, TimeRange};
-use timebucket::query::plan::{plan, RangeRead};
 use timebucket::query::requests::{GroupBy, StatsRequest};
 use timebucket::query::{limits::PAGE_ROWS, Queries, QueryLimits};
 use timebucket::store::cql::{self, CqlStore};
-use timebucket::store::{Order, Store};
+use timebucket::store::Store;
 
 const HOUR_MS: i64 = 3_600_000;
 const SERVICE: &str = "checkout";
@@ -87,17 +87,7 @@ async fn fan_out(
     service: &ServiceName,
     range: TimeRange,
 ) -> anyhow::Result<Vec<ApiReading>> {
-    let read = RangeRead {
-        service,
-        range,
-        order: Order::Asc,
-        resume: None,
-        shard: None,
-        page_rows: limits.page_rows,
-    };
-    let reads = Reads::new(store.clone(), limits.concurrency);
-    let buckets = plan(&read, store.settings());
-    let mut merge = OrderedMerge::<_, ApiRows>::new(reads, buckets, Order::Asc, true);
+    let mut merge = merge::ordered_merge(store, limits, service, range);
     let mut rows = Vec::new();
     while let Some(row) = merge.next().await? {
         rows.push(row);
