@@ -32,39 +32,42 @@ fn check_text(value: &str, max_bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// A name's text, deserialized through the interner (borrowed from the input where the format
-/// allows, as postcard and the CQL driver do).
-struct InternedText(Arc<str>);
-
-impl<'de> Deserialize<'de> for InternedText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl serde::de::Visitor<'_> for Text {
-            type Value = InternedText;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<InternedText, E> {
-                Ok(InternedText(intern(v)))
-            }
-        }
-        deserializer.deserialize_str(Text)
+/// Deserializes text through `make` without copying it first: the input is borrowed where the
+/// format allows (postcard, the CQL driver). Model types trust their input (see `model`), so for
+/// names `make` only interns; an HTTP method must still be one of [`METHODS`].
+fn deserialize_text<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    expecting: &'static str,
+    make: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct Text<T> {
+        expecting: &'static str,
+        make: fn(&str) -> Result<T, String>,
     }
+    impl<T> serde::de::Visitor<'_> for Text<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.make)(v).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(Text { expecting, make })
 }
 
-/// Serialize as the plain text; deserialize through the interner, trusting the input like every
-/// model type (see the module doc of `model`).
-macro_rules! interned_serde {
-    ($name:ident) => {
+/// Serializes a text newtype as its text; deserializes it through `$make`.
+macro_rules! text_serde {
+    ($name:ident, $expecting:literal, $make:expr) => {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
+                serializer.serialize_str(self.as_str())
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                InternedText::deserialize(deserializer).map(|text| Self(text.0))
+                deserialize_text(deserializer, $expecting, $make)
             }
         }
     };
@@ -76,7 +79,7 @@ macro_rules! text_newtype {
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Arc<str>);
 
-        interned_serde!($name);
+        text_serde!($name, "a string", |text| Ok(Self(intern(text))));
 
         impl $name {
             /// Validates `value`: non-empty, bounded length, no control characters.
@@ -114,7 +117,7 @@ text_newtype!(
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiPath(Arc<str>);
 
-interned_serde!(ApiPath);
+text_serde!(ApiPath, "a path", |text| Ok(Self(intern(text))));
 
 impl ApiPath {
     /// Validates `value`: starts with `/`, bounded length, no control characters.
@@ -163,27 +166,7 @@ impl HttpMethod {
     }
 }
 
-impl Serialize for HttpMethod {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for HttpMethod {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Method;
-        impl serde::de::Visitor<'_> for Method {
-            type Value = HttpMethod;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an HTTP method")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HttpMethod, E> {
-                HttpMethod::parse(v).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Method)
-    }
-}
+text_serde!(HttpMethod, "an HTTP method", HttpMethod::parse);
 
 impl fmt::Display for HttpMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
