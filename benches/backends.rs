@@ -47,21 +47,20 @@
 //!
 //! The keyspace, the server processes and the temp directories are removed at the end.
 
-#[path = "support/merge.rs"]
-mod merge;
+#[path = "support/range_reads.rs"]
+mod range_reads;
 #[allow(dead_code)]
 mod support;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use timebucket::model::{ServiceName, TimestampMs};
-use timebucket::query::params::{ApiFilter, Step, TimeRange};
-use timebucket::query::requests::{GroupBy, StatsRequest};
+use timebucket::query::params::TimeRange;
 use timebucket::query::{Queries, QueryLimits};
 use timebucket::store::cql::{CqlStore, Keyspace};
 use timebucket::store::embedded::EmbeddedStore;
@@ -69,7 +68,7 @@ use timebucket::store::Store;
 
 use support::data::{Dataset, Shape};
 use support::load::{post_all, quantile};
-use support::server::{binary, proc_status_kib, scrape};
+use support::server::{scrape, Server};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -86,97 +85,6 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
 enum Backend {
     Cql,
     Embedded,
-}
-
-/// A running `timebucket serve`; killed when dropped.
-struct Service {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Service {
-    async fn start(
-        backend: Backend,
-        node: &str,
-        keyspace: &str,
-        dir: &Path,
-    ) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log = dir.join("server.log");
-        let mut command = Command::new(binary());
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("TIMEBUCKET_") {
-                command.env_remove(name);
-            }
-        }
-        command.arg("serve");
-        if backend == Backend::Cql {
-            command.args(["--cql-nodes", node, "--keyspace", keyspace]);
-        }
-        let child = command
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary().display()))?;
-        let mut service = Service {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..600 {
-            if let Some(status) = service.child.try_wait()? {
-                bail!(
-                    "timebucket exited during start ({status}):\n{}",
-                    service.log_text()
-                );
-            }
-            if let Ok(r) = client.get(format!("{}/healthz", service.url)).send().await {
-                if r.status().is_success() {
-                    return Ok(service);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("timebucket did not become healthy:\n{}", service.log_text())
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM and wait for a clean exit (the flusher finishes, fjall releases its lock).
-    async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..1200 {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!("timebucket exited with {status}:\n{}", self.log_text());
-                }
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("timebucket did not stop within 60 s of SIGTERM")
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 #[derive(Default, Clone)]
@@ -418,7 +326,8 @@ async fn ingest(
     dir: &Path,
     bodies: &Arc<Vec<bytes::Bytes>>,
 ) -> anyhow::Result<Ingest> {
-    let service = Service::start(backend, &options.node, keyspace, dir).await?;
+    let cql = (backend == Backend::Cql).then_some((options.node.as_str(), keyspace));
+    let service = Server::start(cql, dir, &[]).await?;
     let load = post_all(
         &service.url,
         bodies.clone(),
@@ -440,7 +349,7 @@ async fn ingest(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let peak_rss = proc_status_kib(service.child.id(), "VmHWM:")? * 1024;
+    let peak_rss = service.peak_rss()?;
     let stored_after = stored_at - load.started;
     let figures = Ingest {
         accepted_rate: load.rate(),
@@ -453,7 +362,7 @@ async fn ingest(
         busy: load.busy,
         backlog: load.backlog,
     };
-    service.stop().await?;
+    service.stop(Duration::from_secs(60)).await?;
     println!(
         "{backend:?}: accepted {:.0}/s, stored {:.0}/s, ack p50 {:?} p99 {:?}, peak RSS {:.1} MiB",
         figures.accepted_rate,
@@ -472,7 +381,7 @@ async fn merge<S: Store>(
     service: &ServiceName,
     range: TimeRange,
 ) -> anyhow::Result<(usize, u64)> {
-    let mut merge = merge::ordered_merge(store, limits, service, range);
+    let mut merge = range_reads::ordered_merge(store, limits, service, range);
     let (mut rows, mut requests) = (0usize, 0u64);
     let mut last = None;
     while let Some(row) = merge.next().await? {
@@ -512,13 +421,7 @@ async fn queries<S: Store>(
             .filter(|r| r.service == 0 && range.contains(TimestampMs::from_millis(r.timestamp_ms)))
             .collect();
         let requests: u64 = inside.iter().map(|r| u64::from(r.count)).sum();
-        let stats_request = StatsRequest {
-            service: service.clone(),
-            range,
-            step: Step::parse("1m").map_err(anyhow::Error::msg)?,
-            group_by: GroupBy::default(),
-            filter: ApiFilter::default(),
-        };
+        let stats_request = range_reads::stats_request(&service, range)?;
         let (mut merge_samples, mut stats_samples) = (Vec::new(), Vec::new());
         for round in 0..=rounds {
             let started = Instant::now();

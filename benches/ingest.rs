@@ -298,7 +298,8 @@ async fn end_to_end(
     let total = data.readings.len();
     let keyspace = fresh_keyspace(options, session, "e2e", keyspaces).await?;
     let dir = tempfile::Builder::new().prefix("tb-bench-e2e").tempdir()?;
-    let mut server = Server::start(&options.cql, keyspace.as_str(), dir.path(), &[]).await?;
+    let mut server =
+        Server::start(Some((&options.cql, keyspace.as_str())), dir.path(), &[]).await?;
     let sampler = Sampler::start(server.pid(), server.url.clone());
     let bodies = Arc::new(data.bodies.clone());
     let before = Snapshot::take(Some(server.pid()));
@@ -470,8 +471,7 @@ async fn phases(
         .prefix("tb-bench-accept")
         .tempdir()?;
     let mut server = Server::start(
-        &proxy.addr.to_string(),
-        keyspace.as_str(),
+        Some((&proxy.addr.to_string(), keyspace.as_str())),
         dir.path(),
         &["--max-backlog-bytes", "1000000000000"],
     )

@@ -42,8 +42,8 @@
 mod cpu;
 #[path = "query/data.rs"]
 mod data;
-#[path = "support/merge.rs"]
-mod merge;
+#[path = "support/range_reads.rs"]
+mod range_reads;
 #[path = "query/report.rs"]
 mod report;
 #[path = "support/sections.rs"]
@@ -54,8 +54,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use timebucket::model::{ApiReading, ServiceName, TimeBucket, TimestampMs};
-use timebucket::query::params::{ApiFilter, Step, TimeRange};
-use timebucket::query::requests::{GroupBy, StatsRequest};
+use timebucket::query::params::TimeRange;
 use timebucket::query::{limits::PAGE_ROWS, Queries, QueryLimits};
 use timebucket::store::cql::{self, CqlStore};
 use timebucket::store::Store;
@@ -87,7 +86,7 @@ async fn fan_out(
     service: &ServiceName,
     range: TimeRange,
 ) -> anyhow::Result<Vec<ApiReading>> {
-    let mut merge = merge::ordered_merge(store, limits, service, range);
+    let mut merge = range_reads::ordered_merge(store, limits, service, range);
     let mut rows = Vec::new();
     while let Some(row) = merge.next().await? {
         rows.push(row);
@@ -169,13 +168,7 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
             .filter(|r| range.contains(r.timestamp))
             .collect();
         let requests: u64 = inside.iter().map(|r| u64::from(r.count)).sum();
-        let stats_request = StatsRequest {
-            service: service.clone(),
-            range,
-            step: Step::parse("1m").map_err(anyhow::Error::msg)?,
-            group_by: GroupBy::default(),
-            filter: ApiFilter::default(),
-        };
+        let stats_request = range_reads::stats_request(&service, range)?;
         let mut samples: [Vec<Duration>; 3] = Default::default();
         let mut spent: [cpu::Spent; 3] = Default::default();
         let readers = [Reader::Baseline, Reader::FanOut, Reader::Stats];

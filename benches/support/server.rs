@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +34,10 @@ pub struct Server {
 
 impl Server {
     /// Starts `timebucket serve` with the defaults of a real deployment plus `extra` flags, and
-    /// waits until `/healthz` answers.
+    /// waits until `/healthz` answers. `cql` is `(contact point, keyspace)`; `None` runs the
+    /// embedded store in the data directory.
     pub async fn start(
-        cql: &str,
-        keyspace: &str,
+        cql: Option<(&str, &str)>,
         data_dir: &Path,
         extra: &[&str],
     ) -> anyhow::Result<Server> {
@@ -51,8 +51,11 @@ impl Server {
                 command.env_remove(name);
             }
         }
+        command.arg("serve");
+        if let Some((node, keyspace)) = cql {
+            command.args(["--cql-nodes", node, "--keyspace", keyspace]);
+        }
         let child = command
-            .args(["serve", "--cql-nodes", cql, "--keyspace", keyspace])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data_dir.join("data"))
@@ -110,9 +113,7 @@ impl Server {
 
     /// The last lines of the server's stderr.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        tail_of(&self.log)
     }
 
     /// Lines of the server log at WARN or above.
@@ -130,22 +131,46 @@ impl Server {
         proc_status_kib(self.pid(), "VmHWM:").map(|k| k * 1024)
     }
 
-    /// SIGTERM, then SIGKILL after `grace`.
-    pub async fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
+    /// SIGTERM and a successful exit within `grace` (the flusher finished, the embedded store
+    /// released its lock), else an error with the log's tail; killed if still running.
+    pub async fn stop(self, grace: Duration) -> anyhow::Result<()> {
+        let log = self.log.clone();
+        match self.terminate(grace).await? {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => bail!(
+                "timebucket exited with {status}; its log:\n{}",
+                tail_of(&log)
+            ),
+            None => bail!(
+                "timebucket did not stop within {grace:?} of SIGTERM; its log:\n{}",
+                tail_of(&log)
+            ),
+        }
+    }
+
+    /// SIGTERM; the exit status, or `None` when it had to be killed after `grace`.
+    async fn terminate(mut self, grace: Duration) -> anyhow::Result<Option<ExitStatus>> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let deadline = std::time::Instant::now() + grace;
         while std::time::Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.child.kill()?;
         self.child.wait()?;
-        Ok(())
+        Ok(None)
     }
+}
+
+/// The last 30 lines of a log file.
+fn tail_of(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 impl Drop for Server {

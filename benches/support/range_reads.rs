@@ -1,13 +1,14 @@
-//! The fan-out's ordered merge over every partition of a range, as `/v1/readings` runs it when
-//! reading everything (one page read ahead per partition). Shared by the query and backends
-//! benches (`#[path]`: not a module of `support`, which the ingest bench also compiles).
+//! The two fan-out reads the query and backends benches time over a whole range: the ordered
+//! merge behind `/v1/readings` and the `/v1/stats` request. Shared by `#[path]` (not a module of
+//! `support`, which the ingest bench also compiles).
 
 use std::sync::Arc;
 
 use timebucket::model::ServiceName;
 use timebucket::query::fanout::{ApiRows, OrderedMerge, Reads};
-use timebucket::query::params::TimeRange;
+use timebucket::query::params::{ApiFilter, Step, TimeRange};
 use timebucket::query::plan::{plan, RangeRead};
+use timebucket::query::requests::{GroupBy, StatsRequest};
 use timebucket::query::QueryLimits;
 use timebucket::store::{Order, Store};
 
@@ -29,4 +30,15 @@ pub fn ordered_merge<S: Store>(
     let reads = Reads::new(store.clone(), limits.concurrency);
     let buckets = plan(&read, store.settings());
     OrderedMerge::new(reads, buckets, Order::Asc, true)
+}
+
+/// Stats of every API reading of `service` in `range`: one-minute steps, no grouping or filter.
+pub fn stats_request(service: &ServiceName, range: TimeRange) -> anyhow::Result<StatsRequest> {
+    Ok(StatsRequest {
+        service: service.clone(),
+        range,
+        step: Step::parse("1m").map_err(anyhow::Error::msg)?,
+        group_by: GroupBy::default(),
+        filter: ApiFilter::default(),
+    })
 }
