@@ -81,7 +81,8 @@ impl SeriesSeen {
         }
     }
 
-    /// Marks entries as written (after the store confirmed them).
+    /// Marks entries as written: stored, or certain to be stored before any later batch is
+    /// confirmed (the flusher writes batches in order and retries each until it succeeds).
     pub fn remember(&mut self, entries: &[SeriesEntry]) {
         if self.seen.len() + entries.len() > self.capacity {
             self.seen.clear();
