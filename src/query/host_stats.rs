@@ -125,31 +125,27 @@ impl HostStats {
     /// instance that was heard at all sent nothing gets a point with `samples: 0` and
     /// `availability: 0` — unless that would exceed `max_points`, then silent steps are absent.
     pub fn finish(self) -> HostStatsAnswer {
-        let mut instances: BTreeMap<InstanceName, Vec<(i64, Cell)>> = BTreeMap::new();
+        let mut instances: BTreeMap<InstanceName, BTreeMap<i64, Cell>> = BTreeMap::new();
         for ((instance, t), cell) in self.cells {
-            instances.entry(instance).or_default().push((t, cell));
+            instances.entry(instance).or_default().insert(t, cell);
         }
         let first = self.step.start_of(self.range.from).millis();
         let last = self.step.start_of(self.range.to).millis();
         let steps = usize::try_from((last - first) / self.step.millis() + 1).unwrap_or(usize::MAX);
         if steps.saturating_mul(instances.len()) <= self.max_points {
             for cells in instances.values_mut() {
-                let heard: std::collections::HashSet<i64> = cells.iter().map(|(t, _)| *t).collect();
-                let silent = (0..steps as i64)
-                    .map(|i| first + i * self.step.millis())
-                    .filter(|t| !heard.contains(t))
-                    .map(|t| (t, Cell::silent()));
-                cells.extend(silent.collect::<Vec<_>>());
+                for i in 0..steps as i64 {
+                    cells
+                        .entry(first + i * self.step.millis())
+                        .or_insert_with(Cell::silent);
+                }
             }
         }
         let instances = instances
             .into_iter()
-            .map(|(instance, mut cells)| {
-                cells.sort_by_key(|(t, _)| *t);
-                HostSeries {
-                    instance: instance.to_string(),
-                    points: cells.iter().map(|(t, cell)| point(*t, cell)).collect(),
-                }
+            .map(|(instance, cells)| HostSeries {
+                instance: instance.to_string(),
+                points: cells.iter().map(|(t, cell)| point(*t, cell)).collect(),
             })
             .collect();
         HostStatsAnswer {
