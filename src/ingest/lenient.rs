@@ -114,7 +114,11 @@ impl<'de> Visitor<'de> for LenientVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut object: Object<'de> = Vec::with_capacity(map.size_hint().unwrap_or(10));
-        while let Some(Key(key)) = map.next_key()? {
+        // A key is read as a value: JSON keys are strings, so it is a (borrowed) `Str`.
+        while let Some(key) = map.next_key::<Lenient<'de>>()? {
+            let Lenient::Str(key) = key else {
+                return Err(serde::de::Error::custom("an object key must be a string"));
+            };
             let value = map.next_value()?;
             match object.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
@@ -122,37 +126,6 @@ impl<'de> Visitor<'de> for LenientVisitor {
             }
         }
         Ok(Lenient::Object(object))
-    }
-}
-
-/// An object key, borrowed when it has no escapes (`Cow<str>` alone always copies).
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Key(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Key(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Key(Cow::Owned(v)))
     }
 }
 
