@@ -68,18 +68,10 @@ use timebucket::store::Store;
 
 use support::data::{Dataset, Shape};
 use support::load::{post_all, quantile};
+use support::options::env_or;
 use support::server::{scrape, Server};
 
 const HOUR_MS: i64 = 3_600_000;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name}={text} is not valid")),
-        Err(_) => Ok(default),
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Backend {
@@ -138,28 +130,21 @@ struct Options {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let iterations: Vec<usize> = env("ITERATIONS", "40,20,10".to_owned())?
-        .split(',')
-        .map(|n| n.trim().parse())
-        .collect::<Result<_, _>>()
-        .context("ITERATIONS: three numbers, e.g. 40,20,10")?;
-    if iterations.len() != 3 {
-        bail!("ITERATIONS needs three numbers (1 h, 6 h, 24 h)");
-    }
+    let iterations = range_reads::rounds_per_range(&env_or("ITERATIONS", "40,20,10".to_owned())?)?;
     let options = Options {
-        node: env("TIMEBUCKET_BENCH_CQL", "127.0.0.1:9042".to_owned())?,
-        readings: env("READINGS", 300_000)?,
-        batch: env("BATCH", 1000)?,
-        clients: env("CLIENTS", 8)?,
+        node: env_or("TIMEBUCKET_BENCH_CQL", "127.0.0.1:9042".to_owned())?,
+        readings: env_or("READINGS", 300_000)?,
+        batch: env_or("BATCH", 1000)?,
+        clients: env_or("CLIENTS", 8)?,
         iterations,
         shape: Shape {
-            services: env("SERVICES", 4)?,
-            instances: env("INSTANCES", 6)?,
-            paths: env("PATHS", 20)?,
+            services: env_or("SERVICES", 4)?,
+            instances: env_or("INSTANCES", 6)?,
+            paths: env_or("PATHS", 20)?,
             spread_seconds: 24 * 3600,
-            seed: env("SEED", 42)?,
+            seed: env_or("SEED", 42)?,
         },
-        cassandra_data: env("CASSANDRA_DATA", root.join(".cassandra/data/data"))?,
+        cassandra_data: env_or("CASSANDRA_DATA", root.join(".cassandra/data/data"))?,
     };
     let session = support::cql::session(&options.node).await?;
     drop_leftovers(&session, &options).await?;
@@ -180,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     let (cql, embedded, data) = outcome?;
     let section = markdown(&options, &cql, &embedded, &data, &session).await;
     println!("{section}");
-    if env("BENCH_WRITE_MD", 1)? != 0 {
+    if env_or("BENCH_WRITE_MD", 1)? != 0 {
         let path = root.join("BENCHMARKS.md");
         support::sections::write_section(&path, "backends", &section)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -78,6 +78,7 @@ use support::cpu::{Snapshot, Usage};
 use support::cql::{self as db, BaselineConfig};
 use support::data::{Dataset, Shape};
 use support::load::{post_all, LoadOutcome};
+use support::options::env_or;
 use support::report::{Posting, Report, Round, Step};
 use support::server::{scrape, Proxy, Sampler, Server};
 
@@ -97,24 +98,10 @@ struct Options {
     write_md: bool,
 }
 
-fn var<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(text) if !text.trim().is_empty() => text
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name}={text}: {e}")),
-        _ => Ok(default),
-    }
-}
-
 impl Options {
     fn from_env() -> anyhow::Result<Options> {
         let positive = |name: &str, default: usize| -> anyhow::Result<usize> {
-            let n = var(name, default)?;
+            let n = env_or(name, default)?;
             if n == 0 {
                 bail!("{name} must be at least 1");
             }
@@ -130,7 +117,7 @@ impl Options {
                 instances: positive("INSTANCES", 6)?,
                 paths: positive("PATHS", 20)?,
                 spread_seconds: 300,
-                seed: var("SEED", 42u64)?,
+                seed: env_or("SEED", 42u64)?,
             },
             clients: positive("CLIENTS", 8)?,
             accept_readings: positive("ACCEPT_READINGS", 5_000_000)?,
@@ -140,10 +127,10 @@ impl Options {
                 .collect::<Result<_, _>>()
                 .map_err(anyhow::Error::msg)?,
             rounds: positive("ROUNDS", 2)?,
-            settle: Duration::from_secs(var("SETTLE_SECONDS", 2u64)?),
-            settle_max: Duration::from_secs(var("SETTLE_MAX_SECONDS", 30u64)?),
-            drain: Duration::from_secs(var("DRAIN_SECONDS", 15u64)?),
-            write_md: var("BENCH_WRITE_MD", 1u8)? != 0,
+            settle: Duration::from_secs(env_or("SETTLE_SECONDS", 2u64)?),
+            settle_max: Duration::from_secs(env_or("SETTLE_MAX_SECONDS", 30u64)?),
+            drain: Duration::from_secs(env_or("DRAIN_SECONDS", 15u64)?),
+            write_md: env_or("BENCH_WRITE_MD", 1u8)? != 0,
         })
     }
 

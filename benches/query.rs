@@ -42,6 +42,8 @@
 mod cpu;
 #[path = "query/data.rs"]
 mod data;
+#[path = "support/options.rs"]
+mod options;
 #[path = "support/range_reads.rs"]
 mod range_reads;
 #[path = "query/report.rs"]
@@ -53,6 +55,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use options::env_or;
 use timebucket::model::{ApiReading, ServiceName, TimeBucket, TimestampMs};
 use timebucket::query::params::TimeRange;
 use timebucket::query::{limits::PAGE_ROWS, Queries, QueryLimits};
@@ -61,15 +64,6 @@ use timebucket::store::Store;
 
 const HOUR_MS: i64 = 3_600_000;
 const SERVICE: &str = "checkout";
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name}={text} is not valid")),
-        Err(_) => Ok(default),
-    }
-}
 
 /// One way of reading a range.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +90,7 @@ async fn fan_out(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let node: String = env("TIMEBUCKET_BENCH_CQL", "127.0.0.1:9042".to_owned())?;
+    let node: String = env_or("TIMEBUCKET_BENCH_CQL", "127.0.0.1:9042".to_owned())?;
     let session = cql::connect(std::slice::from_ref(&node))
         .await
         .with_context(|| {
@@ -112,18 +106,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
-    let readings_total: usize = env("READINGS", 240_000)?;
-    let instances: usize = env("INSTANCES", 6)?;
-    let paths: usize = env("PATHS", 20)?;
-    let seed: u64 = env("SEED", 42)?;
-    let iterations: Vec<usize> = env("ITERATIONS", "40,30,20".to_owned())?
-        .split(',')
-        .map(|n| n.trim().parse())
-        .collect::<Result<_, _>>()
-        .context("ITERATIONS: three numbers, e.g. 40,20,10")?;
-    if iterations.len() != 3 {
-        bail!("ITERATIONS needs three numbers (1 h, 6 h, 24 h)");
-    }
+    let readings_total: usize = env_or("READINGS", 240_000)?;
+    let instances: usize = env_or("INSTANCES", 6)?;
+    let paths: usize = env_or("PATHS", 20)?;
+    let seed: u64 = env_or("SEED", 42)?;
+    let iterations = range_reads::rounds_per_range(&env_or("ITERATIONS", "40,30,20".to_owned())?)?;
 
     let load = report::load_average();
     let store = Arc::new(CqlStore::open(&[node.to_owned()], keyspace).await?);
@@ -145,8 +132,8 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
     println!("seeded {readings_total} readings in {seeding:.1?}");
 
     let limits = QueryLimits {
-        page_rows: env("PAGE_ROWS", PAGE_ROWS)?,
-        concurrency: env("CONCURRENCY", QueryLimits::default().concurrency)?,
+        page_rows: env_or("PAGE_ROWS", PAGE_ROWS)?,
+        concurrency: env_or("CONCURRENCY", QueryLimits::default().concurrency)?,
         ..QueryLimits::default()
     };
     let queries = Queries::new(store.clone(), limits);
@@ -241,7 +228,7 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
         load,
     });
     println!("{section}");
-    if env("BENCH_WRITE_MD", 1)? != 0 {
+    if env_or("BENCH_WRITE_MD", 1)? != 0 {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
         sections::write_section(&path, "query", &section)
             .with_context(|| format!("writing {}", path.display()))?;

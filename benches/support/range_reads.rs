@@ -42,3 +42,16 @@ pub fn stats_request(service: &ServiceName, range: TimeRange) -> anyhow::Result<
         filter: ApiFilter::default(),
     })
 }
+
+/// Rounds per range from `ITERATIONS` text: three numbers for 1 h, 6 h and 24 h.
+pub fn rounds_per_range(text: &str) -> anyhow::Result<Vec<usize>> {
+    let rounds: Vec<usize> = text
+        .split(',')
+        .map(|n| n.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("ITERATIONS={text}: three numbers, e.g. 40,20,10"))?;
+    if rounds.len() != 3 {
+        anyhow::bail!("ITERATIONS needs three numbers (1 h, 6 h, 24 h), got {text}");
+    }
+    Ok(rounds)
+}
