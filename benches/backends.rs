@@ -424,12 +424,7 @@ async fn queries<S: Store>(
             let started = Instant::now();
             let answer = queries.stats(&stats_request).await?;
             let elapsed = started.elapsed();
-            let total: u64 = answer
-                .groups
-                .iter()
-                .flat_map(|g| &g.points)
-                .map(|p| p.count)
-                .sum();
+            let total = range_reads::requests_counted(&answer);
             if total != requests {
                 bail!("stats over {label} counted {total} requests, expected {requests}");
             }

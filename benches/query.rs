@@ -189,13 +189,7 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
                     }
                     Reader::Stats => {
                         let answer = queries.stats(&stats_request).await?;
-                        let total: u64 = answer
-                            .groups
-                            .iter()
-                            .flat_map(|g| &g.points)
-                            .map(|p| p.count)
-                            .sum();
-                        (inside.len(), total)
+                        (inside.len(), range_reads::requests_counted(&answer))
                     }
                 };
                 let elapsed = started.elapsed();

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use timebucket::model::ServiceName;
+use timebucket::query::answer::StatsAnswer;
 use timebucket::query::fanout::{ApiRows, OrderedMerge, Reads};
 use timebucket::query::params::{ApiFilter, Step, TimeRange};
 use timebucket::query::plan::{plan, RangeRead};
@@ -54,4 +55,14 @@ pub fn rounds_per_range(text: &str) -> anyhow::Result<Vec<usize>> {
         anyhow::bail!("ITERATIONS needs three numbers (1 h, 6 h, 24 h), got {text}");
     }
     Ok(rounds)
+}
+
+/// The requests a stats answer counted (summing `count`), to check it against the seed.
+pub fn requests_counted(answer: &StatsAnswer) -> u64 {
+    answer
+        .groups
+        .iter()
+        .flat_map(|g| &g.points)
+        .map(|p| p.count)
+        .sum()
 }
