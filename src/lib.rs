@@ -12,6 +12,7 @@
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
 //! - [`cli`], [`config_file`]: command-line flags, and the same settings from a TOML file.
+//! - [`foreign`]: conversions from other systems' formats (OTLP, Prometheus) into readings.
 //! - [`capture`]: the client side: record an app's requests (tower layer, feature `client`) and
 //!   push readings to a collector.
 //! - [`agent`]: `timebucket agent`, the host agent pushing CPU, memory, disk and heartbeat readings.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod capture;
 pub mod cli;
 pub mod config_file;
+pub mod foreign;
 pub mod ingest;
 pub mod migrate;
 pub mod model;

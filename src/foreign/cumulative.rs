@@ -1,0 +1,251 @@
+//! Cumulative values → deltas, per stream.
+//!
+//! OTLP points with cumulative temporality and every Prometheus counter or histogram report a
+//! running total since the stream started. Our readings are deltas (each reading counts its own
+//! requests), so a [`Tracker`] remembers the last total of each stream and turns the next one
+//! into what happened in between.
+//!
+//! Rules, per stream:
+//! - a point older than (or as old as) the last one seen is stale: a resend or out of order,
+//!   never counted twice;
+//! - a new start time (OTLP `start_time_unix_nano` moved forward) is a reset: the whole new
+//!   total happened since that start;
+//! - a total that went down (any bucket of a histogram, or the sum) is a reset, as Prometheus
+//!   defines it: the counter restarted from zero, so the new total is the delta;
+//! - the first point of a stream the tracker does not know follows [`FirstPoint`].
+//!
+//! Memory is bounded: at `capacity` streams, the one seen longest ago is forgotten (its next point
+//! is then a first point again); [`Tracker::forget_idle`] drops streams that stopped reporting.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use super::histogram::DurationHistogram;
+use crate::model::TimestampMs;
+
+/// A running total that can be subtracted from a later total of the same stream.
+pub trait Cumulative: Clone {
+    /// `self - earlier`, or `None` when `self` does not continue `earlier` (a reset).
+    fn since(&self, earlier: &Self) -> Option<Self>;
+}
+
+impl Cumulative for f64 {
+    fn since(&self, earlier: &Self) -> Option<Self> {
+        (*self >= *earlier).then(|| self - earlier)
+    }
+}
+
+impl Cumulative for DurationHistogram {
+    fn since(&self, earlier: &Self) -> Option<Self> {
+        DurationHistogram::since(self, earlier)
+    }
+}
+
+/// What to do with the first point of a stream the tracker has not seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstPoint {
+    /// Remember it, count nothing (Prometheus scrapes: the first scrape only primes a series,
+    /// since what the counter held before is not known to be new).
+    Prime,
+    /// Count the whole total when the stream started at or after this instant (it began while we
+    /// were listening, so all of it is new), else prime. With the instant set to the process
+    /// start, a restart of timebucket never counts a stream's history twice; the cost is at most
+    /// one interval per stream that was already running (its first point after the restart).
+    CountIfStartedAfter(TimestampMs),
+}
+
+/// The outcome of one observed point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta<V> {
+    /// First point of the stream: remembered, nothing to count.
+    Primed,
+    /// Older than (or as old as) the last point seen: ignored.
+    Stale,
+    /// What happened since the previous point.
+    Increase(V),
+    /// The stream restarted; this is everything since the restart.
+    Reset(V),
+}
+
+#[derive(Debug, Clone)]
+struct Stream<V> {
+    start: Option<TimestampMs>,
+    total: V,
+    at: TimestampMs,
+}
+
+/// The last total of each stream.
+#[derive(Debug)]
+pub struct Tracker<K, V> {
+    streams: HashMap<K, Stream<V>>,
+    capacity: usize,
+    first: FirstPoint,
+}
+
+impl<K: Hash + Eq + Clone, V: Cumulative> Tracker<K, V> {
+    /// A tracker of at most `capacity` streams (at least one).
+    pub fn new(capacity: usize, first: FirstPoint) -> Self {
+        Self {
+            streams: HashMap::new(),
+            capacity: capacity.max(1),
+            first,
+        }
+    }
+
+    /// Streams remembered.
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// True when no stream is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Takes the point `total` of stream `key` at `at` (which started at `start`, when the format
+    /// says) and says what to count.
+    pub fn observe(
+        &mut self,
+        key: &K,
+        start: Option<TimestampMs>,
+        total: V,
+        at: TimestampMs,
+    ) -> Delta<V> {
+        let Some(stream) = self.streams.get_mut(key) else {
+            let outcome = match (self.first, start) {
+                (FirstPoint::CountIfStartedAfter(since), Some(start)) if start >= since => {
+                    Delta::Reset(total.clone())
+                }
+                _ => Delta::Primed,
+            };
+            self.insert(key.clone(), Stream { start, total, at });
+            return outcome;
+        };
+        if at <= stream.at {
+            return Delta::Stale;
+        }
+        let restarted = matches!((stream.start, start), (Some(old), Some(new)) if new > old);
+        let outcome = match total.since(&stream.total) {
+            Some(increase) if !restarted => Delta::Increase(increase),
+            _ => Delta::Reset(total.clone()),
+        };
+        *stream = Stream { start, total, at };
+        outcome
+    }
+
+    /// Forgets streams whose last point is older than `cutoff`; returns how many.
+    pub fn forget_idle(&mut self, cutoff: TimestampMs) -> usize {
+        let before = self.streams.len();
+        self.streams.retain(|_, s| s.at >= cutoff);
+        before - self.streams.len()
+    }
+
+    fn insert(&mut self, key: K, stream: Stream<V>) {
+        if self.streams.len() >= self.capacity {
+            let oldest = self
+                .streams
+                .iter()
+                .min_by_key(|(_, s)| s.at)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.streams.remove(&oldest);
+            }
+        }
+        self.streams.insert(key, stream);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> TimestampMs {
+        TimestampMs::from_millis(ms)
+    }
+
+    #[test]
+    fn prometheus_counters_prime_then_count_increases_and_resets() {
+        let mut t = Tracker::new(10, FirstPoint::Prime);
+        let key = "requests{path=/a}";
+        assert_eq!(t.observe(&key, None, 100.0, at(1)), Delta::Primed);
+        assert_eq!(t.observe(&key, None, 130.0, at(2)), Delta::Increase(30.0));
+        assert_eq!(t.observe(&key, None, 130.0, at(3)), Delta::Increase(0.0));
+        assert_eq!(t.observe(&key, None, 7.0, at(4)), Delta::Reset(7.0));
+        assert_eq!(t.observe(&key, None, 9.0, at(5)), Delta::Increase(2.0));
+    }
+
+    #[test]
+    fn resends_and_late_points_are_never_counted_twice() {
+        let mut t = Tracker::new(10, FirstPoint::Prime);
+        t.observe(&1, None, 10.0, at(10));
+        t.observe(&1, None, 20.0, at(20));
+        assert_eq!(t.observe(&1, None, 20.0, at(20)), Delta::Stale);
+        assert_eq!(t.observe(&1, None, 15.0, at(15)), Delta::Stale);
+        assert_eq!(t.observe(&1, None, 25.0, at(30)), Delta::Increase(5.0));
+    }
+
+    #[test]
+    fn otlp_streams_count_their_first_point_only_when_they_started_after_us() {
+        let us = at(1_000);
+        let mut t = Tracker::new(10, FirstPoint::CountIfStartedAfter(us));
+        // Running before we started: what it counted may have been stored before a restart.
+        assert_eq!(
+            t.observe(&"old", Some(at(500)), 40.0, at(2_000)),
+            Delta::Primed
+        );
+        // Started after us: all of it is new.
+        assert_eq!(
+            t.observe(&"new", Some(at(1_500)), 4.0, at(2_000)),
+            Delta::Reset(4.0)
+        );
+        assert_eq!(
+            t.observe(&"new", Some(at(1_500)), 6.0, at(3_000)),
+            Delta::Increase(2.0)
+        );
+        // The exporter restarted: a later start time, even with a larger total, is a reset.
+        assert_eq!(
+            t.observe(&"new", Some(at(2_500)), 9.0, at(4_000)),
+            Delta::Reset(9.0)
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_by_forgetting_the_stream_seen_longest_ago() {
+        let mut t = Tracker::new(2, FirstPoint::Prime);
+        t.observe(&"a", None, 1.0, at(1));
+        t.observe(&"b", None, 1.0, at(2));
+        t.observe(&"c", None, 1.0, at(3));
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t.observe(&"a", None, 5.0, at(4)),
+            Delta::Primed,
+            "a was forgotten"
+        );
+        assert_eq!(
+            t.forget_idle(at(4)),
+            1,
+            "c (seen at 3) is idle; b was evicted for a"
+        );
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn histograms_are_tracked_like_counters() {
+        let h = |counts: &[u64], sum: f64| {
+            DurationHistogram::explicit(&[10.0], counts, Some(sum), None, None).unwrap()
+        };
+        let mut t = Tracker::new(10, FirstPoint::Prime);
+        assert_eq!(
+            t.observe(&"h", None, h(&[1, 1], 20.0), at(1)),
+            Delta::Primed
+        );
+        let Delta::Increase(delta) = t.observe(&"h", None, h(&[3, 1], 30.0), at(2)) else {
+            panic!("expected an increase");
+        };
+        assert_eq!((delta.count(), delta.sum_ms()), (2, Some(10.0)));
+        assert!(matches!(
+            t.observe(&"h", None, h(&[1, 0], 2.0), at(3)),
+            Delta::Reset(_)
+        ));
+    }
+}
