@@ -18,6 +18,7 @@ pub mod flusher;
 pub mod lenient;
 pub mod parse;
 pub mod record;
+pub mod rules;
 
 pub use accept::{AcceptConfig, AcceptError, Acceptor, BodyFormat};
 pub use flusher::{Flusher, FlusherConfig};

@@ -21,7 +21,7 @@
 //! ±1%). In an unbounded overflow bucket the error is unbounded, as it is for Prometheus'
 //! `histogram_quantile`, which answers the last finite bound there.
 
-use crate::ingest::parse::MAX_DURATION_MS;
+use crate::ingest::rules::MAX_DURATION_MS;
 use crate::model::{
     ApiPath, ApiReading, HttpMethod, InstanceName, ReadingId, ServiceName, StatusCode, TimestampMs,
 };

@@ -13,7 +13,8 @@ use tokio::sync::Semaphore;
 
 use super::parse::{parse_json, parse_ndjson, ParseError, Window};
 use super::record::{encode, Accepted};
-use crate::model::TimestampMs;
+use super::rules;
+use crate::model::{Reading, TimestampMs};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalError};
 
@@ -111,13 +112,7 @@ impl Acceptor {
         format: BodyFormat,
     ) -> Result<usize, AcceptError> {
         let started = Instant::now();
-        let backlog_bytes = self.wal.stats().backlog_bytes;
-        if backlog_bytes > self.config.max_backlog_bytes {
-            return Err(AcceptError::Backlog {
-                backlog_bytes,
-                limit_bytes: self.config.max_backlog_bytes,
-            });
-        }
+        self.check_backlog()?;
         let _slot = tokio::time::timeout(SLOT_WAIT, self.slots.acquire())
             .await
             .map_err(|_| AcceptError::Busy)?
@@ -129,6 +124,45 @@ impl Acceptor {
         let Some((payload, count)) = decoded else {
             return Ok(0);
         };
+        self.append(payload, count, started).await
+    }
+
+    /// Makes readings converted from a foreign format (OTLP, a scrape) durable, after checking
+    /// them against the same [`rules`] as our JSON: all or nothing, like a body. Returns how many
+    /// were accepted.
+    pub async fn accept_readings(&self, readings: Vec<Reading>) -> Result<usize, AcceptError> {
+        let started = Instant::now();
+        self.check_backlog()?;
+        if readings.is_empty() {
+            return Ok(0);
+        }
+        let now = TimestampMs::now();
+        let problems = rules::check(&readings, &Window::at(now, self.config.retention_ms));
+        if !problems.is_empty() {
+            return Err(AcceptError::Parse(ParseError::Invalid(problems)));
+        }
+        let count = readings.len();
+        let payload = encode(&Accepted { at: now, readings });
+        self.append(payload, count, started).await
+    }
+
+    fn check_backlog(&self) -> Result<(), AcceptError> {
+        let backlog_bytes = self.wal.stats().backlog_bytes;
+        if backlog_bytes > self.config.max_backlog_bytes {
+            return Err(AcceptError::Backlog {
+                backlog_bytes,
+                limit_bytes: self.config.max_backlog_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        payload: Vec<u8>,
+        count: usize,
+        started: Instant,
+    ) -> Result<usize, AcceptError> {
         self.wal.append(payload).await?;
         self.metrics.readings_accepted.inc_by(count as u64);
         self.metrics

@@ -8,6 +8,7 @@
 use super::lenient::{take, Lenient, Object};
 
 use super::parse::{FieldProblem, Window};
+use super::rules;
 use crate::model::TimestampMs;
 
 /// The fields of one reading and the shared problem list.
@@ -170,23 +171,7 @@ impl<'a, 'body> Fields<'a, 'body> {
                 other.type_name()
             )),
         }
-        .and_then(|at| {
-            if at < window.oldest {
-                Err(format!(
-                    "{} is older than the retention (oldest accepted: {})",
-                    at.to_rfc3339(),
-                    window.oldest.to_rfc3339()
-                ))
-            } else if at > window.newest {
-                Err(format!(
-                    "{} is too far in the future (newest accepted: {})",
-                    at.to_rfc3339(),
-                    window.newest.to_rfc3339()
-                ))
-            } else {
-                Ok(at)
-            }
-        });
+        .and_then(|at| rules::timestamp(at, window));
         self.check("timestamp", outcome)
     }
 }

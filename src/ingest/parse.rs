@@ -7,14 +7,14 @@
 
 use super::fields::Fields;
 use super::lenient::{take, Lenient, Object};
+use super::rules;
 use crate::model::{
     ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, Reading, ReadingId,
     ServiceName, StatusCode, TimestampMs,
 };
 use serde::Serialize;
 
-/// The longest a single reading may claim to have taken: one day, in ms.
-pub const MAX_DURATION_MS: f64 = 86_400_000.0;
+pub use super::rules::MAX_DURATION_MS;
 /// How far ahead of our clock a reading's timestamp may be (clock skew), ms.
 pub const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
 
@@ -199,20 +199,8 @@ fn parse_api(f: &mut Fields<'_, '_>, window: &Window) -> Option<ApiReading> {
     let method = f.required_text("method", HttpMethod::parse);
     let path = f.required_text("path", ApiPath::parse);
     let code = f.required_integer("code", StatusCode::parse);
-    let duration_ms = f.required_number("duration_ms", |d| {
-        if (0.0..=MAX_DURATION_MS).contains(&d) {
-            Ok(d)
-        } else {
-            Err(format!("must be from 0 to {MAX_DURATION_MS} ms, got {d}"))
-        }
-    });
-    let count = f.optional_integer("count", |n| match u32::try_from(n) {
-        Ok(n) if n >= 1 && i32::try_from(n).is_ok() => Ok(n),
-        _ => Err(format!(
-            "must be a whole number from 1 to {}, got {n}",
-            i32::MAX
-        )),
-    });
+    let duration_ms = f.required_number("duration_ms", rules::duration_ms);
+    let count = f.optional_integer("count", rules::count);
     let timestamp = f.timestamp(window);
     Some(ApiReading {
         id: ReadingId::new(),
@@ -231,20 +219,8 @@ fn parse_host(f: &mut Fields<'_, '_>, window: &Window) -> Option<HostReading> {
     let service = f.required_text("service", ServiceName::parse);
     let instance = f.required_text("instance", InstanceName::parse);
     let timestamp = f.timestamp(window);
-    let cpu_percent = f.optional_number("cpu_percent", |v| {
-        if v >= 0.0 {
-            Ok(v)
-        } else {
-            Err(format!("must not be negative, got {v}"))
-        }
-    });
-    let bytes = |n: i64| {
-        if n >= 0 {
-            Ok(n)
-        } else {
-            Err(format!("must not be negative, got {n}"))
-        }
-    };
+    let cpu_percent = f.optional_number("cpu_percent", rules::cpu_percent);
+    let bytes = rules::bytes;
     let mem_used_bytes = f.optional_integer("mem_used_bytes", bytes);
     let mem_total_bytes = f.optional_integer("mem_total_bytes", bytes);
     let disk_used_bytes = f.optional_integer("disk_used_bytes", bytes);
@@ -265,11 +241,7 @@ fn parse_host(f: &mut Fields<'_, '_>, window: &Window) -> Option<HostReading> {
         freed_bytes: freed_bytes?,
     };
     if gauges == HostGauges::default() {
-        f.problem(
-            "gauges",
-            "at least one of cpu_percent, mem_used_bytes, mem_total_bytes, disk_used_bytes, disk_total_bytes, \
-             available, heap_bytes, allocated_bytes, freed_bytes is required",
-        );
+        f.problem("gauges", rules::NO_GAUGE);
         return None;
     }
     Some(HostReading {
