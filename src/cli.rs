@@ -89,9 +89,20 @@ pub struct ServeArgs {
     /// WAL backlog (accepted, not yet stored) past which ingest answers 503, bytes.
     #[arg(long, env = "TIMEBUCKET_MAX_BACKLOG_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub max_backlog_bytes: u64,
-    /// Request bodies decoded at once; more wait briefly, then get 429.
+    /// Request bodies read and decoded at once; more wait briefly, then get 429.
     #[arg(long, env = "TIMEBUCKET_MAX_CONCURRENT_INGEST", default_value_t = 8)]
     pub max_concurrent_ingest: usize,
+    /// Longest time a request body may take to arrive once it may be read (408 after it).
+    #[arg(long, env = "TIMEBUCKET_BODY_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub body_read_timeout: Duration,
+    /// Longest wait for a request's headers, from the connection's start or the previous
+    /// answer; the connection is closed after it.
+    #[arg(long, env = "TIMEBUCKET_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub header_read_timeout: Duration,
+    /// Most HTTP connections open at once; at the cap a new one closes the oldest idle one.
+    /// Keep it well under the open-file limit (the WAL and the store need descriptors too).
+    #[arg(long, env = "TIMEBUCKET_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
     /// Most WAL bytes the flusher reads and writes to the store in one go.
     #[arg(long, env = "TIMEBUCKET_FLUSH_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub flush_bytes: usize,
@@ -101,6 +112,15 @@ pub struct ServeArgs {
     /// Limits of the query endpoints.
     #[command(flatten)]
     pub query: crate::query::QueryLimitArgs,
+}
+
+/// A humantime duration greater than zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `timebucket migrate ...`

@@ -116,6 +116,7 @@ pub fn serve_config(
             max_body_bytes: 8 << 20,
             max_backlog_bytes: 1 << 30,
             max_concurrent: 8,
+            body_read_timeout: Duration::from_secs(30),
         },
         flusher: timebucket::ingest::FlusherConfig {
             retry_initial: Duration::from_millis(50),
@@ -123,6 +124,7 @@ pub fn serve_config(
             ..Default::default()
         },
         shutdown_deadline: Duration::from_secs(10),
+        http: Default::default(),
         query: Default::default(),
         settings: SettingsRequest::default(),
     }
@@ -140,6 +142,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             max_body_bytes: options.max_body_bytes,
             max_backlog_bytes: options.max_backlog_bytes,
             max_concurrent: 8,
+            body_read_timeout: Duration::from_secs(30),
         },
         query: options.query,
         ..serve_config(vec![options.cql_node], keyspace.clone(), data_dir.path())
