@@ -213,3 +213,48 @@ pub struct UpArgs {
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub lock_wait: Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, String> {
+        let argv = ["timebucket", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Serve(serve) => Ok(serve),
+            other => Err(format!("not serve: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn the_edge_limits_have_defaults_and_refuse_zero_by_name() {
+        let defaults = serve(&[]).unwrap();
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.max_connections, 512);
+        for (flag, value) in [
+            ("--max-connections", "0"),
+            ("--header-read-timeout", "0s"),
+            ("--body-read-timeout", "0s"),
+        ] {
+            let error = serve(&[flag, value]).unwrap_err();
+            assert!(error.contains(flag), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_example_config_file_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/timebucket.example.toml");
+        let args = ["timebucket", "--config", example, "serve"]
+            .map(std::ffi::OsString::from)
+            .to_vec();
+        let args = crate::config_file::expand(args).unwrap();
+        let Command::Serve(serve) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not serve")
+        };
+        assert_eq!(serve.max_connections, 512);
+    }
+}
