@@ -60,9 +60,13 @@ impl Lenient<'_> {
     }
 }
 
-/// Removes `key` from an object, returning its value.
+/// Removes `key` from an object, returning its (first) value; a [`Lenient::Repeated`] marker
+/// of the key stays for the object's reader to report.
 pub fn take<'a>(object: &mut Object<'a>, key: &str) -> Option<Lenient<'a>> {
-    let at = object.iter().position(|(k, _)| k == key)?;
+    // Removal reorders the members, so the marker may now come first: skip it.
+    let at = object
+        .iter()
+        .position(|(k, v)| k == key && !matches!(v, Lenient::Repeated))?;
     Some(object.swap_remove(at).1)
 }
 
@@ -219,8 +223,24 @@ mod tests {
         };
         assert_eq!(object.len(), 3, "{object:?}");
         assert_eq!(take(&mut object, "code"), Some(Lenient::Number(200.into())));
-        assert_eq!(take(&mut object, "code"), Some(Lenient::Repeated));
         assert_eq!(take(&mut object, "code"), None);
+        assert_eq!(object.len(), 2, "the marker stays to be reported");
+        assert!(object.contains(&("code".into(), Lenient::Repeated)));
+    }
+
+    #[test]
+    fn the_first_value_is_taken_even_after_removals_reorder_the_object() {
+        let Lenient::Object(mut object) = parse(r#"{"a": 1, "service": "x", "service": "y"}"#)
+        else {
+            panic!("not an object")
+        };
+        // Taking `a` moves the last member (the marker) to the front.
+        take(&mut object, "a");
+        assert_eq!(object[0].1, Lenient::Repeated);
+        assert_eq!(
+            take(&mut object, "service"),
+            Some(Lenient::Str(Cow::Borrowed("x")))
+        );
     }
 
     #[test]

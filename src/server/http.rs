@@ -75,7 +75,13 @@ pub async fn serve(
     let deadline = loop {
         let accepted = tokio::select! {
             deadline = &mut stop => break deadline,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(error) = ended {
+                    // A request handler panicked: a bug, and only that connection is lost.
+                    tracing::error!(%error, "an HTTP connection task failed");
+                }
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -244,10 +250,17 @@ struct Entry {
     closing: bool,
 }
 
-/// The open connections, oldest first (ids grow with time).
+/// The open connections.
 #[derive(Default)]
 struct Open {
-    entries: Mutex<(u64, BTreeMap<u64, Entry>)>,
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    /// The id of the next connection: ids grow with time, so the map is oldest first.
+    next_id: u64,
+    entries: BTreeMap<u64, Entry>,
 }
 
 /// A connection's registration; removes it from [`Open`] when dropped.
@@ -262,10 +275,10 @@ impl Open {
     fn register(open: &Arc<Open>) -> Registered {
         let activity = Arc::new(Activity::default());
         let close = Arc::new(Notify::new());
-        let mut entries = open.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = entries.0;
-        entries.0 += 1;
-        entries.1.insert(
+        let mut table = open.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = table.next_id;
+        table.next_id += 1;
+        table.entries.insert(
             id,
             Entry {
                 activity: activity.clone(),
@@ -284,9 +297,9 @@ impl Open {
     /// Tells the oldest connection without a request in progress to close; false when every
     /// connection has one.
     fn close_oldest_idle(&self) -> bool {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let idle = entries
-            .1
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = table
+            .entries
             .values_mut()
             .find(|e| !e.closing && e.activity.in_flight.load(Ordering::Acquire) == 0);
         let Some(entry) = idle else {
@@ -301,8 +314,8 @@ impl Open {
 
     /// Tells every connection to close (see [`serve_connection`] for how each does).
     fn close_all(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        for entry in entries.1.values_mut().filter(|e| !e.closing) {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        for entry in table.entries.values_mut().filter(|e| !e.closing) {
             entry.closing = true;
             entry.close.notify_one();
         }
@@ -311,11 +324,56 @@ impl Open {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        let mut entries = self
+        let mut table = self
             .open
-            .entries
+            .table
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        entries.1.remove(&self.id);
+        table.entries.remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_the_cap_the_oldest_connection_without_a_request_is_closed() {
+        let open = Arc::new(Open::default());
+        let busy = Open::register(&open);
+        let _in_flight = Activity::enter(&busy.activity);
+        let idle_old = Open::register(&open);
+        let idle_new = Open::register(&open);
+        assert!(open.close_oldest_idle());
+        // The busy connection is skipped; the older idle one is told, and only once.
+        let told = |c: &Registered| {
+            let close = c.close.notified();
+            tokio::pin!(close);
+            close.as_mut().enable()
+        };
+        assert!(!told(&busy));
+        assert!(told(&idle_old));
+        assert!(!told(&idle_new));
+        assert!(open.close_oldest_idle());
+        assert!(told(&idle_new));
+        assert!(!open.close_oldest_idle(), "only a busy connection is left");
+        drop((idle_old, idle_new));
+        assert_eq!(open.table.lock().unwrap().entries.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accept_errors_are_told_apart() {
+        let kind = |errno| match classify(&std::io::Error::from_raw_os_error(errno)) {
+            AcceptFailure::Connection => "connection",
+            AcceptFailure::Exhausted => "exhausted",
+            AcceptFailure::Fatal => "fatal",
+        };
+        assert_eq!(kind(libc::ECONNABORTED), "connection");
+        assert_eq!(kind(libc::EPROTO), "connection");
+        assert_eq!(kind(libc::EMFILE), "exhausted");
+        assert_eq!(kind(libc::ENFILE), "exhausted");
+        assert_eq!(kind(libc::EINVAL), "fatal");
+        assert_eq!(kind(libc::EBADF), "fatal");
     }
 }
