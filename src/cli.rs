@@ -96,8 +96,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TIMEBUCKET_BODY_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub body_read_timeout: Duration,
     /// Longest wait for a request's headers, from the connection's start or the previous
-    /// answer; the connection is closed after it.
-    #[arg(long, env = "TIMEBUCKET_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    /// answer; the connection is closed after it. (Longer than the agent's 10 s interval, so
+    /// its kept-alive connection is reused rather than closed as it sends.)
+    #[arg(long, env = "TIMEBUCKET_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub header_read_timeout: Duration,
     /// Most HTTP connections open at once; at the cap a new one closes the oldest idle one.
     /// Keep it well under the open-file limit (the WAL and the store need descriptors too).
@@ -232,9 +233,17 @@ mod tests {
     #[test]
     fn the_edge_limits_have_defaults_and_refuse_zero_by_name() {
         let defaults = serve(&[]).unwrap();
-        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(30));
         assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
         assert_eq!(defaults.max_connections, 512);
+        assert_eq!(
+            crate::server::HttpLimits::default(),
+            crate::server::HttpLimits {
+                header_read_timeout: defaults.header_read_timeout,
+                max_connections: defaults.max_connections,
+            },
+            "the flags' defaults are the listener's"
+        );
         for (flag, value) in [
             ("--max-connections", "0"),
             ("--header-read-timeout", "0s"),

@@ -52,10 +52,10 @@ pub struct HttpLimits {
 }
 
 impl Default for HttpLimits {
-    /// 10 s for a request head, 512 connections.
+    /// 30 s for a request head, 512 connections.
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
             max_connections: 512,
         }
     }
