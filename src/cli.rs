@@ -89,9 +89,21 @@ pub struct ServeArgs {
     /// WAL backlog (accepted, not yet stored) past which ingest answers 503, bytes.
     #[arg(long, env = "TIMEBUCKET_MAX_BACKLOG_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub max_backlog_bytes: u64,
-    /// Request bodies decoded at once; more wait briefly, then get 429.
+    /// Request bodies read and decoded at once; more wait briefly, then get 429.
     #[arg(long, env = "TIMEBUCKET_MAX_CONCURRENT_INGEST", default_value_t = 8)]
     pub max_concurrent_ingest: usize,
+    /// Longest time a request body may take to arrive once it may be read (408 after it).
+    #[arg(long, env = "TIMEBUCKET_BODY_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub body_read_timeout: Duration,
+    /// Longest wait for a request's headers, from the connection's start or the previous
+    /// answer; the connection is closed after it. (Longer than the agent's 10 s interval, so
+    /// its kept-alive connection is reused rather than closed as it sends.)
+    #[arg(long, env = "TIMEBUCKET_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub header_read_timeout: Duration,
+    /// Most HTTP connections open at once; at the cap a new one closes the oldest idle one.
+    /// Keep it well under the open-file limit (the WAL and the store need descriptors too).
+    #[arg(long, env = "TIMEBUCKET_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
     /// Most WAL bytes the flusher reads and writes to the store in one go.
     #[arg(long, env = "TIMEBUCKET_FLUSH_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub flush_bytes: usize,
@@ -101,6 +113,15 @@ pub struct ServeArgs {
     /// Limits of the query endpoints.
     #[command(flatten)]
     pub query: crate::query::QueryLimitArgs,
+}
+
+/// A humantime duration greater than zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `timebucket migrate ...`
@@ -192,4 +213,57 @@ pub struct UpArgs {
     /// How long to wait for a concurrent `migrate up` to finish.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub lock_wait: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, String> {
+        let argv = ["timebucket", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Serve(serve) => Ok(serve),
+            other => Err(format!("not serve: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn the_edge_limits_have_defaults_and_refuse_zero_by_name() {
+        let defaults = serve(&[]).unwrap();
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.max_connections, 512);
+        assert_eq!(
+            crate::server::HttpLimits::default(),
+            crate::server::HttpLimits {
+                header_read_timeout: defaults.header_read_timeout,
+                max_connections: defaults.max_connections,
+            },
+            "the flags' defaults are the listener's"
+        );
+        for (flag, value) in [
+            ("--max-connections", "0"),
+            ("--header-read-timeout", "0s"),
+            ("--body-read-timeout", "0s"),
+        ] {
+            let error = serve(&[flag, value]).unwrap_err();
+            assert!(error.contains(flag), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_example_config_file_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/timebucket.example.toml");
+        let args = ["timebucket", "--config", example, "serve"]
+            .map(std::ffi::OsString::from)
+            .to_vec();
+        let args = crate::config_file::expand(args).unwrap();
+        let Command::Serve(serve) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not serve")
+        };
+        assert_eq!(serve.max_connections, 512);
+    }
 }

@@ -9,7 +9,7 @@ use clap::Parser;
 use timebucket::cli::{Cli, Command, LogFormat, MigrateAction, MigrateArgs, ServeArgs};
 use timebucket::ingest::FlusherConfig;
 use timebucket::migrate::{self, MigrationState, UpOptions};
-use timebucket::server::{self, AcceptLimits, ServeConfig};
+use timebucket::server::{self, AcceptLimits, HttpLimits, ServeConfig};
 use timebucket::store::cql;
 
 fn main() -> ExitCode {
@@ -85,12 +85,17 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             max_backlog_bytes: args.max_backlog_bytes,
             max_concurrent: args.max_concurrent_ingest.max(1),
+            body_read_timeout: args.body_read_timeout,
         },
         flusher: FlusherConfig {
             max_read_bytes: args.flush_bytes.max(64 * 1024),
             ..FlusherConfig::default()
         },
         shutdown_deadline: args.shutdown_deadline,
+        http: HttpLimits {
+            header_read_timeout: args.header_read_timeout,
+            max_connections: args.max_connections,
+        },
         query: args.query.limits().map_err(anyhow::Error::msg)?,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -2,8 +2,16 @@
 //! shuts them down in the order that loses nothing.
 //!
 //! Shutdown order: stop accepting HTTP (in-flight requests finish, so every 202 already sent is
-//! in the WAL) → let the flusher catch up for at most `shutdown_deadline` → stop it (whatever it
-//! had not confirmed is still in the WAL and is replayed at the next start) → close the WAL.
+//! in the WAL) → let the flusher catch up → stop it (whatever it had not confirmed is still in
+//! the WAL and is replayed at the next start) → close the WAL. `shutdown_deadline` bounds the
+//! HTTP drain and the flusher's catch-up together: at the deadline, connections still open are
+//! closed (their requests get no answer, and nothing is acknowledged that is not in the WAL)
+//! and the flusher is stopped.
+//!
+//! The HTTP listener ending by itself (a broken listener, a panic) ends `serve` with an error
+//! after the same orderly stop, so the process exits non-zero instead of running deaf.
+
+pub mod http;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -11,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinError;
+use tokio::time::Instant;
 
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
@@ -23,6 +33,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalConfig, WalError, DEFAULT_MAX_RECORD_BYTES};
+pub use http::HttpLimits;
 
 /// How often the store is pinged for readiness.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -44,8 +55,10 @@ pub struct ServeConfig {
     pub accept: AcceptLimits,
     /// Flusher tuning.
     pub flusher: FlusherConfig,
-    /// How long shutdown waits for the flusher to catch up.
+    /// How long shutdown waits for requests in progress and then the flusher, together.
     pub shutdown_deadline: Duration,
+    /// Bounds of the HTTP listener.
+    pub http: HttpLimits,
     /// Limits of the query endpoints.
     pub query: QueryLimits,
     /// Requested deployment settings: recorded when the embedded store is created, otherwise
@@ -60,8 +73,10 @@ pub struct AcceptLimits {
     pub max_body_bytes: usize,
     /// WAL backlog past which ingest answers 503, bytes.
     pub max_backlog_bytes: u64,
-    /// Bodies decoded at once.
+    /// Bodies read and decoded at once.
     pub max_concurrent: usize,
+    /// Longest time a body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 /// Why `serve` stopped with an error.
@@ -79,6 +94,9 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+    /// The HTTP server panicked.
+    #[error("HTTP server panicked: {0}")]
+    HttpPanicked(String),
     /// A settings flag is invalid or disagrees with the store's recorded settings.
     #[error("{0}")]
     Settings(String),
@@ -179,6 +197,7 @@ async fn serve_with<S: Store>(
             max_body_bytes: config.accept.max_body_bytes,
             max_backlog_bytes: config.accept.max_backlog_bytes,
             max_concurrent: config.accept.max_concurrent,
+            body_read_timeout: config.accept.body_read_timeout,
             retention_ms,
         },
         metrics.clone(),
@@ -194,41 +213,83 @@ async fn serve_with<S: Store>(
         queries: Queries::new(store.clone(), config.query),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let http = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
-    // The flusher failing is fatal; so is the shutdown signal. Either stops HTTP first.
-    let http_task = tokio::spawn(async move { http.await });
+    let (stop_tx, stop_rx) = oneshot::channel::<Instant>();
+    // A dropped sender (an early return) stops the listener with no drain.
+    let stop = async move { stop_rx.await.unwrap_or_else(|_| Instant::now()) };
+    let mut http_task = tokio::spawn(http::serve(listener, api::router(state), config.http, stop));
+    // The shutdown signal, the flusher failing and the HTTP listener ending each stop the rest.
     tokio::pin!(shutdown);
-    let flusher_failed = tokio::select! {
-        () = &mut shutdown => None,
-        outcome = &mut flusher_task => Some(outcome),
+    let ended = tokio::select! {
+        () = &mut shutdown => Ended::Signal,
+        outcome = &mut flusher_task => Ended::Flusher(outcome),
+        outcome = &mut http_task => Ended::Http(outcome),
     };
+    let deadline = Instant::now() + config.shutdown_deadline;
     tracing::info!("shutting down: no new requests");
-    let _ = stop_tx.send(true);
-    let http_outcome = http_task.await.expect("HTTP task panicked");
+    let (http_outcome, flusher_failed) = match ended {
+        Ended::Http(outcome) => {
+            let outcome = http_outcome(outcome).and_then(|()| {
+                Err(ServeError::Http(std::io::Error::other(
+                    "the HTTP listener stopped unasked",
+                )))
+            });
+            (outcome, None)
+        }
+        Ended::Flusher(outcome) => {
+            let _ = stop_tx.send(deadline);
+            (http_outcome(http_task.await), Some(outcome))
+        }
+        Ended::Signal => {
+            let _ = stop_tx.send(deadline);
+            (http_outcome(http_task.await), None)
+        }
+    };
+    if let Err(error) = &http_outcome {
+        tracing::error!(%error, "the HTTP server failed; stopping");
+    }
     pinger.abort();
     if let Some(outcome) = flusher_failed {
         outcome.expect("flusher panicked")?;
-        return Ok(http_outcome?);
+        return http_outcome;
     }
     flusher_handle.drain();
-    match tokio::time::timeout(config.shutdown_deadline, &mut flusher_task).await {
+    match tokio::time::timeout_at(deadline, &mut flusher_task).await {
         Ok(outcome) => outcome.expect("flusher panicked")?,
         Err(_) => {
             flusher_task.abort();
-            tracing::warn!(
-                backlog_bytes = wal.stats().backlog_bytes,
-                "shutdown deadline passed; the rest stays in the WAL for the next start"
-            );
+            let backlog_bytes = wal.stats().backlog_bytes;
+            if backlog_bytes > 0 {
+                tracing::warn!(
+                    backlog_bytes,
+                    "shutdown deadline passed; the rest stays in the WAL for the next start"
+                );
+            }
         }
     }
     if let Err(error) = wal.close() {
         tracing::warn!(%error, "closing the WAL");
     }
     tracing::info!("stopped");
-    Ok(http_outcome?)
+    http_outcome
+}
+
+/// What started the shutdown.
+enum Ended {
+    /// The shutdown signal.
+    Signal,
+    /// The flusher stopped (on an error it cannot retry).
+    Flusher(Result<Result<(), crate::ingest::flusher::FlushError>, JoinError>),
+    /// The HTTP listener ended by itself.
+    Http(Result<std::io::Result<()>, JoinError>),
+}
+
+/// How the HTTP task ended, as `serve`'s outcome.
+fn http_outcome(outcome: Result<std::io::Result<()>, JoinError>) -> Result<(), ServeError> {
+    match outcome {
+        Ok(result) => Ok(result?),
+        Err(error) if error.is_panic() => Err(ServeError::HttpPanicked(error.to_string())),
+        Err(error) => Err(ServeError::Http(std::io::Error::other(error))),
+    }
 }
 
 async fn ping_forever<S: Store>(store: Arc<S>, reachable: watch::Sender<bool>) {

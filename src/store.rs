@@ -129,6 +129,15 @@ pub enum StoreError {
         #[source]
         source: Box<fjall::Error>,
     },
+    /// A partition read whole has more rows than one answer may hold: the read is refused
+    /// rather than answered in part.
+    #[error("{what}: more than {limit} rows in one partition; refusing an incomplete answer")]
+    TooManyRows {
+        /// What we were reading.
+        what: &'static str,
+        /// The most rows one whole-partition read returns.
+        limit: usize,
+    },
     /// The keyspace has no (or broken) deployment settings.
     #[error("keyspace `{keyspace}` has no usable timebucket settings ({reason}); run `timebucket migrate up` first")]
     Settings {
@@ -174,6 +183,7 @@ impl StoreError {
             StoreError::Paging { .. } => "paging",
             StoreError::Decode { .. } => "decode",
             StoreError::Embedded { .. } => "embedded",
+            StoreError::TooManyRows { .. } => "too_many_rows",
             StoreError::Settings { .. } => "settings",
         }
     }

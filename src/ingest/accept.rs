@@ -1,15 +1,19 @@
 //! The accepting half of ingest: body → validated readings → one synced WAL record.
 //!
-//! Memory stays bounded: at most `max_concurrent` bodies are decoded at once (a request that
-//! cannot get a slot soon is told to come back, 429), each at most `max_body_bytes` once
-//! decompressed; and past `max_backlog_bytes` of WAL not yet in the store, new data is refused
-//! (503) instead of piling up.
+//! Memory stays bounded: a request must hold a [`Slot`] before its body is read, and at most
+//! `max_concurrent` slots exist (a request that cannot get one soon is told to come back, 429),
+//! so at most that many bodies are in memory, each at most `max_body_bytes` on the wire and
+//! again once decompressed; and past `max_backlog_bytes` of WAL not yet in the store, new data
+//! is refused (503) before its body is read.
+//!
+//! A gzip body may hold several members (`cat a.gz b.gz`, pigz, streaming writers): every member
+//! is read, and bytes after the last one are refused, so no reading is dropped behind a 202.
 
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::parse::{parse_json, parse_ndjson, ParseError, Window};
 use super::record::{encode, Accepted};
@@ -28,8 +32,10 @@ pub struct AcceptConfig {
     pub max_body_bytes: usize,
     /// WAL backlog (accepted, not yet stored) past which ingest answers 503.
     pub max_backlog_bytes: u64,
-    /// Bodies decoded at once.
+    /// Bodies read and decoded at once.
     pub max_concurrent: usize,
+    /// Longest time a body may take to arrive, once its request holds a slot.
+    pub body_read_timeout: Duration,
     /// Retention in ms: older readings are refused.
     pub retention_ms: i64,
 }
@@ -63,15 +69,25 @@ pub enum AcceptError {
         /// The limit.
         limit_bytes: usize,
     },
-    /// `Content-Encoding: gzip` but the body is not valid gzip.
+    /// `Content-Encoding: gzip` but the body is not valid gzip, or has bytes after it.
     #[error("body is not valid gzip: {0}")]
     BadGzip(String),
+    /// Decoding failed inside the server (the decoder panicked): our fault, not the body's.
+    #[error("decoding the body failed inside the server: {0}")]
+    Decoder(String),
     /// The body is malformed or has invalid readings.
     #[error("invalid body")]
     Parse(ParseError),
     /// The WAL could not make the record durable.
     #[error(transparent)]
     Wal(#[from] WalError),
+}
+
+/// The right to read, decode and append one body; see the module note. Dropping it frees the
+/// slot.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Accepts bodies into the WAL.
@@ -104,23 +120,31 @@ impl Acceptor {
         self.wal.stats().backlog_bytes <= self.config.max_backlog_bytes
     }
 
-    /// Validates `body` and makes its readings durable; returns how many were accepted.
+    /// Admits one request: refuses it while the WAL backlog is over its limit (503), and
+    /// waits briefly for a slot (429 when none frees up). Call it before reading the body.
+    pub async fn admit(&self) -> Result<Slot, AcceptError> {
+        self.check_backlog()?;
+        let permit = tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| AcceptError::Busy)?
+            .map_err(|_| AcceptError::Busy)?;
+        Ok(Slot { _permit: permit })
+    }
+
+    /// Validates `body`, read under the slot, and makes its readings durable; returns how many
+    /// were accepted. The slot is held until the readings are in the WAL.
     pub async fn accept(
         &self,
+        _slot: Slot,
         body: bytes::Bytes,
         gzip: bool,
         format: BodyFormat,
     ) -> Result<usize, AcceptError> {
         let started = Instant::now();
-        self.check_backlog()?;
-        let _slot = tokio::time::timeout(SLOT_WAIT, self.slots.acquire())
-            .await
-            .map_err(|_| AcceptError::Busy)?
-            .map_err(|_| AcceptError::Busy)?;
         let config = self.config;
         let decoded = tokio::task::spawn_blocking(move || decode(&body, gzip, format, &config))
             .await
-            .map_err(|e| AcceptError::BadGzip(format!("decoder failed: {e}")))??;
+            .map_err(|e| AcceptError::Decoder(join_failure(e)))??;
         let Some((payload, count)) = decoded else {
             return Ok(0);
         };
@@ -129,16 +153,20 @@ impl Acceptor {
 
     /// Makes readings converted from a foreign format (OTLP, a scrape) durable, after checking
     /// them against the same [`rules`] as our JSON: all or nothing, like a body. Returns how many
-    /// were accepted.
-    pub async fn accept_readings(&self, readings: Vec<Reading>) -> Result<usize, AcceptError> {
+    /// were accepted. Like [`Acceptor::accept`], it runs under a slot taken with
+    /// [`Acceptor::admit`] before the foreign body was read.
+    pub async fn accept_readings(
+        &self,
+        _slot: Slot,
+        readings: Vec<Reading>,
+    ) -> Result<usize, AcceptError> {
         let started = Instant::now();
-        self.check_backlog()?;
         if readings.is_empty() {
             return Ok(0);
         }
         let now = TimestampMs::now();
         let problems = rules::check(&readings, &Window::at(now, self.config.retention_ms));
-        if !problems.is_empty() {
+        if problems.total() > 0 {
             return Err(AcceptError::Parse(ParseError::Invalid(problems)));
         }
         let count = readings.len();
@@ -172,6 +200,19 @@ impl Acceptor {
     }
 }
 
+/// Why a blocking task did not return: its panic message, or that it was cancelled.
+fn join_failure(error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return error.to_string();
+    }
+    let panic = error.into_panic();
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// Decompresses, parses and encodes; `None` when the body holds no readings.
 fn decode(
     body: &[u8],
@@ -200,18 +241,36 @@ fn decode(
     Ok(Some((encode(&Accepted { at: now, readings }), count)))
 }
 
-/// Inflates a gzip body, refusing to grow past `limit` bytes (a gzip bomb stops there).
+/// Inflates every member of a gzip body, refusing to grow past `limit` bytes (a gzip bomb
+/// stops there) and refusing bytes after the last member.
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, AcceptError> {
     let mut out = Vec::new();
-    let mut decoder = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| AcceptError::BadGzip(e.to_string()))?;
-    if out.len() > limit {
-        return Err(AcceptError::TooLarge { limit_bytes: limit });
+    let mut rest = body;
+    while !rest.is_empty() {
+        // One member at a time, so that what follows a member is ours to judge: another
+        // member, or trailing bytes (which `MultiGzDecoder` would pass over as a bad header).
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        let room = (limit + 1 - out.len()) as u64;
+        (&mut member)
+            .take(room)
+            .read_to_end(&mut out)
+            .map_err(|e| AcceptError::BadGzip(e.to_string()))?;
+        if out.len() > limit {
+            return Err(AcceptError::TooLarge { limit_bytes: limit });
+        }
+        rest = member.into_inner();
+        if !rest.is_empty() && !rest.starts_with(&GZIP_MAGIC) {
+            return Err(AcceptError::BadGzip(format!(
+                "{} bytes after the end of the gzip data",
+                rest.len()
+            )));
+        }
     }
     Ok(out)
 }
+
+/// The first two bytes of every gzip member (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 #[cfg(test)]
 mod tests {
@@ -241,5 +300,36 @@ mod tests {
             gunzip(b"not gzip", 100),
             Err(AcceptError::BadGzip(_))
         ));
+    }
+
+    #[test]
+    fn every_gzip_member_is_read() {
+        let two = [gzip(b"first\n"), gzip(b""), gzip(b"second\n")].concat();
+        assert_eq!(gunzip(&two, 100).unwrap(), b"first\nsecond\n");
+        // The limit holds over all members together.
+        let big = [gzip(&[b'a'; 60]), gzip(&[b'b'; 60])].concat();
+        assert!(matches!(
+            gunzip(&big, 100),
+            Err(AcceptError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn bytes_after_the_gzip_data_are_refused() {
+        for tail in [&b"garbage"[..], b"\0\0\0\0", b"\x1f", b"\x1f\x8b\x08"] {
+            let body = [gzip(b"ok"), tail.to_vec()].concat();
+            assert!(
+                matches!(gunzip(&body, 100), Err(AcceptError::BadGzip(_))),
+                "{tail:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_decoding_is_a_server_failure_with_its_message() {
+        let failure = tokio::task::spawn_blocking(|| -> () { panic!("index out of bounds") })
+            .await
+            .unwrap_err();
+        assert_eq!(join_failure(failure), "index out of bounds");
     }
 }

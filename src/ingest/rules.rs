@@ -3,6 +3,7 @@
 //! types' `parse`; the numbers and the time are checked here, once.
 
 use super::parse::{FieldProblem, Window};
+use super::problems::Problems;
 use crate::model::{ApiReading, HostGauges, HostReading, Reading, TimestampMs};
 
 /// The longest a single reading may claim to have taken: one day, in ms.
@@ -50,18 +51,17 @@ pub fn bytes(n: i64) -> Result<i64, String> {
 pub const NO_GAUGE: &str = "at least one of cpu_percent, mem_used_bytes, mem_total_bytes, \
      disk_used_bytes, disk_total_bytes, available, heap_bytes, allocated_bytes, freed_bytes is required";
 
-/// A reading's time: within the window of acceptable timestamps.
-pub fn timestamp(at: TimestampMs, window: &Window) -> Result<TimestampMs, String> {
+/// A reading's time: within the window of acceptable timestamps. A refusal quotes the value as
+/// it was `received`: a value outside the calendar (`9223372036854775807`) has no date to show.
+pub fn timestamp(at: TimestampMs, window: &Window, received: &str) -> Result<TimestampMs, String> {
     if at < window.oldest {
         Err(format!(
-            "{} is older than the retention (oldest accepted: {})",
-            at.to_rfc3339(),
+            "{received} is older than the retention (oldest accepted: {})",
             window.oldest.to_rfc3339()
         ))
     } else if at > window.newest {
         Err(format!(
-            "{} is too far in the future (newest accepted: {})",
-            at.to_rfc3339(),
+            "{received} is too far in the future (newest accepted: {})",
             window.newest.to_rfc3339()
         ))
     } else {
@@ -69,21 +69,32 @@ pub fn timestamp(at: TimestampMs, window: &Window) -> Result<TimestampMs, String
     }
 }
 
+/// Epoch milliseconds as received, with the date when the calendar has one.
+pub fn describe_millis(at: TimestampMs) -> String {
+    if at.to_datetime().timestamp_millis() == at.millis() {
+        format!("{} (epoch ms, {})", at.millis(), at.to_rfc3339())
+    } else {
+        format!("{} (epoch ms)", at.millis())
+    }
+}
+
 /// Every problem of readings built outside our JSON parser (their names are valid by type),
 /// with `index` the reading's position in `readings`.
-pub fn check(readings: &[Reading], window: &Window) -> Vec<FieldProblem> {
-    let mut problems = Vec::new();
+pub fn check(readings: &[Reading], window: &Window) -> Problems {
+    let mut problems = Problems::default();
     for (index, reading) in readings.iter().enumerate() {
         let (kind, faults) = match reading {
             Reading::Api(r) => ("api", api_faults(r, window)),
             Reading::Host(r) => ("host", host_faults(r, window)),
         };
-        problems.extend(faults.into_iter().map(|(field, problem)| FieldProblem {
-            index,
-            kind: Some(kind),
-            field: field.to_owned(),
-            problem,
-        }));
+        for (field, problem) in faults {
+            problems.push(FieldProblem {
+                index,
+                kind: Some(kind),
+                field: field.to_owned(),
+                problem,
+            });
+        }
     }
     problems
 }
@@ -92,7 +103,10 @@ fn api_faults(r: &ApiReading, window: &Window) -> Vec<(&'static str, String)> {
     [
         ("duration_ms", duration_ms(r.duration_ms).err()),
         ("count", count(i64::from(r.count)).err()),
-        ("timestamp", timestamp(r.timestamp, window).err()),
+        (
+            "timestamp",
+            timestamp(r.timestamp, window, &describe_millis(r.timestamp)).err(),
+        ),
     ]
     .into_iter()
     .filter_map(|(field, problem)| problem.map(|p| (field, p)))
@@ -101,7 +115,8 @@ fn api_faults(r: &ApiReading, window: &Window) -> Vec<(&'static str, String)> {
 
 fn host_faults(r: &HostReading, window: &Window) -> Vec<(&'static str, String)> {
     let g = &r.gauges;
-    let mut faults = vec![("timestamp", timestamp(r.timestamp, window).err())];
+    let received = describe_millis(r.timestamp);
+    let mut faults = vec![("timestamp", timestamp(r.timestamp, window, &received).err())];
     faults.push((
         "cpu_percent",
         g.cpu_percent.and_then(|v| cpu_percent(v).err()),

@@ -134,22 +134,29 @@ pub struct InstanceSeries {
     pub methods: Vec<MethodPath>,
 }
 
-/// `GET /v1/series`.
+/// `GET /v1/series`: one page of the series, sorted by instance, method, path. An instance
+/// whose methods do not all fit in a page continues on the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesAnswer {
     /// The service.
     pub service: String,
     /// Its instances, sorted.
     pub instances: Vec<InstanceSeries>,
+    /// Pass as `cursor` (with the same parameters) for the next page; `null` at the end.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/latest`.
+/// `GET /v1/latest`: one page of latest readings, API readings first, then host readings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatestAnswer {
     /// The latest reading of every API series, sorted by service, instance, method, path.
     pub api: Vec<ApiReadingOut>,
     /// The latest reading of every instance, sorted by service, instance.
     pub host: Vec<HostReadingOut>,
+    /// Pass as `cursor` (with the same parameters) for the next page; `null` at the end.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// The key of a stats group: only the grouped fields are present.

@@ -325,7 +325,90 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
             pairs.push(("step", h.step.clone()));
             pairs.extend(h.instance.clone().map(|i| ("instance", i)));
         }
-        QueryCommand::Series(_) | QueryCommand::Latest(_) => {}
+        QueryCommand::Series(_) => {
+            let mut pages = Pages::new(&client, &url, &pairs);
+            let mut all: Option<SeriesAnswer> = None;
+            while let Some(body) = pages.next().await? {
+                let page: SeriesAnswer = decode(&url, &body)?;
+                pages.cursor = page.next_cursor.clone();
+                match &mut all {
+                    None => all = Some(page),
+                    Some(all) => merge_series(all, page),
+                }
+            }
+            let all = all.expect("at least one page");
+            return Ok(if args.json {
+                serde_json::to_string(&all).expect("answers serialize")
+            } else {
+                table::series(&all)
+            });
+        }
+        QueryCommand::Latest(_) => {
+            let mut pages = Pages::new(&client, &url, &pairs);
+            let mut all: Option<LatestAnswer> = None;
+            while let Some(body) = pages.next().await? {
+                let page: LatestAnswer = decode(&url, &body)?;
+                pages.cursor = page.next_cursor.clone();
+                match &mut all {
+                    None => all = Some(page),
+                    Some(all) => {
+                        all.api.extend(page.api);
+                        all.host.extend(page.host);
+                        all.next_cursor = page.next_cursor;
+                    }
+                }
+            }
+            let all = all.expect("at least one page");
+            return Ok(if args.json {
+                serde_json::to_string(&all).expect("answers serialize")
+            } else {
+                table::latest(&all)
+            });
+        }
     }
     print(&get(&client, &url, &pairs).await?)
+}
+
+/// Every page of a cursor-paged answer: `next` returns the first page, then one more for each
+/// `cursor` set from the previous page, then `None`.
+struct Pages<'a> {
+    client: &'a reqwest::Client,
+    url: &'a str,
+    pairs: &'a [(&'static str, String)],
+    cursor: Option<String>,
+    first: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(client: &'a reqwest::Client, url: &'a str, pairs: &'a [(&'static str, String)]) -> Self {
+        Self {
+            client,
+            url,
+            pairs,
+            cursor: None,
+            first: true,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<String>, QueryCliError> {
+        if !std::mem::take(&mut self.first) && self.cursor.is_none() {
+            return Ok(None);
+        }
+        let mut pairs = self.pairs.to_vec();
+        pairs.extend(self.cursor.take().map(|c| ("cursor", c)));
+        get(self.client, self.url, &pairs).await.map(Some)
+    }
+}
+
+/// Appends `page` to `all`; an instance cut at the page boundary continues where it stopped.
+fn merge_series(all: &mut SeriesAnswer, page: SeriesAnswer) {
+    let mut instances = page.instances.into_iter();
+    if let (Some(last), Some(first)) = (all.instances.last_mut(), instances.as_slice().first()) {
+        if last.instance == first.instance {
+            let first = instances.next().expect("looked at above");
+            last.methods.extend(first.methods);
+        }
+    }
+    all.instances.extend(instances);
+    all.next_cursor = page.next_cursor;
 }

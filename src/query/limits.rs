@@ -1,8 +1,8 @@
 //! The limits that bound one query's time and memory, and the `serve` flags that set them.
 //!
 //! Every query is bounded three ways: its time range (`max_range_ms`), the rows it may read
-//! from the store (`max_scan_rows`), and the size of its answer (`max_limit` readings per page,
-//! `max_points` stats points). A request over a limit is a 400 naming the parameter, never a
+//! from the store (`max_scan_rows`), and the size of its answer (`max_limit` readings, series
+//! or latest entries per page, `max_points` stats points). A request over a limit is a 400 naming the parameter, never a
 //! slow or memory-hungry answer.
 
 use std::time::Duration;
@@ -11,6 +11,9 @@ use clap::Args;
 
 /// Readings per `/v1/readings` page when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
+/// Entries per `/v1/series` or `/v1/latest` page when `limit` is not given: a dashboard's worth
+/// in one answer (about 200 KB of JSON), a cursor beyond.
+pub const DEFAULT_LOOKUP_LIMIT: u32 = 1000;
 /// Rows per partition read request: large enough that a partition of an hour of a busy service
 /// takes a handful of round trips, small enough that a bucket window of pages stays a few MB.
 pub const PAGE_ROWS: u32 = 1000;
@@ -20,7 +23,7 @@ pub const PAGE_ROWS: u32 = 1000;
 pub struct QueryLimits {
     /// Longest `[from, to]` span, milliseconds.
     pub max_range_ms: i64,
-    /// Largest `limit` of one `/v1/readings` page.
+    /// Largest `limit` of one `/v1/readings`, `/v1/series` or `/v1/latest` page.
     pub max_limit: u32,
     /// Most points (groups × steps) in one stats answer.
     pub max_points: usize,
@@ -48,9 +51,14 @@ impl Default for QueryLimits {
 }
 
 impl QueryLimits {
-    /// The default page size, within `max_limit`.
+    /// The default page size of `/v1/readings`, within `max_limit`.
     pub fn default_limit(&self) -> u32 {
         DEFAULT_LIMIT.min(self.max_limit)
+    }
+
+    /// The default page size of `/v1/series` and `/v1/latest`, within `max_limit`.
+    pub fn default_lookup_limit(&self) -> u32 {
+        DEFAULT_LOOKUP_LIMIT.min(self.max_limit)
     }
 }
 
@@ -60,7 +68,7 @@ pub struct QueryLimitArgs {
     /// Longest time range one query may cover.
     #[arg(long, env = "TIMEBUCKET_QUERY_MAX_RANGE", default_value = "7d", value_parser = humantime::parse_duration)]
     pub query_max_range: Duration,
-    /// Largest `limit` (readings per page) of GET /v1/readings.
+    /// Largest `limit` (entries per page) of GET /v1/readings, /v1/series and /v1/latest.
     #[arg(long, env = "TIMEBUCKET_QUERY_MAX_LIMIT", default_value_t = 10_000)]
     pub query_max_limit: u32,
     /// Most points (groups × steps) in one stats answer.

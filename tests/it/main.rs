@@ -3,10 +3,12 @@
 //! Every test works in a keyspace of its own, so the tests run in parallel without sharing state.
 
 mod agent;
+mod bodies;
 mod capture;
 mod conformance;
 mod cql_docs;
 mod crash;
+mod edge;
 mod ingest;
 mod migrate;
 mod proxy;

@@ -116,6 +116,7 @@ pub fn serve_config(
             max_body_bytes: 8 << 20,
             max_backlog_bytes: 1 << 30,
             max_concurrent: 8,
+            body_read_timeout: Duration::from_secs(30),
         },
         flusher: timebucket::ingest::FlusherConfig {
             retry_initial: Duration::from_millis(50),
@@ -123,6 +124,7 @@ pub fn serve_config(
             ..Default::default()
         },
         shutdown_deadline: Duration::from_secs(10),
+        http: Default::default(),
         query: Default::default(),
         settings: SettingsRequest::default(),
     }
@@ -140,12 +142,24 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             max_body_bytes: options.max_body_bytes,
             max_backlog_bytes: options.max_backlog_bytes,
             max_concurrent: 8,
+            body_read_timeout: Duration::from_secs(30),
         },
         query: options.query,
-        ..serve_config(vec![options.cql_node], keyspace.clone(), data_dir.path())
+        ..serve_config(vec![options.cql_node], keyspace, data_dir.path())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_with(config, data_dir, listener).await
+}
+
+/// Starts the service in-process on `config` and `listener` and waits until it answers;
+/// `data_dir` (the config's) lives as long as the app.
+pub async fn spawn_with(
+    config: timebucket::server::ServeConfig,
+    data_dir: tempfile::TempDir,
+    listener: tokio::net::TcpListener,
+) -> TestApp {
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let keyspace = config.keyspace.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(timebucket::server::run(config, listener, async {
         let _ = stopped.await;
@@ -159,6 +173,11 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     };
     app.wait_until_up().await;
     app
+}
+
+/// The embedded-store service's configuration for tests, in `data_dir` (no CQL node needed).
+pub fn embedded_config(data_dir: &Path) -> timebucket::server::ServeConfig {
+    serve_config(Vec::new(), fresh_keyspace(), data_dir)
 }
 
 impl TestApp {
@@ -183,6 +202,18 @@ impl TestApp {
     pub async fn stop(mut self) -> Result<(), timebucket::server::ServeError> {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap()
+    }
+
+    /// How `serve` ended by itself (without being stopped), or `None` if it still runs after
+    /// `within`.
+    pub async fn ended_within(
+        &mut self,
+        within: Duration,
+    ) -> Option<Result<(), timebucket::server::ServeError>> {
+        let task = self.task.as_mut().unwrap();
+        let outcome = tokio::time::timeout(within, task).await.ok()?;
+        self.task = None;
+        Some(outcome.unwrap())
     }
 }
 

@@ -4,7 +4,8 @@
 //! cut it short (Scylla ends pages early at 1 MB or on tombstones), so each read follows the
 //! driver's paging state until it has `limit` rows or the result ends — a short answer therefore
 //! really is the partition's last page. The latest-readings and series partitions are small
-//! and read whole, page by page.
+//! and read whole, page by page; one past [`MAX_WHOLE_PARTITION_ROWS`] is an error
+//! ([`StoreError::TooManyRows`]), never a silently cut answer.
 //!
 //! Rows are turned back into the validated model types; a row that fails validation (written by
 //! hand in cqlsh, say) is a [`StoreError::Decode`], never a panic.
@@ -24,9 +25,18 @@ use crate::model::{
 };
 use crate::store::{Order, PageRequest, SeriesEntry, StoreError};
 
-/// Most rows a whole-partition read (series, latest) collects: far above any real partition,
+/// Most rows a whole-partition read (series, latest) returns: far above any real partition,
 /// a guard against a runaway answer.
 const MAX_WHOLE_PARTITION_ROWS: usize = 1_000_000;
+
+/// The rows of a whole-partition read that asked for one more than `limit`: all of them, or
+/// an error when the partition held more than `limit`.
+fn whole<T>(rows: Vec<T>, limit: usize, what: &'static str) -> Result<Vec<T>, StoreError> {
+    if rows.len() > limit {
+        return Err(StoreError::TooManyRows { what, limit });
+    }
+    Ok(rows)
+}
 
 /// An API row without its partition key.
 #[derive(DeserializeRow)]
@@ -302,35 +312,37 @@ impl CqlStore {
         const WHAT: &str = "reading the series index";
         let values = (service.as_str(), bucket.epoch_seconds());
         let statement = &self.statements.select_series;
-        self.read_pages(
-            statement,
-            &values,
-            MAX_WHOLE_PARTITION_ROWS,
-            WHAT,
-            |rows, out| {
-                for row in rows
-                    .rows::<SeriesRow>()
-                    .map_err(|e| StoreError::decode(WHAT, e))?
-                {
-                    let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
-                    // Host-only instances are recorded with an empty method and path.
-                    let api = !row.method.is_empty();
-                    out.push(SeriesEntry {
-                        service: service.clone(),
-                        bucket,
-                        instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
-                        method: api
-                            .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
-                            .transpose()?,
-                        path: api
-                            .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
-                            .transpose()?,
-                    });
-                }
-                Ok(())
-            },
-        )
-        .await
+        let rows = self
+            .read_pages(
+                statement,
+                &values,
+                MAX_WHOLE_PARTITION_ROWS + 1,
+                WHAT,
+                |rows, out| {
+                    for row in rows
+                        .rows::<SeriesRow>()
+                        .map_err(|e| StoreError::decode(WHAT, e))?
+                    {
+                        let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
+                        // Host-only instances are recorded with an empty method and path.
+                        let api = !row.method.is_empty();
+                        out.push(SeriesEntry {
+                            service: service.clone(),
+                            bucket,
+                            instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
+                            method: api
+                                .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
+                                .transpose()?,
+                            path: api
+                                .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
+                                .transpose()?,
+                        });
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        whole(rows, MAX_WHOLE_PARTITION_ROWS, WHAT)
     }
 
     pub(super) async fn read_latest_api_shard(
@@ -383,17 +395,33 @@ impl CqlStore {
         what: &'static str,
         decode: impl FnMut(&QueryRowsResult, &mut Vec<T>) -> Result<(), StoreError> + Send,
     ) -> Result<Vec<T>, StoreError> {
-        let limit = MAX_WHOLE_PARTITION_ROWS;
-        match service {
+        // One row more than the cap tells a partition at the cap from one past it.
+        let limit = MAX_WHOLE_PARTITION_ROWS + 1;
+        let rows = match service {
             Some(s) => {
                 let values = (shard.get(), s.as_str());
                 self.read_pages(of_service, &values, limit, what, decode)
-                    .await
+                    .await?
             }
             None => {
                 self.read_pages(all, &(shard.get(),), limit, what, decode)
-                    .await
+                    .await?
             }
-        }
+        };
+        whole(rows, MAX_WHOLE_PARTITION_ROWS, what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_partition_past_the_cap_is_an_error_not_a_cut_answer() {
+        assert_eq!(whole(vec![1, 2, 3], 3, "reading").unwrap(), [1, 2, 3]);
+        let error = whole(vec![1, 2, 3, 4], 3, "reading latest API readings").unwrap_err();
+        assert!(matches!(error, StoreError::TooManyRows { limit: 3, .. }));
+        assert!(!error.is_retryable());
+        assert!(error.to_string().contains("more than 3 rows"), "{error}");
     }
 }
