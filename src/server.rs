@@ -99,6 +99,7 @@ pub async fn run(
         segment_bytes: config.wal_segment_bytes,
         max_record_bytes: u32::try_from(max_record_bytes).unwrap_or(DEFAULT_MAX_RECORD_BYTES),
         repair: config.wal_repair,
+        count_readings: crate::ingest::record::reading_count,
         ..WalConfig::new(config.data_dir.join("wal"))
     })?;
     let wal_dir = config.data_dir.join("wal");
