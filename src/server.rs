@@ -38,7 +38,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// WAL segment size, bytes.
     pub wal_segment_bytes: u64,
-    /// Truncate a corrupt WAL at the damage instead of refusing to start.
+    /// Start on a corrupt WAL by dropping the damaged records instead of refusing to start.
     pub wal_repair: bool,
     /// Limits of the accepting side.
     pub accept: AcceptLimits,

@@ -410,8 +410,9 @@ mod tests {
     fn zeros_that_do_not_fill_an_aligned_sector_are_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let (path, offsets) = segment(dir.path(), 12);
-        // 1000 zero bytes, but no aligned 512-byte sector among the ones of record 3 is all
-        // zero: 3584..4000 still holds data.
+        // The last 48 bytes of record 3 (3040..4048) are zero, but none of the aligned
+        // sectors it overlaps is: 3584..4000 still holds data. A bit flip or a bad write,
+        // not a tear.
         zero(&path, 4000, 4048);
         let newest = Tail::Newest { recorded: true };
         assert!(matches!(
