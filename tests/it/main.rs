@@ -15,3 +15,4 @@ mod query;
 mod settings;
 mod support;
 mod wal_faults;
+mod wal_repair;
