@@ -13,9 +13,11 @@
 //! ```
 //! Invariants:
 //! - once created, the file is only overwritten in place: update `n` writes slot `n % 2` and is
-//!   synced before it counts. An update therefore needs neither free space nor a new file
-//!   descriptor (the file stays open), so the log can be confirmed, and its segments deleted,
-//!   on a full disk or with every descriptor taken;
+//!   synced before it counts. An update therefore needs no new file descriptor (the file stays
+//!   open) and, on file systems that overwrite in place (ext4, XFS, tmpfs), no free space, so
+//!   the log can be confirmed, and its segments deleted, on a full disk or with every
+//!   descriptor taken (copy-on-write file systems such as btrfs or ZFS need a block for any
+//!   write: there a full disk makes confirms fail, retryably, until space frees up);
 //! - the valid slot with the higher sequence is the checkpoint. A torn update damages only the
 //!   slot being written, and the other still holds the previous state: replay then starts a
 //!   little earlier and some records reach the store twice, which writes tolerate;
