@@ -19,22 +19,23 @@
 //!   inside (bad checksum) or have a zeroed header (length 0), and intact records may follow.
 //! - Media damage (bit rot, a misdirected write, an edit by hand) can hit any byte anywhere.
 //!
-//! Rules, at the first bad record (offset `o`) of the newest segment; it is a torn tail, cut
-//! at `o` with a warning, iff
+//! Rules, at the first bad record (offset `o`) of the newest segment: it is a torn tail, cut
+//! at `o` with a warning, iff the file ends within one group write of `o` (at most
+//! [`super::writer::max_group_bytes`]: only the last write can be unsynced) and
 //! (a) fewer than 8 bytes remain, or
 //! (b) the declared length runs past the end of the file, or
 //! (c) every byte from `o` to the end is zero, or
 //! (d) the record's bytes (its 8 header bytes if the length is 0, its whole frame otherwise)
 //!     overlap an aligned sector that is zero from `o` or its start to its end or the end of
-//!     the file, AND the file ends within one group write ([`super::writer::max_group_bytes`])
-//!     of `o`.
+//!     the file.
 //!
 //! Anything else is corruption: a bad checksum with no zeroed sector in the record (a bit
 //! flip, even in the very last record: a crash only cuts records short, it does not alter
 //! them), a length of 0 followed by data with no zeroed sector, a bad segment header, damage
 //! farther from the end than one group write, and any damage in an older segment. The one
-//! ambiguity left: media damage that zeroes whole aligned sectors within the last group write
-//! of the newest segment looks exactly like a power loss, and is cut as a torn tail.
+//! ambiguity left: media damage within the last group write of the newest segment that looks
+//! exactly like a crash (a length running past the end, whole aligned sectors zeroed) is cut
+//! as a torn tail.
 //!
 //! A newest segment shorter than its header, or all zeros, is one whose creation was
 //! interrupted ("unborn"), unless the checkpoint records its creation: then its header was
@@ -192,7 +193,8 @@ impl Scanner {
                     frame_end,
                     reason,
                 } => {
-                    run.stop = if torn && self.tail != Tail::Sealed {
+                    let near_end = self.file_len - offset <= self.max_torn_bytes;
+                    run.stop = if torn && near_end && self.tail != Tail::Sealed {
                         Stop::Torn { offset, reason }
                     } else {
                         Stop::Corrupt {
@@ -241,11 +243,8 @@ impl Scanner {
     }
 
     /// Rule (d): whether `[offset, end)` overlaps an aligned sector that is zero from
-    /// `offset` (or its start) to its end (or the end of the file), close enough to the end.
+    /// `offset` (or its start) to its end (or the end of the file).
     fn torn_by_power_loss(&self, offset: u64, end: u64) -> io::Result<bool> {
-        if self.file_len - offset > self.max_torn_bytes {
-            return Ok(false);
-        }
         let mut sector = offset / SECTOR_BYTES * SECTOR_BYTES;
         while sector < end.min(self.file_len) {
             let next = sector + SECTOR_BYTES;
@@ -402,6 +401,34 @@ mod tests {
         ));
         assert!(matches!(
             stop(&path, Tail::Sealed, 1 << 20),
+            Stop::Corrupt { .. }
+        ));
+    }
+
+    #[test]
+    fn every_tear_rule_holds_only_within_one_group_write_of_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let newest = Tail::Newest { recorded: true };
+        // (b): record 2's length runs past the end of the file.
+        let (path, offsets) = segment(dir.path(), 12);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = offsets[2] as usize;
+        bytes[at..at + 4].copy_from_slice(&0x00FF_FFFF_u32.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let to_end = bytes.len() as u64 - offsets[2];
+        assert!(matches!(stop(&path, newest, to_end), Stop::Torn { .. }));
+        assert!(matches!(
+            stop(&path, newest, to_end - 1),
+            Stop::Corrupt {
+                frame_end: None,
+                ..
+            }
+        ));
+        // (c): zeros from record 2 to the end.
+        zero(&path, offsets[2], bytes.len() as u64);
+        assert!(matches!(stop(&path, newest, to_end), Stop::Torn { .. }));
+        assert!(matches!(
+            stop(&path, newest, to_end - 1),
             Stop::Corrupt { .. }
         ));
     }
