@@ -8,9 +8,9 @@
 //!
 //! A failed write is retried with capped exponential backoff, for as long as it takes: data is
 //! never dropped. So is a WAL read or confirm that fails with a retryable error (a full disk,
-//! no free file descriptor): see [`wal_retry`]. Shutdown: after [`FlusherHandle::drain`], the flusher stops once it has caught
-//! up with the WAL; the caller bounds that with a deadline and may simply drop the task, since
-//! nothing unconfirmed is lost.
+//! no free file descriptor): see `wal_retry`. Shutdown: after [`FlusherHandle::drain`], the
+//! flusher stops once it has caught up with the WAL; the caller bounds that with a deadline
+//! and may simply drop the task, since nothing unconfirmed is lost.
 
 mod prepare;
 mod wal_retry;
