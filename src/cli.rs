@@ -80,7 +80,7 @@ pub struct ServeArgs {
     /// Size of one WAL segment file, bytes.
     #[arg(long, env = "TIMEBUCKET_WAL_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_bytes: u64,
-    /// Start even if the WAL is corrupt: truncate it at the damage (records after it are lost).
+    /// Start even if the WAL is corrupt: drop the damaged records, keep the rest, report the loss.
     #[arg(long, env = "TIMEBUCKET_WAL_REPAIR")]
     pub wal_repair: bool,
     /// Largest request body after decompression, bytes.

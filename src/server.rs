@@ -49,7 +49,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// WAL segment size, bytes.
     pub wal_segment_bytes: u64,
-    /// Truncate a corrupt WAL at the damage instead of refusing to start.
+    /// Start on a corrupt WAL by dropping the damaged records instead of refusing to start.
     pub wal_repair: bool,
     /// Limits of the accepting side.
     pub accept: AcceptLimits,
@@ -117,6 +117,7 @@ pub async fn run(
         segment_bytes: config.wal_segment_bytes,
         max_record_bytes: u32::try_from(max_record_bytes).unwrap_or(DEFAULT_MAX_RECORD_BYTES),
         repair: config.wal_repair,
+        count_readings: crate::ingest::record::reading_count,
         ..WalConfig::new(config.data_dir.join("wal"))
     })?;
     let wal_dir = config.data_dir.join("wal");

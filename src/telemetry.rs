@@ -41,6 +41,8 @@ pub struct Metrics {
     pub wal_segments: Gauge,
     /// WAL bytes accepted but not yet confirmed in the store.
     pub wal_backlog_bytes: Gauge,
+    /// WAL reads and confirms the flusher retried after a transient error.
+    pub wal_retries: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
             wal_bytes: Gauge::default(),
             wal_segments: Gauge::default(),
             wal_backlog_bytes: Gauge::default(),
+            wal_retries: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -127,6 +130,11 @@ impl Metrics {
             "wal_backlog_bytes",
             "WAL bytes not yet confirmed in the store",
             metrics.wal_backlog_bytes.clone(),
+        );
+        registry.register(
+            "wal_retries",
+            "WAL reads and confirms retried by the flusher after a transient error",
+            metrics.wal_retries.clone(),
         );
         Self {
             registry,

@@ -7,11 +7,13 @@
 //! Writes are idempotent, so writing a record twice is harmless.
 //!
 //! A failed write is retried with capped exponential backoff, for as long as it takes: data is
-//! never dropped. Shutdown: after [`FlusherHandle::drain`], the flusher stops once it has caught
-//! up with the WAL; the caller bounds that with a deadline and may simply drop the task, since
-//! nothing unconfirmed is lost.
+//! never dropped. So is a WAL read or confirm that fails with a retryable error (a full disk,
+//! no free file descriptor): see `wal_retry`. Shutdown: after [`FlusherHandle::drain`], the
+//! flusher stops once it has caught up with the WAL; the caller bounds that with a deadline
+//! and may simply drop the task, since nothing unconfirmed is lost.
 
 mod prepare;
+mod wal_retry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use crate::store::{Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError};
 use prepare::{Prepared, Preparer};
+use wal_retry::WalRetry;
 
 /// Flusher tuning.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +53,7 @@ impl Default for FlusherConfig {
 /// Why the flusher stopped for good.
 #[derive(Debug, thiserror::Error)]
 pub enum FlushError {
-    /// Reading or confirming the WAL failed.
+    /// Reading or confirming the WAL failed with an error that waiting cannot fix.
     #[error(transparent)]
     Wal(#[from] WalError),
     /// A record's CRC matched but its payload cannot be decoded: a bug or a foreign file.
@@ -115,14 +118,16 @@ impl<S: Store> Flusher<S> {
     /// batch waits between them, which bounds memory to about three batches.
     pub async fn run(self) -> Result<(), FlushError> {
         let (ready_tx, ready) = mpsc::channel(1);
+        let retry = WalRetry::new(&self.config, self.metrics.clone());
         let preparer = Preparer {
             wal: self.wal.clone(),
             settings: *self.store.settings(),
             max_read_bytes: self.config.max_read_bytes,
             drain: self.drain.clone(),
+            retry: retry.clone(),
         };
         let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(ready_tx)));
-        let written = self.write_in_order(ready).await;
+        let written = self.write_in_order(ready, &retry).await;
         let prepared = (&mut preparing.0)
             .await
             .expect("WAL preparer task panicked");
@@ -131,7 +136,11 @@ impl<S: Store> Flusher<S> {
 
     /// Writes each prepared batch until stored, then confirms its WAL position. A batch's
     /// confirmation (an fsync) overlaps the next batch's write; confirmations stay in order.
-    async fn write_in_order(&self, mut ready: mpsc::Receiver<Prepared>) -> Result<(), FlushError> {
+    async fn write_in_order(
+        &self,
+        mut ready: mpsc::Receiver<Prepared>,
+        retry: &WalRetry,
+    ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
         while let Some(prepared) = ready.recv().await {
             self.write_until_stored(&prepared.batch, prepared.oldest)
@@ -142,10 +151,8 @@ impl<S: Store> Flusher<S> {
             if let Some(previous) = confirming.take() {
                 previous.await.expect("WAL confirm thread panicked")?;
             }
-            let wal = self.wal.clone();
-            confirming = Some(tokio::task::spawn_blocking(move || {
-                wal.confirm(prepared.end)
-            }));
+            let confirm = retry.clone().confirm(self.wal.clone(), prepared.end);
+            confirming = Some(tokio::spawn(confirm));
             self.metrics
                 .readings_flushed
                 .inc_by(prepared.batch.readings() as u64);

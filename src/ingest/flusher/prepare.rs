@@ -3,6 +3,7 @@
 
 use tokio::sync::{mpsc, watch};
 
+use super::wal_retry::WalRetry;
 use super::FlushError;
 use crate::ingest::record::decode;
 use crate::model::{Reading, Settings, TimestampMs};
@@ -28,6 +29,7 @@ pub(super) struct Preparer {
     pub settings: Settings,
     pub max_read_bytes: usize,
     pub drain: watch::Receiver<bool>,
+    pub retry: WalRetry,
 }
 
 impl Preparer {
@@ -41,10 +43,20 @@ impl Preparer {
         let mut reader = self.wal.reader(self.wal.confirmed());
         let mut durable = self.wal.durable_end();
         let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
+        let mut read_failures = 0;
         loop {
             let (back, records) = read_blocking(reader, self.max_read_bytes).await;
             reader = back;
-            let records = records?;
+            let records = match records {
+                Ok(records) => records,
+                Err(error) => {
+                    self.retry
+                        .pause(error, &mut read_failures, "reading")
+                        .await?;
+                    continue;
+                }
+            };
+            read_failures = 0;
             let Some(end) = records.last().map(|record| record.next) else {
                 if *self.drain.borrow() {
                     return Ok(());
