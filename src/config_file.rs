@@ -251,6 +251,38 @@ mod tests {
     }
 
     #[test]
+    fn file_values_are_validated_by_the_same_funnel_as_flags() {
+        let cli = parse_with(
+            "[serve]\nmax_concurrent_ingest = 0\n",
+            &["timebucket", "serve"],
+        )
+        .unwrap();
+        let Sub::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            serve.config().unwrap_err().to_string(),
+            "--max-concurrent-ingest must be at least 1, got 0"
+        );
+    }
+
+    #[test]
+    fn top_level_connection_keys_reach_migrate_actions() {
+        let file = "cql_nodes = [\"10.0.0.1:9042\"]\nkeyspace = \"from_file\"\n";
+        for argv in [
+            &["timebucket", "migrate", "up"][..],
+            &["timebucket", "migrate", "status"],
+        ] {
+            let cli = parse_with(file, argv).unwrap();
+            let Sub::Migrate(migrate) = cli.command else {
+                panic!("not migrate")
+            };
+            assert_eq!(migrate.nodes().unwrap(), ["10.0.0.1:9042"], "{argv:?}");
+            assert_eq!(migrate.store.keyspace.as_str(), "from_file", "{argv:?}");
+        }
+    }
+
+    #[test]
     fn other_commands_sections_are_ignored() {
         let file = "[migrate]\nmigrations_dir = \"/x\"\n[serve]\nlisten = \"127.0.0.1:1234\"\n";
         let cli = parse_with(file, &["timebucket", "serve"]).unwrap();

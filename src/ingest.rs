@@ -19,6 +19,6 @@ pub mod lenient;
 pub mod parse;
 pub mod record;
 
-pub use accept::{AcceptConfig, AcceptError, Acceptor, BodyFormat};
+pub use accept::{AcceptConfig, AcceptError, AcceptLimits, Acceptor, BodyFormat};
 pub use flusher::{Flusher, FlusherConfig};
 pub use parse::{parse_json, parse_ndjson, FieldProblem, ParseError, Window};

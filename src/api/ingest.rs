@@ -45,7 +45,7 @@ async fn accept<S: Store>(
 ) -> Result<usize, ApiError> {
     let format = body_format(headers)?;
     let gzip = is_gzip(headers)?;
-    let limit = state.acceptor.config().max_body_bytes;
+    let limit = state.acceptor.config().limits.max_body_bytes;
     let bytes = Limited::new(body, limit)
         .collect()
         .await

@@ -54,7 +54,10 @@ impl MigrationLock {
                     lease_secs: LEASE_SECS,
                 });
             }
-            tracing::info!(holder = ?holder, "another migrate holds the lock; waiting");
+            tracing::info!(
+                holder = %holder.map_or_else(|| "unknown".to_owned(), |h| h.to_string()),
+                "another migrate holds the lock; waiting"
+            );
             tokio::time::sleep(RETRY_EVERY).await;
         }
     }

@@ -24,6 +24,11 @@ pub struct UpOptions {
     pub lock_wait: Duration,
 }
 
+impl UpOptions {
+    /// Default `lock_wait`: two minutes.
+    pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+}
+
 /// What `up` did.
 #[derive(Debug)]
 pub struct UpReport {
@@ -246,7 +251,7 @@ async fn settle_settings(
             .await
             .map_err(|source| StoreError::execute("recording settings", source))?;
     }
-    tracing::info!(?settings, "recorded deployment settings");
+    tracing::info!(settings = %super::Described(&settings), "recorded deployment settings");
     Ok(settings)
 }
 

@@ -4,6 +4,7 @@
 
 mod agent;
 mod capture;
+mod cli;
 mod conformance;
 mod cql_docs;
 mod crash;

@@ -4,8 +4,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scylla::client::session::Session;
+use timebucket::ingest::AcceptLimits;
 use timebucket::migrate::{self, Replication, SettingsRequest, UpOptions};
+use timebucket::server::{ServeConfig, StoreTarget};
 use timebucket::store::cql::{self, Keyspace};
+use timebucket::wal::WalConfig;
 
 /// The `host:port` of the node under test. A missing node fails the test with instructions; it
 /// never skips.
@@ -99,32 +102,37 @@ impl Default for AppOptions {
     }
 }
 
-/// The service's configuration for tests: WAL and store under `data_dir`, fast retries, the
-/// default limits and no settings flags. Empty `cql_nodes` means the embedded store.
+/// The service's configuration for tests: WAL and store under `data_dir`, 1 MiB WAL segments,
+/// fast retries, the default limits and no settings flags. Empty `cql_nodes` means the embedded
+/// store.
 pub fn serve_config(
     cql_nodes: Vec<String>,
     keyspace: Keyspace,
     data_dir: &Path,
 ) -> timebucket::server::ServeConfig {
-    timebucket::server::ServeConfig {
-        cql_nodes,
-        keyspace,
-        data_dir: data_dir.to_path_buf(),
-        wal_segment_bytes: 1 << 20,
-        wal_repair: false,
-        accept: timebucket::server::AcceptLimits {
-            max_body_bytes: 8 << 20,
-            max_backlog_bytes: 1 << 30,
-            max_concurrent: 8,
+    let store = if cql_nodes.is_empty() {
+        StoreTarget::Embedded {
+            dir: data_dir.join("store"),
+        }
+    } else {
+        StoreTarget::Cql {
+            nodes: cql_nodes,
+            keyspace,
+        }
+    };
+    let defaults = ServeConfig::with_defaults(store, data_dir);
+    ServeConfig {
+        wal: WalConfig {
+            segment_bytes: 1 << 20,
+            max_record_bytes: WalConfig::largest_record_in(1 << 20) as u32,
+            ..defaults.wal.clone()
         },
         flusher: timebucket::ingest::FlusherConfig {
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_millis(500),
             ..Default::default()
         },
-        shutdown_deadline: Duration::from_secs(10),
-        query: Default::default(),
-        settings: SettingsRequest::default(),
+        ..defaults
     }
 }
 
@@ -135,11 +143,11 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         None => migrated_keyspace().await,
     };
     let data_dir = tempfile::tempdir().unwrap();
-    let config = timebucket::server::ServeConfig {
-        accept: timebucket::server::AcceptLimits {
+    let config = ServeConfig {
+        accept: AcceptLimits {
             max_body_bytes: options.max_body_bytes,
             max_backlog_bytes: options.max_backlog_bytes,
-            max_concurrent: 8,
+            ..AcceptLimits::default()
         },
         query: options.query,
         ..serve_config(vec![options.cql_node], keyspace.clone(), data_dir.path())
@@ -251,4 +259,17 @@ pub async fn eventually_stored(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The `timebucket` binary cargo built, with no `TIMEBUCKET_*`, `RUST_LOG` or `NO_COLOR`
+/// setting of the caller leaking in: a test sets what it means.
+pub fn timebucket_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_timebucket"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("TIMEBUCKET_") || name == "RUST_LOG" || name == "NO_COLOR" {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
 }
