@@ -8,6 +8,7 @@ mod cli;
 mod conformance;
 mod cql_docs;
 mod crash;
+mod fixtures;
 mod ingest;
 mod migrate;
 mod proxy;

@@ -1,6 +1,8 @@
-//! Fixtures: the CQL node under test and a fresh keyspace per test.
+//! Fixtures: the CQL node under test and a fresh keyspace per test, dropped when the test ends.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use scylla::client::session::Session;
@@ -30,12 +32,84 @@ pub async fn session() -> Session {
     })
 }
 
-/// A keyspace name no other test uses.
+/// A keyspace name no other test uses. The keyspace (if the test creates it) is dropped when the
+/// test ends, passed or failed: every table costs the node heap, and hundreds of leftover
+/// keyspaces starve a small node.
 pub fn fresh_keyspace() -> Keyspace {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("tb_test_{}", &id[..12])
+    let keyspace: Keyspace = format!("tb_test_{}", &id[..12])
         .parse()
-        .expect("valid keyspace")
+        .expect("valid keyspace");
+    MADE_BY_THIS_TEST.with(|made| made.0.borrow_mut().push(keyspace.clone()));
+    keyspace
+}
+
+thread_local! {
+    /// The keyspaces named by the test running on this thread. libtest runs each test on a
+    /// thread of its own and joins it, so this guard's destructor runs exactly when the test
+    /// ends, before the test binary exits; tests keep plain [`Keyspace`] values.
+    static MADE_BY_THIS_TEST: DropAtTestEnd = const { DropAtTestEnd(RefCell::new(Vec::new())) };
+}
+
+/// Drops its keyspaces when the test's thread ends.
+struct DropAtTestEnd(RefCell<Vec<Keyspace>>);
+
+impl Drop for DropAtTestEnd {
+    fn drop(&mut self) {
+        let keyspaces = self.0.take();
+        if keyspaces.is_empty() {
+            return;
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        // The dropper may be gone (no CQL node: the test has failed already); then nothing to do.
+        if keyspace_dropper().send((keyspaces, done)).is_ok() {
+            let _ = finished.recv();
+        }
+    }
+}
+
+type DropRequest = (Vec<Keyspace>, std::sync::mpsc::Sender<()>);
+
+/// One thread, with its own runtime and session, that drops keyspaces for every test: a test's
+/// own runtime is already gone when its thread ends, and one session serves them all.
+fn keyspace_dropper() -> &'static tokio::sync::mpsc::UnboundedSender<DropRequest> {
+    static DROPPER: OnceLock<tokio::sync::mpsc::UnboundedSender<DropRequest>> = OnceLock::new();
+    DROPPER.get_or_init(|| {
+        let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<DropRequest>();
+        std::thread::Builder::new()
+            .name("keyspace-dropper".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the keyspace dropper");
+                runtime.block_on(async move {
+                    let Ok(node) = std::env::var("TIMEBUCKET_TEST_CQL") else {
+                        return;
+                    };
+                    let session = match cql::connect(std::slice::from_ref(&node)).await {
+                        Ok(session) => session,
+                        Err(error) => {
+                            eprintln!(
+                                "test keyspaces are not dropped: cannot reach {node}: {error}"
+                            );
+                            return;
+                        }
+                    };
+                    while let Some((keyspaces, done)) = incoming.recv().await {
+                        for keyspace in keyspaces {
+                            let statement = format!("DROP KEYSPACE IF EXISTS {keyspace}");
+                            if let Err(error) = session.query_unpaged(statement, ()).await {
+                                eprintln!("cannot drop test keyspace {keyspace}: {error}");
+                            }
+                        }
+                        let _ = done.send(());
+                    }
+                });
+            })
+            .expect("the keyspace dropper thread");
+        requests
+    })
 }
 
 /// The migrations shipped with the crate.
