@@ -13,5 +13,6 @@ mod ingest;
 mod migrate;
 mod proxy;
 mod query;
+mod readme;
 mod settings;
 mod support;
