@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 
-pub use limits::{QueryLimitArgs, QueryLimits};
+pub use limits::QueryLimits;
 pub use params::{ParamErrors, ParamProblem};
 
 use answer::{HostStatsAnswer, StatsAnswer};

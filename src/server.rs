@@ -14,7 +14,7 @@
 pub mod http;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,33 +24,27 @@ use tokio::task::JoinError;
 use tokio::time::Instant;
 
 use crate::api::{self, AppState, Health};
-use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
-use crate::migrate::{MigrateError, SettingsRequest};
+use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
+use crate::migrate::{Described, MigrateError, SettingsRequest};
 use crate::model::Settings;
 use crate::query::{Queries, QueryLimits};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
-use crate::wal::{Wal, WalConfig, WalError, DEFAULT_MAX_RECORD_BYTES};
+use crate::wal::{Wal, WalConfig, WalError};
 pub use http::HttpLimits;
 
 /// How often the store is pinged for readiness.
 const PING_EVERY: Duration = Duration::from_secs(5);
 
-/// Everything `serve` needs, validated.
+/// Everything `serve` needs, validated (by [`crate::cli::ServeArgs::config`] for the binary).
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// CQL contact points; empty means the embedded store in `<data_dir>/store`.
-    pub cql_nodes: Vec<String>,
-    /// The CQL keyspace.
-    pub keyspace: Keyspace,
-    /// WAL (and embedded store) directory.
-    pub data_dir: PathBuf,
-    /// WAL segment size, bytes.
-    pub wal_segment_bytes: u64,
-    /// Start on a corrupt WAL by dropping the damaged records instead of refusing to start.
-    pub wal_repair: bool,
+    /// Where readings are stored.
+    pub store: StoreTarget,
+    /// The WAL: its directory, segment and record sizes, repair.
+    pub wal: WalConfig,
     /// Limits of the accepting side.
     pub accept: AcceptLimits,
     /// Flusher tuning.
@@ -66,17 +60,41 @@ pub struct ServeConfig {
     pub settings: SettingsRequest,
 }
 
-/// The ingest limits that do not depend on the store's settings.
-#[derive(Debug, Clone, Copy)]
-pub struct AcceptLimits {
-    /// Largest decompressed body, bytes.
-    pub max_body_bytes: usize,
-    /// WAL backlog past which ingest answers 503, bytes.
-    pub max_backlog_bytes: u64,
-    /// Bodies read and decoded at once.
-    pub max_concurrent: usize,
-    /// Longest time a body may take to arrive.
-    pub body_read_timeout: Duration,
+impl ServeConfig {
+    /// Default `shutdown_deadline`: long enough for a few flushes, short enough for an
+    /// orchestrator's stop timeout.
+    pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+    /// Every default, over `store`, with the WAL in `<data_dir>/wal`.
+    pub fn with_defaults(store: StoreTarget, data_dir: &Path) -> Self {
+        Self {
+            store,
+            wal: WalConfig::new(data_dir.join("wal")),
+            accept: AcceptLimits::default(),
+            flusher: FlusherConfig::default(),
+            shutdown_deadline: Self::DEFAULT_SHUTDOWN_DEADLINE,
+            http: HttpLimits::default(),
+            query: QueryLimits::default(),
+            settings: SettingsRequest::default(),
+        }
+    }
+}
+
+/// Where `serve` stores readings.
+#[derive(Debug, Clone)]
+pub enum StoreTarget {
+    /// A CQL cluster (Scylla / Cassandra) whose keyspace `migrate up` prepared.
+    Cql {
+        /// Contact points, `host:port`.
+        nodes: Vec<String>,
+        /// The keyspace.
+        keyspace: Keyspace,
+    },
+    /// The embedded store in `dir` (created, with its settings, at the first start).
+    Embedded {
+        /// Its directory.
+        dir: PathBuf,
+    },
 }
 
 /// Why `serve` stopped with an error.
@@ -108,46 +126,38 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    // A record must fit in an empty segment (16-byte header + 8-byte frame header).
-    let max_record_bytes = config
-        .wal_segment_bytes
-        .saturating_sub(24)
-        .min(u64::from(DEFAULT_MAX_RECORD_BYTES));
-    let wal = Wal::open(WalConfig {
-        segment_bytes: config.wal_segment_bytes,
-        max_record_bytes: u32::try_from(max_record_bytes).unwrap_or(DEFAULT_MAX_RECORD_BYTES),
-        repair: config.wal_repair,
-        count_readings: crate::ingest::record::reading_count,
-        ..WalConfig::new(config.data_dir.join("wal"))
-    })?;
-    let wal_dir = config.data_dir.join("wal");
-    if config.cql_nodes.is_empty() {
-        let dir = config.data_dir.join("store");
-        let fresh = config
-            .settings
-            .resolve_fresh()
-            .map_err(|e| ServeError::Settings(e.to_string()))?;
-        let store = Arc::new(EmbeddedStore::open_with(&dir, fresh)?);
-        check_settings(
-            &config.settings,
-            store.settings(),
-            &format!("the embedded store at {}", dir.display()),
-            "when the store is first opened",
-        )?;
-        tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir.display(),
-            settings = ?store.settings(), "store opened (no --cql-nodes: using the embedded store)");
-        serve_with(store, wal, &config, listener, shutdown).await
-    } else {
-        let store = Arc::new(CqlStore::open(&config.cql_nodes, &config.keyspace).await?);
-        check_settings(
-            &config.settings,
-            store.settings(),
-            &format!("keyspace {}", config.keyspace),
-            "by the first `migrate up`",
-        )?;
-        tracing::info!(backend = "cql", nodes = %config.cql_nodes.join(","), keyspace = %config.keyspace,
-            settings = ?store.settings(), wal = %wal_dir.display(), "store opened");
-        serve_with(store, wal, &config, listener, shutdown).await
+    let wal = Wal::open(config.wal.clone())?;
+    let wal_dir = config.wal.dir.display();
+    match &config.store {
+        StoreTarget::Embedded { dir } => {
+            let fresh = config
+                .settings
+                .resolve_fresh()
+                .map_err(|e| ServeError::Settings(e.to_string()))?;
+            let store = Arc::new(EmbeddedStore::open_with(dir, fresh)?);
+            check_settings(
+                &config.settings,
+                store.settings(),
+                &format!("the embedded store at {}", dir.display()),
+                "when the store is first opened",
+            )?;
+            tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir,
+                settings = %Described(store.settings()),
+                "store opened (no --cql-nodes: using the embedded store)");
+            serve_with(store, wal, &config, listener, shutdown).await
+        }
+        StoreTarget::Cql { nodes, keyspace } => {
+            let store = Arc::new(CqlStore::open(nodes, keyspace).await?);
+            check_settings(
+                &config.settings,
+                store.settings(),
+                &format!("keyspace {keyspace}"),
+                "by the first `migrate up`",
+            )?;
+            tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
+                settings = %Described(store.settings()), wal = %wal_dir, "store opened");
+            serve_with(store, wal, &config, listener, shutdown).await
+        }
     }
 }
 
@@ -195,10 +205,7 @@ async fn serve_with<S: Store>(
     let acceptor = Acceptor::new(
         wal.clone(),
         AcceptConfig {
-            max_body_bytes: config.accept.max_body_bytes,
-            max_backlog_bytes: config.accept.max_backlog_bytes,
-            max_concurrent: config.accept.max_concurrent,
-            body_read_timeout: config.accept.body_read_timeout,
+            limits: config.accept,
             retention_ms,
         },
         metrics.clone(),

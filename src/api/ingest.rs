@@ -47,7 +47,7 @@ async fn accept<S: Store>(
     let gzip = is_gzip(headers)?;
     // The slot comes first: a body is only read (into memory) by a request that holds one.
     let slot = state.acceptor.admit().await?;
-    let config = state.acceptor.config();
+    let config = state.acceptor.config().limits;
     let limit = config.max_body_bytes;
     let timeout = config.body_read_timeout;
     let bytes = tokio::time::timeout(timeout, Limited::new(body, limit).collect())

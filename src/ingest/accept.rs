@@ -25,17 +25,46 @@ use crate::wal::{Wal, WalError};
 /// How long a request may wait for a decoding slot before it is answered 429.
 const SLOT_WAIT: Duration = Duration::from_secs(2);
 
-/// Limits of the accepting side.
-#[derive(Debug, Clone, Copy)]
-pub struct AcceptConfig {
+/// The limits an operator sets on the accepting side (`serve`'s flags); the defaults live here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptLimits {
     /// Largest body, in bytes, after decompression.
     pub max_body_bytes: usize,
     /// WAL backlog (accepted, not yet stored) past which ingest answers 503.
     pub max_backlog_bytes: u64,
-    /// Bodies read and decoded at once.
+    /// Bodies read and decoded at once; at least 1.
     pub max_concurrent: usize,
     /// Longest time a body may take to arrive, once its request holds a slot.
     pub body_read_timeout: Duration,
+}
+
+impl AcceptLimits {
+    /// Default `max_body_bytes`: 8 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+    /// Default `max_backlog_bytes`: 1 GiB of WAL waiting for the store.
+    pub const DEFAULT_MAX_BACKLOG_BYTES: u64 = 1024 * 1024 * 1024;
+    /// Default `max_concurrent`: with the default body limit, at most 64 MiB of bodies in memory.
+    pub const DEFAULT_MAX_CONCURRENT: usize = 8;
+    /// Default `body_read_timeout`.
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+impl Default for AcceptLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_backlog_bytes: Self::DEFAULT_MAX_BACKLOG_BYTES,
+            max_concurrent: Self::DEFAULT_MAX_CONCURRENT,
+            body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
+        }
+    }
+}
+
+/// Everything the accepting side needs: the operator's limits and the store's retention.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptConfig {
+    /// The limits.
+    pub limits: AcceptLimits,
     /// Retention in ms: older readings are refused.
     pub retention_ms: i64,
 }
@@ -104,7 +133,7 @@ impl Acceptor {
     pub fn new(wal: Wal, config: AcceptConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             wal,
-            slots: Arc::new(Semaphore::new(config.max_concurrent)),
+            slots: Arc::new(Semaphore::new(config.limits.max_concurrent)),
             config,
             metrics,
         }
@@ -117,7 +146,7 @@ impl Acceptor {
 
     /// True while the WAL backlog is under its limit.
     pub fn has_room(&self) -> bool {
-        self.wal.stats().backlog_bytes <= self.config.max_backlog_bytes
+        self.wal.stats().backlog_bytes <= self.config.limits.max_backlog_bytes
     }
 
     /// Admits one request: refuses it while the WAL backlog is over its limit (503), and
@@ -176,10 +205,10 @@ impl Acceptor {
 
     fn check_backlog(&self) -> Result<(), AcceptError> {
         let backlog_bytes = self.wal.stats().backlog_bytes;
-        if backlog_bytes > self.config.max_backlog_bytes {
+        if backlog_bytes > self.config.limits.max_backlog_bytes {
             return Err(AcceptError::Backlog {
                 backlog_bytes,
-                limit_bytes: self.config.max_backlog_bytes,
+                limit_bytes: self.config.limits.max_backlog_bytes,
             });
         }
         Ok(())
@@ -222,7 +251,7 @@ fn decode(
 ) -> Result<Option<(Vec<u8>, usize)>, AcceptError> {
     let inflated;
     let text: &[u8] = if gzip {
-        inflated = gunzip(body, config.max_body_bytes)?;
+        inflated = gunzip(body, config.limits.max_body_bytes)?;
         &inflated
     } else {
         body

@@ -40,10 +40,18 @@ pub struct FlusherConfig {
     pub retry_max: Duration,
 }
 
+impl FlusherConfig {
+    /// Default `max_read_bytes`: 4 MiB, a few thousand readings per flush.
+    pub const DEFAULT_MAX_READ_BYTES: usize = 4 * 1024 * 1024;
+    /// Smallest `max_read_bytes` worth flushing with: below 64 KiB a flush carries so few
+    /// readings that the store's round trips, not the data, set the pace.
+    pub const MIN_MAX_READ_BYTES: usize = 64 * 1024;
+}
+
 impl Default for FlusherConfig {
     fn default() -> Self {
         Self {
-            max_read_bytes: 4 * 1024 * 1024,
+            max_read_bytes: Self::DEFAULT_MAX_READ_BYTES,
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
         }
@@ -192,7 +200,7 @@ impl<S: Store> Flusher<S> {
             .store_errors
             .get_or_create(&[("cause", error.cause())])
             .inc();
-        tracing::warn!(%error, retry_in = ?delay, "flush failed; the readings stay in the WAL and will be retried");
+        tracing::warn!(%error, retry_in = %humantime::format_duration(delay), "flush failed; the readings stay in the WAL and will be retried");
     }
 }
 

@@ -1,4 +1,4 @@
-//! The JSON answers of the query endpoints, as CONTRACT.md fixes them (fields may be added,
+//! The JSON answers of the query endpoints, as the API contract fixes them (fields may be added,
 //! none renamed). The same types serialize on the server and deserialize in the CLI client.
 //!
 //! Times are RFC 3339 with milliseconds, in UTC (`2024-03-01T10:00:00.000Z`).

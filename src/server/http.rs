@@ -51,12 +51,19 @@ pub struct HttpLimits {
     pub max_connections: usize,
 }
 
+impl HttpLimits {
+    /// Default `header_read_timeout`: longer than the agent's 10 s push interval, so its
+    /// kept-alive connection is reused rather than closed as it sends.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default `max_connections`: well under a common 1024 open-file limit.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+}
+
 impl Default for HttpLimits {
-    /// 30 s for a request head, 512 connections.
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(30),
-            max_connections: 512,
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

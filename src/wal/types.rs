@@ -100,6 +100,12 @@ impl WalConfig {
         }
     }
 
+    /// The largest payload an empty segment of `segment_bytes` holds: the segment header and
+    /// one frame header taken away (0 when not even those fit).
+    pub fn largest_record_in(segment_bytes: u64) -> u64 {
+        segment_bytes.saturating_sub(SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES)
+    }
+
     /// Checks that the sizes are usable: a record of `max_record_bytes` must fit into an
     /// empty segment, otherwise the writer could accept a record it can never place.
     pub fn validate(&self) -> Result<(), WalError> {

@@ -36,7 +36,12 @@ fn start(backend: Backend, keyspace: &str, data_dir: &std::path::Path, port: u16
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--wal-segment-bytes", "262144"])
+        .args([
+            "--wal-segment-bytes",
+            "262144",
+            "--max-body-bytes",
+            "131072",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

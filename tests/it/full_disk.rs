@@ -214,10 +214,15 @@ async fn on_cql_a_full_wal_disk_answers_503_says_why_in_readyz_and_recovers_afte
     let disk = SmallDisk::mount(1 << 20);
     let keyspace = migrated_keyspace().await;
     let proxy = Proxy::start(cql_node()).await;
+    let base = serve_config(vec![proxy.addr.to_string()], keyspace.clone(), disk.path());
     let config = ServeConfig {
-        wal_segment_bytes: 64 * 1024,
+        wal: WalConfig {
+            segment_bytes: 64 * 1024,
+            max_record_bytes: WalConfig::largest_record_in(64 * 1024) as u32,
+            ..base.wal.clone()
+        },
         shutdown_deadline: Duration::from_secs(1),
-        ..serve_config(vec![proxy.addr.to_string()], keyspace.clone(), disk.path())
+        ..base
     };
     let app = App::start(config.clone()).await;
     let client = reqwest::Client::new();

@@ -1,11 +1,16 @@
-//! Fixtures: the CQL node under test and a fresh keyspace per test.
+//! Fixtures: the CQL node under test and a fresh keyspace per test, dropped when the test ends.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use scylla::client::session::Session;
+use timebucket::ingest::AcceptLimits;
 use timebucket::migrate::{self, Replication, SettingsRequest, UpOptions};
+use timebucket::server::{ServeConfig, StoreTarget};
 use timebucket::store::cql::{self, Keyspace};
+use timebucket::wal::WalConfig;
 
 /// The `host:port` of the node under test. A missing node fails the test with instructions; it
 /// never skips.
@@ -27,12 +32,84 @@ pub async fn session() -> Session {
     })
 }
 
-/// A keyspace name no other test uses.
+/// A keyspace name no other test uses. The keyspace (if the test creates it) is dropped when the
+/// test ends, passed or failed: every table costs the node heap, and hundreds of leftover
+/// keyspaces starve a small node.
 pub fn fresh_keyspace() -> Keyspace {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("tb_test_{}", &id[..12])
+    let keyspace: Keyspace = format!("tb_test_{}", &id[..12])
         .parse()
-        .expect("valid keyspace")
+        .expect("valid keyspace");
+    MADE_BY_THIS_TEST.with(|made| made.0.borrow_mut().push(keyspace.clone()));
+    keyspace
+}
+
+thread_local! {
+    /// The keyspaces named by the test running on this thread. libtest runs each test on a
+    /// thread of its own and joins it, so this guard's destructor runs exactly when the test
+    /// ends, before the test binary exits; tests keep plain [`Keyspace`] values.
+    static MADE_BY_THIS_TEST: DropAtTestEnd = const { DropAtTestEnd(RefCell::new(Vec::new())) };
+}
+
+/// Drops its keyspaces when the test's thread ends.
+struct DropAtTestEnd(RefCell<Vec<Keyspace>>);
+
+impl Drop for DropAtTestEnd {
+    fn drop(&mut self) {
+        let keyspaces = self.0.take();
+        if keyspaces.is_empty() {
+            return;
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        // The dropper may be gone (no CQL node: the test has failed already); then nothing to do.
+        if keyspace_dropper().send((keyspaces, done)).is_ok() {
+            let _ = finished.recv();
+        }
+    }
+}
+
+type DropRequest = (Vec<Keyspace>, std::sync::mpsc::Sender<()>);
+
+/// One thread, with its own runtime and session, that drops keyspaces for every test: a test's
+/// own runtime is already gone when its thread ends, and one session serves them all.
+fn keyspace_dropper() -> &'static tokio::sync::mpsc::UnboundedSender<DropRequest> {
+    static DROPPER: OnceLock<tokio::sync::mpsc::UnboundedSender<DropRequest>> = OnceLock::new();
+    DROPPER.get_or_init(|| {
+        let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<DropRequest>();
+        std::thread::Builder::new()
+            .name("keyspace-dropper".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the keyspace dropper");
+                runtime.block_on(async move {
+                    let Ok(node) = std::env::var("TIMEBUCKET_TEST_CQL") else {
+                        return;
+                    };
+                    let session = match cql::connect(std::slice::from_ref(&node)).await {
+                        Ok(session) => session,
+                        Err(error) => {
+                            eprintln!(
+                                "test keyspaces are not dropped: cannot reach {node}: {error}"
+                            );
+                            return;
+                        }
+                    };
+                    while let Some((keyspaces, done)) = incoming.recv().await {
+                        for keyspace in keyspaces {
+                            let statement = format!("DROP KEYSPACE IF EXISTS {keyspace}");
+                            if let Err(error) = session.query_unpaged(statement, ()).await {
+                                eprintln!("cannot drop test keyspace {keyspace}: {error}");
+                            }
+                        }
+                        let _ = done.send(());
+                    }
+                });
+            })
+            .expect("the keyspace dropper thread");
+        requests
+    })
 }
 
 /// The migrations shipped with the crate.
@@ -99,34 +176,37 @@ impl Default for AppOptions {
     }
 }
 
-/// The service's configuration for tests: WAL and store under `data_dir`, fast retries, the
-/// default limits and no settings flags. Empty `cql_nodes` means the embedded store.
+/// The service's configuration for tests: WAL and store under `data_dir`, 1 MiB WAL segments,
+/// fast retries, the default limits and no settings flags. Empty `cql_nodes` means the embedded
+/// store.
 pub fn serve_config(
     cql_nodes: Vec<String>,
     keyspace: Keyspace,
     data_dir: &Path,
 ) -> timebucket::server::ServeConfig {
-    timebucket::server::ServeConfig {
-        cql_nodes,
-        keyspace,
-        data_dir: data_dir.to_path_buf(),
-        wal_segment_bytes: 1 << 20,
-        wal_repair: false,
-        accept: timebucket::server::AcceptLimits {
-            max_body_bytes: 8 << 20,
-            max_backlog_bytes: 1 << 30,
-            max_concurrent: 8,
-            body_read_timeout: Duration::from_secs(30),
+    let store = if cql_nodes.is_empty() {
+        StoreTarget::Embedded {
+            dir: data_dir.join("store"),
+        }
+    } else {
+        StoreTarget::Cql {
+            nodes: cql_nodes,
+            keyspace,
+        }
+    };
+    let defaults = ServeConfig::with_defaults(store, data_dir);
+    ServeConfig {
+        wal: WalConfig {
+            segment_bytes: 1 << 20,
+            max_record_bytes: WalConfig::largest_record_in(1 << 20) as u32,
+            ..defaults.wal.clone()
         },
         flusher: timebucket::ingest::FlusherConfig {
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_millis(500),
             ..Default::default()
         },
-        shutdown_deadline: Duration::from_secs(10),
-        http: Default::default(),
-        query: Default::default(),
-        settings: SettingsRequest::default(),
+        ..defaults
     }
 }
 
@@ -137,12 +217,11 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         None => migrated_keyspace().await,
     };
     let data_dir = tempfile::tempdir().unwrap();
-    let config = timebucket::server::ServeConfig {
-        accept: timebucket::server::AcceptLimits {
+    let config = ServeConfig {
+        accept: AcceptLimits {
             max_body_bytes: options.max_body_bytes,
             max_backlog_bytes: options.max_backlog_bytes,
-            max_concurrent: 8,
-            body_read_timeout: Duration::from_secs(30),
+            ..AcceptLimits::default()
         },
         query: options.query,
         ..serve_config(vec![options.cql_node], keyspace, data_dir.path())
@@ -159,7 +238,11 @@ pub async fn spawn_with(
     listener: tokio::net::TcpListener,
 ) -> TestApp {
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let keyspace = config.keyspace.clone();
+    // An embedded app has no keyspace; its name is never used.
+    let keyspace = match &config.store {
+        StoreTarget::Cql { keyspace, .. } => keyspace.clone(),
+        StoreTarget::Embedded { .. } => "embedded".parse().expect("a valid keyspace name"),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(timebucket::server::run(config, listener, async {
         let _ = stopped.await;
@@ -282,4 +365,17 @@ pub async fn eventually_stored(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The `timebucket` binary cargo built, with no `TIMEBUCKET_*`, `RUST_LOG` or `NO_COLOR`
+/// setting of the caller leaking in: a test sets what it means.
+pub fn timebucket_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_timebucket"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("TIMEBUCKET_") || name == "RUST_LOG" || name == "NO_COLOR" {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
 }

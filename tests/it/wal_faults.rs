@@ -113,10 +113,10 @@ rusty_fork_test! {
         let acceptor = Acceptor::new(
             wal.clone(),
             AcceptConfig {
-                max_body_bytes: 1 << 20,
-                max_backlog_bytes: 1 << 30,
-                max_concurrent: 1,
-                body_read_timeout: std::time::Duration::from_secs(30),
+                limits: timebucket::ingest::AcceptLimits {
+                    max_concurrent: 1,
+                    ..Default::default()
+                },
                 retention_ms: 24 * 3600 * 1000,
             },
             metrics.clone(),

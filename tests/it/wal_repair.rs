@@ -33,10 +33,10 @@ async fn repair_drops_one_damaged_record_keeps_the_rest_and_counts_its_readings(
     let acceptor = Acceptor::new(
         wal.clone(),
         AcceptConfig {
-            max_body_bytes: 1 << 20,
-            max_backlog_bytes: 1 << 30,
-            max_concurrent: 1,
-            body_read_timeout: std::time::Duration::from_secs(30),
+            limits: timebucket::ingest::AcceptLimits {
+                max_concurrent: 1,
+                ..Default::default()
+            },
             retention_ms: 24 * 3600 * 1000,
         },
         Arc::new(Metrics::new()),
