@@ -120,6 +120,8 @@ async fn half_sent_connections_beyond_the_cap_are_closed_and_the_service_stays_u
             "2s",
             "--wal-segment-bytes",
             "65536",
+            "--max-body-bytes",
+            "32768",
         ],
     );
     wait_healthy(&url).await;
