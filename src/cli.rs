@@ -101,6 +101,9 @@ pub struct ServeArgs {
     /// Limits of the query endpoints.
     #[command(flatten)]
     pub query: crate::query::QueryLimitArgs,
+    /// Limits and lookback of the Prometheus query API.
+    #[command(flatten)]
+    pub promql: crate::promql::PromqlArgs,
 }
 
 /// `timebucket migrate ...`

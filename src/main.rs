@@ -92,6 +92,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         shutdown_deadline: args.shutdown_deadline,
         query: args.query.limits().map_err(anyhow::Error::msg)?,
+        promql: args.promql.config().map_err(anyhow::Error::msg)?,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

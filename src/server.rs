@@ -17,6 +17,8 @@ use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{MigrateError, SettingsRequest};
 use crate::model::Settings;
+use crate::promql::source::queries::QueriesSource;
+use crate::promql::{Engine, EngineConfig};
 use crate::query::{Queries, QueryLimits};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
@@ -48,6 +50,8 @@ pub struct ServeConfig {
     pub shutdown_deadline: Duration,
     /// Limits of the query endpoints.
     pub query: QueryLimits,
+    /// Limits and lookback of the Prometheus query API.
+    pub promql: EngineConfig,
     /// Requested deployment settings: recorded when the embedded store is created, otherwise
     /// checked against the recorded ones.
     pub settings: SettingsRequest,
@@ -183,6 +187,7 @@ async fn serve_with<S: Store>(
         },
         metrics.clone(),
     );
+    let queries = Queries::new(store.clone(), config.query);
     let state = AppState {
         acceptor,
         wal: wal.clone(),
@@ -191,7 +196,8 @@ async fn serve_with<S: Store>(
             store_reachable,
             flush_ok,
         },
-        queries: Queries::new(store.clone(), config.query),
+        queries: queries.clone(),
+        promql: Engine::new(QueriesSource::new(queries), config.promql),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let (stop_tx, mut stop_rx) = watch::channel(false);

@@ -124,6 +124,7 @@ pub fn serve_config(
         },
         shutdown_deadline: Duration::from_secs(10),
         query: Default::default(),
+        promql: Default::default(),
         settings: SettingsRequest::default(),
     }
 }

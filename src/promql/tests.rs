@@ -1,0 +1,1 @@
+//! Engine tests over readings held in memory.
