@@ -162,6 +162,28 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     app
 }
 
+/// Starts the service in-process on the embedded store in `data_dir` (which may already hold a
+/// store written by the test), with the default limits.
+pub async fn spawn_embedded_app(data_dir: tempfile::TempDir) -> TestApp {
+    let keyspace = fresh_keyspace();
+    let config = serve_config(Vec::new(), keyspace.clone(), data_dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(timebucket::server::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut app = TestApp {
+        url,
+        keyspace,
+        _data_dir: data_dir,
+        stop: Some(stop),
+        task: Some(task),
+    };
+    app.wait_until_up().await;
+    app
+}
+
 impl TestApp {
     async fn wait_until_up(&mut self) {
         let client = reqwest::Client::new();
