@@ -6,6 +6,7 @@
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod prometheus;
 pub mod query;
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct AppState<S> {
     pub health: Health,
     /// Answers the query endpoints from the store.
     pub queries: Queries<S>,
+    /// Answers the Prometheus query API.
+    pub promql: prometheus::PromEngine<S>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -51,6 +54,7 @@ impl<S> Clone for AppState<S> {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
             queries: self.queries.clone(),
+            promql: self.promql.clone(),
         }
     }
 }
@@ -64,6 +68,37 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/latest", get(query::latest::<S>))
         .route("/v1/stats", get(query::stats::<S>))
         .route("/v1/stats/host", get(query::host_stats::<S>))
+        .route(
+            "/api/v1/query",
+            get(prometheus::query::<S>).post(prometheus::query::<S>),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(prometheus::query_range::<S>).post(prometheus::query_range::<S>),
+        )
+        .route(
+            "/api/v1/series",
+            get(prometheus::series::<S>).post(prometheus::series::<S>),
+        )
+        .route(
+            "/api/v1/labels",
+            get(prometheus::labels::<S>).post(prometheus::labels::<S>),
+        )
+        .route(
+            "/api/v1/label/{name}/values",
+            get(prometheus::label_values::<S>),
+        )
+        .route("/api/v1/metadata", get(prometheus::metadata))
+        .route("/api/v1/status/buildinfo", get(prometheus::buildinfo))
+        .route(
+            "/api/v1/query_exemplars",
+            get(prometheus::query_exemplars).post(prometheus::query_exemplars),
+        )
+        .route("/api/v1/rules", get(prometheus::rules))
+        .route(
+            "/api/v1/format_query",
+            get(prometheus::format_query).post(prometheus::format_query),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(health::metrics::<S>))

@@ -8,6 +8,7 @@
 //! - [`wal`]: the write-ahead log, the durability boundary and the flush queue.
 //! - [`ingest`]: request bodies → WAL → store.
 //! - [`query`]: time-range reads fanned out over buckets and shards, stats, and the `query` CLI.
+//! - [`promql`]: a PromQL engine over the readings (virtual Prometheus metric families).
 //! - [`api`]: the HTTP routes.
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
@@ -26,6 +27,7 @@ pub mod foreign;
 pub mod ingest;
 pub mod migrate;
 pub mod model;
+pub mod promql;
 pub mod query;
 pub mod server;
 pub mod store;

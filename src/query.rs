@@ -25,6 +25,7 @@ pub mod fanout;
 mod host_stats;
 pub mod limits;
 mod lookup;
+mod pages;
 pub mod params;
 pub mod plan;
 mod readings;

@@ -27,6 +27,8 @@ use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{Described, MigrateError, SettingsRequest};
 use crate::model::Settings;
+use crate::promql::source::queries::QueriesSource;
+use crate::promql::{Engine, EngineConfig};
 use crate::query::{Queries, QueryLimits};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
@@ -55,6 +57,8 @@ pub struct ServeConfig {
     pub http: HttpLimits,
     /// Limits of the query endpoints.
     pub query: QueryLimits,
+    /// Limits and lookback of the Prometheus query API.
+    pub promql: EngineConfig,
     /// Requested deployment settings: recorded when the embedded store is created, otherwise
     /// checked against the recorded ones.
     pub settings: SettingsRequest,
@@ -75,6 +79,7 @@ impl ServeConfig {
             shutdown_deadline: Self::DEFAULT_SHUTDOWN_DEADLINE,
             http: HttpLimits::default(),
             query: QueryLimits::default(),
+            promql: EngineConfig::default(),
             settings: SettingsRequest::default(),
         }
     }
@@ -210,6 +215,7 @@ async fn serve_with<S: Store>(
         },
         metrics.clone(),
     );
+    let queries = Queries::new(store.clone(), config.query);
     let state = AppState {
         acceptor,
         wal: wal.clone(),
@@ -218,7 +224,8 @@ async fn serve_with<S: Store>(
             store_reachable,
             flush_ok,
         },
-        queries: Queries::new(store.clone(), config.query),
+        queries: queries.clone(),
+        promql: Engine::new(QueriesSource::new(queries), config.promql),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let (stop_tx, stop_rx) = oneshot::channel::<Instant>();

@@ -13,6 +13,7 @@ use clap::Args;
 use super::store::{SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
 use crate::ingest::{AcceptLimits, FlusherConfig};
+use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
 use crate::server::{HttpLimits, ServeConfig, StoreTarget};
 use crate::wal::{WalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES};
@@ -74,6 +75,9 @@ pub struct ServeArgs {
     /// Limits of the query endpoints.
     #[command(flatten)]
     pub query: QueryLimitArgs,
+    /// Limits and lookback of the Prometheus query API.
+    #[command(flatten)]
+    pub promql: PromqlArgs,
 }
 
 impl ServeArgs {
@@ -116,6 +120,7 @@ impl ServeArgs {
             shutdown_deadline: self.shutdown_deadline.into(),
             http,
             query: self.query.limits()?,
+            promql: self.promql.config()?,
             settings: self.settings.request()?,
         })
     }
@@ -209,6 +214,46 @@ impl QueryLimitArgs {
     }
 }
 
+/// `timebucket serve` flags of the Prometheus query API.
+#[derive(Debug, Clone, Args)]
+pub struct PromqlArgs {
+    /// How far back a PromQL instant selector looks for the latest sample (at least 1ms).
+    #[arg(long, env = "TIMEBUCKET_QUERY_LOOKBACK", default_value_t = EngineConfig::DEFAULT_LOOKBACK.into())]
+    pub query_lookback: humantime::Duration,
+    /// Most points per series in one PromQL range query ((end - start) / step + 1).
+    #[arg(long, env = "TIMEBUCKET_QUERY_MAX_STEPS", default_value_t = EngineConfig::DEFAULT_MAX_STEPS)]
+    pub query_max_steps: usize,
+    /// Most series one PromQL selector or intermediate result may hold.
+    #[arg(long, env = "TIMEBUCKET_QUERY_MAX_SERIES", default_value_t = EngineConfig::DEFAULT_MAX_SERIES)]
+    pub query_max_series: usize,
+    /// Most samples one PromQL query may load and compute (about 16 bytes each).
+    #[arg(long, env = "TIMEBUCKET_QUERY_MAX_SAMPLES", default_value_t = EngineConfig::DEFAULT_MAX_SAMPLES)]
+    pub query_max_samples: usize,
+    /// Longest run of one PromQL query (a request's `timeout` may only shorten it).
+    #[arg(long, env = "TIMEBUCKET_QUERY_TIMEOUT", default_value_t = EngineConfig::DEFAULT_TIMEOUT.into())]
+    pub query_timeout: humantime::Duration,
+}
+
+impl PromqlArgs {
+    /// The validated engine settings: every limit at least 1, lookback and timeout at least 1 ms.
+    pub fn config(&self) -> Result<EngineConfig, FlagError> {
+        let millis = |flag: &'static str, d: humantime::Duration| {
+            let ms = i64::try_from(Duration::from(d).as_millis())
+                .map_err(|_| FlagError::new(flag, "is too long"))?;
+            at_least(flag, ms, 1)
+                .map_err(|_| FlagError::new(flag, format!("must be at least 1ms, got {d}")))
+        };
+        millis("--query-timeout", self.query_timeout)?;
+        Ok(EngineConfig {
+            lookback_ms: millis("--query-lookback", self.query_lookback)?,
+            max_steps: at_least("--query-max-steps", self.query_max_steps, 1)?,
+            max_series: at_least("--query-max-series", self.query_max_series, 1)?,
+            max_samples: at_least("--query-max-samples", self.query_max_samples, 1)?,
+            timeout: self.query_timeout.into(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -234,6 +279,7 @@ mod tests {
         );
         assert_eq!(config.query, QueryLimits::default());
         assert_eq!(config.http, HttpLimits::default());
+        assert_eq!(config.promql, EngineConfig::default());
         assert_eq!(
             config.shutdown_deadline,
             ServeConfig::DEFAULT_SHUTDOWN_DEADLINE
@@ -257,6 +303,8 @@ mod tests {
             (&["--flush-bytes", "1024"], "--flush-bytes"),
             (&["--wal-segment-bytes", "1048576"], "--wal-segment-bytes"),
             (&["--query-concurrency", "0"], "--query-concurrency"),
+            (&["--query-max-series", "0"], "--query-max-series"),
+            (&["--query-lookback", "0s"], "--query-lookback"),
             (&["--query-max-range", "10ms"], "--query-max-range"),
             (&["--retention", "1500ms"], "--retention"),
             (&["--cql-nodes", "db"], "--cql-nodes"),

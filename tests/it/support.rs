@@ -263,6 +263,14 @@ pub fn embedded_config(data_dir: &Path) -> timebucket::server::ServeConfig {
     serve_config(Vec::new(), fresh_keyspace(), data_dir)
 }
 
+/// Starts the service in-process on the embedded store in `data_dir` (which may already hold a
+/// store written by the test), with the default limits.
+pub async fn spawn_embedded_app(data_dir: tempfile::TempDir) -> TestApp {
+    let config = embedded_config(data_dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_with(config, data_dir, listener).await
+}
+
 impl TestApp {
     async fn wait_until_up(&mut self) {
         let client = reqwest::Client::new();
