@@ -101,6 +101,13 @@ pub struct ServeArgs {
     /// Limits of the query endpoints.
     #[command(flatten)]
     pub query: crate::query::QueryLimitArgs,
+    /// OTLP/HTTP metrics receiver address (`POST /v1/metrics`; conventionally
+    /// 127.0.0.1:4318); off when unset.
+    #[arg(long, env = "TIMEBUCKET_OTLP_HTTP_LISTEN")]
+    pub otlp_http_listen: Option<SocketAddr>,
+    /// OTLP/gRPC metrics receiver address (conventionally 127.0.0.1:4317); off when unset.
+    #[arg(long, env = "TIMEBUCKET_OTLP_GRPC_LISTEN")]
+    pub otlp_grpc_listen: Option<SocketAddr>,
 }
 
 /// `timebucket migrate ...`

@@ -9,7 +9,7 @@ use clap::Parser;
 use timebucket::cli::{Cli, Command, LogFormat, MigrateAction, MigrateArgs, ServeArgs};
 use timebucket::ingest::FlusherConfig;
 use timebucket::migrate::{self, MigrationState, UpOptions};
-use timebucket::server::{self, AcceptLimits, ServeConfig};
+use timebucket::server::{self, AcceptLimits, OtlpListen, ServeConfig};
 use timebucket::store::cql;
 
 fn main() -> ExitCode {
@@ -92,6 +92,10 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         shutdown_deadline: args.shutdown_deadline,
         query: args.query.limits().map_err(anyhow::Error::msg)?,
+        otlp: OtlpListen {
+            http: args.otlp_http_listen,
+            grpc: args.otlp_grpc_listen,
+        },
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

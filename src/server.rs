@@ -1,11 +1,12 @@
 //! `timebucket serve`: wires the WAL, the store, the flusher and the HTTP API together, and
 //! shuts them down in the order that loses nothing.
 //!
-//! Shutdown order: stop accepting HTTP (in-flight requests finish, so every 202 already sent is
-//! in the WAL) → let the flusher catch up for at most `shutdown_deadline` → stop it (whatever it
+//! Shutdown order: stop accepting HTTP and OTLP (in-flight requests finish, so every 202 already
+//! sent is in the WAL) → let the flusher catch up for at most `shutdown_deadline` → stop it (whatever it
 //! had not confirmed is still in the WAL and is replayed at the next start) → close the WAL.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::api::otlp::OtlpReceiver;
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{MigrateError, SettingsRequest};
-use crate::model::Settings;
+use crate::model::{Settings, TimestampMs};
 use crate::query::{Queries, QueryLimits};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
@@ -51,6 +53,17 @@ pub struct ServeConfig {
     /// Requested deployment settings: recorded when the embedded store is created, otherwise
     /// checked against the recorded ones.
     pub settings: SettingsRequest,
+    /// The OTLP receivers' addresses (each off when `None`).
+    pub otlp: OtlpListen,
+}
+
+/// Where the OTLP receivers listen.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtlpListen {
+    /// OTLP/HTTP (`POST /v1/metrics`, conventionally port 4318).
+    pub http: Option<SocketAddr>,
+    /// OTLP/gRPC (`MetricsService/Export`, conventionally port 4317).
+    pub grpc: Option<SocketAddr>,
 }
 
 /// The ingest limits that do not depend on the store's settings.
@@ -79,6 +92,20 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+    /// An OTLP receiver's address cannot be listened on.
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Which receiver.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OTLP/gRPC server failed.
+    #[error("OTLP/gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
     /// A settings flag is invalid or disagrees with the store's recorded settings.
     #[error("{0}")]
     Settings(String),
@@ -90,6 +117,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let started = TimestampMs::now();
+    let otlp = OtlpListeners::bind(config.otlp, started).await?;
     // A record must fit in an empty segment (16-byte header + 8-byte frame header).
     let max_record_bytes = config
         .wal_segment_bytes
@@ -117,7 +146,7 @@ pub async fn run(
         )?;
         tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir.display(),
             settings = ?store.settings(), "store opened (no --cql-nodes: using the embedded store)");
-        serve_with(store, wal, &config, listener, shutdown).await
+        serve_with(store, wal, &config, listener, otlp, shutdown).await
     } else {
         let store = Arc::new(CqlStore::open(&config.cql_nodes, &config.keyspace).await?);
         check_settings(
@@ -128,7 +157,68 @@ pub async fn run(
         )?;
         tracing::info!(backend = "cql", nodes = %config.cql_nodes.join(","), keyspace = %config.keyspace,
             settings = ?store.settings(), wal = %wal_dir.display(), "store opened");
-        serve_with(store, wal, &config, listener, shutdown).await
+        serve_with(store, wal, &config, listener, otlp, shutdown).await
+    }
+}
+
+/// The OTLP receivers' bound sockets, before the acceptor exists.
+struct OtlpListeners {
+    started: TimestampMs,
+    http: Option<TcpListener>,
+    grpc: Option<TcpListener>,
+}
+
+impl OtlpListeners {
+    /// Binds the configured addresses first, so a taken port stops `serve` before anything opens.
+    async fn bind(listen: OtlpListen, started: TimestampMs) -> Result<Self, ServeError> {
+        let bind = |address: Option<SocketAddr>, what: &'static str| async move {
+            match address {
+                Some(address) => TcpListener::bind(address)
+                    .await
+                    .map(Some)
+                    .map_err(|source| ServeError::Listen {
+                        address,
+                        what,
+                        source,
+                    }),
+                None => Ok(None),
+            }
+        };
+        Ok(Self {
+            started,
+            http: bind(listen.http, "OTLP/HTTP").await?,
+            grpc: bind(listen.grpc, "OTLP/gRPC").await?,
+        })
+    }
+
+    /// Starts the receivers; each stops when `stop` turns true.
+    fn spawn(
+        self,
+        acceptor: &Acceptor,
+        metrics: &Arc<Metrics>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Vec<tokio::task::JoinHandle<Result<(), ServeError>>>, ServeError> {
+        let receiver = OtlpReceiver::new(acceptor.clone(), metrics.clone(), self.started);
+        let stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let mut tasks = Vec::new();
+        if let Some(listener) = self.http {
+            tracing::info!(address = %listener.local_addr()?, "OTLP/HTTP listening");
+            let app = api::otlp::http::router(receiver.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped(stop.clone()));
+            tasks.push(tokio::spawn(async move { Ok(serve.await?) }));
+        }
+        if let Some(listener) = self.grpc {
+            tracing::info!(address = %listener.local_addr()?, "OTLP/gRPC listening");
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let serve = tonic::transport::Server::builder()
+                .add_service(api::otlp::grpc::MetricsService::new(receiver))
+                .serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+            tasks.push(tokio::spawn(async move { Ok(serve.await?) }));
+        }
+        Ok(tasks)
     }
 }
 
@@ -157,6 +247,7 @@ async fn serve_with<S: Store>(
     wal: Wal,
     config: &ServeConfig,
     listener: TcpListener,
+    otlp: OtlpListeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
@@ -183,6 +274,8 @@ async fn serve_with<S: Store>(
         },
         metrics.clone(),
     );
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let otlp_tasks = otlp.spawn(&acceptor, &metrics, &stop_rx)?;
     let state = AppState {
         acceptor,
         wal: wal.clone(),
@@ -194,7 +287,6 @@ async fn serve_with<S: Store>(
         queries: Queries::new(store.clone(), config.query),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let http = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });
@@ -208,6 +300,11 @@ async fn serve_with<S: Store>(
     tracing::info!("shutting down: no new requests");
     let _ = stop_tx.send(true);
     let http_outcome = http_task.await.expect("HTTP task panicked");
+    for task in otlp_tasks {
+        if let Err(error) = task.await.expect("OTLP task panicked") {
+            tracing::warn!(%error, "OTLP receiver stopped with an error");
+        }
+    }
     pinger.abort();
     if let Some(outcome) = flusher_failed {
         outcome.expect("flusher panicked")?;

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub wal_segments: Gauge,
     /// WAL bytes accepted but not yet confirmed in the store.
     pub wal_backlog_bytes: Gauge,
+    /// OTLP export requests by transport (`http`, `grpc`) and answer.
+    pub otlp_requests: Family<[(&'static str, &'static str); 2], Counter>,
+    /// OTLP data points rejected (partial success), by metric name.
+    pub otlp_rejected_points: Family<[(&'static str, String); 1], Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +75,8 @@ impl Metrics {
             wal_bytes: Gauge::default(),
             wal_segments: Gauge::default(),
             wal_backlog_bytes: Gauge::default(),
+            otlp_requests: Family::default(),
+            otlp_rejected_points: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -127,6 +133,16 @@ impl Metrics {
             "wal_backlog_bytes",
             "WAL bytes not yet confirmed in the store",
             metrics.wal_backlog_bytes.clone(),
+        );
+        registry.register(
+            "otlp_requests",
+            "OTLP export requests by transport and answer",
+            metrics.otlp_requests.clone(),
+        );
+        registry.register(
+            "otlp_rejected_points",
+            "OTLP data points rejected (partial success) by metric name",
+            metrics.otlp_rejected_points.clone(),
         );
         Self {
             registry,
