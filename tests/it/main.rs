@@ -9,6 +9,7 @@ mod cql_docs;
 mod crash;
 mod ingest;
 mod migrate;
+mod otlp;
 mod proxy;
 mod query;
 mod settings;
