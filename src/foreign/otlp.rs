@@ -15,7 +15,8 @@
 //! - anything else is rejected by data point, counted per metric ([`Rejections`]).
 //!
 //! Temporality: delta points are counted as sent, and a resend of a point already seen (same
-//! stream, time not after the last) is dropped; cumulative points become deltas per stream
+//! stream, start and end time as one of its last few points) is dropped ([`resends`]);
+//! cumulative points become deltas per stream
 //! (resource + scope + metric + point attributes) with the shared [`Tracker`], resets detected
 //! from `start_time_unix_nano` and from decreases. The first cumulative point of a stream counts
 //! whole only if the stream started after this process did: a stream already running when
@@ -29,6 +30,7 @@ pub mod attrs;
 pub mod host;
 pub mod rejections;
 pub mod requests;
+pub mod resends;
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -44,7 +46,8 @@ pub use rejections::Rejections;
 
 use self::attrs::{StreamHasher, StreamKey};
 use self::host::{HostMetric, HostSample};
-use super::cumulative::{Cumulative, Delta, FirstPoint, Tracker, Undo};
+use self::resends::{Added, Resends};
+use super::cumulative::{Delta, FirstPoint, Tracker, Undo};
 use super::histogram::DurationHistogram;
 use crate::ingest::rules;
 use crate::ingest::Window;
@@ -90,26 +93,16 @@ pub fn response(rejected: &Rejections) -> ExportMetricsServiceResponse {
     }
 }
 
-/// The marker a delta stream keeps: only its last time matters (for resends).
-#[derive(Debug, Clone, Copy)]
-struct Seen;
-
-impl Cumulative for Seen {
-    fn since(&self, _earlier: &Self) -> Option<Self> {
-        Some(Seen)
-    }
-}
-
 /// The streams seen, by temporality.
 struct Streams {
     cumulative: Tracker<StreamKey, DurationHistogram>,
-    delta: Tracker<StreamKey, Seen>,
+    delta: Resends,
     last_sweep: TimestampMs,
 }
 
 enum StreamUndo {
     Cumulative(Undo<StreamKey, DurationHistogram>),
-    Delta(Undo<StreamKey, Seen>),
+    Delta(Added),
 }
 
 /// The tracker changes of one conversion, to undo if its readings are not kept.
@@ -138,7 +131,7 @@ impl Converter {
         Self {
             streams: Mutex::new(Streams {
                 cumulative: Tracker::new(MAX_STREAMS, FirstPoint::CountIfStartedAfter(started)),
-                delta: Tracker::new(MAX_STREAMS, FirstPoint::Prime),
+                delta: Resends::new(MAX_STREAMS),
                 last_sweep: started,
             }),
         }
@@ -301,10 +294,12 @@ impl Context<'_> {
     }
 
     /// Whether a delta point is new (not a resend of one already counted).
-    fn delta_point(&mut self, key: StreamKey, start: Option<TimestampMs>, at: TimestampMs) -> bool {
-        let (delta, undo) = self.streams.delta.observe_undoable(&key, start, Seen, at);
-        self.undo.extend(undo.map(StreamUndo::Delta));
-        !matches!(delta, Delta::Stale)
+    fn delta_point(&mut self, key: StreamKey, start_ns: u64, time_ns: u64) -> bool {
+        let now = self.window.now;
+        let added = self.streams.delta.observe(key, start_ns, time_ns, now);
+        let new = added.is_some();
+        self.undo.extend(added.map(StreamUndo::Delta));
+        new
     }
 
     /// What a cumulative point adds to its stream, if anything.

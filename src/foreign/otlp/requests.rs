@@ -138,7 +138,8 @@ fn one_point(
     let key = stream.clone().attributes(point.attributes).finish();
     let start = (point.start_ns > 0).then(|| nanos_to_ms(point.start_ns));
     let delta = if temporality == AggregationTemporality::Delta as i32 {
-        ctx.delta_point(key, start, at).then_some(histogram)
+        ctx.delta_point(key, point.start_ns, point.time_ns)
+            .then_some(histogram)
     } else if temporality == AggregationTemporality::Cumulative as i32 {
         ctx.cumulative_point(key, start, histogram, at)
     } else {

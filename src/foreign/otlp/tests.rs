@@ -561,3 +561,24 @@ fn the_published_otlp_json_example_decodes() {
     assert!(decode_json(b"{\"resourceMetrics\": 3}").is_err());
     assert!(decode_protobuf(b"\xff\xff\xff").is_err());
 }
+
+#[test]
+fn delta_points_arriving_out_of_order_all_count_and_only_exact_resends_are_dropped() {
+    let c = converter();
+    let delta = |start: i64, t: i64| {
+        let p = point(route("GET", "/", 200), start, t, &[], &[1], 1.0);
+        request(
+            checkout(),
+            vec![histogram(requests::STABLE, "ms", DELTA, vec![p])],
+        )
+    };
+    let count = |body| totals(&c.convert(&body, PEER, &window(30_000)).readings).0;
+    assert_eq!(count(delta(10_000, 20_000)), 1);
+    assert_eq!(
+        count(delta(0, 10_000)),
+        1,
+        "an earlier interval arriving late"
+    );
+    assert_eq!(count(delta(10_000, 20_000)), 0, "a resend");
+    assert_eq!(count(delta(0, 10_000)), 0, "a resend");
+}
