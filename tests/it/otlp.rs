@@ -303,3 +303,71 @@ pub fn counter(metrics: &str, prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_flags_and_config_keys_turn_the_receivers_on_in_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let config = dir.path().join("timebucket.toml");
+    let grpc = format!("127.0.0.1:{}", ports.grpc);
+    std::fs::write(&config, format!("[serve]\notlp_grpc_listen = \"{grpc}\"\n")).unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_timebucket"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TIMEBUCKET_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", ports.api)])
+        .args(["--otlp-http-listen", &format!("127.0.0.1:{}", ports.http)])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("{}/healthz", ports.api_url())).await {
+            up = r.status().is_success();
+            if up {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "timebucket serve did not start");
+
+    for (protocol, endpoint, instance) in [
+        ("http/protobuf", ports.http_url(), "via-http"),
+        ("grpc", ports.grpc_url(), "via-grpc"),
+    ] {
+        let mut sdk = Sdk::start(&otel_env(protocol, endpoint, "readme", instance));
+        sdk.record("GET", "/", 200, &[0.004, 0.02]).await;
+        sdk.export().await;
+        sdk.exit().await;
+    }
+    let latest = async {
+        for _ in 0..300 {
+            let answer = reqwest::get(format!("{}/v1/latest?service=readme", ports.api_url()))
+                .await
+                .unwrap();
+            if answer.status().is_success() {
+                let latest: LatestAnswer = answer.json().await.unwrap();
+                if latest.api.len() == 2 && latest.host.len() == 2 {
+                    return latest;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the exports did not reach /v1/latest");
+    }
+    .await;
+    let mut instances: Vec<&str> = latest.host.iter().map(|h| h.instance.as_str()).collect();
+    instances.sort();
+    assert_eq!(instances, ["via-grpc", "via-http"]);
+    child.kill().await.unwrap();
+}
