@@ -6,6 +6,7 @@
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod otlp;
 pub mod prometheus;
 pub mod query;
 

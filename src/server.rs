@@ -1,8 +1,8 @@
 //! `timebucket serve`: wires the WAL, the store, the flusher and the HTTP API together, and
 //! shuts them down in the order that loses nothing.
 //!
-//! Shutdown order: stop accepting HTTP (in-flight requests finish, so every 202 already sent is
-//! in the WAL) → let the flusher catch up → stop it (whatever it had not confirmed is still in
+//! Shutdown order: stop accepting HTTP and OTLP (in-flight requests finish, so every 202 already
+//! sent is in the WAL) → let the flusher catch up → stop it (whatever it had not confirmed is still in
 //! the WAL and is replayed at the next start) → close the WAL. `shutdown_deadline` bounds the
 //! HTTP drain and the flusher's catch-up together: at the deadline, connections still open are
 //! closed (their requests get no answer, and nothing is acknowledged that is not in the WAL)
@@ -12,6 +12,7 @@
 //! after the same orderly stop, so the process exits non-zero instead of running deaf.
 
 pub mod http;
+mod otlp;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -19,14 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinError;
 use tokio::time::Instant;
 
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{Described, MigrateError, SettingsRequest};
-use crate::model::Settings;
+use crate::model::{Settings, TimestampMs};
 use crate::promql::source::queries::QueriesSource;
 use crate::promql::{Engine, EngineConfig};
 use crate::query::{Queries, QueryLimits};
@@ -36,6 +37,8 @@ use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalConfig, WalError};
 pub use http::HttpLimits;
+pub use otlp::OtlpListen;
+use otlp::OtlpListeners;
 
 /// How often the store is pinged for readiness.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -62,6 +65,8 @@ pub struct ServeConfig {
     /// Requested deployment settings: recorded when the embedded store is created, otherwise
     /// checked against the recorded ones.
     pub settings: SettingsRequest,
+    /// The OTLP receivers' addresses (each off when `None`).
+    pub otlp: OtlpListen,
 }
 
 impl ServeConfig {
@@ -81,6 +86,7 @@ impl ServeConfig {
             query: QueryLimits::default(),
             promql: EngineConfig::default(),
             settings: SettingsRequest::default(),
+            otlp: OtlpListen::default(),
         }
     }
 }
@@ -120,6 +126,20 @@ pub enum ServeError {
     /// The HTTP server panicked.
     #[error("HTTP server panicked: {0}")]
     HttpPanicked(String),
+    /// An OTLP receiver's address cannot be listened on.
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Which receiver.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OTLP/gRPC server failed.
+    #[error("OTLP/gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
     /// A settings flag is invalid or disagrees with the store's recorded settings.
     #[error("{0}")]
     Settings(String),
@@ -131,6 +151,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Bound first, so a taken port stops `serve` before anything opens.
+    let otlp = OtlpListeners::bind(config.otlp, TimestampMs::now()).await?;
     let wal = Wal::open(config.wal.clone())?;
     let wal_dir = config.wal.dir.display();
     match &config.store {
@@ -149,7 +171,7 @@ pub async fn run(
             tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir,
                 settings = %Described(store.settings()),
                 "store opened (no --cql-nodes: using the embedded store)");
-            serve_with(store, wal, &config, listener, shutdown).await
+            serve_with(store, wal, &config, listener, otlp, shutdown).await
         }
         StoreTarget::Cql { nodes, keyspace } => {
             let store = Arc::new(CqlStore::open(nodes, keyspace).await?);
@@ -161,7 +183,7 @@ pub async fn run(
             )?;
             tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
                 settings = %Described(store.settings()), wal = %wal_dir, "store opened");
-            serve_with(store, wal, &config, listener, shutdown).await
+            serve_with(store, wal, &config, listener, otlp, shutdown).await
         }
     }
 }
@@ -191,6 +213,7 @@ async fn serve_with<S: Store>(
     wal: Wal,
     config: &ServeConfig,
     listener: TcpListener,
+    otlp: OtlpListeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
@@ -215,6 +238,8 @@ async fn serve_with<S: Store>(
         },
         metrics.clone(),
     );
+    let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
+    let otlp_tasks = otlp.spawn(&acceptor, &metrics, config.http, &stop_rx)?;
     let queries = Queries::new(store.clone(), config.query);
     let state = AppState {
         acceptor,
@@ -228,9 +253,7 @@ async fn serve_with<S: Store>(
         promql: Engine::new(QueriesSource::new(queries), config.promql),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let (stop_tx, stop_rx) = oneshot::channel::<Instant>();
-    // A dropped sender (an early return) stops the listener with no drain.
-    let stop = async move { stop_rx.await.unwrap_or_else(|_| Instant::now()) };
+    let stop = stopped(stop_rx);
     let mut http_task = tokio::spawn(http::serve(listener, api::router(state), config.http, stop));
     // The shutdown signal, the flusher failing and the HTTP listener ending each stop the rest.
     tokio::pin!(shutdown);
@@ -251,16 +274,31 @@ async fn serve_with<S: Store>(
             (outcome, None)
         }
         Ended::Flusher(outcome) => {
-            let _ = stop_tx.send(deadline);
+            stop_tx.send_replace(Some(deadline));
             (http_outcome(http_task.await), Some(outcome))
         }
         Ended::Signal => {
-            let _ = stop_tx.send(deadline);
+            stop_tx.send_replace(Some(deadline));
             (http_outcome(http_task.await), None)
         }
     };
     if let Err(error) = &http_outcome {
         tracing::error!(%error, "the HTTP server failed; stopping");
+    }
+    // An HTTP listener that ended by itself did not set the deadline: stop the others now.
+    stop_tx.send_if_modified(|stop| {
+        let unset = stop.is_none();
+        if unset {
+            *stop = Some(deadline);
+        }
+        unset
+    });
+    for task in otlp_tasks {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "an OTLP receiver stopped with an error"),
+            Err(error) => tracing::error!(%error, "an OTLP receiver failed"),
+        }
     }
     pinger.abort();
     if let Some(outcome) = flusher_failed {
@@ -286,6 +324,15 @@ async fn serve_with<S: Store>(
     }
     tracing::info!("stopped");
     http_outcome
+}
+
+/// The drain deadline, once `stop` holds it; a dropped sender (an early return) means "now,
+/// with no drain". Every listener stops on it.
+async fn stopped(mut stop: watch::Receiver<Option<Instant>>) -> Instant {
+    match stop.wait_for(Option::is_some).await {
+        Ok(deadline) => deadline.unwrap_or_else(Instant::now),
+        Err(_) => Instant::now(),
+    }
 }
 
 /// What started the shutdown.

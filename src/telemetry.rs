@@ -43,6 +43,10 @@ pub struct Metrics {
     pub wal_backlog_bytes: Gauge,
     /// WAL reads and confirms the flusher retried after a transient error.
     pub wal_retries: Counter,
+    /// OTLP export requests by transport (`http`, `grpc`) and answer.
+    pub otlp_requests: Family<[(&'static str, &'static str); 2], Counter>,
+    /// OTLP data points rejected (partial success), by metric name.
+    pub otlp_rejected_points: Family<[(&'static str, String); 1], Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -74,6 +78,8 @@ impl Metrics {
             wal_segments: Gauge::default(),
             wal_backlog_bytes: Gauge::default(),
             wal_retries: Counter::default(),
+            otlp_requests: Family::default(),
+            otlp_rejected_points: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -135,6 +141,16 @@ impl Metrics {
             "wal_retries",
             "WAL reads and confirms retried by the flusher after a transient error",
             metrics.wal_retries.clone(),
+        );
+        registry.register(
+            "otlp_requests",
+            "OTLP export requests by transport and answer",
+            metrics.otlp_requests.clone(),
+        );
+        registry.register(
+            "otlp_rejected_points",
+            "OTLP data points rejected (partial success) by metric name",
+            metrics.otlp_rejected_points.clone(),
         );
         Self {
             registry,

@@ -15,7 +15,7 @@ use super::{at_least, FlagError};
 use crate::ingest::{AcceptLimits, FlusherConfig};
 use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
-use crate::server::{HttpLimits, ServeConfig, StoreTarget};
+use crate::server::{HttpLimits, OtlpListen, ServeConfig, StoreTarget};
 use crate::wal::{WalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES};
 
 /// Default `--listen`: loopback only, so a first start exposes nothing.
@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// Limits and lookback of the Prometheus query API.
     #[command(flatten)]
     pub promql: PromqlArgs,
+    /// OTLP/HTTP metrics receiver address (`POST /v1/metrics`; conventionally
+    /// 127.0.0.1:4318); off when unset.
+    #[arg(long, env = "TIMEBUCKET_OTLP_HTTP_LISTEN")]
+    pub otlp_http_listen: Option<SocketAddr>,
+    /// OTLP/gRPC metrics receiver address (conventionally 127.0.0.1:4317); off when unset.
+    #[arg(long, env = "TIMEBUCKET_OTLP_GRPC_LISTEN")]
+    pub otlp_grpc_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -121,6 +128,10 @@ impl ServeArgs {
             http,
             query: self.query.limits()?,
             promql: self.promql.config()?,
+            otlp: OtlpListen {
+                http: self.otlp_http_listen,
+                grpc: self.otlp_grpc_listen,
+            },
             settings: self.settings.request()?,
         })
     }

@@ -16,6 +16,12 @@
 //!
 //! Memory is bounded: at `capacity` streams, the one seen longest ago is forgotten (its next point
 //! is then a first point again); [`Tracker::forget_idle`] drops streams that stopped reporting.
+//! With [`FirstPoint::CountIfStartedAfter`], forgetting a stream moves that instant past the
+//! stream's last point, so a forgotten stream's next point is primed, never counted whole again.
+//!
+//! A caller that could not keep what a point counted (its store refused it) hands the
+//! [`Undo`] of [`Tracker::observe_undoable`] back to [`Tracker::undo`]: the stream is as before,
+//! so a resend of the point counts it again instead of being stale.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -111,6 +117,18 @@ impl<K: Hash + Eq + Clone, V: Cumulative> Tracker<K, V> {
         total: V,
         at: TimestampMs,
     ) -> Delta<V> {
+        self.observe_undoable(key, start, total, at).0
+    }
+
+    /// [`Tracker::observe`], and what it replaced (`None` when it changed nothing: a stale
+    /// point), to give to [`Tracker::undo`] if what was counted cannot be kept.
+    pub fn observe_undoable(
+        &mut self,
+        key: &K,
+        start: Option<TimestampMs>,
+        total: V,
+        at: TimestampMs,
+    ) -> (Delta<V>, Option<Undo<K, V>>) {
         let Some(stream) = self.streams.get_mut(key) else {
             let outcome = match (self.first, start) {
                 (FirstPoint::CountIfStartedAfter(since), Some(start)) if start >= since => {
@@ -119,24 +137,61 @@ impl<K: Hash + Eq + Clone, V: Cumulative> Tracker<K, V> {
                 _ => Delta::Primed,
             };
             self.insert(key.clone(), Stream { start, total, at });
-            return outcome;
+            let undo = Undo {
+                key: key.clone(),
+                replaced: None,
+                at,
+            };
+            return (outcome, Some(undo));
         };
         if at <= stream.at {
-            return Delta::Stale;
+            return (Delta::Stale, None);
         }
         let restarted = matches!((stream.start, start), (Some(old), Some(new)) if new > old);
         let outcome = match total.since(&stream.total) {
             Some(increase) if !restarted => Delta::Increase(increase),
             _ => Delta::Reset(total.clone()),
         };
-        *stream = Stream { start, total, at };
-        outcome
+        let replaced = std::mem::replace(stream, Stream { start, total, at });
+        let undo = Undo {
+            key: key.clone(),
+            replaced: Some(replaced),
+            at,
+        };
+        (outcome, Some(undo))
+    }
+
+    /// Puts a stream back as it was before the observation `undo` came from, unless a later
+    /// point has moved it on since (then that point's delta already covers this one's). Undo
+    /// the observations of one batch in reverse order.
+    pub fn undo(&mut self, undo: Undo<K, V>) {
+        if self.streams.get(&undo.key).is_none_or(|s| s.at != undo.at) {
+            return;
+        }
+        match undo.replaced {
+            Some(previous) => {
+                self.streams.insert(undo.key, previous);
+            }
+            None => {
+                self.streams.remove(&undo.key);
+            }
+        }
     }
 
     /// Forgets streams whose last point is older than `cutoff`; returns how many.
     pub fn forget_idle(&mut self, cutoff: TimestampMs) -> usize {
         let before = self.streams.len();
-        self.streams.retain(|_, s| s.at >= cutoff);
+        let mut latest_forgotten = None;
+        self.streams.retain(|_, s| {
+            let keep = s.at >= cutoff;
+            if !keep {
+                latest_forgotten = latest_forgotten.max(Some(s.at));
+            }
+            keep
+        });
+        if let Some(at) = latest_forgotten {
+            self.forgot(at);
+        }
         before - self.streams.len()
     }
 
@@ -148,11 +203,30 @@ impl<K: Hash + Eq + Clone, V: Cumulative> Tracker<K, V> {
                 .min_by_key(|(_, s)| s.at)
                 .map(|(k, _)| k.clone());
             if let Some(oldest) = oldest {
-                self.streams.remove(&oldest);
+                if let Some(gone) = self.streams.remove(&oldest) {
+                    self.forgot(gone.at);
+                }
             }
         }
         self.streams.insert(key, stream);
     }
+
+    /// A stream whose last point was at `at` was forgotten: its start is at or before `at`, so
+    /// moving the count-whole instant past `at` makes its next point a first point that primes.
+    fn forgot(&mut self, at: TimestampMs) {
+        if let FirstPoint::CountIfStartedAfter(since) = self.first {
+            let past = TimestampMs::from_millis(at.millis().saturating_add(1));
+            self.first = FirstPoint::CountIfStartedAfter(since.max(past));
+        }
+    }
+}
+
+/// What one observation replaced; see [`Tracker::undo`].
+#[derive(Debug)]
+pub struct Undo<K, V> {
+    key: K,
+    replaced: Option<Stream<V>>,
+    at: TimestampMs,
 }
 
 #[cfg(test)]
@@ -227,6 +301,45 @@ mod tests {
             "c (seen at 3) is idle; b was evicted for a"
         );
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_forgotten_stream_that_started_after_us_is_never_counted_whole_again() {
+        let us = at(1_000);
+        let mut t = Tracker::new(1, FirstPoint::CountIfStartedAfter(us));
+        let started = Some(at(1_500));
+        assert_eq!(t.observe(&"a", started, 4.0, at(2_000)), Delta::Reset(4.0));
+        // "b" evicts "a" (capacity 1); "b" started after us too, so it counts whole.
+        assert_eq!(
+            t.observe(&"b", Some(at(1_600)), 1.0, at(2_100)),
+            Delta::Reset(1.0)
+        );
+        // "a" comes back: its 4 were counted before it was forgotten.
+        assert_eq!(t.observe(&"a", started, 6.0, at(3_000)), Delta::Primed);
+        assert_eq!(
+            t.observe(&"a", started, 7.0, at(4_000)),
+            Delta::Increase(1.0)
+        );
+        t.forget_idle(at(5_000));
+        assert_eq!(t.observe(&"a", started, 9.0, at(6_000)), Delta::Primed);
+    }
+
+    #[test]
+    fn an_undone_observation_is_counted_again_when_resent() {
+        let mut t = Tracker::new(10, FirstPoint::Prime);
+        t.observe(&1, None, 10.0, at(10));
+        let (delta, undo) = t.observe_undoable(&1, None, 25.0, at(20));
+        assert_eq!(delta, Delta::Increase(15.0));
+        t.undo(undo.unwrap());
+        assert_eq!(t.observe(&1, None, 25.0, at(20)), Delta::Increase(15.0));
+        // A first point undone is forgotten; a later point moved on is left alone.
+        let (_, first) = t.observe_undoable(&2, None, 1.0, at(10));
+        t.undo(first.unwrap());
+        assert!(t.observe(&2, None, 1.0, at(10)) == Delta::Primed);
+        let (_, stale_undo) = t.observe_undoable(&1, None, 30.0, at(30));
+        t.observe(&1, None, 32.0, at(40));
+        t.undo(stale_undo.unwrap());
+        assert_eq!(t.observe(&1, None, 33.0, at(50)), Delta::Increase(1.0));
     }
 
     #[test]

@@ -24,10 +24,12 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -91,8 +93,8 @@ pub async fn serve(
             }
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => match classify(&error) {
                 AcceptFailure::Connection => continue,
                 AcceptFailure::Exhausted => {
@@ -123,6 +125,7 @@ pub async fn serve(
         let connection = Open::register(&open);
         tasks.spawn(serve_connection(
             stream,
+            peer,
             router.clone(),
             limits,
             connection,
@@ -177,6 +180,7 @@ fn classify(error: &std::io::Error) -> AcceptFailure {
 /// Serves one connection until it ends, or until it is told to close.
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: HttpLimits,
     connection: Registered,
@@ -184,7 +188,10 @@ async fn serve_connection(
 ) {
     let activity = connection.activity.clone();
     let api = TowerToHyperService::new(router);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        // What axum's `ConnectInfo<SocketAddr>` extractor reads (the OTLP receiver's fallback
+        // instance name is the peer address).
+        request.extensions_mut().insert(ConnectInfo(peer));
         let guard = Activity::enter(&activity);
         let answer = hyper::service::Service::call(&api, request);
         async move {

@@ -14,6 +14,7 @@ mod fixtures;
 mod full_disk;
 mod ingest;
 mod migrate;
+mod otlp;
 mod promql;
 mod proxy;
 mod query;
