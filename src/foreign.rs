@@ -4,10 +4,13 @@
 //! - [`histogram`]: a histogram of request durations (OTLP explicit or exponential buckets, a
 //!   Prometheus `_bucket{le}` family) → API readings that keep its distribution and its sum;
 //! - [`cumulative`]: cumulative counters and histograms (OTLP cumulative temporality, every
-//!   Prometheus counter) → deltas per stream, with resets detected.
+//!   Prometheus counter) → deltas per stream, with resets detected;
+//! - [`exposition`]: the Prometheus text and OpenMetrics formats a scrape reads → API and host
+//!   readings.
 //!
 //! Invariant: a conversion only produces values of the model's validated types; what cannot be
 //! represented is reported to the caller (counted, named), never silently dropped.
 
 pub mod cumulative;
+pub mod exposition;
 pub mod histogram;
