@@ -7,6 +7,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod query;
+pub mod scrape;
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ use tokio::sync::watch;
 
 use crate::ingest::Acceptor;
 use crate::query::Queries;
+use crate::reload::ReloadHub;
+use crate::scrape::Scraper;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::wal::Wal;
@@ -41,6 +44,10 @@ pub struct AppState<S> {
     pub health: Health,
     /// Answers the query endpoints from the store.
     pub queries: Queries<S>,
+    /// The scraper, when `--scrape-config` is given.
+    pub scraper: Option<Scraper>,
+    /// What `POST /-/reload` triggers.
+    pub reload: ReloadHub,
 }
 
 impl<S> Clone for AppState<S> {
@@ -51,6 +58,8 @@ impl<S> Clone for AppState<S> {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
             queries: self.queries.clone(),
+            scraper: self.scraper.clone(),
+            reload: self.reload.clone(),
         }
     }
 }
@@ -64,6 +73,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/latest", get(query::latest::<S>))
         .route("/v1/stats", get(query::stats::<S>))
         .route("/v1/stats/host", get(query::host_stats::<S>))
+        .route("/v1/targets", get(scrape::targets::<S>))
+        .route("/-/reload", post(scrape::reload::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(health::metrics::<S>))

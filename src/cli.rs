@@ -101,6 +101,15 @@ pub struct ServeArgs {
     /// Limits of the query endpoints.
     #[command(flatten)]
     pub query: crate::query::QueryLimitArgs,
+    /// A Prometheus-style scrape config (YAML `scrape_configs`): endpoints to pull readings from.
+    #[arg(long, env = "TIMEBUCKET_SCRAPE_CONFIG")]
+    pub scrape_config: Option<PathBuf>,
+    /// This replica's index (0-based) among --replica-count replicas sharing the scrape targets.
+    #[arg(long, env = "TIMEBUCKET_REPLICA_INDEX", default_value_t = 0)]
+    pub replica_index: u32,
+    /// How many replicas share the scrape targets; each target is scraped by exactly one.
+    #[arg(long, env = "TIMEBUCKET_REPLICA_COUNT", default_value_t = 1)]
+    pub replica_count: u32,
 }
 
 /// `timebucket migrate ...`

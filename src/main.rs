@@ -9,6 +9,7 @@ use clap::Parser;
 use timebucket::cli::{Cli, Command, LogFormat, MigrateAction, MigrateArgs, ServeArgs};
 use timebucket::ingest::FlusherConfig;
 use timebucket::migrate::{self, MigrationState, UpOptions};
+use timebucket::scrape::{Replica, ScrapeSettings};
 use timebucket::server::{self, AcceptLimits, ServeConfig};
 use timebucket::store::cql;
 
@@ -92,6 +93,11 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         shutdown_deadline: args.shutdown_deadline,
         query: args.query.limits().map_err(anyhow::Error::msg)?,
+        scrape: ScrapeSettings {
+            config_file: args.scrape_config,
+            replica: Replica::new(args.replica_index, args.replica_count)
+                .map_err(anyhow::Error::msg)?,
+        },
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

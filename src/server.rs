@@ -1,9 +1,10 @@
 //! `timebucket serve`: wires the WAL, the store, the flusher and the HTTP API together, and
 //! shuts them down in the order that loses nothing.
 //!
-//! Shutdown order: stop accepting HTTP (in-flight requests finish, so every 202 already sent is
-//! in the WAL) → let the flusher catch up for at most `shutdown_deadline` → stop it (whatever it
-//! had not confirmed is still in the WAL and is replayed at the next start) → close the WAL.
+//! Shutdown order: stop scraping, stop accepting HTTP (in-flight requests finish, so every 202
+//! already sent is in the WAL) → let the flusher catch up for at most `shutdown_deadline` →
+//! stop it (whatever it had not confirmed is still in the WAL and is replayed at the next
+//! start) → close the WAL.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{MigrateError, SettingsRequest};
 use crate::model::Settings;
 use crate::query::{Queries, QueryLimits};
+use crate::reload::ReloadHub;
+use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
@@ -51,6 +54,8 @@ pub struct ServeConfig {
     /// Requested deployment settings: recorded when the embedded store is created, otherwise
     /// checked against the recorded ones.
     pub settings: SettingsRequest,
+    /// Scraping: the scrape config file (none: no scraping) and this replica's share.
+    pub scrape: ScrapeSettings,
 }
 
 /// The ingest limits that do not depend on the store's settings.
@@ -82,6 +87,9 @@ pub enum ServeError {
     /// A settings flag is invalid or disagrees with the store's recorded settings.
     #[error("{0}")]
     Settings(String),
+    /// The scrape config cannot be used.
+    #[error(transparent)]
+    Scrape(#[from] ConfigError),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -90,6 +98,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // A bad scrape config stops the start before anything is opened.
+    if let Some(path) = &config.scrape.config_file {
+        crate::scrape::config::load(path)?;
+    }
     // A record must fit in an empty segment (16-byte header + 8-byte frame header).
     let max_record_bytes = config
         .wal_segment_bytes
@@ -183,6 +195,15 @@ async fn serve_with<S: Store>(
         },
         metrics.clone(),
     );
+    let reload = ReloadHub::new();
+    let scraper = Scraper::start(&config.scrape, acceptor.clone(), metrics.clone()).await?;
+    if let Some(scraper) = scraper.clone() {
+        reload.subscribe("scrape", move || {
+            let scraper = scraper.clone();
+            async move { Ok(scraper.reload().await?) }
+        });
+    }
+    let hangups = reload.reload_on_sighup();
     let state = AppState {
         acceptor,
         wal: wal.clone(),
@@ -192,6 +213,8 @@ async fn serve_with<S: Store>(
             flush_ok,
         },
         queries: Queries::new(store.clone(), config.query),
+        scraper: scraper.clone(),
+        reload,
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -206,6 +229,10 @@ async fn serve_with<S: Store>(
         outcome = &mut flusher_task => Some(outcome),
     };
     tracing::info!("shutting down: no new requests");
+    hangups.abort();
+    if let Some(scraper) = &scraper {
+        scraper.stop().await;
+    }
     let _ = stop_tx.send(true);
     let http_outcome = http_task.await.expect("HTTP task panicked");
     pinger.abort();

@@ -46,7 +46,7 @@ pub struct Origin {
 }
 
 /// How a job's expositions are read.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct MappingOptions {
     /// Which labels carry method, path and code.
     pub api: ApiLabels,

@@ -125,6 +125,7 @@ pub fn serve_config(
         shutdown_deadline: Duration::from_secs(10),
         query: Default::default(),
         settings: SettingsRequest::default(),
+        scrape: Default::default(),
     }
 }
 

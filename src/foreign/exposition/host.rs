@@ -142,9 +142,7 @@ impl HostState {
             used[i] = true;
         }
         gauges.mem_total_bytes = mem_total;
-        gauges.mem_used_bytes = mem_total
-            .zip(mem_available)
-            .map(|(t, a)| (t - a).max(0));
+        gauges.mem_used_bytes = mem_total.zip(mem_available).map(|(t, a)| (t - a).max(0));
         gauges.disk_total_bytes = fs_size;
         gauges.disk_used_bytes = fs_size.zip(fs_avail).map(|(s, a)| (s - a).max(0));
         gauges.cpu_percent = self.node_cpu_percent(node_cpu, cpus.len(), at);

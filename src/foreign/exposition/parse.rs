@@ -181,8 +181,7 @@ pub fn parse(text: &str, dialect: Dialect) -> Result<Exposition<'_>, ParseError>
             }
             continue;
         }
-        out.samples
-            .push(sample(trimmed, dialect).map_err(fail)?);
+        out.samples.push(sample(trimmed, dialect).map_err(fail)?);
     }
     Ok(out)
 }
@@ -243,7 +242,10 @@ fn label_set<'a>(
             return Err("expected a label name");
         }
         rest = skip_blanks(&rest[end..]);
-        rest = skip_blanks(rest.strip_prefix('=').ok_or("expected '=' after a label name")?);
+        rest = skip_blanks(
+            rest.strip_prefix('=')
+                .ok_or("expected '=' after a label name")?,
+        );
         rest = rest
             .strip_prefix('"')
             .ok_or("expected a quoted label value")?;

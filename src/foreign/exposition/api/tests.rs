@@ -19,13 +19,14 @@ fn options() -> MappingOptions {
 
 /// Scrapes `text` at `at` seconds; the API readings as `(method, path, code, count, ms)` and
 /// the unmapped sample count.
-fn scrape(
-    c: &mut Converter,
-    text: &str,
-    at: i64,
-) -> (Vec<(String, String, u16, u32, f64)>, usize) {
+fn scrape(c: &mut Converter, text: &str, at: i64) -> (Vec<(String, String, u16, u32, f64)>, usize) {
     let e = parse(text, Dialect::Prometheus).unwrap();
-    let out = c.convert(&e, TimestampMs::from_millis(at * 1000), &origin(), &options());
+    let out = c.convert(
+        &e,
+        TimestampMs::from_millis(at * 1000),
+        &origin(),
+        &options(),
+    );
     let api = out
         .readings
         .iter()
@@ -112,10 +113,14 @@ fn summaries_give_count_and_mean_and_counters_give_counts() {
     let (readings, _) = scrape(&mut c, &summary(14, 1.2), 2);
     assert_eq!(readings.len(), 1);
     let (method, path, code, count, ms) = readings[0].clone();
-    assert_eq!((method.as_str(), path.as_str(), code, count), ("POST", "/pay", 503, 4));
+    assert_eq!(
+        (method.as_str(), path.as_str(), code, count),
+        ("POST", "/pay", 503, 4)
+    );
     assert!((ms - 50.0).abs() < 1e-9, "mean of 200 ms over 4: {ms}");
 
-    let counter = |n: u32| format!("http_requests_total{{method=\"get\",path=\"/a\",code=\"404\"}} {n}\n");
+    let counter =
+        |n: u32| format!("http_requests_total{{method=\"get\",path=\"/a\",code=\"404\"}} {n}\n");
     let mut c = Converter::new(100);
     scrape(&mut c, &counter(7), 1);
     let (readings, _) = scrape(&mut c, &counter(9), 2);
@@ -140,14 +145,18 @@ fn label_names_are_configurable() {
     let mut c = Converter::new(100);
     let mut opts = options();
     opts.api.path = vec!["endpoint".to_owned()];
-    let text = |n: u32| format!("http_requests_total{{method=\"GET\",endpoint=\"/x\",code=\"200\"}} {n}\n");
+    let text = |n: u32| {
+        format!("http_requests_total{{method=\"GET\",endpoint=\"/x\",code=\"200\"}} {n}\n")
+    };
     for (at, n) in [(1, 1), (2, 3)] {
         let body = text(n);
         let e = parse(&body, Dialect::Prometheus).unwrap();
         let out = c.convert(&e, TimestampMs::from_millis(at * 1000), &origin(), &opts);
         assert_eq!(out.unmapped, 0);
         if at == 2 {
-            assert!(matches!(&out.readings[0], Reading::Api(a) if a.count == 2 && a.path.as_str() == "/x"));
+            assert!(
+                matches!(&out.readings[0], Reading::Api(a) if a.count == 2 && a.path.as_str() == "/x")
+            );
         }
     }
 }
@@ -179,9 +188,18 @@ fn node_exporter_and_process_metrics_make_the_host_reading() {
     let (first, unmapped) = host(&mut c, &text(10.0, 10.0, 1.0), 1_000);
     assert_eq!(unmapped, 1, "only the /boot size is unused");
     assert_eq!(first.available, Some(true));
-    assert_eq!(first.cpu_percent, None, "the first scrape primes the CPU totals");
-    assert_eq!((first.mem_total_bytes, first.mem_used_bytes), (Some(1000), Some(600)));
-    assert_eq!((first.disk_total_bytes, first.disk_used_bytes), (Some(500), Some(400)));
+    assert_eq!(
+        first.cpu_percent, None,
+        "the first scrape primes the CPU totals"
+    );
+    assert_eq!(
+        (first.mem_total_bytes, first.mem_used_bytes),
+        (Some(1000), Some(600))
+    );
+    assert_eq!(
+        (first.disk_total_bytes, first.disk_used_bytes),
+        (Some(500), Some(400))
+    );
     assert_eq!(first.heap_bytes, Some(4096));
     // Each CPU was busy 3 s of 4: 75% each, 150% in all.
     let (second, _) = host(&mut c, &text(11.0, 13.0, 2.0), 3_000);

@@ -73,7 +73,10 @@ fn openmetrics_counters_exemplars_timestamps_and_eof() {
     assert_eq!(e.samples[2].value, 1.0, "the exemplar is not the value");
     assert_eq!(e.samples[3].timestamp_ms, Some(1_700_000_000_500));
     assert_eq!(
-        parse("a 1 1700000000000\n", Dialect::Prometheus).unwrap().samples[0].timestamp_ms,
+        parse("a 1 1700000000000\n", Dialect::Prometheus)
+            .unwrap()
+            .samples[0]
+            .timestamp_ms,
         Some(1_700_000_000_000)
     );
 }
@@ -100,7 +103,11 @@ fn escapes_are_undone_and_unescaped_values_are_borrowed() {
 #[test]
 fn malformed_lines_fail_with_their_line_number() {
     let cases = [
-        ("ok 1\nfoo{a=\"1\" 3\n", 2, "expected ',' or '}' after a label"),
+        (
+            "ok 1\nfoo{a=\"1\" 3\n",
+            2,
+            "expected ',' or '}' after a label",
+        ),
         ("foo{a=1} 3", 1, "expected a quoted label value"),
         ("foo{a=\"1} 3", 1, "unterminated label value"),
         ("foo", 1, "expected a value"),
@@ -108,7 +115,11 @@ fn malformed_lines_fail_with_their_line_number() {
         ("foo 1 2 3", 1, "unexpected text after the timestamp"),
         ("foo 1 soon", 1, "the timestamp is not a number"),
         ("\u{1}\u{2} garbage", 1, "expected a metric name"),
-        ("<html><body>502 Bad Gateway</body></html>", 1, "expected a metric name"),
+        (
+            "<html><body>502 Bad Gateway</body></html>",
+            1,
+            "expected a metric name",
+        ),
         ("foo-bar 1", 1, "expected a blank after the metric name"),
         ("# TYPE", 1, "malformed # TYPE line"),
         ("{} 1", 1, "expected a metric name"),
