@@ -46,7 +46,7 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Push this host's CPU, memory, disk and heartbeat (and a process's memory) to a collector.
     Agent(crate::agent::AgentArgs),
-    /// Ask a running service: readings, series, latest, stats, host-stats.
+    /// Ask a running service: readings, series, latest, stats, host-stats, targets.
     Query(crate::query::cli::QueryArgs),
 }
 

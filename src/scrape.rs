@@ -69,13 +69,16 @@ struct State {
     dropped: Vec<DroppedTarget>,
 }
 
+/// The statuses of the active targets (in job, URL order) and the targets of other replicas.
+type Table = (Vec<Arc<Mutex<TargetInfo>>>, Vec<DroppedTarget>);
+
 struct Inner {
     config_file: PathBuf,
     replica: Replica,
     shared: target::Shared,
     state: tokio::sync::Mutex<State>,
     /// What `/v1/targets` shows, replaced whole at each change.
-    table: Mutex<(Vec<Arc<Mutex<TargetInfo>>>, Vec<DroppedTarget>)>,
+    table: Mutex<Table>,
     watcher: Mutex<Option<JoinHandle<()>>>,
 }
 

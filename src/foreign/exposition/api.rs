@@ -84,7 +84,7 @@ pub struct Totals {
 
 impl Cumulative for Totals {
     fn since(&self, earlier: &Self) -> Option<Self> {
-        (self.count >= earlier.count && self.sum_ms >= earlier.sum_ms).then(|| Totals {
+        (self.count >= earlier.count && self.sum_ms >= earlier.sum_ms).then_some(Totals {
             count: self.count - earlier.count,
             sum_ms: self.sum_ms - earlier.sum_ms,
         })

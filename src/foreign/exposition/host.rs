@@ -43,7 +43,7 @@ struct CpuTimes {
 
 impl Cumulative for CpuTimes {
     fn since(&self, earlier: &Self) -> Option<Self> {
-        (self.busy >= earlier.busy && self.all >= earlier.all).then(|| CpuTimes {
+        (self.busy >= earlier.busy && self.all >= earlier.all).then_some(CpuTimes {
             busy: self.busy - earlier.busy,
             all: self.all - earlier.all,
         })
@@ -59,7 +59,7 @@ struct Timed {
 
 impl Cumulative for Timed {
     fn since(&self, earlier: &Self) -> Option<Self> {
-        (self.seconds >= earlier.seconds).then(|| Timed {
+        (self.seconds >= earlier.seconds).then_some(Timed {
             seconds: self.seconds - earlier.seconds,
             at_ms: self.at_ms - earlier.at_ms,
         })

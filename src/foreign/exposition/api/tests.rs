@@ -19,7 +19,10 @@ fn options() -> MappingOptions {
 
 /// Scrapes `text` at `at` seconds; the API readings as `(method, path, code, count, ms)` and
 /// the unmapped sample count.
-fn scrape(c: &mut Converter, text: &str, at: i64) -> (Vec<(String, String, u16, u32, f64)>, usize) {
+/// An API reading as `(method, path, code, count, duration_ms)`.
+type Row = (String, String, u16, u32, f64);
+
+fn scrape(c: &mut Converter, text: &str, at: i64) -> (Vec<Row>, usize) {
     let e = parse(text, Dialect::Prometheus).unwrap();
     let out = c.convert(
         &e,
@@ -44,7 +47,7 @@ fn scrape(c: &mut Converter, text: &str, at: i64) -> (Vec<(String, String, u16, 
     (api, out.unmapped)
 }
 
-fn total(readings: &[(String, String, u16, u32, f64)]) -> u32 {
+fn total(readings: &[Row]) -> u32 {
     readings.iter().map(|r| r.3).sum()
 }
 
