@@ -108,7 +108,13 @@ impl Scraper {
         };
         let jobs = config::load(path)?;
         let client = reqwest::Client::builder()
-            .user_agent(concat!("timebucket/", env!("CARGO_PKG_VERSION")))
+            // Names the replica, so a target's owner can be seen from its side.
+            .user_agent(format!(
+                "timebucket/{} (replica {} of {})",
+                env!("CARGO_PKG_VERSION"),
+                settings.replica.index,
+                settings.replica.count
+            ))
             .build()
             .map_err(|e| ConfigError::Syntax {
                 path: path.clone(),

@@ -163,8 +163,13 @@ pub(super) async fn run(target: Target, shared: Shared, status: Arc<Mutex<Target
             s.scrapes_total += 1;
             s.failures_total += u64::from(error.is_some());
         }
-        let idle = i64::try_from((job.interval * IDLE_INTERVALS).as_millis()).unwrap_or(i64::MAX);
-        converter.forget_idle(TimestampMs::from_millis(at.millis().saturating_sub(idle)));
+        // Only a successful scrape shows which series a target stopped exposing; while it is
+        // unreachable its series are kept, so their totals continue when it comes back.
+        if error.is_none() {
+            let idle =
+                i64::try_from((job.interval * IDLE_INTERVALS).as_millis()).unwrap_or(i64::MAX);
+            converter.forget_idle(TimestampMs::from_millis(at.millis().saturating_sub(idle)));
+        }
     }
 }
 

@@ -11,5 +11,6 @@ mod ingest;
 mod migrate;
 mod proxy;
 mod query;
+mod scrape;
 mod settings;
 mod support;

@@ -13,9 +13,11 @@
 //! | `http_requests_total` | counter | count; duration 0 (the counter carries none) |
 //!
 //! Every value is a running total: a reading is the **delta** since the previous scrape of the
-//! same series (its full label set), through a [`Tracker`] that primes on a series' first
-//! scrape and treats a total that went down as a counter reset (everything since the reset is
-//! new). Histogram deltas become readings by [`DurationHistogram::to_readings`], the mapping
+//! same series (its full label set), through a [`Tracker`] that treats a total that went down
+//! as a counter reset (everything since the reset is new). The target's first scrape only
+//! primes its series (what they counted before is not known to be new); a series that appears
+//! in a later scrape did not exist at the previous one, so its whole total is counted (client
+//! libraries create a labelled series at its first request). Histogram deltas become readings by [`DurationHistogram::to_readings`], the mapping
 //! the OTLP receiver shares. Summary quantiles cannot be added across scrapes and are not used.
 
 use std::borrow::Cow;
@@ -110,6 +112,10 @@ pub struct ApiState {
     histograms: Tracker<String, DurationHistogram>,
     summaries: Tracker<String, Totals>,
     counters: Tracker<String, f64>,
+    /// How a series the trackers do not know is taken: primed at the target's first scrape
+    /// (its past is unknown), counted whole afterwards (it did not exist at the previous
+    /// scrape, so all of it is new).
+    first: FirstPoint,
 }
 
 impl ApiState {
@@ -119,6 +125,7 @@ impl ApiState {
             histograms: Tracker::new(max_series, FirstPoint::Prime),
             summaries: Tracker::new(max_series, FirstPoint::Prime),
             counters: Tracker::new(max_series, FirstPoint::Prime),
+            first: FirstPoint::Prime,
         }
     }
 
@@ -151,11 +158,12 @@ impl ApiState {
                 continue;
             }
             let mut readings = Vec::new();
+            let first = std::mem::replace(&mut self.first, FirstPoint::Count);
             for (key, series, group) in mapped {
                 let made = match shape {
-                    Shape::Histogram => self.histogram(&key, &series, &group, at),
-                    Shape::Summary => self.summary(&key, &series, &group, at),
-                    Shape::Counter => self.counter(&key, &series, &group, at),
+                    Shape::Histogram => self.histogram(&key, &series, &group, at, first),
+                    Shape::Summary => self.summary(&key, &series, &group, at, first),
+                    Shape::Counter => self.counter(&key, &series, &group, at, first),
                 };
                 if let Some(made) = made {
                     readings.extend(made);
@@ -166,6 +174,7 @@ impl ApiState {
             }
             return readings;
         }
+        self.first = FirstPoint::Count;
         Vec::new()
     }
 
@@ -175,6 +184,7 @@ impl ApiState {
         series: &ApiSeries,
         group: &Group,
         at: TimestampMs,
+        first: FirstPoint,
     ) -> Option<Vec<ApiReading>> {
         let mut buckets: Vec<(f64, f64)> = group
             .buckets
@@ -184,12 +194,14 @@ impl ApiState {
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         let sum_ms = group.sum.map(|s| s * MS_PER_UNIT);
         let total = DurationHistogram::cumulative_le(&buckets, sum_ms).ok()?;
-        Some(match self.histograms.observe(key, None, total, at) {
-            Delta::Increase(d) | Delta::Reset(d) if d.count() as f64 <= MAX_DELTA => {
-                d.to_readings(series, at)
-            }
-            _ => Vec::new(),
-        })
+        Some(
+            match self.histograms.observe_as(key, None, total, at, first) {
+                Delta::Increase(d) | Delta::Reset(d) if d.count() as f64 <= MAX_DELTA => {
+                    d.to_readings(series, at)
+                }
+                _ => Vec::new(),
+            },
+        )
     }
 
     fn summary(
@@ -198,6 +210,7 @@ impl ApiState {
         series: &ApiSeries,
         group: &Group,
         at: TimestampMs,
+        first: FirstPoint,
     ) -> Option<Vec<ApiReading>> {
         let (count, sum) = (group.count?, group.sum?);
         if !(count.is_finite() && sum.is_finite() && count >= 0.0 && sum >= 0.0) {
@@ -207,14 +220,16 @@ impl ApiState {
             count,
             sum_ms: sum * MS_PER_UNIT,
         };
-        Some(match self.summaries.observe(key, None, total, at) {
-            Delta::Increase(d) | Delta::Reset(d) => {
-                let count = d.count.round();
-                let mean = if count > 0.0 { d.sum_ms / count } else { 0.0 };
-                readings(series, count, mean, at)
-            }
-            Delta::Primed | Delta::Stale => Vec::new(),
-        })
+        Some(
+            match self.summaries.observe_as(key, None, total, at, first) {
+                Delta::Increase(d) | Delta::Reset(d) => {
+                    let count = d.count.round();
+                    let mean = if count > 0.0 { d.sum_ms / count } else { 0.0 };
+                    readings(series, count, mean, at)
+                }
+                Delta::Primed | Delta::Stale => Vec::new(),
+            },
+        )
     }
 
     fn counter(
@@ -223,12 +238,15 @@ impl ApiState {
         series: &ApiSeries,
         group: &Group,
         at: TimestampMs,
+        first: FirstPoint,
     ) -> Option<Vec<ApiReading>> {
         let total = group.count.filter(|c| c.is_finite() && *c >= 0.0)?;
-        Some(match self.counters.observe(key, None, total, at) {
-            Delta::Increase(d) | Delta::Reset(d) => readings(series, d.round(), 0.0, at),
-            Delta::Primed | Delta::Stale => Vec::new(),
-        })
+        Some(
+            match self.counters.observe_as(key, None, total, at, first) {
+                Delta::Increase(d) | Delta::Reset(d) => readings(series, d.round(), 0.0, at),
+                Delta::Primed | Delta::Stale => Vec::new(),
+            },
+        )
     }
 }
 

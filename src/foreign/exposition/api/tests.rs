@@ -87,6 +87,24 @@ fn histogram_deltas_are_exact_across_scrapes_and_a_counter_reset() {
 }
 
 #[test]
+fn a_series_that_appears_after_the_first_scrape_is_counted_whole() {
+    let counter = |lines: &[(&str, u32)]| {
+        lines
+            .iter()
+            .map(|(path, n)| {
+                format!("http_requests_total{{method=\"GET\",path=\"{path}\",code=\"200\"}} {n}\n")
+            })
+            .collect::<String>()
+    };
+    let mut c = Converter::new(100);
+    let (first, _) = scrape(&mut c, &counter(&[("/old", 50)]), 1);
+    assert!(first.is_empty(), "what /old counted before is history");
+    let (second, _) = scrape(&mut c, &counter(&[("/old", 51), ("/new", 3)]), 2);
+    let by_path: Vec<(String, u32)> = second.iter().map(|r| (r.1.clone(), r.3)).collect();
+    assert_eq!(by_path, [("/new".to_owned(), 3), ("/old".to_owned(), 1)]);
+}
+
+#[test]
 fn a_histogram_outranks_the_counter_of_the_same_requests() {
     let both = |n: u32| {
         format!(
