@@ -194,3 +194,69 @@ fn read_groups(path: &Path) -> Result<Vec<TargetGroup>, String> {
         _ => Err("a target file must end in .json, .yml or .yaml".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scrape::config;
+
+    fn addresses(d: &Discovery) -> Vec<(String, String, String)> {
+        d.targets()
+            .into_iter()
+            .map(|t| {
+                (
+                    t.url,
+                    t.origin.service.to_string(),
+                    t.origin.instance.to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn target_files_are_read_followed_and_kept_when_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['s:1']\n        labels: {instance: pod-s}\n    file_sd_configs:\n      - files: ['sd/*.json', 'sd/extra.yml']\n";
+        let jobs = config::parse(yaml, &dir.path().join("scrape.yml")).unwrap();
+        std::fs::create_dir(dir.path().join("sd")).unwrap();
+        let file = dir.path().join("sd/a.json");
+        std::fs::write(
+            &file,
+            r#"[{"targets": ["a:1", "s:1"], "labels": {"service": "other"}}]"#,
+        )
+        .unwrap();
+        let mut d = Discovery::new(jobs);
+        assert!(d.refresh());
+        let want = |rows: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+            rows.iter()
+                .map(|(u, s, i)| {
+                    (
+                        format!("http://{u}/metrics"),
+                        (*s).to_owned(),
+                        (*i).to_owned(),
+                    )
+                })
+                .collect()
+        };
+        // The static s:1 comes first; the file's s:1 is the same target and is not repeated.
+        assert_eq!(
+            addresses(&d),
+            want(&[("s:1", "app", "pod-s"), ("a:1", "other", "a:1")])
+        );
+        assert!(!d.refresh(), "nothing changed");
+        std::fs::write(dir.path().join("sd/extra.yml"), "- targets: ['b:2']\n").unwrap();
+        assert!(d.refresh());
+        assert_eq!(addresses(&d).len(), 3);
+        // A broken file keeps what it gave last.
+        std::fs::write(&file, "[{\"targets\": [").unwrap();
+        d.refresh();
+        assert_eq!(addresses(&d).len(), 3);
+        // A removed file takes its targets with it.
+        std::fs::remove_file(&file).unwrap();
+        assert!(d.refresh());
+        assert_eq!(
+            addresses(&d),
+            want(&[("s:1", "app", "pod-s"), ("b:2", "app", "b:2")])
+        );
+    }
+}

@@ -18,12 +18,19 @@ pub struct TargetsAnswer {
 }
 
 /// `--replica-index` / `--replica-count`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaInfo {
     /// This replica.
     pub index: u32,
     /// All replicas.
     pub count: u32,
+}
+
+impl Default for ReplicaInfo {
+    /// A lone replica (what a service without `--scrape-config` reports).
+    fn default() -> Self {
+        Self { index: 0, count: 1 }
+    }
 }
 
 /// `up` after a successful scrape, `down` after a failed one, `unknown` before the first.
