@@ -3,6 +3,7 @@
 //! that hang, fail, vanish or serve garbage. Intervals are short; the tests wait for behaviour
 //! (scrape counts, stored readings), never for a time.
 
+mod backlog;
 mod capture;
 mod failures;
 mod python;
