@@ -22,7 +22,7 @@
 //! - `prometheus-parser` is a PromQL parser, not an exposition parser; `prom_text_format_parser`
 //!   0.1.0 is a single unmaintained release on old dependencies.
 //!
-//! The text formats are line based and small (about 250 lines here, with a property test that
+//! The text formats are line based and small (about 300 lines here, with a property test that
 //! no input panics and label values round-trip), so [`parse`] is hand-written, following the
 //! grammar of Prometheus' own `textparse`. Everything after tokenising (families, deltas,
 //! histograms) is shared code.
