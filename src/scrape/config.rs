@@ -189,7 +189,9 @@ pub fn load(path: &Path) -> Result<Vec<Job>, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Job>, ConfigError> {
     let file: File = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
-        reason: e.to_string(),
+        // One line ("line 3 column 5: unknown field `x`, expected one of ..."), as every
+        // start error is; the parser's own rendering adds a multi-line source snippet.
+        reason: e.without_snippet().to_string(),
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let global_interval = duration(file.global.scrape_interval.as_deref(), "global")

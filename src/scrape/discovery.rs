@@ -190,7 +190,9 @@ fn read_groups(path: &Path) -> Result<Vec<TargetGroup>, String> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match extension {
         "json" => serde_json::from_str(&text).map_err(|e| e.to_string()),
-        "yml" | "yaml" => serde_saphyr::from_str(&text).map_err(|e| e.to_string()),
+        "yml" | "yaml" => {
+            serde_saphyr::from_str(&text).map_err(|e| e.without_snippet().to_string())
+        }
         _ => Err("a target file must end in .json, .yml or .yaml".into()),
     }
 }
