@@ -158,10 +158,17 @@ async fn start_targets(
     Ok(addresses)
 }
 
-/// The value of an unlabelled-or-labelled `/metrics` line starting with `prefix`.
-fn metric(text: &str, prefix: &str) -> f64 {
+/// The sum of the `/metrics` samples named `name`, whatever their labels.
+fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .filter_map(|l| l.strip_prefix(prefix)?.trim().parse::<f64>().ok())
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once('}')?.1,
+                None => rest,
+            };
+            value.trim().parse::<f64>().ok()
+        })
         .sum()
 }
 
