@@ -78,8 +78,9 @@ struct Stream<V> {
     at: TimestampMs,
 }
 
-/// The last total of each stream.
-#[derive(Debug)]
+/// The last total of each stream. `Clone`, so a caller can keep the state from before a batch
+/// of points and go back to it when what it made of them could not be kept.
+#[derive(Debug, Clone)]
 pub struct Tracker<K, V> {
     streams: HashMap<K, Stream<V>>,
     capacity: usize,

@@ -66,8 +66,10 @@ pub struct Converted {
     pub unmapped: usize,
 }
 
-/// The state of one target: the last totals of its series.
-#[derive(Debug)]
+/// The state of one target: the last totals of its series. `Clone`, so a scrape whose
+/// readings could not be made durable can be undone (its requests are then counted by the next
+/// scrape instead of being lost).
+#[derive(Debug, Clone)]
 pub struct Converter {
     api: ApiState,
     host: HostState,

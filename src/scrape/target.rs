@@ -6,7 +6,9 @@
 //! that overruns its slot makes the next slot be skipped, never queued). Every scrape ends in
 //! readings or in a count: a failed one records a host reading `available: false`; one skipped
 //! because ingest is refusing (WAL backlog over its limit) is counted and reads nothing, so
-//! nothing is buffered in memory.
+//! nothing is buffered in memory. No request is lost to a skip: the target's counters keep
+//! running, and a scrape whose readings were refused has its series' totals rolled back, so
+//! the next accepted scrape's deltas include them.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -103,6 +105,9 @@ pub(super) async fn run(target: Target, shared: Shared, status: Arc<Mutex<Target
             continue;
         }
         let started = Instant::now();
+        // What the series' totals were before this scrape: restored if its readings cannot be
+        // kept, so the next scrape's deltas include these requests.
+        let before = converter.clone();
         let scraped = tokio::time::timeout(job.timeout, fetch(&shared.client, &target.url))
             .await
             .unwrap_or(Err(ScrapeError::Timeout(job.timeout)))
@@ -123,11 +128,13 @@ pub(super) async fn run(target: Target, shared: Shared, status: Arc<Mutex<Target
         let outcome = match shared.acceptor.accept_readings(readings).await {
             Ok(_) => error.as_ref().map_or("ok", ScrapeError::outcome),
             Err(AcceptError::Backlog { .. }) => {
+                converter = before;
                 skipped(&shared, &status, &job.name, at);
                 continue;
             }
             Err(refused) => {
-                tracing::warn!(job = %job.name, url = %target.url, error = %refused, "scraped readings were not accepted");
+                converter = before;
+                tracing::warn!(job = %job.name, url = %target.url, error = %refused, "scraped readings were not accepted; the next scrape counts them");
                 "refused"
             }
         };

@@ -107,7 +107,7 @@ struct Group<'s, 'a> {
 }
 
 /// The last totals of every API series of a target.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiState {
     histograms: Tracker<String, DurationHistogram>,
     summaries: Tracker<String, Totals>,

@@ -67,7 +67,7 @@ impl Cumulative for Timed {
 }
 
 /// The last CPU totals of a target.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HostState {
     node_cpu: Tracker<(), CpuTimes>,
     process_cpu: Tracker<(), Timed>,
