@@ -145,8 +145,14 @@ impl ApiState {
         labels: &ApiLabels,
         used: &mut [bool],
     ) -> Vec<ApiReading> {
+        // Each sample's family, looked up once for all the candidate families.
+        let families: Vec<(&str, MetricType, Suffix)> = exposition
+            .samples
+            .iter()
+            .map(|s| exposition.family_of(s.name))
+            .collect();
         for (rank, &(family, shape)) in FAMILIES.iter().enumerate() {
-            let groups = gather(exposition, family, shape);
+            let groups = gather(exposition, &families, family, shape);
             let mapped: Vec<(String, ApiSeries, Group)> = groups
                 .into_iter()
                 .filter_map(|(key, group)| {
@@ -253,12 +259,13 @@ impl ApiState {
 /// The series of `family` read as `shape`, by their label set (less `le` / `quantile`).
 fn gather<'s, 'a>(
     exposition: &'s Exposition<'a>,
+    families: &[(&str, MetricType, Suffix)],
     family: &str,
     shape: Shape,
 ) -> BTreeMap<String, Group<'s, 'a>> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for (index, sample) in exposition.samples.iter().enumerate() {
-        let (name, kind, suffix) = exposition.family_of(sample.name);
+        let (name, kind, suffix) = families[index];
         let part = match shape {
             Shape::Counter => {
                 let counter = matches!(kind, MetricType::Counter | MetricType::Unknown);
