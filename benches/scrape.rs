@@ -47,6 +47,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use axum::extract::State;
+use axum::http::header::USER_AGENT;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use timebucket::scrape::shard;
@@ -121,17 +123,26 @@ fn exposition(groups: usize, k: u64) -> String {
     out
 }
 
-async fn metrics(State(target): State<Arc<TargetState>>) -> String {
+async fn metrics(
+    State(target): State<Arc<TargetState>>,
+    headers: HeaderMap,
+) -> Result<String, StatusCode> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
+    // Other processes on this shared machine may reach a target's port (one they had just
+    // freed, say): only the service's scrapes count.
+    let agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+    if !agent.is_some_and(|a| a.starts_with("timebucket/")) {
+        return Err(StatusCode::NOT_FOUND);
+    }
     target
         .arrivals
         .lock()
         .unwrap()
         .push((target.index, now.as_nanos()));
     let k = target.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
-    exposition(target.groups, k)
+    Ok(exposition(target.groups, k))
 }
 
 /// Starts `n` targets; their `host:port` addresses.
