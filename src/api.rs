@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod otlp;
 pub mod prometheus;
 pub mod query;
+pub mod scrape;
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use tokio::sync::watch;
 
 use crate::ingest::Acceptor;
 use crate::query::Queries;
+use crate::reload::ReloadHub;
+use crate::scrape::Scraper;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::wal::Wal;
@@ -45,6 +48,10 @@ pub struct AppState<S> {
     pub queries: Queries<S>,
     /// Answers the Prometheus query API.
     pub promql: prometheus::PromEngine<S>,
+    /// The scraper, when `--scrape-config` is given.
+    pub scraper: Option<Scraper>,
+    /// What `POST /-/reload` triggers.
+    pub reload: ReloadHub,
 }
 
 impl<S> Clone for AppState<S> {
@@ -56,6 +63,8 @@ impl<S> Clone for AppState<S> {
             health: self.health.clone(),
             queries: self.queries.clone(),
             promql: self.promql.clone(),
+            scraper: self.scraper.clone(),
+            reload: self.reload.clone(),
         }
     }
 }
@@ -100,6 +109,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/api/v1/format_query",
             get(prometheus::format_query).post(prometheus::format_query),
         )
+        .route("/v1/targets", get(scrape::targets::<S>))
+        .route("/-/reload", post(scrape::reload::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(health::metrics::<S>))

@@ -6,10 +6,13 @@
 //! - [`cumulative`]: cumulative counters and histograms (OTLP cumulative temporality, every
 //!   Prometheus counter) → deltas per stream, with resets detected;
 //! - [`otlp`]: OTLP metrics requests → API and host readings.
+//! - [`exposition`]: the Prometheus text and OpenMetrics formats a scrape reads → API and host
+//!   readings.
 //!
 //! Invariant: a conversion only produces values of the model's validated types; what cannot be
 //! represented is reported to the caller (counted, named), never silently dropped.
 
 pub mod cumulative;
+pub mod exposition;
 pub mod histogram;
 pub mod otlp;

@@ -17,6 +17,8 @@
 //! - [`capture`]: the client side: record an app's requests (tower layer, feature `client`) and
 //!   push readings to a collector.
 //! - [`agent`]: `timebucket agent`, the host agent pushing CPU, memory, disk and heartbeat readings.
+//! - [`scrape`]: pull: scraping Prometheus / OpenMetrics endpoints into readings.
+//! - [`reload`]: the reload hub (SIGHUP, `POST /-/reload`) that config-driven subsystems join.
 
 pub mod agent;
 pub mod api;
@@ -29,6 +31,8 @@ pub mod migrate;
 pub mod model;
 pub mod promql;
 pub mod query;
+pub mod reload;
+pub mod scrape;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 //! `timebucket serve`: wires the WAL, the store, the flusher and the HTTP API together, and
 //! shuts them down in the order that loses nothing.
 //!
-//! Shutdown order: stop accepting HTTP and OTLP (in-flight requests finish, so every 202 already
+//! Shutdown order: stop scraping, stop accepting HTTP and OTLP (in-flight requests finish, so every 202 already
 //! sent is in the WAL) → let the flusher catch up → stop it (whatever it had not confirmed is still in
 //! the WAL and is replayed at the next start) → close the WAL. `shutdown_deadline` bounds the
 //! HTTP drain and the flusher's catch-up together: at the deadline, connections still open are
@@ -31,6 +31,8 @@ use crate::model::{Settings, TimestampMs};
 use crate::promql::source::queries::QueriesSource;
 use crate::promql::{Engine, EngineConfig};
 use crate::query::{Queries, QueryLimits};
+use crate::reload::ReloadHub;
+use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
@@ -67,6 +69,8 @@ pub struct ServeConfig {
     pub settings: SettingsRequest,
     /// The OTLP receivers' addresses (each off when `None`).
     pub otlp: OtlpListen,
+    /// Scraping: the scrape config file (none: no scraping) and this replica's share.
+    pub scrape: ScrapeSettings,
 }
 
 impl ServeConfig {
@@ -87,6 +91,7 @@ impl ServeConfig {
             promql: EngineConfig::default(),
             settings: SettingsRequest::default(),
             otlp: OtlpListen::default(),
+            scrape: ScrapeSettings::default(),
         }
     }
 }
@@ -143,6 +148,9 @@ pub enum ServeError {
     /// A settings flag is invalid or disagrees with the store's recorded settings.
     #[error("{0}")]
     Settings(String),
+    /// The scrape config cannot be used.
+    #[error(transparent)]
+    Scrape(#[from] ConfigError),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -151,6 +159,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // A bad scrape config stops the start before anything is opened.
+    if let Some(path) = &config.scrape.config_file {
+        crate::scrape::config::load(path)?;
+    }
     // Bound first, so a taken port stops `serve` before anything opens.
     let otlp = OtlpListeners::bind(config.otlp, TimestampMs::now()).await?;
     let wal = Wal::open(config.wal.clone())?;
@@ -241,6 +253,15 @@ async fn serve_with<S: Store>(
     let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
     let otlp_tasks = otlp.spawn(&acceptor, &metrics, config.http, &stop_rx)?;
     let queries = Queries::new(store.clone(), config.query);
+    let reload = ReloadHub::new();
+    let scraper = Scraper::start(&config.scrape, acceptor.clone(), metrics.clone()).await?;
+    if let Some(scraper) = scraper.clone() {
+        reload.subscribe("scrape", move || {
+            let scraper = scraper.clone();
+            async move { Ok(scraper.reload().await?) }
+        });
+    }
+    let hangups = reload.reload_on_sighup();
     let state = AppState {
         acceptor,
         wal: wal.clone(),
@@ -251,6 +272,8 @@ async fn serve_with<S: Store>(
         },
         queries: queries.clone(),
         promql: Engine::new(QueriesSource::new(queries), config.promql),
+        scraper: scraper.clone(),
+        reload,
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop = stopped(stop_rx);
@@ -264,6 +287,10 @@ async fn serve_with<S: Store>(
     };
     let deadline = Instant::now() + config.shutdown_deadline;
     tracing::info!("shutting down: no new requests");
+    hangups.abort();
+    if let Some(scraper) = &scraper {
+        scraper.stop().await;
+    }
     let (http_outcome, flusher_failed) = match ended {
         Ended::Http(outcome) => {
             let outcome = http_outcome(outcome).and_then(|()| {

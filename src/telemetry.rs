@@ -15,6 +15,10 @@ use prometheus_client::registry::Registry;
 
 /// Label set with one label.
 pub type OneLabel = [(&'static str, &'static str); 1];
+/// `{job}` of the scrape metrics (job names come from the scrape config).
+pub type JobLabel = [(&'static str, String); 1];
+/// `{job, outcome}` of `timebucket_scrapes_total`.
+pub type JobOutcome = [(&'static str, String); 2];
 
 /// Every metric the service exports.
 pub struct Metrics {
@@ -47,6 +51,19 @@ pub struct Metrics {
     pub otlp_requests: Family<[(&'static str, &'static str); 2], Counter>,
     /// OTLP data points rejected (partial success), by metric name.
     pub otlp_rejected_points: Family<[(&'static str, String); 1], Counter>,
+    /// Scrapes by job and outcome (`ok`, `timeout`, `unreachable`, `http_error`, `bad_body`,
+    /// `skipped`, `refused`).
+    pub scrapes: Family<JobOutcome, Counter>,
+    /// Samples read from scraped expositions, by job.
+    pub scrape_samples: Family<JobLabel, Counter>,
+    /// Scraped samples that map to no reading, by job.
+    pub scrape_unmapped_samples: Family<JobLabel, Counter>,
+    /// Readings made durable from scrapes, by job.
+    pub scrape_readings: Family<JobLabel, Counter>,
+    /// Time one scrape took (fetch, parse, convert), seconds.
+    pub scrape_duration_seconds: Histogram,
+    /// How late a scrape started after its slot, seconds.
+    pub scrape_lateness_seconds: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -80,6 +97,12 @@ impl Metrics {
             wal_retries: Counter::default(),
             otlp_requests: Family::default(),
             otlp_rejected_points: Family::default(),
+            scrapes: Family::default(),
+            scrape_samples: Family::default(),
+            scrape_unmapped_samples: Family::default(),
+            scrape_readings: Family::default(),
+            scrape_duration_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            scrape_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,10 +175,44 @@ impl Metrics {
             "OTLP data points rejected (partial success) by metric name",
             metrics.otlp_rejected_points.clone(),
         );
+        metrics.register_scrape(&mut registry);
         Self {
             registry,
             ..metrics
         }
+    }
+
+    fn register_scrape(&self, registry: &mut Registry) {
+        registry.register(
+            "scrapes",
+            "Scrapes by job and outcome",
+            self.scrapes.clone(),
+        );
+        registry.register(
+            "scrape_samples",
+            "Samples read from scraped expositions",
+            self.scrape_samples.clone(),
+        );
+        registry.register(
+            "scrape_unmapped_samples",
+            "Scraped samples that map to no reading",
+            self.scrape_unmapped_samples.clone(),
+        );
+        registry.register(
+            "scrape_readings",
+            "Readings made durable from scrapes",
+            self.scrape_readings.clone(),
+        );
+        registry.register(
+            "scrape_duration_seconds",
+            "Time one scrape took",
+            self.scrape_duration_seconds.clone(),
+        );
+        registry.register(
+            "scrape_lateness_seconds",
+            "How late a scrape started after its slot",
+            self.scrape_lateness_seconds.clone(),
+        );
     }
 
     /// The Prometheus text exposition of every metric.

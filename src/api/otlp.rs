@@ -200,7 +200,9 @@ impl OtlpReceiver {
             rejected,
             pending,
         } = conversion;
-        if let Err(error) = self.acceptor.accept_readings(slot, readings).await {
+        let accepted = self.acceptor.accept_readings(readings).await;
+        drop(slot);
+        if let Err(error) = accepted {
             self.converter.undo(pending);
             return Err(error.into());
         }

@@ -15,6 +15,7 @@ use super::{at_least, FlagError};
 use crate::ingest::{AcceptLimits, FlusherConfig};
 use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
+use crate::scrape::{Replica, ScrapeSettings};
 use crate::server::{HttpLimits, OtlpListen, ServeConfig, StoreTarget};
 use crate::wal::{WalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES};
 
@@ -85,6 +86,15 @@ pub struct ServeArgs {
     /// OTLP/gRPC metrics receiver address (conventionally 127.0.0.1:4317); off when unset.
     #[arg(long, env = "TIMEBUCKET_OTLP_GRPC_LISTEN")]
     pub otlp_grpc_listen: Option<SocketAddr>,
+    /// A Prometheus-style scrape config (YAML `scrape_configs`): endpoints to pull readings from.
+    #[arg(long, env = "TIMEBUCKET_SCRAPE_CONFIG")]
+    pub scrape_config: Option<PathBuf>,
+    /// This replica's index (0-based) among --replica-count replicas sharing the scrape targets.
+    #[arg(long, env = "TIMEBUCKET_REPLICA_INDEX", default_value_t = 0)]
+    pub replica_index: u32,
+    /// How many replicas share the scrape targets; each target is scraped by exactly one.
+    #[arg(long, env = "TIMEBUCKET_REPLICA_COUNT", default_value_t = 1)]
+    pub replica_count: u32,
 }
 
 impl ServeArgs {
@@ -132,8 +142,27 @@ impl ServeArgs {
                 http: self.otlp_http_listen,
                 grpc: self.otlp_grpc_listen,
             },
+            scrape: ScrapeSettings {
+                config_file: self.scrape_config.clone(),
+                replica: self.replica()?,
+            },
             settings: self.settings.request()?,
         })
+    }
+
+    /// This replica's share of the scrape targets.
+    fn replica(&self) -> Result<Replica, FlagError> {
+        let count = at_least("--replica-count", self.replica_count, 1)?;
+        if self.replica_index >= count {
+            return Err(FlagError::new(
+                "--replica-index",
+                format!(
+                    "must be below --replica-count ({count}), got {}",
+                    self.replica_index
+                ),
+            ));
+        }
+        Ok(Replica::new(self.replica_index, count).expect("checked above"))
     }
 
     /// The WAL in `<data-dir>/wal`. One request body becomes one WAL record (its readings,
@@ -315,6 +344,11 @@ mod tests {
             (&["--wal-segment-bytes", "1048576"], "--wal-segment-bytes"),
             (&["--query-concurrency", "0"], "--query-concurrency"),
             (&["--query-max-series", "0"], "--query-max-series"),
+            (&["--replica-count", "0"], "--replica-count"),
+            (
+                &["--replica-index", "2", "--replica-count", "2"],
+                "--replica-index",
+            ),
             (&["--query-lookback", "0s"], "--query-lookback"),
             (&["--query-max-range", "10ms"], "--query-max-range"),
             (&["--retention", "1500ms"], "--retention"),

@@ -58,6 +58,10 @@ pub enum FirstPoint {
     /// start, a restart of timebucket never counts a stream's history twice; the cost is at most
     /// one interval per stream that was already running (its first point after the restart).
     CountIfStartedAfter(TimestampMs),
+    /// Count the whole total: the stream is known to have begun since the source was last read
+    /// (a series that appears in a Prometheus target already scraped did not exist at the
+    /// previous scrape, so everything it counts is new).
+    Count,
 }
 
 /// The outcome of one observed point.
@@ -80,8 +84,9 @@ struct Stream<V> {
     at: TimestampMs,
 }
 
-/// The last total of each stream.
-#[derive(Debug)]
+/// The last total of each stream. `Clone`, so a caller can keep the state from before a batch
+/// of points and go back to it when what it made of them could not be kept.
+#[derive(Debug, Clone)]
 pub struct Tracker<K, V> {
     streams: HashMap<K, Stream<V>>,
     capacity: usize,
@@ -117,7 +122,20 @@ impl<K: Hash + Eq + Clone, V: Cumulative> Tracker<K, V> {
         total: V,
         at: TimestampMs,
     ) -> Delta<V> {
-        self.observe_undoable(key, start, total, at).0
+        self.observe_with(key, start, total, at, self.first).0
+    }
+
+    /// [`observe`](Self::observe), with `first` instead of the tracker's own rule for a stream
+    /// it does not know.
+    pub fn observe_as(
+        &mut self,
+        key: &K,
+        start: Option<TimestampMs>,
+        total: V,
+        at: TimestampMs,
+        first: FirstPoint,
+    ) -> Delta<V> {
+        self.observe_with(key, start, total, at, first).0
     }
 
     /// [`Tracker::observe`], and what it replaced (`None` when it changed nothing: a stale
@@ -129,11 +147,23 @@ impl<K: Hash + Eq + Clone, V: Cumulative> Tracker<K, V> {
         total: V,
         at: TimestampMs,
     ) -> (Delta<V>, Option<Undo<K, V>>) {
+        self.observe_with(key, start, total, at, self.first)
+    }
+
+    fn observe_with(
+        &mut self,
+        key: &K,
+        start: Option<TimestampMs>,
+        total: V,
+        at: TimestampMs,
+        first: FirstPoint,
+    ) -> (Delta<V>, Option<Undo<K, V>>) {
         let Some(stream) = self.streams.get_mut(key) else {
-            let outcome = match (self.first, start) {
+            let outcome = match (first, start) {
                 (FirstPoint::CountIfStartedAfter(since), Some(start)) if start >= since => {
                     Delta::Reset(total.clone())
                 }
+                (FirstPoint::Count, _) => Delta::Reset(total.clone()),
                 _ => Delta::Primed,
             };
             self.insert(key.clone(), Stream { start, total, at });
@@ -246,6 +276,20 @@ mod tests {
         assert_eq!(t.observe(&key, None, 130.0, at(3)), Delta::Increase(0.0));
         assert_eq!(t.observe(&key, None, 7.0, at(4)), Delta::Reset(7.0));
         assert_eq!(t.observe(&key, None, 9.0, at(5)), Delta::Increase(2.0));
+    }
+
+    #[test]
+    fn a_stream_known_to_be_new_counts_its_first_total() {
+        let mut t = Tracker::new(10, FirstPoint::Prime);
+        assert_eq!(
+            t.observe_as(&"new", None, 4.0, at(1), FirstPoint::Count),
+            Delta::Reset(4.0)
+        );
+        assert_eq!(
+            t.observe_as(&"new", None, 6.0, at(2), FirstPoint::Count),
+            Delta::Increase(2.0),
+            "the rule only applies to a stream the tracker does not know"
+        );
     }
 
     #[test]

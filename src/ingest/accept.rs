@@ -182,13 +182,11 @@ impl Acceptor {
 
     /// Makes readings converted from a foreign format (OTLP, a scrape) durable, after checking
     /// them against the same [`rules`] as our JSON: all or nothing, like a body. Returns how many
-    /// were accepted. Like [`Acceptor::accept`], it runs under a slot taken with
-    /// [`Acceptor::admit`] before the foreign body was read.
-    pub async fn accept_readings(
-        &self,
-        _slot: Slot,
-        readings: Vec<Reading>,
-    ) -> Result<usize, AcceptError> {
+    /// were accepted. Refused (503) while the WAL backlog is over its limit. The readings are
+    /// already in memory, so no slot is needed here; a receiver that reads a foreign body holds
+    /// one (from [`Acceptor::admit`]) while it reads and converts it.
+    pub async fn accept_readings(&self, readings: Vec<Reading>) -> Result<usize, AcceptError> {
+        self.check_backlog()?;
         let started = Instant::now();
         if readings.is_empty() {
             return Ok(0);

@@ -1,4 +1,4 @@
-//! `timebucket query readings|series|latest|stats|host-stats`: the query endpoints of a running
+//! `timebucket query readings|series|latest|stats|host-stats|targets`: the query endpoints of a running
 //! service from the command line, printed as a table (or, with `--json`, the answer as is).
 //!
 //! The client only builds the query string and renders the answer; every check happens in the
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::answer::{HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer};
 use crate::model::TimestampMs;
+use crate::scrape::status::TargetsAnswer;
 
 /// `timebucket query` flags.
 #[derive(Debug, Args)]
@@ -47,6 +48,8 @@ pub enum QueryCommand {
     Stats(StatsArgs),
     /// Host gauges per instance and step: mean / max of each gauge, availability.
     HostStats(HostStatsArgs),
+    /// The scrape targets and their last scrape (`GET /v1/targets`).
+    Targets,
 }
 
 /// A service and a time range.
@@ -280,6 +283,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
         ),
         QueryCommand::Stats(s) => ("/v1/stats", s.range.pairs()?),
         QueryCommand::HostStats(h) => ("/v1/stats/host", h.range.pairs()?),
+        QueryCommand::Targets => ("/v1/targets", Vec::new()),
     };
     let url = format!("{base}{path}");
     let print = |body: &str| -> Result<String, QueryCliError> {
@@ -294,6 +298,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
             QueryCommand::HostStats(_) => {
                 table::host_stats(&decode::<HostStatsAnswer>(&url, body)?)
             }
+            QueryCommand::Targets => table::targets(&decode::<TargetsAnswer>(&url, body)?),
         })
     };
     match &args.what {
@@ -365,6 +370,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
                 table::latest(&all)
             });
         }
+        QueryCommand::Targets => {}
     }
     print(&get(&client, &url, &pairs).await?)
 }

@@ -19,6 +19,7 @@ mod promql;
 mod proxy;
 mod query;
 mod readme;
+mod scrape;
 mod settings;
 mod support;
 mod wal_faults;

@@ -3,6 +3,7 @@
 use crate::query::answer::{
     GaugeStats, HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer,
 };
+use crate::scrape::status::TargetsAnswer;
 
 /// Columns padded to their widest cell, two spaces apart; numbers right-aligned.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -258,6 +259,49 @@ pub fn host_stats(answer: &HostStatsAnswer) -> String {
         "HEAP mean/max",
     ];
     render(&headers, &rows)
+}
+
+/// `/v1/targets`: one row per target this replica scrapes, then the count of the others.
+pub fn targets(answer: &TargetsAnswer) -> String {
+    let rows: Vec<Vec<String>> = answer
+        .active_targets
+        .iter()
+        .map(|t| {
+            vec![
+                t.job.clone(),
+                t.url.clone(),
+                format!("{:?}", t.health).to_lowercase(),
+                or_dash(t.last_scrape.clone()),
+                or_dash(
+                    t.last_scrape_duration_seconds
+                        .map(|d| format!("{:.3}", d * 1000.0)),
+                ),
+                t.last_samples_read.to_string(),
+                t.last_readings_produced.to_string(),
+                or_dash(t.last_error.clone()),
+            ]
+        })
+        .collect();
+    let headers = [
+        "JOB",
+        "URL",
+        "HEALTH",
+        "LAST_SCRAPE",
+        "MS",
+        "SAMPLES",
+        "READINGS",
+        "ERROR",
+    ];
+    let mut out = render(&headers, &rows);
+    let replica = answer.replica;
+    out += &format!(
+        "{} targets here (replica {} of {}), {} on other replicas\n",
+        rows.len(),
+        replica.index,
+        replica.count,
+        answer.dropped_targets.len()
+    );
+    out
 }
 
 #[cfg(test)]
