@@ -21,6 +21,10 @@
 //! them, as they would for a user. Documented placeholders are replaced ([`PLACEHOLDERS`]);
 //! any other `$...` in a command fails the test, naming the line.
 //!
+//! A command may name a file the README shows whole in a fenced block marked `file=NAME`
+//! (```` ```yaml file=scrape.yml ````): every such file is written into the command's working
+//! directory first.
+//!
 //! Adding a command to the README needs nothing here, unless it is a new subcommand (the test
 //! then fails asking for a runner) or uses a new placeholder.
 
@@ -52,6 +56,15 @@ pub const PLACEHOLDERS: &str = "HOST:9042 or 127.0.0.1:9042 (a CQL contact point
 const SERVICE: &str = "checkout";
 /// How long one command may take to finish, or to start for `serve` and `agent`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The files the documents show whole (`file=NAME` blocks), which their commands may name.
+fn documented_files() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    DOCUMENTS
+        .iter()
+        .flat_map(|file| extract::files(&std::fs::read_to_string(root.join(file)).unwrap()))
+        .collect()
+}
 
 /// Every command of the documents.
 fn documented_commands() -> Vec<DocCommand> {
@@ -118,8 +131,12 @@ impl Sandbox {
         Ok(words)
     }
 
-    /// The binary with the sandbox's environment, in `cwd`.
+    /// The binary with the sandbox's environment, in `cwd`, where the documents' files are
+    /// written first.
     fn command(&self, args: &[String], cwd: &Path) -> Command {
+        for (name, content) in documented_files() {
+            std::fs::write(cwd.join(name), content).unwrap();
+        }
         let mut command = timebucket_command();
         command
             .args(args)

@@ -55,6 +55,31 @@ impl DocCommand {
     }
 }
 
+/// The files a document shows whole, for its commands to use: a fenced block whose info string
+/// names one (```` ```yaml file=scrape.yml ````), as `(name, content)`.
+pub fn files(markdown: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut open: Option<(String, String)> = None;
+    for event in Parser::new_ext(markdown, Options::ENABLE_TABLES) {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                open = info
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("file="))
+                    .map(|name| (name.to_owned(), String::new()));
+            }
+            Event::Text(text) => {
+                if let Some((_, body)) = open.as_mut() {
+                    body.push_str(&text);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => found.extend(open.take()),
+            _ => {}
+        }
+    }
+    found
+}
+
 /// Every command of `markdown` (the text of `file`), variants expanded, in document order.
 pub fn commands(file: &'static str, markdown: &str) -> Vec<DocCommand> {
     let line_of = |offset: usize| markdown[..offset].matches('\n').count() + 1;
@@ -67,11 +92,13 @@ pub fn commands(file: &'static str, markdown: &str) -> Vec<DocCommand> {
             Event::End(TagEnd::TableCell) => in_table_cell = false,
             Event::Start(Tag::CodeBlock(kind)) => {
                 block = match &kind {
-                    CodeBlockKind::Fenced(info) if SHELL_BLOCKS.contains(&info.as_ref()) => Some((
-                        info.as_ref() == "console",
-                        line_of(range.start) + 1,
-                        String::new(),
-                    )),
+                    CodeBlockKind::Fenced(info) if SHELL_BLOCKS.contains(&language(info)) => {
+                        Some((
+                            language(info) == "console",
+                            line_of(range.start) + 1,
+                            String::new(),
+                        ))
+                    }
                     CodeBlockKind::Fenced(_) => None,
                     CodeBlockKind::Indented => Some((false, line_of(range.start), String::new())),
                 };
@@ -101,6 +128,11 @@ pub fn commands(file: &'static str, markdown: &str) -> Vec<DocCommand> {
         }
     }
     found.into_iter().flatten().collect()
+}
+
+/// The language of a fenced block: the first word of its info string.
+fn language(info: &str) -> &str {
+    info.split_whitespace().next().unwrap_or("")
 }
 
 /// The commands of one code block whose first line is `first_line`.
