@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             if error.is::<FlagError>() {
                 ExitCode::from(2)
             } else {
@@ -173,4 +173,19 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The error and its causes on one line, each said once: many errors (ours and the CQL
+/// driver's) already include their cause in their own message, so a cause whose text is already
+/// there is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }

@@ -37,6 +37,25 @@ async fn migrate_takes_the_connection_flags_after_the_action_too() {
 }
 
 #[test]
+fn an_error_says_each_of_its_causes_once() {
+    let (code, _, stderr) = run(&["migrate", "status", "--cql-nodes", "127.0.0.1:1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in: {stderr}"));
+    assert!(
+        error.contains("cannot connect to the CQL cluster at 127.0.0.1:1"),
+        "{error}"
+    );
+    assert_eq!(
+        error.matches("Connection refused").count(),
+        1,
+        "the cause is repeated: {error}"
+    );
+}
+
+#[test]
 fn a_bad_value_is_refused_naming_its_flag_whatever_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
