@@ -5,6 +5,7 @@
 mod agent;
 mod capture;
 mod conformance;
+mod console;
 mod cql_docs;
 mod crash;
 mod ingest;
