@@ -44,6 +44,7 @@ pub mod range;
 mod readings;
 mod service;
 mod status;
+mod steps;
 mod table;
 
 use std::sync::Arc;

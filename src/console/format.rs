@@ -117,9 +117,14 @@ pub fn instant(at: TimestampMs) -> String {
     datetime(at).format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// An instant with milliseconds, for raw readings: `2026-11-25 22:04:00.137`.
-pub fn instant_ms(at: TimestampMs) -> String {
-    datetime(at).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+/// An instant with milliseconds, for raw readings, as its date and its time of day:
+/// (`2026-11-25`, `22:04:00.137`).
+pub fn date_and_time_ms(at: TimestampMs) -> (String, String) {
+    let t = datetime(at);
+    (
+        t.format("%Y-%m-%d").to_string(),
+        t.format("%H:%M:%S%.3f").to_string(),
+    )
 }
 
 /// The value of an `<input type="datetime-local">` for `at` (UTC): `2026-11-25T22:04`.
@@ -220,7 +225,10 @@ mod tests {
     fn times_are_utc() {
         let at = TimestampMs::parse("2026-11-25T22:04:00.137Z").unwrap();
         assert_eq!(instant(at), "2026-11-25 22:04:00 UTC");
-        assert_eq!(instant_ms(at), "2026-11-25 22:04:00.137");
+        assert_eq!(
+            date_and_time_ms(at),
+            ("2026-11-25".to_owned(), "22:04:00.137".to_owned())
+        );
         assert_eq!(datetime_local(at), "2026-11-25T22:04");
         assert_eq!(tick(at, 3_600_000, 600_000), "22:04");
         assert_eq!(tick(at, 7 * 86_400_000, 86_400_000), "Nov 25");

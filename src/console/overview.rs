@@ -23,10 +23,10 @@ use super::layout::{page, Frame, Picker, Section};
 use super::params::{href, service_path, Params};
 use super::range::PageRange;
 use super::status;
+use super::steps;
 use super::table::{by_option, Column, Links, Paging, Sort};
 use super::Console;
 use crate::model::TimestampMs;
-use crate::query::answer::StatsAnswer;
 use crate::query::QueryError;
 use crate::store::Store;
 
@@ -84,20 +84,6 @@ const DEFAULT_SORT: Sort = Sort {
     descending: true,
 };
 
-/// Rates per chart step, a missing step being zero requests.
-pub fn rate_per_step(answer: &StatsAnswer, steps: &[i64]) -> Vec<f64> {
-    let mut by_start: BTreeMap<i64, f64> = BTreeMap::new();
-    for point in answer.groups.iter().flat_map(|g| &g.points) {
-        if let Ok(t) = TimestampMs::parse(&point.t) {
-            *by_start.entry(t.millis()).or_default() += point.rate;
-        }
-    }
-    steps
-        .iter()
-        .map(|t| by_start.get(t).copied().unwrap_or(0.0))
-        .collect()
-}
-
 async fn summarise<S: Store>(
     data: &ConsoleData<S>,
     name: String,
@@ -140,7 +126,7 @@ async fn summarise<S: Store>(
         rate: total.map_or(0.0, |p| p.count as f64 * 1000.0 / range.span_ms() as f64),
         errors: total.map(|p| p.error_rate),
         p99_ms: total.map(|p| p.p99_ms),
-        trend: rate_per_step(&chart, &steps),
+        trend: steps::rate(&chart, &steps),
         up,
         instances: host.instances.len(),
         ..ServiceRow::empty(name)

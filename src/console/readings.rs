@@ -186,7 +186,14 @@ fn reading_row(r: &ApiReadingOut) -> Markup {
     let at = TimestampMs::parse(&r.timestamp).ok();
     html! {
         tr data-id=(r.id) {
-            td.mono { @if let Some(at) = at { (format::instant_ms(at)) } @else { (r.timestamp) } }
+            td.mono {
+                @if let Some(at) = at {
+                    @let (date, time) = format::date_and_time_ms(at);
+                    span.date { (date) " " } (time)
+                } @else {
+                    (r.timestamp)
+                }
+            }
             td { (r.instance) }
             td.method { (r.method) }
             td.wrap { code { (r.path) } }

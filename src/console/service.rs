@@ -20,26 +20,13 @@ use super::data::{Filters, Steps};
 use super::error::ConsoleError;
 use super::format;
 use super::layout::{page, Frame, Picker, Section};
-use super::overview::rate_per_step;
 use super::params::{href, readings_path, service_path, Params};
 use super::range::PageRange;
+use super::steps;
 use super::Console;
 use crate::model::TimestampMs;
-use crate::query::answer::{StatsAnswer, StatsPoint};
+use crate::query::answer::StatsAnswer;
 use crate::store::Store;
-
-/// One figure per chart step, `None` where the step had no requests.
-fn per_step(answer: &StatsAnswer, steps: &[i64], pick: fn(&StatsPoint) -> f64) -> Vec<Option<f64>> {
-    let points = answer.groups.first().map_or(&[][..], |g| &g.points[..]);
-    let by_start: std::collections::HashMap<i64, &StatsPoint> = points
-        .iter()
-        .filter_map(|p| Some((TimestampMs::parse(&p.t).ok()?.millis(), p)))
-        .collect();
-    steps
-        .iter()
-        .map(|t| by_start.get(t).map(|p| pick(p)))
-        .collect()
-}
 
 fn kpi(label: &str, key: &str, value: Option<f64>, text: String, class: Option<&str>) -> Markup {
     html! {
@@ -83,7 +70,7 @@ fn charts(chart: &StatsAnswer, range: &PageRange, steps: &[i64]) -> Markup {
         lines: vec![Line {
             label: "requests/s",
             class: "s1",
-            values: rate_per_step(chart, steps).into_iter().map(Some).collect(),
+            values: steps::rate(chart, steps).into_iter().map(Some).collect(),
         }],
     };
     let errors = Chart {
@@ -97,12 +84,12 @@ fn charts(chart: &StatsAnswer, range: &PageRange, steps: &[i64]) -> Markup {
             Line {
                 label: "5xx",
                 class: "bad",
-                values: per_step(chart, steps, |p| p.error_rate),
+                values: steps::figure(chart, steps, |p| p.error_rate),
             },
             Line {
                 label: "4xx",
                 class: "warn",
-                values: per_step(chart, steps, |p| p.client_error_rate),
+                values: steps::figure(chart, steps, |p| p.client_error_rate),
             },
         ],
     };
@@ -117,17 +104,17 @@ fn charts(chart: &StatsAnswer, range: &PageRange, steps: &[i64]) -> Markup {
             Line {
                 label: "p50",
                 class: "s1",
-                values: per_step(chart, steps, |p| p.p50_ms),
+                values: steps::figure(chart, steps, |p| p.p50_ms),
             },
             Line {
                 label: "p90",
                 class: "s2",
-                values: per_step(chart, steps, |p| p.p90_ms),
+                values: steps::figure(chart, steps, |p| p.p90_ms),
             },
             Line {
                 label: "p99",
                 class: "s3",
-                values: per_step(chart, steps, |p| p.p99_ms),
+                values: steps::figure(chart, steps, |p| p.p99_ms),
             },
         ],
     };

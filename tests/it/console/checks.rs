@@ -393,10 +393,25 @@ pub async fn markup_stays_text(tab: &Tab, base: &str, range: Range) {
         "no script ran"
     );
 
+    tab.open(&format!("{base}/services/search?{}", range.query()))
+        .await;
+    let shown: String = tab
+        .eval(&format!(
+            "document.querySelector('#paths-table tr[data-path={:?}] code').textContent",
+            EVIL_PATH
+        ))
+        .await;
+    assert_eq!(shown, EVIL_PATH);
+    assert_eq!(
+        tab.eval::<(bool, u32)>(pwned).await,
+        (true, 1),
+        "no script ran"
+    );
+
     let mut query = range.query();
     query.push_str("&path=");
     query.push_str(&form_urlencoded::byte_serialize(EVIL_PATH.as_bytes()).collect::<String>());
-    tab.open(&format!("{base}/services/checkout/readings?{query}"))
+    tab.open(&format!("{base}/services/search/readings?{query}"))
         .await;
     let paths: Vec<String> = tab
         .eval("[...document.querySelectorAll('#readings tbody td code')].map(c => c.textContent)")

@@ -24,12 +24,12 @@ fn service_plan(service: &str) -> (Vec<String>, Vec<&'static str>, &'static [i64
     match service {
         "checkout" => (
             (1..=3).map(|i| format!("checkout-{i}")).collect(),
-            vec!["/cart", "/cart/{id}", "/pay", "/users/{id}", EVIL_PATH],
+            vec!["/cart", "/cart/{id}", "/pay", "/users/{id}"],
             &[200, 200, 200, 200, 200, 200, 201, 404, 500],
         ),
         "search" => (
             vec!["search-1".into(), "search-2".into()],
-            vec!["/q", "/suggest"],
+            vec!["/q", "/suggest", EVIL_PATH],
             &[200, 200, 200, 200, 200, 200, 200, 200, 404],
         ),
         "auth" => (
