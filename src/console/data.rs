@@ -11,6 +11,7 @@
 use crate::query::answer::{
     HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer,
 };
+use crate::query::params::Checker;
 use crate::query::requests::{
     HostStatsRequest, LatestRequest, ReadingsRequest, SeriesRequest, StatsRequest,
 };
@@ -106,6 +107,19 @@ impl<S: Store> ConsoleData<S> {
     /// Over the service's queries.
     pub fn new(queries: Queries<S>) -> Self {
         Self { queries }
+    }
+
+    /// Checks the range against `--query-max-range` with the endpoints' own check, so a page
+    /// refuses a range even when it has nothing to ask (no service seen).
+    pub fn check_range(&self, range: &PageRange) -> Result<(), QueryError> {
+        let pairs = [
+            pair("from", range.from.millis().to_string()),
+            pair("to", range.to.millis().to_string()),
+        ];
+        let mut checker = Checker::new(&pairs, &["from", "to"]);
+        let checked = checker.range(self.queries.limits());
+        checker.finish(|| checked)?;
+        Ok(())
     }
 
     /// `/v1/latest`: of one service, or of all (how the overview finds every service: the

@@ -276,6 +276,7 @@ pub async fn overview_page<S: Store>(
     let params = Params::new(query.map(|Query(q)| q).unwrap_or_default());
     let range =
         PageRange::from_params(&params, TimestampMs::now()).map_err(ConsoleError::Params)?;
+    console.data.check_range(&range)?;
     let sort = Sort::from_params(&params, &COLUMNS, DEFAULT_SORT);
     let filter = params.get("q").map(str::to_owned);
     let mut rows = services(&console.data, &range).await?;

@@ -213,6 +213,7 @@ pub async fn readings_page<S: Store>(
     let params = Params::new(query.map(|Query(q)| q).unwrap_or_default());
     let range =
         PageRange::from_params(&params, TimestampMs::now()).map_err(ConsoleError::Params)?;
+    console.data.check_range(&range)?;
     let explore = Explore::from_params(&params)?;
     let data = &console.data;
     let request = ReadingsQuery {

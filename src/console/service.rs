@@ -136,6 +136,7 @@ pub async fn service_page<S: Store>(
     let params = Params::new(query.map(|Query(q)| q).unwrap_or_default());
     let range =
         PageRange::from_params(&params, TimestampMs::now()).map_err(ConsoleError::Params)?;
+    console.data.check_range(&range)?;
     let data = &console.data;
     let none = Filters::default();
     let (whole, chart, per_path, host, series, latest) = tokio::try_join!(

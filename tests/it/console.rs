@@ -145,6 +145,7 @@ async fn check_console(base: &str, store: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_what_the_api_answers_on_the_embedded_store() {
+    browser::executable(); // fails first, saying how to install it, when Chromium is missing
     let app = spawn_embedded_app().await;
     check_console(&app.url, "embedded").await;
     app.stop().await.unwrap();
@@ -152,6 +153,7 @@ async fn the_console_shows_what_the_api_answers_on_the_embedded_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_what_the_api_answers_on_cql() {
+    browser::executable();
     let app = spawn_app(AppOptions::default()).await;
     check_console(&app.url, "cql").await;
     let keyspace = app.keyspace.clone();
@@ -161,4 +163,57 @@ async fn the_console_shows_what_the_api_answers_on_cql() {
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
         .await
         .unwrap();
+}
+
+/// Pages answer a bad address with the status the API would, naming the parameter; the
+/// stylesheet and script are served from the binary; pages forbid inline and foreign scripts.
+#[tokio::test]
+async fn pages_name_what_is_wrong_and_carry_their_security_headers() {
+    let app = spawn_embedded_app().await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", app.url)).send();
+    for (path, status, names) in [
+        ("/?range=2h", 400, "range"),
+        ("/?from=yesterday&to=1", 400, "from"),
+        ("/?refresh=1s", 400, "refresh"),
+        ("/services/nobody", 400, "unknown service `nobody`"),
+        ("/services/nobody/readings?order=up", 400, "order"),
+        (
+            "/?range=custom&from=0&to=864000000",
+            400,
+            "more than the 7days",
+        ),
+    ] {
+        let response = get(path).await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains(names), "{path}: {html}");
+    }
+    let page = get("/").await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("No service has sent readings in this range"));
+    for (asset, content_type) in [
+        ("console.css", "text/css"),
+        ("console.js", "text/javascript"),
+    ] {
+        let response = get(&format!("/assets/{asset}")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let header = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(header.starts_with(content_type), "{asset}: {header}");
+        assert!(
+            html.contains(&format!("/assets/{asset}?v=")),
+            "the page links {asset}"
+        );
+    }
+    assert_eq!(get("/assets/other.js").await.unwrap().status(), 404);
+    app.stop().await.unwrap();
 }
