@@ -3,53 +3,28 @@
 //!
 //! Services are found the way `/v1/latest` finds them (the latest tables: one row per series
 //! heard within the retention); a service is *seen in the range* when its newest reading is
-//! not older than `from` and it has requests or host samples in `[from, to]`. Per service, three
-//! queries run (stats over the whole range, stats per chart step, host stats), a few services at
-//! a time.
+//! not older than `from` and it has requests or host samples in `[from, to]`. The figures are
+//! gathered in two passes ([`summary`]): totals for every service, then trend and instances for
+//! the 50 rows shown.
 
-use std::collections::BTreeMap;
+mod summary;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use futures::{stream, StreamExt, TryStreamExt};
 use maud::{html, Markup};
 
 use super::chart::sparkline;
-use super::data::{ConsoleData, Filters, Steps};
 use super::error::ConsoleError;
 use super::format;
 use super::layout::{page, Frame, Picker, Section};
 use super::params::{href, service_path, Params};
 use super::range::PageRange;
-use super::status;
-use super::steps;
 use super::table::{by_option, Column, Links, Paging, Sort};
 use super::Console;
 use crate::model::TimestampMs;
-use crate::query::QueryError;
 use crate::store::Store;
-
-/// Services summarised at once: each runs three queries, each fanned out over partitions.
-const CONCURRENT_SERVICES: usize = 8;
-
-/// One service's line of the overview.
-#[derive(Debug, Clone)]
-struct ServiceRow {
-    name: String,
-    requests: u64,
-    /// Requests per second over the range.
-    rate: f64,
-    /// 5xx share; `None` without requests.
-    errors: Option<f64>,
-    p99_ms: Option<f64>,
-    /// Rate per chart step.
-    trend: Vec<f64>,
-    up: usize,
-    instances: usize,
-    /// Why the figures are missing (a query limit), when they are.
-    problem: Option<String>,
-}
+use summary::{Instances, ServiceRow};
 
 const COLUMNS: [Column; 5] = [
     Column {
@@ -84,109 +59,6 @@ const DEFAULT_SORT: Sort = Sort {
     descending: true,
 };
 
-async fn summarise<S: Store>(
-    data: &ConsoleData<S>,
-    name: String,
-    range: &PageRange,
-) -> Result<ServiceRow, QueryError> {
-    let none = Filters::default();
-    let queried = tokio::try_join!(
-        data.stats(&name, range, Steps::Whole, None, &none),
-        data.stats(&name, range, Steps::Chart, None, &none),
-        data.host_stats(&name, range),
-    );
-    let (whole, chart, host) = match queried {
-        Ok(answers) => answers,
-        // A service over a query limit still gets its line, with the reason.
-        Err(QueryError::Params(problems)) => {
-            return Ok(ServiceRow {
-                problem: Some(
-                    problems
-                        .0
-                        .iter()
-                        .map(|p| p.problem.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                ..ServiceRow::empty(name)
-            })
-        }
-        Err(e) => return Err(e),
-    };
-    let steps: Vec<i64> = range.step_starts().collect();
-    let now = TimestampMs::now();
-    let total = whole.groups.first().and_then(|g| g.points.first());
-    let up = host
-        .instances
-        .iter()
-        .filter(|series| status::is_up(&status::beats(series, &steps, range.step_ms, now)))
-        .count();
-    Ok(ServiceRow {
-        requests: total.map_or(0, |p| p.count),
-        rate: total.map_or(0.0, |p| p.count as f64 * 1000.0 / range.span_ms() as f64),
-        errors: total.map(|p| p.error_rate),
-        p99_ms: total.map(|p| p.p99_ms),
-        trend: steps::rate(&chart, &steps),
-        up,
-        instances: host.instances.len(),
-        ..ServiceRow::empty(name)
-    })
-}
-
-impl ServiceRow {
-    fn empty(name: String) -> Self {
-        Self {
-            name,
-            requests: 0,
-            rate: 0.0,
-            errors: None,
-            p99_ms: None,
-            trend: Vec::new(),
-            up: 0,
-            instances: 0,
-            problem: None,
-        }
-    }
-
-    fn up_share(&self) -> Option<f64> {
-        (self.instances > 0).then(|| self.up as f64 / self.instances as f64)
-    }
-}
-
-/// Every service seen in the range, summarised.
-async fn services<S: Store>(
-    data: &ConsoleData<S>,
-    range: &PageRange,
-) -> Result<Vec<ServiceRow>, QueryError> {
-    let latest = data.latest(None).await?;
-    let mut newest: BTreeMap<String, TimestampMs> = BTreeMap::new();
-    let heard = latest
-        .api
-        .iter()
-        .map(|r| (&r.service, &r.timestamp))
-        .chain(latest.host.iter().map(|r| (&r.service, &r.timestamp)));
-    for (service, at) in heard {
-        if let Ok(at) = TimestampMs::parse(at) {
-            let entry = newest.entry(service.clone()).or_insert(at);
-            *entry = (*entry).max(at);
-        }
-    }
-    let names: Vec<String> = newest
-        .into_iter()
-        .filter(|(_, at)| *at >= range.from)
-        .map(|(name, _)| name)
-        .collect();
-    let rows: Vec<ServiceRow> = stream::iter(names)
-        .map(|name| summarise(data, name, range))
-        .buffered(CONCURRENT_SERVICES)
-        .try_collect()
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter(|row| row.requests > 0 || row.instances > 0 || row.problem.is_some())
-        .collect())
-}
-
 fn sort_rows(rows: &mut [ServiceRow], sort: Sort) {
     rows.sort_by(|a, b| {
         let ordering = match sort.key {
@@ -210,7 +82,11 @@ fn row(r: &ServiceRow, range_params: &[(&'static str, String)]) -> Markup {
                 td.wrap colspan="5" { span.muted { (problem) } }
             } @else {
                 td.num data-col="rate" data-value=(r.rate) { (format::rate(r.rate)) }
-                td.hide-narrow { (sparkline(&r.trend, &format!("Request rate of {}", r.name))) }
+                td.hide-narrow {
+                    @if let Some(trend) = &r.trend {
+                        (sparkline(trend, &format!("Request rate of {}", r.name)))
+                    }
+                }
                 td.num.bad[errors_hot] data-col="errors"
                     data-value=[r.errors] {
                     (r.errors.map_or("–".to_owned(), format::percent))
@@ -218,13 +94,14 @@ fn row(r: &ServiceRow, range_params: &[(&'static str, String)]) -> Markup {
                 td.num data-col="p99" data-value=[r.p99_ms] {
                     (r.p99_ms.map_or("–".to_owned(), format::duration_ms))
                 }
-                td.num data-col="up" data-up=(r.up) data-instances=(r.instances) {
-                    @if r.instances == 0 {
+                @let i = r.instances.unwrap_or(Instances { up: 0, total: 0 });
+                td.num data-col="up" data-up=(i.up) data-instances=(i.total) {
+                    @if i.total == 0 {
                         span.muted title="No host readings in this range" { "–" }
                     } @else {
                         span.status {
-                            span class={"dot " (if r.up == r.instances { "up" } else if r.up == 0 { "down" } else { "part" })} {}
-                            (r.up) "/" (r.instances)
+                            span class={"dot " (if i.up == i.total { "up" } else if i.up == 0 { "down" } else { "part" })} {}
+                            (i.up) "/" (i.total)
                         }
                     }
                 }
@@ -279,7 +156,7 @@ pub async fn overview_page<S: Store>(
     console.data.check_range(&range)?;
     let sort = Sort::from_params(&params, &COLUMNS, DEFAULT_SORT);
     let filter = params.get("q").map(str::to_owned);
-    let mut rows = services(&console.data, &range).await?;
+    let mut rows = summary::gather(&console.data, &range, sort.key == "up").await?;
     let seen = rows.len();
     if let Some(q) = &filter {
         let q = q.to_lowercase();
@@ -287,6 +164,7 @@ pub async fn overview_page<S: Store>(
     }
     sort_rows(&mut rows, sort);
     let paging = Paging::from_params(&params, rows.len());
+    let shown = summary::complete(&console.data, rows[paging.rows()].to_vec(), &range).await?;
     let range_params = range.params();
     let mut keep = range_params.clone();
     keep.extend(filter.clone().map(|q| ("q", q)));
@@ -341,7 +219,7 @@ pub async fn overview_page<S: Store>(
                         (links.header(&COLUMNS[4]))
                     } }
                     tbody {
-                        @for r in &rows[paging.rows()] {
+                        @for r in &shown {
                             (row(r, &range_params))
                         }
                     }

@@ -455,6 +455,16 @@ pub async fn paging_and_sorting(tab: &Tab, base: &str, range: Range) {
         p99.windows(2).all(|w| w[0] >= w[1]),
         "largest p99 first: {p99:?}"
     );
+    // Sorting by instances up needs every service's instances, asked for before paging.
+    tab.click_to(r#"#services th a[href*="sort=up"]"#, |h| {
+        h.contains("sort=up")
+    })
+    .await;
+    let up: Vec<f64> = tab
+        .eval(r#"[...document.querySelectorAll('#services [data-col="up"]')].map(c => Number(c.dataset.up) / Number(c.dataset.instances))"#)
+        .await;
+    assert_eq!(up.len(), SERVICES.len());
+    assert!(up.windows(2).all(|w| w[0] >= w[1]), "most up first: {up:?}");
 }
 
 /// The range picker's presets and auto-refresh.
