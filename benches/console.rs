@@ -216,9 +216,14 @@ fn markdown(o: &Options, readings: u64, pages: &[PageFigures]) -> String {
         s,
         "- date: {date}; code: {revision}; load average (1 min) at the end: {load}"
     );
+    let prefix = if o.backend == "cql" {
+        "BACKEND=cql "
+    } else {
+        ""
+    };
     let _ = writeln!(
         s,
-        "- command: `CARGO_TARGET_DIR=/tmp/target-bench cargo bench --bench console`"
+        "- command: `{prefix}CARGO_TARGET_DIR=/tmp/target-bench cargo bench --bench console`"
     );
     let _ = writeln!(
         s,
