@@ -10,8 +10,9 @@
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// What a path segment keeps unencoded: RFC 3986's unreserved characters.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+/// What a path segment or a query value keeps unencoded: RFC 3986's unreserved characters
+/// (everything else, `&`, `=`, `+`, `/`, `#` and spaces included, is percent-encoded).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -38,7 +39,7 @@ impl Params {
 
 /// `/services/NAME`, the name percent-encoded (a `/` in it stays inside the segment).
 pub fn service_path(service: &str) -> String {
-    format!("/services/{}", utf8_percent_encode(service, SEGMENT))
+    format!("/services/{}", utf8_percent_encode(service, UNRESERVED))
 }
 
 /// `/services/NAME/readings`.
@@ -46,16 +47,16 @@ pub fn readings_path(service: &str) -> String {
     format!("{}/readings", service_path(service))
 }
 
-/// `path?k=v&…`, values form-encoded; just `path` without pairs.
+/// `path?k=v&…`, names and values percent-encoded; just `path` without pairs.
 pub fn href<K: AsRef<str>, V: AsRef<str>>(path: &str, pairs: &[(K, V)]) -> String {
-    if pairs.is_empty() {
-        return path.to_owned();
+    let mut out = path.to_owned();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.extend(utf8_percent_encode(k.as_ref(), UNRESERVED));
+        out.push('=');
+        out.extend(utf8_percent_encode(v.as_ref(), UNRESERVED));
     }
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        query.append_pair(k.as_ref(), v.as_ref());
-    }
-    format!("{path}?{}", query.finish())
+    out
 }
 
 #[cfg(test)]
@@ -82,8 +83,8 @@ mod tests {
         );
         assert_eq!(readings_path("shop"), "/services/shop/readings");
         assert_eq!(
-            href("/x", &[("path", "/a&b=c"), ("q", "é")]),
-            "/x?path=%2Fa%26b%3Dc&q=%C3%A9"
+            href("/x", &[("path", "/a&b=c d+"), ("q", "é")]),
+            "/x?path=%2Fa%26b%3Dc%20d%2B&q=%C3%A9"
         );
         assert_eq!(href::<&str, &str>("/x", &[]), "/x");
     }

@@ -410,7 +410,10 @@ pub async fn markup_stays_text(tab: &Tab, base: &str, range: Range) {
 
     let mut query = range.query();
     query.push_str("&path=");
-    query.push_str(&form_urlencoded::byte_serialize(EVIL_PATH.as_bytes()).collect::<String>());
+    query.extend(percent_encoding::utf8_percent_encode(
+        EVIL_PATH,
+        percent_encoding::NON_ALPHANUMERIC,
+    ));
     tab.open(&format!("{base}/services/search/readings?{query}"))
         .await;
     let paths: Vec<String> = tab
