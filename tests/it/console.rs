@@ -1,6 +1,6 @@
 //! The web console in a real browser (headless Chromium, `console/browser.rs`), on both stores.
 //!
-//! A service is seeded through `POST /v1/metrics`; then each page is loaded as a person would
+//! The real binary serves (`console/served.rs`), seeded through `POST /v1/metrics`; then each page is loaded as a person would
 //! and every figure it shows is compared with what the JSON API answers for the same range
 //! (`/v1/stats`, `/v1/stats/host`, `/v1/latest`, `/v1/readings`), both the raw number a cell
 //! carries and the text with its unit. The tests click through overview → service → readings,
@@ -13,13 +13,15 @@
 mod browser;
 mod checks;
 mod seed;
+mod served;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{session, spawn_app, spawn_embedded_app, AppOptions};
+use crate::support::{migrated_keyspace, session};
 use browser::{Chromium, Tab, View};
+use served::Served;
 
 /// The range every compared page shows: a fixed hour ending at the newest reading.
 #[derive(Debug, Clone, Copy)]
@@ -146,18 +148,18 @@ async fn check_console(base: &str, store: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_what_the_api_answers_on_the_embedded_store() {
     browser::executable(); // fails first, saying how to install it, when Chromium is missing
-    let app = spawn_embedded_app().await;
-    check_console(&app.url, "embedded").await;
-    app.stop().await.unwrap();
+    let served = Served::start(None).await;
+    check_console(&served.url, "embedded").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_what_the_api_answers_on_cql() {
     browser::executable();
-    let app = spawn_app(AppOptions::default()).await;
-    check_console(&app.url, "cql").await;
-    let keyspace = app.keyspace.clone();
-    app.stop().await.unwrap();
+    let keyspace = migrated_keyspace().await;
+    let node = crate::support::cql_node();
+    let served = Served::start(Some((&node, keyspace.as_str()))).await;
+    check_console(&served.url, "cql").await;
+    drop(served);
     session()
         .await
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
@@ -169,9 +171,9 @@ async fn the_console_shows_what_the_api_answers_on_cql() {
 /// stylesheet and script are served from the binary; pages forbid inline and foreign scripts.
 #[tokio::test]
 async fn pages_name_what_is_wrong_and_carry_their_security_headers() {
-    let app = spawn_embedded_app().await;
+    let served = Served::start(None).await;
     let client = reqwest::Client::new();
-    let get = |path: &str| client.get(format!("{}{path}", app.url)).send();
+    let get = |path: &str| client.get(format!("{}{path}", served.url)).send();
     for (path, status, names) in [
         ("/?range=2h", 400, "range"),
         ("/?from=yesterday&to=1", 400, "from"),
@@ -215,5 +217,4 @@ async fn pages_name_what_is_wrong_and_carry_their_security_headers() {
         );
     }
     assert_eq!(get("/assets/other.js").await.unwrap().status(), 404);
-    app.stop().await.unwrap();
 }

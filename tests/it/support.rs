@@ -144,22 +144,6 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         query: options.query,
         ..serve_config(vec![options.cql_node], keyspace.clone(), data_dir.path())
     };
-    start(config, keyspace, data_dir).await
-}
-
-/// Starts the service in-process on the embedded store (in a temp dir): no CQL node needed.
-pub async fn spawn_embedded_app() -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    let unused = fresh_keyspace();
-    let config = serve_config(Vec::new(), unused.clone(), data_dir.path());
-    start(config, unused, data_dir).await
-}
-
-async fn start(
-    config: timebucket::server::ServeConfig,
-    keyspace: Keyspace,
-    data_dir: tempfile::TempDir,
-) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
