@@ -1,7 +1,7 @@
 //! The web console in a real browser (headless Chromium, `console/browser.rs`), on both stores.
 //!
-//! The real binary serves (`console/served.rs`), seeded through `POST /v1/metrics`; then each page is loaded as a person would
-//! and every figure it shows is compared with what the JSON API answers for the same range
+//! The real binary serves (`console/served.rs`), seeded through `POST /v1/metrics`; then each
+//! page is loaded as a person would and every figure it shows is compared with what the JSON API answers for the same range
 //! (`/v1/stats`, `/v1/stats/host`, `/v1/latest`, `/v1/readings`), both the raw number a cell
 //! carries and the text with its unit. The tests click through overview → service → readings,
 //! page with the cursor, change the range with the picker, wait for an auto-refresh, check that
