@@ -71,6 +71,7 @@ impl<S> Clone for AppState<S> {
 
 /// Every route of the service.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let console = crate::console::router(crate::console::Console::new(state.queries.clone()));
     Router::new()
         .route("/v1/metrics", post(ingest::post_metrics::<S>))
         .route("/v1/readings", get(query::readings::<S>))
@@ -115,4 +116,5 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(health::metrics::<S>))
         .with_state(state)
+        .merge(console)
 }

@@ -7,6 +7,7 @@ mod bodies;
 mod capture;
 mod cli;
 mod conformance;
+mod console;
 mod cql_docs;
 mod crash;
 mod edge;
