@@ -21,6 +21,7 @@
 //! - [`reload`]: the reload hub (SIGHUP, `POST /-/reload`) that config-driven subsystems join.
 
 pub mod agent;
+pub mod alerting;
 pub mod api;
 pub mod capture;
 pub mod cli;
