@@ -219,36 +219,62 @@ pub fn expand(patterns: &[String]) -> Result<Vec<PathBuf>, RulesError> {
     Ok(files.into_iter().collect())
 }
 
-/// Reads and validates every file of `patterns`; group names must be unique across them.
-pub fn load(patterns: &[String], default_interval: Duration) -> Result<Vec<RuleGroup>, RulesError> {
-    let mut groups: Vec<RuleGroup> = Vec::new();
-    let mut problems = Vec::new();
+/// One file's groups, or why it cannot be used.
+type FileOutcome = Result<Vec<RuleGroup>, Vec<Problem>>;
+
+/// Reads and validates every file of `patterns`, each on its own; a group name already used
+/// by an earlier file is a problem of the later one. `Err` only for an unreadable file.
+fn load_each(
+    patterns: &[String],
+    default_interval: Duration,
+) -> Result<Vec<(PathBuf, FileOutcome)>, RulesError> {
+    let mut seen: Vec<(String, PathBuf)> = Vec::new();
+    let mut out = Vec::new();
     for file in expand(patterns)? {
         let text = std::fs::read_to_string(&file).map_err(|source| RulesError::Read {
             path: file.clone(),
             source,
         })?;
-        match parse(&text, &file, default_interval) {
-            Ok(parsed) => {
-                for group in parsed {
-                    if let Some(first) = groups.iter().find(|g| g.name == group.name) {
-                        problems.push(Problem {
-                            file: file.clone(),
-                            line: 0,
-                            column: 0,
-                            group: Some(group.name.clone()),
-                            rule: None,
-                            message: format!(
-                                "the group name is also used in {} (group names must be unique \
-                                 across rule files: they key the alerts' state)",
-                                first.file.display()
-                            ),
-                        });
-                    } else {
-                        groups.push(group);
-                    }
-                }
+        let outcome = parse(&text, &file, default_interval).and_then(|groups| {
+            let clashes: Vec<Problem> = groups
+                .iter()
+                .filter_map(|g| {
+                    let (_, first) = seen.iter().find(|(name, _)| name == &g.name)?;
+                    Some(Problem {
+                        file: file.clone(),
+                        line: 0,
+                        column: 0,
+                        group: Some(g.name.clone()),
+                        rule: None,
+                        message: format!(
+                            "the group name is also used in {} (group names must be unique \
+                             across rule files: they key the alerts' state)",
+                            first.display()
+                        ),
+                    })
+                })
+                .collect();
+            if clashes.is_empty() {
+                Ok(groups)
+            } else {
+                Err(clashes)
             }
+        });
+        if let Ok(groups) = &outcome {
+            seen.extend(groups.iter().map(|g| (g.name.clone(), file.clone())));
+        }
+        out.push((file, outcome));
+    }
+    Ok(out)
+}
+
+/// Reads and validates every file of `patterns`; group names must be unique across them.
+pub fn load(patterns: &[String], default_interval: Duration) -> Result<Vec<RuleGroup>, RulesError> {
+    let mut groups = Vec::new();
+    let mut problems = Vec::new();
+    for (_, outcome) in load_each(patterns, default_interval)? {
+        match outcome {
+            Ok(found) => groups.extend(found),
             Err(found) => problems.extend(found),
         }
     }
@@ -257,6 +283,45 @@ pub fn load(patterns: &[String], default_interval: Duration) -> Result<Vec<RuleG
     } else {
         Err(RulesError::Invalid { problems })
     }
+}
+
+/// What `timebucket rules check` prints, like `promtool check rules`, and whether every file
+/// passed:
+///
+/// ```text
+/// Checking examples/rules.yml
+///   SUCCESS: 4 rules found
+/// Checking bad.yml
+///   FAILED:
+/// bad.yml:6:15: group "api": rule "Bad": expr: parse error: ...
+/// ```
+pub fn check(patterns: &[String]) -> (String, bool) {
+    let mut out = String::new();
+    let mut passed = true;
+    let files = match load_each(patterns, Duration::from_secs(60)) {
+        Ok(files) => files,
+        Err(error) => return (format!("  FAILED: {error}\n"), false),
+    };
+    if files.is_empty() {
+        return (format!("  FAILED: no file matches {}\n", patterns.join(", ")), false);
+    }
+    for (file, outcome) in files {
+        out += &format!("Checking {}\n", file.display());
+        match outcome {
+            Ok(groups) => {
+                let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+                out += &format!("  SUCCESS: {rules} rules found\n");
+            }
+            Err(problems) => {
+                passed = false;
+                out += "  FAILED:\n";
+                for problem in problems {
+                    out += &format!("{problem}\n");
+                }
+            }
+        }
+    }
+    (out, passed)
 }
 
 /// Where a spanned value is: (line, column).

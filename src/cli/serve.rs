@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::alerting::AlertingArgs;
 use super::store::{SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
 use crate::ingest::{AcceptLimits, FlusherConfig};
@@ -95,6 +96,9 @@ pub struct ServeArgs {
     /// How many replicas share the scrape targets; each target is scraped by exactly one.
     #[arg(long, env = "TIMEBUCKET_REPLICA_COUNT", default_value_t = 1)]
     pub replica_count: u32,
+    /// Alerting: rule files, receivers, the evaluator lease.
+    #[command(flatten)]
+    pub alerting: AlertingArgs,
 }
 
 impl ServeArgs {
@@ -147,6 +151,7 @@ impl ServeArgs {
                 replica: self.replica()?,
             },
             settings: self.settings.request()?,
+            alerting: self.alerting.config(&self.data_dir)?,
         })
     }
 
