@@ -210,14 +210,13 @@ impl<S: Store, A: AlertStore> Alerting<S, A> {
             };
             let state = Arc::new(Mutex::new(state));
             let (stop, stopped) = watch::channel(false);
-            let task = tokio::spawn(
-                GroupTask {
-                    state: state.clone(),
-                    shared: self.shared.clone(),
-                    stop: stopped,
-                }
-                .run(),
-            );
+            let task = GroupTask {
+                state: state.clone(),
+                shared: self.shared.clone(),
+                stop: stopped,
+            };
+            let first = task.first_slot();
+            let task = tokio::spawn(task.run(first));
             running.push(Running { state, stop, task });
         }
         self.view

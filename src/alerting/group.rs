@@ -244,16 +244,22 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs until stopped.
-    pub async fn run(mut self) {
+    /// The group's first slot at or after the clock's time now: where its task starts (taken
+    /// when the task is made, so a clock moved while it starts cannot skip it).
+    pub fn first_slot(&self) -> i64 {
         let group = self.lock().group.clone();
         let interval = (group.interval.as_millis() as i64).max(1);
-        let offset = offset(&group.name, interval);
+        next_slot(self.shared.clock.now().millis(), interval, offset(&group.name, interval))
+    }
+
+    /// Runs until stopped, from `slot` on (see [`GroupTask::first_slot`]).
+    pub async fn run(mut self, mut slot: i64) {
+        let group = self.lock().group.clone();
+        let interval = (group.interval.as_millis() as i64).max(1);
         let (acks_tx, mut acks) = mpsc::unbounded_channel();
         // The view shows the stored state at once; evaluation re-reads it when it starts.
         self.load().await;
         let mut led = false;
-        let mut slot = next_slot(self.shared.clock.now().millis(), interval, offset);
         loop {
             let wake = self.shared.clock.sleep_until(TimestampMs::from_millis(slot));
             tokio::select! {
@@ -265,7 +271,18 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
                     }
                     continue;
                 }
-                _ = self.stop.changed() => return,
+                _ = self.stop.changed() => {
+                    // What the webhooks acknowledged is kept, so a restart does not repeat it.
+                    let mut acknowledged = false;
+                    while let Ok(delivered) = acks.try_recv() {
+                        self.lock().acknowledge(delivered);
+                        acknowledged = true;
+                    }
+                    if acknowledged && self.shared.leadership.is_leader() {
+                        self.save().await;
+                    }
+                    return;
+                }
             }
             let now = self.shared.clock.now().millis();
             let missed = (now - slot) / interval;

@@ -3,4 +3,5 @@
 //! killed, and the alert store's conformance on both backends.
 
 mod examples;
+mod restart;
 mod support;
