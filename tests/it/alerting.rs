@@ -3,5 +3,7 @@
 //! killed, and the alert store's conformance on both backends.
 
 mod examples;
+mod lease;
 mod restart;
+mod store;
 mod support;
