@@ -312,3 +312,31 @@ async fn memory_high_fires_after_5m_above_90_percent_and_resolves() {
     };
     run(t0, incident, Vec::new(), host).await;
 }
+
+#[test]
+fn rules_check_passes_the_examples_and_lists_every_problem_of_a_broken_file() {
+    let run = |args: &[&str]| {
+        let out = crate::support::timebucket_command()
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, out, _) = run(&["rules", "check", "examples/rules.yml"]);
+    assert_eq!((code, out.as_str()), (Some(0), "Checking examples/rules.yml\n  SUCCESS: 4 rules found\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "groups:\n  - name: api\n    rules:\n      - alert: A\n        expr: rate(x[5m]\n      - alert: B\n        expr: x > 1\n        for: soon\n",
+    )
+    .unwrap();
+    let bad = bad.display().to_string();
+    let (code, out, err) = run(&["rules", "check", "examples/rules.yml", &bad]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("  SUCCESS: 4 rules found\n"), "{out}");
+    assert!(out.contains(&format!("Checking {bad}\n  FAILED:\n{bad}:5:15: group \"api\": rule \"A\": expr: parse error")), "{out}");
+    assert!(out.contains(&format!("{bad}:8:14: group \"api\": rule \"B\": for: `soon` is not a duration")), "{out}");
+    assert!(err.starts_with("error: the rule files have problems"), "{err}");
+}

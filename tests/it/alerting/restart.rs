@@ -69,6 +69,24 @@ async fn a_restart_keeps_the_for_countdown_and_the_firing_alert_and_repeats_no_m
     webhook
         .wait("HighErrorRate", "the firing message", |m| m.len() == 1)
         .await;
+    let shown = crate::support::timebucket_command()
+        .args(["query", "alerts", "--url", &app.url])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(shown.stdout).unwrap();
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    assert!(
+        table.contains("FIRING  HighErrorRate  service=checkout,severity=page")
+            && table.contains("checkout: 33.33% of requests fail")
+            && table.ends_with("1 firing, 0 pending\n"),
+        "{table}"
+    );
+    let shown = crate::support::timebucket_command()
+        .args(["query", "rules", "--url", &app.url])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(shown.stdout).unwrap();
+    assert!(table.contains("api    HighErrorRate  firing    ok") && table.ends_with("4 rules in 2 groups\n"), "{table}");
     // Delivered and counted: its acknowledgement is saved by the time the service stops.
     while metric(&app.url, "timebucket_alert_notifications_sent_total").await != Some(1.0) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
