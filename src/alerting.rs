@@ -139,7 +139,8 @@ impl<S: Store, A: AlertStore> Alerting<S, A> {
         metrics: Arc<Metrics>,
     ) -> Result<Self, RulesError> {
         let groups = rules::load(&config.rule_files, config.default_interval)?;
-        let (lease, leadership) = LeaseKeeper::start(store.clone(), config.lease_ttl, metrics.clone());
+        let (lease, leadership) =
+            LeaseKeeper::start(store.clone(), config.lease_ttl, metrics.clone());
         let shared = Arc::new(Shared {
             engine,
             store,

@@ -175,7 +175,10 @@ pub async fn run(
     }
     // So are bad rule files.
     if config.alerting.enabled() {
-        crate::alerting::rules::load(&config.alerting.rule_files, config.alerting.default_interval)?;
+        crate::alerting::rules::load(
+            &config.alerting.rule_files,
+            config.alerting.default_interval,
+        )?;
     }
     // Bound first, so a taken port stops `serve` before anything opens.
     let otlp = OtlpListeners::bind(config.otlp, TimestampMs::now()).await?;
@@ -212,7 +215,9 @@ pub async fn run(
                 settings = %Described(store.settings()), wal = %wal_dir, "store opened");
             // The alerting tables (migration 0002) are needed only when there are rules.
             let alerts = match config.alerting.enabled() {
-                true => Some(Arc::new(CqlAlertStore::open(store.session().clone(), keyspace).await?)),
+                true => Some(Arc::new(
+                    CqlAlertStore::open(store.session().clone(), keyspace).await?,
+                )),
                 false => None,
             };
             serve_with(store, alerts, wal, &config, listener, otlp, shutdown).await

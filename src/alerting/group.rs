@@ -249,7 +249,11 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
     pub fn first_slot(&self) -> i64 {
         let group = self.lock().group.clone();
         let interval = (group.interval.as_millis() as i64).max(1);
-        next_slot(self.shared.clock.now().millis(), interval, offset(&group.name, interval))
+        next_slot(
+            self.shared.clock.now().millis(),
+            interval,
+            offset(&group.name, interval),
+        )
     }
 
     /// Runs until stopped, from `slot` on (see [`GroupTask::first_slot`]).
@@ -261,7 +265,10 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
         self.load().await;
         let mut led = false;
         loop {
-            let wake = self.shared.clock.sleep_until(TimestampMs::from_millis(slot));
+            let wake = self
+                .shared
+                .clock
+                .sleep_until(TimestampMs::from_millis(slot));
             tokio::select! {
                 () = wake => {}
                 Some(delivered) = acks.recv() => {
@@ -288,7 +295,12 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
             let missed = (now - slot) / interval;
             if missed > 0 {
                 let label = [("group", group.name.clone())];
-                self.shared.metrics.alerting.iterations_missed.get_or_create(&label).inc_by(missed as u64);
+                self.shared
+                    .metrics
+                    .alerting
+                    .iterations_missed
+                    .get_or_create(&label)
+                    .inc_by(missed as u64);
                 slot += missed * interval;
             }
             self.shared
@@ -369,8 +381,14 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
         let mut state = self.lock();
         state.last_evaluation = Some(slot);
         state.evaluation_seconds = started.elapsed().as_secs_f64();
-        metrics.group_duration_seconds.get_or_create(&label).set(state.evaluation_seconds);
-        metrics.group_last_evaluation.get_or_create(&label).set(slot as f64 / 1000.0);
+        metrics
+            .group_duration_seconds
+            .get_or_create(&label)
+            .set(state.evaluation_seconds);
+        metrics
+            .group_last_evaluation
+            .get_or_create(&label)
+            .set(slot as f64 / 1000.0);
         for alert_state in [AlertState::Pending, AlertState::Firing] {
             let count = state
                 .rules
@@ -380,7 +398,10 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
                 .count();
             metrics
                 .alerts
-                .get_or_create(&[("group", group.name.clone()), ("state", alert_state.as_str().to_owned())])
+                .get_or_create(&[
+                    ("group", group.name.clone()),
+                    ("state", alert_state.as_str().to_owned()),
+                ])
                 .set(count as i64);
         }
     }
@@ -392,7 +413,9 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
             .instant(&rule.query, TimestampMs::from_millis(slot))
             .await
         {
-            Ok(QueryValue::Vector(samples)) => Ok(samples.into_iter().map(|s| (s.labels, s.v)).collect()),
+            Ok(QueryValue::Vector(samples)) => {
+                Ok(samples.into_iter().map(|s| (s.labels, s.v)).collect())
+            }
             Ok(QueryValue::Scalar { v, .. }) => Ok(vec![(Labels::default(), v)]),
             Ok(other) => Err(format!(
                 "rule result is not a vector or scalar but a {}",
@@ -410,7 +433,9 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
         let valid_for = shared.resend_delay.max(group.interval).as_millis() as i64 * 4;
         let mut to_alertmanager = Vec::new();
         let mut deliveries = Vec::new();
-        let GroupState { rules, in_flight, .. } = &mut *state;
+        let GroupState {
+            rules, in_flight, ..
+        } = &mut *state;
         for (rule, rule_state) in group.rules.iter().zip(rules.iter_mut()) {
             let link = generator_url(&shared.external_url, &rule.expr);
             let starts = |a: &super::state::Alert| {
@@ -426,7 +451,10 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
                         labels: to_map(&alert.labels),
                         annotations: alert.annotations.clone(),
                         starts_at: starts(alert),
-                        ends_at: TimestampMs::from_millis(alert.resolved_at.unwrap_or(slot + valid_for)).to_rfc3339(),
+                        ends_at: TimestampMs::from_millis(
+                            alert.resolved_at.unwrap_or(slot + valid_for),
+                        )
+                        .to_rfc3339(),
                         generator_url: link.clone(),
                     });
                 }
@@ -468,7 +496,8 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
                 told.push((alert.labels.clone(), status));
             }
             let payload = WebhookPayload::new(&rule.name, &shared.external_url, alerts);
-            let body = bytes::Bytes::from(serde_json::to_vec(&payload).expect("payloads serialize"));
+            let body =
+                bytes::Bytes::from(serde_json::to_vec(&payload).expect("payloads serialize"));
             deliveries.push(Delivery::new(
                 body,
                 shared.notifier.webhooks.len(),
@@ -494,7 +523,10 @@ fn generator_url(external_url: &str, expr: &str) -> String {
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("query", expr)
         .finish();
-    format!("{}/api/v1/query?{query}", external_url.trim_end_matches('/'))
+    format!(
+        "{}/api/v1/query?{query}",
+        external_url.trim_end_matches('/')
+    )
 }
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ pub struct Leadership {
 impl Leadership {
     /// True while this replica holds an unexpired lease.
     pub fn is_leader(&self) -> bool {
-        self.until.borrow().is_some_and(|until| until > Instant::now())
+        self.until
+            .borrow()
+            .is_some_and(|until| until > Instant::now())
     }
 
     /// A leadership that always leads (a single process that owns its store).

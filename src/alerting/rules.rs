@@ -303,7 +303,10 @@ pub fn check(patterns: &[String]) -> (String, bool) {
         Err(error) => return (format!("  FAILED: {error}\n"), false),
     };
     if files.is_empty() {
-        return (format!("  FAILED: no file matches {}\n", patterns.join(", ")), false);
+        return (
+            format!("  FAILED: no file matches {}\n", patterns.join(", ")),
+            false,
+        );
     }
     for (file, outcome) in files {
         out += &format!("Checking {}\n", file.display());
@@ -330,8 +333,15 @@ fn at<T>(value: &Spanned<T>) -> (u64, u64) {
 }
 
 /// Validates the text of one rule file read from `file`: its groups, or every problem.
-pub fn parse(text: &str, file: &Path, default_interval: Duration) -> Result<Vec<RuleGroup>, Vec<Problem>> {
-    let problem = |(line, column): (u64, u64), group: Option<&str>, rule: Option<&str>, message: String| Problem {
+pub fn parse(
+    text: &str,
+    file: &Path,
+    default_interval: Duration,
+) -> Result<Vec<RuleGroup>, Vec<Problem>> {
+    let problem = |(line, column): (u64, u64),
+                   group: Option<&str>,
+                   rule: Option<&str>,
+                   message: String| Problem {
         file: file.to_owned(),
         line,
         column,
@@ -356,20 +366,40 @@ pub fn parse(text: &str, file: &Path, default_interval: Duration) -> Result<Vec<
         let name = raw_group.name.value.clone();
         let group_name = Some(name.as_str());
         if name.trim().is_empty() {
-            problems.push(problem(at(&raw_group.name), None, None, "group name must not be empty".into()));
+            problems.push(problem(
+                at(&raw_group.name),
+                None,
+                None,
+                "group name must not be empty".into(),
+            ));
         } else if !names.insert(name.clone()) {
-            problems.push(problem(place, group_name, None, "the group name is used twice in this file".into()));
+            problems.push(problem(
+                place,
+                group_name,
+                None,
+                "the group name is used twice in this file".into(),
+            ));
         }
         let interval = match &raw_group.interval {
             None => default_interval,
             Some(text) => match duration(&text.value) {
                 Ok(d) if !d.is_zero() => d,
                 Ok(_) => {
-                    problems.push(problem(at(text), group_name, None, "interval must be more than zero".into()));
+                    problems.push(problem(
+                        at(text),
+                        group_name,
+                        None,
+                        "interval must be more than zero".into(),
+                    ));
                     default_interval
                 }
                 Err(e) => {
-                    problems.push(problem(at(text), group_name, None, format!("interval: {e}")));
+                    problems.push(problem(
+                        at(text),
+                        group_name,
+                        None,
+                        format!("interval: {e}"),
+                    ));
                     default_interval
                 }
             },
@@ -460,10 +490,10 @@ fn rule(
         },
     };
     let mut durations = [Duration::ZERO; 2];
-    for (slot, (key, value)) in durations
-        .iter_mut()
-        .zip([("for", &raw.hold), ("keep_firing_for", &raw.keep_firing_for)])
-    {
+    for (slot, (key, value)) in durations.iter_mut().zip([
+        ("for", &raw.hold),
+        ("keep_firing_for", &raw.keep_firing_for),
+    ]) {
         if let Some(text) = value {
             match duration(&text.value) {
                 Ok(d) => *slot = d,
@@ -492,7 +522,11 @@ fn rule(
         hold: durations[0],
         keep_firing_for: durations[1],
         labels: raw.labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
-        annotations: raw.annotations.into_iter().map(|(k, v)| (k, v.value)).collect(),
+        annotations: raw
+            .annotations
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect(),
     })
 }
 

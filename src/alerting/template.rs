@@ -71,7 +71,10 @@ fn data_value(data: &TemplateData<'_>) -> Value {
     let mut map: BTreeMap<Arc<str>, Value> = BTreeMap::new();
     map.insert("Labels".into(), Value::Map(Arc::new(labels)));
     map.insert("ExternalLabels".into(), Value::Map(Arc::default()));
-    map.insert("ExternalURL".into(), Value::String(data.external_url.into()));
+    map.insert(
+        "ExternalURL".into(),
+        Value::String(data.external_url.into()),
+    );
     map.insert("Value".into(), Value::Float(data.value));
     Value::Map(Arc::new(map))
 }
@@ -221,7 +224,11 @@ fn functions() -> BTreeMap<String, ValueFunc> {
     );
     add(
         "humanizePercentage",
-        Arc::new(|a| Ok(string(sprintf("%.4g", number("humanizePercentage", a)? * 100.0)? + "%"))),
+        Arc::new(|a| {
+            Ok(string(
+                sprintf("%.4g", number("humanizePercentage", a)? * 100.0)? + "%",
+            ))
+        }),
     );
     add(
         "humanizeDuration",
@@ -272,7 +279,9 @@ fn functions() -> BTreeMap<String, ValueFunc> {
         Arc::new(|a| {
             let address = text("stripPort", a, 0)?;
             let host = match address.rsplit_once(':') {
-                Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                Some((host, port))
+                    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     host.trim_start_matches('[').trim_end_matches(']')
                 }
                 _ => address,
@@ -307,7 +316,10 @@ mod tests {
             "checkout at 0.0625"
         );
         assert_eq!(
-            run("{{ printf \"%.1f\" $value }}% on {{ .Labels.instance }}", 12.345),
+            run(
+                "{{ printf \"%.1f\" $value }}% on {{ .Labels.instance }}",
+                12.345
+            ),
             "12.3% on 10.0.0.7:8080"
         );
         assert_eq!(run("{{ $externalURL }}", 1.0), "http://tb:8080");

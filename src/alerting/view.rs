@@ -111,7 +111,11 @@ impl AlertsView {
 
     /// Every group, as it stands.
     pub fn rules(&self) -> Vec<GroupInfo> {
-        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let groups = self
+            .groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         groups
             .iter()
             .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()).info())
@@ -126,16 +130,17 @@ impl AlertsView {
             .flat_map(|g| g.rules)
             .flat_map(|r| r.alerts)
             .collect();
-        alerts.sort_by(|a, b| {
-            (b.state, &a.rule, &a.labels).cmp(&(a.state, &b.rule, &b.labels))
-        });
+        alerts.sort_by(|a, b| (b.state, &a.rule, &a.labels).cmp(&(a.state, &b.rule, &b.labels)));
         alerts
     }
 }
 
 /// An RFC 3339 time, or Go's zero time for none, as Prometheus writes them.
 fn time(t: Option<TimestampMs>) -> String {
-    t.map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), TimestampMs::to_rfc3339)
+    t.map_or_else(
+        || "0001-01-01T00:00:00Z".to_owned(),
+        TimestampMs::to_rfc3339,
+    )
 }
 
 /// A float as Go's `strconv.FormatFloat(v, 'e', -1, 64)`: Prometheus' alert `value`.
@@ -271,7 +276,8 @@ impl ApiGroup {
                     keep_firing_for: r.keep_firing_for_seconds,
                     labels: r.labels.clone(),
                     annotations: r.annotations.clone(),
-                    alerts: (!exclude_alerts).then(|| r.alerts.iter().map(ApiAlert::from).collect()),
+                    alerts: (!exclude_alerts)
+                        .then(|| r.alerts.iter().map(ApiAlert::from).collect()),
                     health: r.health.as_str().to_owned(),
                     last_error: r.last_error.clone().unwrap_or_default(),
                     evaluation_time: r.evaluation_seconds,

@@ -51,8 +51,9 @@ pub async fn rules<S: Store>(
         .filter(|g| groups.is_empty() || groups.contains(&g.name.as_str()))
         .filter(|g| files.is_empty() || files.contains(&g.file.as_str()))
         .map(|mut g| {
-            g.rules
-                .retain(|r| !only_records && (names.is_empty() || names.contains(&r.name.as_str())));
+            g.rules.retain(|r| {
+                !only_records && (names.is_empty() || names.contains(&r.name.as_str()))
+            });
             g
         })
         .filter(|g| !filtered || !g.rules.is_empty())

@@ -18,11 +18,21 @@ pub struct AlertingArgs {
     #[arg(long = "rules", env = "TIMEBUCKET_RULES", value_name = "FILE", value_delimiter = ',', num_args = 1..)]
     pub rules: Vec<String>,
     /// An Alertmanager to send alerts to (its API v2), e.g. http://127.0.0.1:9093; repeatable.
-    #[arg(long, env = "TIMEBUCKET_ALERTMANAGER_URL", value_name = "URL", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TIMEBUCKET_ALERTMANAGER_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     pub alertmanager_url: Vec<String>,
     /// A webhook to post firing and resolved alerts to (Alertmanager's webhook payload);
     /// repeatable.
-    #[arg(long, env = "TIMEBUCKET_ALERT_WEBHOOK", value_name = "URL", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TIMEBUCKET_ALERT_WEBHOOK",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     pub alert_webhook: Vec<String>,
     /// Evaluation interval of a rule group that sets no `interval`.
     #[arg(long, env = "TIMEBUCKET_RULE_EVALUATION_INTERVAL", default_value_t = AlertingConfig::DEFAULT_EVALUATION_INTERVAL.into())]
@@ -74,11 +84,16 @@ impl AlertingArgs {
         if lease_ttl < Duration::from_secs(1) || lease_ttl.subsec_nanos() != 0 {
             return Err(FlagError::new(
                 "--alert-lease-ttl",
-                format!("must be whole seconds, at least 1s (a CQL TTL), got {}", self.alert_lease_ttl),
+                format!(
+                    "must be whole seconds, at least 1s (a CQL TTL), got {}",
+                    self.alert_lease_ttl
+                ),
             ));
         }
         let external_url = match &self.external_url {
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(url.clone()),
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.clone())
+            }
             Some(url) => {
                 return Err(FlagError::new(
                     "--external-url",
@@ -88,11 +103,17 @@ impl AlertingArgs {
             None => None,
         };
         if let Some(empty) = self.rules.iter().find(|r| r.trim().is_empty()) {
-            return Err(FlagError::new("--rules", format!("must name files, got {empty:?}")));
+            return Err(FlagError::new(
+                "--rules",
+                format!("must name files, got {empty:?}"),
+            ));
         }
         Ok(AlertingConfig {
             rule_files: self.rules.clone(),
-            default_interval: positive("--rule-evaluation-interval", self.rule_evaluation_interval)?,
+            default_interval: positive(
+                "--rule-evaluation-interval",
+                self.rule_evaluation_interval,
+            )?,
             resend_delay: positive("--alert-resend-delay", self.alert_resend_delay)?,
             lease_ttl,
             external_url,

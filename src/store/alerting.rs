@@ -86,6 +86,8 @@ pub trait AlertStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, AlertStoreError>> + Send;
 
     /// Gives the lease up if `owner` holds it, so another replica takes over at once.
-    fn release_lease(&self, owner: Uuid)
-        -> impl Future<Output = Result<(), AlertStoreError>> + Send;
+    fn release_lease(
+        &self,
+        owner: Uuid,
+    ) -> impl Future<Output = Result<(), AlertStoreError>> + Send;
 }

@@ -100,11 +100,7 @@ impl AlertingMetrics {
             "How late an evaluation started after its slot",
             self.evaluation_lateness_seconds.clone(),
         );
-        registry.register(
-            "alerts",
-            "Alerts by group and state",
-            self.alerts.clone(),
-        );
+        registry.register("alerts", "Alerts by group and state", self.alerts.clone());
         registry.register(
             "alert_notifications_sent",
             "Alerts (Alertmanager) or messages (webhooks) delivered, by receiver",

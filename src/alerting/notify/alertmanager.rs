@@ -88,7 +88,12 @@ impl Alertmanagers {
         if over > 0 {
             queue.drain(..over);
             for (_, label) in &inner.targets {
-                inner.metrics.alerting.notifications_dropped.get_or_create(&[("receiver", label.clone())]).inc_by(over as u64);
+                inner
+                    .metrics
+                    .alerting
+                    .notifications_dropped
+                    .get_or_create(&[("receiver", label.clone())])
+                    .inc_by(over as u64);
             }
         }
         inner.set_queue_length(queue.len());
@@ -133,7 +138,10 @@ impl Inner {
         let metrics = &self.metrics.alerting;
         match outcome {
             Ok(answer) if answer.status().is_success() => {
-                metrics.notifications_sent.get_or_create(&receiver).inc_by(alerts as u64);
+                metrics
+                    .notifications_sent
+                    .get_or_create(&receiver)
+                    .inc_by(alerts as u64);
             }
             Ok(answer) => {
                 let status = answer.status();

@@ -163,7 +163,11 @@ impl Webhooks {
             items.push_back(delivery.clone());
             while items.len() > self.capacity {
                 if let Some(dropped) = items.pop_front() {
-                    self.metrics.alerting.notifications_dropped.get_or_create(&receiver).inc();
+                    self.metrics
+                        .alerting
+                        .notifications_dropped
+                        .get_or_create(&receiver)
+                        .inc();
                     dropped.finish();
                 }
             }
@@ -249,7 +253,10 @@ async fn deliver_forever(
                 }
                 Err(Failure::Retry(problem) | Failure::GiveUp(problem)) => {
                     alerting.notification_errors.get_or_create(&receiver).inc();
-                    alerting.notifications_dropped.get_or_create(&receiver).inc();
+                    alerting
+                        .notifications_dropped
+                        .get_or_create(&receiver)
+                        .inc();
                     tracing::error!(webhook = %queue.label, %problem, tried, "webhook delivery given up");
                     break;
                 }

@@ -99,7 +99,8 @@ fn unknown_keys_and_bad_yaml_name_their_line() {
 #[test]
 fn the_identity_follows_name_expression_and_labels_only() {
     let load = |text: &str| parse(text, Path::new("r.yml"), DEFAULT).unwrap()[0].rules[0].clone();
-    let base = load("groups: [{name: g, rules: [{alert: A, expr: x > 1, for: 1m, labels: {s: p}}]}]");
+    let base =
+        load("groups: [{name: g, rules: [{alert: A, expr: x > 1, for: 1m, labels: {s: p}}]}]");
     let same = load("groups: [{name: g, rules: [{alert: A, expr: x > 1, for: 5m, labels: {s: p}, annotations: {a: b}}]}]");
     assert_eq!(base.identity(), same.identity());
     for other in [
@@ -131,9 +132,15 @@ fn group_names_must_be_unique_across_files_and_globs_expand() {
     );
     write("c.yml", "one");
     let error = load(&[pattern], DEFAULT).unwrap_err().to_string();
-    assert!(error.contains("c.yml") && error.contains("also used in"), "{error}");
+    assert!(
+        error.contains("c.yml") && error.contains("also used in"),
+        "{error}"
+    );
     let missing = dir.path().join("missing.yml").display().to_string();
-    assert!(matches!(load(&[missing], DEFAULT), Err(RulesError::Read { .. })));
+    assert!(matches!(
+        load(&[missing], DEFAULT),
+        Err(RulesError::Read { .. })
+    ));
     let nothing = format!("{}/*.nothing", dir.path().display());
     assert!(load(&[nothing], DEFAULT).unwrap().is_empty());
 }

@@ -13,10 +13,7 @@ fn rule(yaml_rule: &str) -> AlertRule {
 }
 
 fn sample(service: &str, v: f64) -> (Labels, f64) {
-    (
-        Labels::new([("__name__", "x"), ("service", service)]),
-        v,
-    )
+    (Labels::new([("__name__", "x"), ("service", service)]), v)
 }
 
 fn only(state: &RuleState) -> &Alert {
@@ -35,7 +32,11 @@ fn pending_for_the_hold_then_firing_then_resolved_and_forgotten_after_retention(
     assert_eq!(a.state, AlertState::Pending);
     assert_eq!(
         a.labels,
-        Labels::new([("alertname", "High"), ("service", "a"), ("severity", "ticket")])
+        Labels::new([
+            ("alertname", "High"),
+            ("service", "a"),
+            ("severity", "ticket")
+        ])
     );
     assert_eq!(a.annotations["summary"], "a at 5");
     state.apply(&r, Ok(vec![sample("a", 6.0)]), 4 * MIN, "");
@@ -43,11 +44,17 @@ fn pending_for_the_hold_then_firing_then_resolved_and_forgotten_after_retention(
     assert_eq!(only(&state).annotations["summary"], "a at 6");
     state.apply(&r, Ok(vec![sample("a", 7.0)]), 5 * MIN, "");
     let a = only(&state);
-    assert_eq!((a.state, a.active_at, a.fired_at), (AlertState::Firing, 0, Some(5 * MIN)));
+    assert_eq!(
+        (a.state, a.active_at, a.fired_at),
+        (AlertState::Firing, 0, Some(5 * MIN))
+    );
     assert_eq!(state.state(), AlertState::Firing);
     state.apply(&r, Ok(vec![]), 6 * MIN, "");
     let a = only(&state);
-    assert_eq!((a.state, a.resolved_at), (AlertState::Inactive, Some(6 * MIN)));
+    assert_eq!(
+        (a.state, a.resolved_at),
+        (AlertState::Inactive, Some(6 * MIN))
+    );
     state.apply(&r, Ok(vec![]), 21 * MIN, "");
     assert_eq!(state.alerts.len(), 1, "kept for 15 minutes");
     state.apply(&r, Ok(vec![]), 21 * MIN + 1, "");
@@ -63,7 +70,11 @@ fn a_pending_alert_that_clears_is_dropped_and_a_new_one_counts_again() {
     assert!(state.alerts.is_empty());
     state.apply(&r, Ok(vec![sample("a", 5.0)]), 2 * MIN, "");
     state.apply(&r, Ok(vec![sample("a", 5.0)]), 3 * MIN, "");
-    assert_eq!(only(&state).state, AlertState::Pending, "the countdown restarted");
+    assert_eq!(
+        only(&state).state,
+        AlertState::Pending,
+        "the countdown restarted"
+    );
     state.apply(&r, Ok(vec![sample("a", 5.0)]), 4 * MIN, "");
     assert_eq!(only(&state).state, AlertState::Firing);
 }
@@ -94,11 +105,26 @@ fn a_failed_evaluation_changes_no_alert_and_duplicates_fail() {
     state.apply(&r, Ok(vec![sample("a", 5.0)]), 0, "");
     let before = state.alerts.clone();
     state.apply(&r, Err("the store did not answer".into()), MIN, "");
-    assert_eq!((state.health, state.alerts.clone()), (Health::Err, before.clone()));
-    assert_eq!(state.last_error.as_deref(), Some("the store did not answer"));
-    state.apply(&r, Ok(vec![sample("a", 5.0), sample("b", 6.0)]), 2 * MIN, "");
+    assert_eq!(
+        (state.health, state.alerts.clone()),
+        (Health::Err, before.clone())
+    );
+    assert_eq!(
+        state.last_error.as_deref(),
+        Some("the store did not answer")
+    );
+    state.apply(
+        &r,
+        Ok(vec![sample("a", 5.0), sample("b", 6.0)]),
+        2 * MIN,
+        "",
+    );
     assert_eq!(state.health, Health::Err);
-    assert!(state.last_error.as_deref().unwrap().contains("same labelset"));
+    assert!(state
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("same labelset"));
     assert_eq!(state.alerts, before);
     state.apply(&r, Ok(vec![sample("a", 5.0)]), 3 * MIN, "");
     assert_eq!((state.health, state.last_error.clone()), (Health::Ok, None));
@@ -139,11 +165,18 @@ fn the_stored_form_round_trips_nan_and_infinities() {
     let mut state = RuleState::default();
     state.apply(
         &r,
-        Ok(vec![sample("a", f64::NAN), sample("b", f64::INFINITY), sample("c", -0.5)]),
+        Ok(vec![
+            sample("a", f64::NAN),
+            sample("b", f64::INFINITY),
+            sample("c", -0.5),
+        ]),
         0,
         "",
     );
-    state.alerts.values_mut().for_each(|a| a.notified = Some(AlertState::Firing));
+    state
+        .alerts
+        .values_mut()
+        .for_each(|a| a.notified = Some(AlertState::Firing));
     let stored = StoredGroup {
         version: STORED_VERSION,
         last_evaluation: Some(0),

@@ -1,9 +1,9 @@
 //! Answers as aligned text tables for a terminal.
 
+use crate::alerting::view::{AlertsAnswer, RulesAnswer};
 use crate::query::answer::{
     GaugeStats, HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer,
 };
-use crate::alerting::view::{AlertsAnswer, RulesAnswer};
 use crate::scrape::status::TargetsAnswer;
 
 /// Columns padded to their widest cell, two spaces apart; numbers right-aligned.
@@ -323,12 +323,22 @@ pub fn alerts(answer: &AlertsAnswer) -> String {
                 labels.join(","),
                 a.active_at.clone(),
                 a.value.clone(),
-                a.annotations.get("summary").cloned().unwrap_or_else(|| "-".into()),
+                a.annotations
+                    .get("summary")
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     let mut out = render(
-        &["STATE", "ALERT", "LABELS", "ACTIVE_SINCE", "VALUE", "SUMMARY"],
+        &[
+            "STATE",
+            "ALERT",
+            "LABELS",
+            "ACTIVE_SINCE",
+            "VALUE",
+            "SUMMARY",
+        ],
         &rows,
     );
     let firing = answer.alerts.iter().filter(|a| a.state == "firing").count();

@@ -25,7 +25,10 @@ struct Incident {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn as_labels(v: &Value) -> BTreeMap<String, String> {
@@ -49,7 +52,13 @@ async fn run(t0: i64, incident: Incident, api: Vec<Value>, host: Vec<Value>) {
     let rules = example_rules();
     let config = service_config(
         dir.path(),
-        alerting_config(dir.path(), &[&rules], &clock, Some(&alertmanager.url), Some(&webhook.url)),
+        alerting_config(
+            dir.path(),
+            &[&rules],
+            &clock,
+            Some(&alertmanager.url),
+            Some(&webhook.url),
+        ),
     );
     let app = start(config, dir).await;
     seed(&app, api, host).await;
@@ -78,12 +87,28 @@ async fn run(t0: i64, incident: Incident, api: Vec<Value>, host: Vec<Value>) {
             match (now, s.firing_at) {
                 (Some(alert), None) => {
                     let active_at = ms(&alert["activeAt"]);
-                    assert_eq!(*s.active_at.get_or_insert(active_at), active_at, "{alert:#}");
+                    assert_eq!(
+                        *s.active_at.get_or_insert(active_at),
+                        active_at,
+                        "{alert:#}"
+                    );
                     if alert["state"] == "firing" {
-                        assert_eq!(t - active_at, incident.hold_ms, "fires after its `for`: {alert:#}");
+                        assert_eq!(
+                            t - active_at,
+                            incident.hold_ms,
+                            "fires after its `for`: {alert:#}"
+                        );
                         assert_eq!(alert["annotations"]["summary"], summary.as_str());
                         s.firing_at = Some(t);
-                        fired_everywhere(&alertmanager, &webhook, incident.alertname, want, summary, t).await;
+                        fired_everywhere(
+                            &alertmanager,
+                            &webhook,
+                            incident.alertname,
+                            want,
+                            summary,
+                            t,
+                        )
+                        .await;
                     } else {
                         assert_eq!(alert["state"], "pending");
                     }
@@ -124,7 +149,13 @@ async fn rule_group_slot(app: &crate::support::TestApp, alertname: &str) -> i64 
         .as_array()
         .unwrap()
         .iter()
-        .find(|g| g["rules"].as_array().unwrap().iter().any(|r| r["name"] == alertname))
+        .find(|g| {
+            g["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == alertname)
+        })
         .unwrap_or_else(|| panic!("no rule {alertname}: {groups:#}"));
     ms(&group["lastEvaluation"])
 }
@@ -144,11 +175,17 @@ async fn fired_everywhere(
             alerts.iter().any(|a| &as_labels(&a["labels"]) == want)
         })
         .await;
-    let alert = found.iter().find(|a| &as_labels(&a["labels"]) == want).unwrap();
+    let alert = found
+        .iter()
+        .find(|a| &as_labels(&a["labels"]) == want)
+        .unwrap();
     assert_eq!(alert["annotations"]["summary"], summary);
     assert_eq!(alert["status"]["state"], "active", "{alert:#}");
     assert_eq!(ms(&alert["startsAt"]), at, "{alert:#}");
-    assert!(ms(&alert["endsAt"]) > TimestampMs::now().millis(), "{alert:#}");
+    assert!(
+        ms(&alert["endsAt"]) > TimestampMs::now().millis(),
+        "{alert:#}"
+    );
     assert!(alert["generatorURL"]
         .as_str()
         .unwrap()
@@ -157,13 +194,21 @@ async fn fired_everywhere(
         .wait(alertname, "a firing message", |messages| {
             messages.iter().any(|m| {
                 m["status"] == "firing"
-                    && m["alerts"].as_array().unwrap().iter().any(|a| &as_labels(&a["labels"]) == want)
+                    && m["alerts"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|a| &as_labels(&a["labels"]) == want)
             })
         })
         .await;
     let has_it = |m: &&Value| {
         m["status"] == "firing"
-            && m["alerts"].as_array().unwrap().iter().any(|a| &as_labels(&a["labels"]) == want)
+            && m["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| &as_labels(&a["labels"]) == want)
     };
     let message = messages.iter().find(has_it).unwrap();
     assert_eq!(message["version"], "4");
@@ -176,7 +221,10 @@ async fn fired_everywhere(
         .unwrap();
     assert_eq!(sent["status"], "firing");
     assert_eq!(sent["endsAt"], "0001-01-01T00:00:00Z");
-    assert_eq!(sent["fingerprint"], alert["fingerprint"], "the same fingerprint as Alertmanager's");
+    assert_eq!(
+        sent["fingerprint"], alert["fingerprint"],
+        "the same fingerprint as Alertmanager's"
+    );
 }
 
 /// Alertmanager no longer lists the alert (it was told `endsAt`); the webhook got it resolved.
@@ -193,11 +241,16 @@ async fn resolved_everywhere(
     .await;
     webhook
         .wait(alertname, "a resolved message", |messages| {
-            messages.iter().flat_map(|m| m["alerts"].as_array().unwrap()).any(|a| {
-                &as_labels(&a["labels"]) == want
-                    && a["status"] == "resolved"
-                    && a["endsAt"].as_str().is_some_and(|t| TimestampMs::parse(t).unwrap().millis() == at)
-            })
+            messages
+                .iter()
+                .flat_map(|m| m["alerts"].as_array().unwrap())
+                .any(|a| {
+                    &as_labels(&a["labels"]) == want
+                        && a["status"] == "resolved"
+                        && a["endsAt"]
+                            .as_str()
+                            .is_some_and(|t| TimestampMs::parse(t).unwrap().millis() == at)
+                })
         })
         .await;
 }
@@ -220,7 +273,11 @@ async fn high_error_rate_fires_after_5m_above_5_percent_and_resolves() {
     let incident = Incident {
         alertname: "HighErrorRate",
         alerts: vec![(
-            labels(&[("alertname", "HighErrorRate"), ("service", "checkout"), ("severity", "page")]),
+            labels(&[
+                ("alertname", "HighErrorRate"),
+                ("service", "checkout"),
+                ("severity", "page"),
+            ]),
             "checkout: 33.33% of requests fail".into(),
         )],
         hold_ms: 5 * MINUTE,
@@ -236,7 +293,14 @@ async fn slow_path_fires_when_p99_stays_above_a_second_and_resolves() {
         readings.push(api("checkout", at, "/fast", 200, 20.0, 10));
         if at >= t0 + MINUTE {
             let slow = at < t0 + 8 * MINUTE;
-            readings.push(api("checkout", at, "/slow", 200, if slow { 2_500.0 } else { 50.0 }, 4));
+            readings.push(api(
+                "checkout",
+                at,
+                "/slow",
+                200,
+                if slow { 2_500.0 } else { 50.0 },
+                4,
+            ));
         }
     }
     let incident = Incident {
@@ -263,9 +327,13 @@ async fn instance_down_fires_for_a_false_or_missing_heartbeat_of_2m_and_resolves
     for at in every_10s(t0) {
         // i-2 says it is unavailable for 3 minutes; i-1 goes silent for 4.
         let i2_up = !(t0 + 2 * MINUTE..t0 + 5 * MINUTE).contains(&at);
-        host.push(json!({"service": "node", "instance": "i-2", "available": i2_up, "timestamp": at}));
+        host.push(
+            json!({"service": "node", "instance": "i-2", "available": i2_up, "timestamp": at}),
+        );
         if !(t0 + 8 * MINUTE..t0 + 12 * MINUTE).contains(&at) {
-            host.push(json!({"service": "node", "instance": "i-1", "available": true, "timestamp": at}));
+            host.push(
+                json!({"service": "node", "instance": "i-1", "available": true, "timestamp": at}),
+            );
         }
     }
     let down = |instance: &str| {
@@ -292,9 +360,15 @@ async fn memory_high_fires_after_5m_above_90_percent_and_resolves() {
     let t0 = twenty_minutes_ago();
     let mut host = Vec::new();
     for at in every_10s(t0) {
-        let used = if (t0 + MINUTE..t0 + 9 * MINUTE).contains(&at) { 950 } else { 500 };
-        host.push(json!({"service": "node", "instance": "i-1", "available": true,
-                         "mem_used_bytes": used, "mem_total_bytes": 1000, "timestamp": at}));
+        let used = if (t0 + MINUTE..t0 + 9 * MINUTE).contains(&at) {
+            950
+        } else {
+            500
+        };
+        host.push(
+            json!({"service": "node", "instance": "i-1", "available": true,
+                         "mem_used_bytes": used, "mem_total_bytes": 1000, "timestamp": at}),
+        );
     }
     let incident = Incident {
         alertname: "MemoryHigh",
@@ -321,10 +395,20 @@ fn rules_check_passes_the_examples_and_lists_every_problem_of_a_broken_file() {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
     };
     let (code, out, _) = run(&["rules", "check", "examples/rules.yml"]);
-    assert_eq!((code, out.as_str()), (Some(0), "Checking examples/rules.yml\n  SUCCESS: 4 rules found\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "Checking examples/rules.yml\n  SUCCESS: 4 rules found\n"
+        )
+    );
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yml");
     std::fs::write(
@@ -336,7 +420,20 @@ fn rules_check_passes_the_examples_and_lists_every_problem_of_a_broken_file() {
     let (code, out, err) = run(&["rules", "check", "examples/rules.yml", &bad]);
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains("  SUCCESS: 4 rules found\n"), "{out}");
-    assert!(out.contains(&format!("Checking {bad}\n  FAILED:\n{bad}:5:15: group \"api\": rule \"A\": expr: parse error")), "{out}");
-    assert!(out.contains(&format!("{bad}:8:14: group \"api\": rule \"B\": for: `soon` is not a duration")), "{out}");
-    assert!(err.starts_with("error: the rule files have problems"), "{err}");
+    assert!(
+        out.contains(&format!(
+            "Checking {bad}\n  FAILED:\n{bad}:5:15: group \"api\": rule \"A\": expr: parse error"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{bad}:8:14: group \"api\": rule \"B\": for: `soon` is not a duration"
+        )),
+        "{out}"
+    );
+    assert!(
+        err.starts_with("error: the rule files have problems"),
+        "{err}"
+    );
 }

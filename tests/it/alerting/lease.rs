@@ -33,8 +33,20 @@ impl Replica {
             .args(["--cql-nodes", &cql_node(), "--keyspace", keyspace])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .args(["--rules", rules, "--alertmanager-url", alertmanager, "--alert-webhook", webhook])
-            .args(["--alert-lease-ttl", "2s", "--rule-evaluation-interval", "1s"])
+            .args([
+                "--rules",
+                rules,
+                "--alertmanager-url",
+                alertmanager,
+                "--alert-webhook",
+                webhook,
+            ])
+            .args([
+                "--alert-lease-ttl",
+                "2s",
+                "--rule-evaluation-interval",
+                "1s",
+            ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -58,7 +70,11 @@ impl Replica {
             if let Some(address) = address {
                 break format!("http://{address}");
             }
-            assert!(Instant::now() < deadline, "not listening:\n{}", replica.log());
+            assert!(
+                Instant::now() < deadline,
+                "not listening:\n{}",
+                replica.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         replica
@@ -81,21 +97,31 @@ impl Replica {
     }
 
     /// Polls until `check` holds for its only alert (or its absence).
-    async fn wait_alert(&self, what: &str, check: impl Fn(Option<&Value>) -> bool) -> Option<Value> {
+    async fn wait_alert(
+        &self,
+        what: &str,
+        check: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Value> {
         let deadline = Instant::now() + WAIT;
         loop {
             let alert = self.alert().await;
             if check(alert.as_ref()) {
                 return alert;
             }
-            assert!(Instant::now() < deadline, "{what}; got {alert:#?}\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{what}; got {alert:#?}\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Posts a CPU reading of `lease-test/i-1` taken now, and waits until it is stored.
     async fn post_cpu(&self, cpu: f64) {
-        let before = metric(&self.url, "timebucket_readings_flushed_total").await.unwrap_or(0.0);
+        let before = metric(&self.url, "timebucket_readings_flushed_total")
+            .await
+            .unwrap_or(0.0);
         let body = json!({"host": [{"service": "lease-test", "instance": "i-1", "cpu_percent": cpu,
                                     "timestamp": TimestampMs::now().millis()}]});
         let answer = reqwest::Client::new()
@@ -106,7 +132,11 @@ impl Replica {
             .unwrap();
         assert_eq!(answer.status(), 202);
         let deadline = Instant::now() + WAIT;
-        while metric(&self.url, "timebucket_readings_flushed_total").await.unwrap_or(0.0) <= before {
+        while metric(&self.url, "timebucket_readings_flushed_total")
+            .await
+            .unwrap_or(0.0)
+            <= before
+        {
             assert!(Instant::now() < deadline, "not stored");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -138,7 +168,11 @@ async fn one_replica_evaluates_and_another_takes_over_when_it_is_killed() {
     let mut first = Replica::start(keyspace.as_str(), &rules, &alertmanager.url, &webhook.url);
     let deadline = Instant::now() + WAIT;
     while !first.leads().await {
-        assert!(Instant::now() < deadline, "the first replica never led:\n{}", first.log());
+        assert!(
+            Instant::now() < deadline,
+            "the first replica never led:\n{}",
+            first.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let second = Replica::start(keyspace.as_str(), &rules, &alertmanager.url, &webhook.url);
@@ -146,7 +180,9 @@ async fn one_replica_evaluates_and_another_takes_over_when_it_is_killed() {
 
     // The evaluator makes it pending; the other replica shows the same from the store.
     let pending = first
-        .wait_alert("pending on the evaluator", |a| a.is_some_and(|a| a["state"] == "pending"))
+        .wait_alert("pending on the evaluator", |a| {
+            a.is_some_and(|a| a["state"] == "pending")
+        })
         .await
         .unwrap();
     let active_at = ms(&pending["activeAt"]);
@@ -163,20 +199,34 @@ async fn one_replica_evaluates_and_another_takes_over_when_it_is_killed() {
     let killed = Instant::now();
     let deadline = killed + WAIT;
     while !second.leads().await {
-        assert!(Instant::now() < deadline, "nobody took over:\n{}", second.log());
+        assert!(
+            Instant::now() < deadline,
+            "nobody took over:\n{}",
+            second.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let firing = second
-        .wait_alert("firing on the new evaluator", |a| a.is_some_and(|a| a["state"] == "firing"))
+        .wait_alert("firing on the new evaluator", |a| {
+            a.is_some_and(|a| a["state"] == "firing")
+        })
         .await
         .unwrap();
-    assert_eq!(ms(&firing["activeAt"]), active_at, "the countdown carried on: {firing:#}");
+    assert_eq!(
+        ms(&firing["activeAt"]),
+        active_at,
+        "the countdown carried on: {firing:#}"
+    );
     assert_eq!(firing["annotations"]["summary"], "i-1 at 90%");
     alertmanager
-        .wait("CpuHot", "the alert at Alertmanager", |alerts| alerts.len() == 1)
+        .wait("CpuHot", "the alert at Alertmanager", |alerts| {
+            alerts.len() == 1
+        })
         .await;
     webhook
-        .wait("CpuHot", "one firing message", |m| m.len() == 1 && m[0]["status"] == "firing")
+        .wait("CpuHot", "one firing message", |m| {
+            m.len() == 1 && m[0]["status"] == "firing"
+        })
         .await;
 
     // It resolves on the new evaluator, and everyone hears of it once.
@@ -185,13 +235,25 @@ async fn one_replica_evaluates_and_another_takes_over_when_it_is_killed() {
         .wait_alert("resolved on the new evaluator", |a| a.is_none())
         .await;
     alertmanager
-        .wait("CpuHot", "resolved at Alertmanager", |alerts| alerts.is_empty())
+        .wait("CpuHot", "resolved at Alertmanager", |alerts| {
+            alerts.is_empty()
+        })
         .await;
     let messages = webhook
         .wait("CpuHot", "the resolved message", |m| m.len() >= 2)
         .await;
-    let statuses: Vec<&str> = messages.iter().map(|m| m["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = messages
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["firing", "resolved"], "{messages:#?}");
-    assert_eq!(metric(&second.url, "timebucket_alert_evaluator_lease_changes_total").await, Some(1.0));
+    assert_eq!(
+        metric(
+            &second.url,
+            "timebucket_alert_evaluator_lease_changes_total"
+        )
+        .await,
+        Some(1.0)
+    );
     drop(first);
 }

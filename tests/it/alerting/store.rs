@@ -17,14 +17,23 @@ async fn conformance<A: AlertStore>(store: A) {
     store.save_group("api", b"{\"v\":1}").await.unwrap();
     store.save_group("hosts", b"other").await.unwrap();
     store.save_group("api", b"{\"v\":2}").await.unwrap();
-    assert_eq!(store.load_group("api").await.unwrap().as_deref(), Some(&b"{\"v\":2}"[..]));
-    assert_eq!(store.load_group("hosts").await.unwrap().as_deref(), Some(&b"other"[..]));
+    assert_eq!(
+        store.load_group("api").await.unwrap().as_deref(),
+        Some(&b"{\"v\":2}"[..])
+    );
+    assert_eq!(
+        store.load_group("hosts").await.unwrap().as_deref(),
+        Some(&b"other"[..])
+    );
     store.delete_group("api").await.unwrap();
     store.delete_group("never-there").await.unwrap();
     assert_eq!(store.load_group("api").await.unwrap(), None);
     let odd = "groupe «spéciale» / ../x";
     store.save_group(odd, b"ok").await.unwrap();
-    assert_eq!(store.load_group(odd).await.unwrap().as_deref(), Some(&b"ok"[..]));
+    assert_eq!(
+        store.load_group(odd).await.unwrap().as_deref(),
+        Some(&b"ok"[..])
+    );
 
     // The lease: one holder; only it renews; released, another takes it; unrenewed, it lapses.
     let ttl = Duration::from_secs(1);
@@ -34,12 +43,18 @@ async fn conformance<A: AlertStore>(store: A) {
     assert!(store.renew_lease(a, ttl).await.unwrap());
     assert!(!store.renew_lease(b, ttl).await.unwrap());
     store.release_lease(b).await.unwrap();
-    assert!(!store.acquire_lease(b, ttl).await.unwrap(), "released by one that did not hold it");
+    assert!(
+        !store.acquire_lease(b, ttl).await.unwrap(),
+        "released by one that did not hold it"
+    );
     store.release_lease(a).await.unwrap();
     assert!(store.acquire_lease(b, ttl).await.unwrap());
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert!(!store.renew_lease(b, ttl).await.unwrap(), "lapsed");
-    assert!(store.acquire_lease(a, Duration::from_secs(30)).await.unwrap());
+    assert!(store
+        .acquire_lease(a, Duration::from_secs(30))
+        .await
+        .unwrap());
     store.release_lease(a).await.unwrap();
 }
 

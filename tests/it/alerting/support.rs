@@ -64,7 +64,10 @@ impl Alertmanager {
         let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
         let child = Command::new(alertmanager_binary())
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
@@ -86,7 +89,11 @@ impl Alertmanager {
                     return am;
                 }
             }
-            assert!(Instant::now() < deadline, "alertmanager not ready: {}", am.log());
+            assert!(
+                Instant::now() < deadline,
+                "alertmanager not ready: {}",
+                am.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -106,7 +113,12 @@ impl Alertmanager {
     }
 
     /// Polls until `check` holds for its alerts named `alertname`.
-    pub async fn wait(&self, alertname: &str, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn wait(
+        &self,
+        alertname: &str,
+        what: &str,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
         loop {
             let alerts: Vec<Value> = self
@@ -118,7 +130,10 @@ impl Alertmanager {
             if check(&alerts) {
                 return alerts;
             }
-            assert!(Instant::now() < deadline, "Alertmanager: {what}; it has {alerts:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "Alertmanager: {what}; it has {alerts:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -175,14 +190,22 @@ impl Webhook {
     }
 
     /// Polls until `check` holds for the messages about `alertname`.
-    pub async fn wait(&self, alertname: &str, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn wait(
+        &self,
+        alertname: &str,
+        what: &str,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
         loop {
             let messages = self.messages(alertname);
             if check(&messages) {
                 return messages;
             }
-            assert!(Instant::now() < deadline, "webhook: {what}; it has {messages:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "webhook: {what}; it has {messages:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -250,23 +273,40 @@ pub async fn start(config: ServeConfig, data_dir: tempfile::TempDir) -> TestApp 
 
 /// A sample of `/metrics` at `url` (the first line starting with `name`).
 pub async fn metric(url: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{url}/metrics")).await.ok()?.text().await.ok()?;
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     text.lines()
-        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()).is_some_and(|b| *b == b' ' || *b == b'{'))
+        .find(|l| {
+            l.starts_with(name)
+                && l.as_bytes()
+                    .get(name.len())
+                    .is_some_and(|b| *b == b' ' || *b == b'{')
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
 
 /// The `data` of a Prometheus API answer at `url` + `path`.
 pub async fn prom_data(url: &str, path: &str) -> Value {
-    let body: Value = reqwest::get(format!("{url}{path}")).await.unwrap().json().await.unwrap();
+    let body: Value = reqwest::get(format!("{url}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["status"], "success", "{path}: {body}");
     body["data"].clone()
 }
 
 /// RFC 3339 → epoch ms.
 pub fn ms(rfc3339: &Value) -> i64 {
-    TimestampMs::parse(rfc3339.as_str().unwrap()).unwrap().millis()
+    TimestampMs::parse(rfc3339.as_str().unwrap())
+        .unwrap()
+        .millis()
 }
 
 /// Moves the clock to `at` and waits until every group has evaluated its last slot up to it.
@@ -282,7 +322,10 @@ pub async fn step_to(app: &TestApp, clock: &ManualClock, at: i64) {
         if done {
             return;
         }
-        assert!(Instant::now() < deadline, "the groups did not evaluate up to {at}: {groups:#}");
+        assert!(
+            Instant::now() < deadline,
+            "the groups did not evaluate up to {at}: {groups:#}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -308,7 +351,9 @@ pub fn api(service: &str, at: i64, path: &str, code: u16, duration_ms: f64, coun
 /// Posts readings and waits until the store has them all.
 pub async fn seed(app: &TestApp, api: Vec<Value>, host: Vec<Value>) {
     let client = reqwest::Client::new();
-    let before = metric(&app.url, "timebucket_readings_flushed_total").await.unwrap_or(0.0);
+    let before = metric(&app.url, "timebucket_readings_flushed_total")
+        .await
+        .unwrap_or(0.0);
     let total = (api.len() + host.len()) as f64;
     for chunk in api.chunks(500) {
         let answer = client
@@ -329,7 +374,11 @@ pub async fn seed(app: &TestApp, api: Vec<Value>, host: Vec<Value>) {
         assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
     }
     let deadline = Instant::now() + WAIT;
-    while metric(&app.url, "timebucket_readings_flushed_total").await.unwrap_or(0.0) < before + total {
+    while metric(&app.url, "timebucket_readings_flushed_total")
+        .await
+        .unwrap_or(0.0)
+        < before + total
+    {
         assert!(Instant::now() < deadline, "the readings were not stored");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -64,11 +64,20 @@ async fn failures_are_retried_with_backoff_until_delivered_then_acknowledged() {
     let hooks = Webhooks::start(&config(url, 10), reqwest::Client::new(), metrics.clone());
     let (done, mut acks) = mpsc::unbounded_channel();
     hooks.push(&delivery(1, &done));
-    let ack = tokio::time::timeout(Duration::from_secs(10), acks.recv()).await.unwrap().unwrap();
+    let ack = tokio::time::timeout(Duration::from_secs(10), acks.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ack.rule, "rule-1");
     assert_eq!(seen.load(Ordering::SeqCst), 3);
-    assert_eq!(counter(&metrics, "timebucket_alert_notifications_sent_total"), 1);
-    assert_eq!(counter(&metrics, "timebucket_alert_notification_errors_total"), 2);
+    assert_eq!(
+        counter(&metrics, "timebucket_alert_notifications_sent_total"),
+        1
+    );
+    assert_eq!(
+        counter(&metrics, "timebucket_alert_notification_errors_total"),
+        2
+    );
     hooks.stop();
 }
 
@@ -79,9 +88,15 @@ async fn a_refusal_is_given_up_at_once_and_still_acknowledged() {
     let hooks = Webhooks::start(&config(url, 10), reqwest::Client::new(), metrics.clone());
     let (done, mut acks) = mpsc::unbounded_channel();
     hooks.push(&delivery(1, &done));
-    tokio::time::timeout(Duration::from_secs(10), acks.recv()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), acks.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen.load(Ordering::SeqCst), 1);
-    assert_eq!(counter(&metrics, "timebucket_alert_notifications_dropped_total"), 1);
+    assert_eq!(
+        counter(&metrics, "timebucket_alert_notifications_dropped_total"),
+        1
+    );
     hooks.stop();
 }
 
@@ -115,8 +130,14 @@ async fn a_receiver_that_never_answers_blocks_nobody_and_its_queue_stays_bounded
     }
     assert_eq!(dropped.len(), 94, "{dropped:?}");
     assert_eq!(dropped[0], "rule-1");
-    assert_eq!(counter(&metrics, "timebucket_alert_notifications_dropped_total"), 94);
-    assert_eq!(counter(&metrics, "timebucket_alert_notification_queue_length"), 5);
+    assert_eq!(
+        counter(&metrics, "timebucket_alert_notifications_dropped_total"),
+        94
+    );
+    assert_eq!(
+        counter(&metrics, "timebucket_alert_notification_queue_length"),
+        5
+    );
     hooks.stop();
     held.abort();
 }
@@ -135,16 +156,29 @@ fn the_payload_has_alertmanagers_shape() {
         generator_url: "http://tb/api/v1/query?query=x".into(),
         fingerprint: "0123456789abcdef".into(),
     };
-    let payload = WebhookPayload::new("Down", "http://tb", vec![alert("firing", "a"), alert("resolved", "b")]);
+    let payload = WebhookPayload::new(
+        "Down",
+        "http://tb",
+        vec![alert("firing", "a"), alert("resolved", "b")],
+    );
     let json = serde_json::to_value(&payload).unwrap();
     assert_eq!(json["version"], "4");
     assert_eq!(json["status"], "firing");
     assert_eq!(json["groupKey"], "{}:{alertname=\"Down\"}");
-    assert_eq!(json["commonLabels"], serde_json::json!({"alertname": "Down"}));
-    assert_eq!(json["commonAnnotations"], serde_json::json!({"summary": "down"}));
+    assert_eq!(
+        json["commonLabels"],
+        serde_json::json!({"alertname": "Down"})
+    );
+    assert_eq!(
+        json["commonAnnotations"],
+        serde_json::json!({"summary": "down"})
+    );
     assert_eq!(json["externalURL"], "http://tb");
     assert_eq!(json["alerts"][1]["status"], "resolved");
-    assert_eq!(json["alerts"][0]["generatorURL"], "http://tb/api/v1/query?query=x");
+    assert_eq!(
+        json["alerts"][0]["generatorURL"],
+        "http://tb/api/v1/query?query=x"
+    );
     assert_eq!(json["alerts"][0]["endsAt"], NO_END);
     let resolved = WebhookPayload::new("Down", "http://tb", vec![alert("resolved", "b")]);
     assert_eq!(resolved.status, "resolved");
