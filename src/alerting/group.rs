@@ -16,6 +16,8 @@
 //! the evaluator; a state that cannot be re-read when becoming the evaluator postpones the
 //! evaluation rather than restarting every `for` countdown.
 
+mod outbox;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,9 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::clock::Clock;
 use super::lease::Leadership;
-use super::notify::alertmanager::PostableAlert;
-use super::notify::webhook::{WebhookAlert, WebhookPayload, NO_END};
-use super::notify::{fingerprint, Delivered, Delivery, Notifier};
+use super::notify::{fingerprint, Delivered, Notifier};
 use super::rules::{AlertRule, RuleGroup};
 use super::state::{AlertState, Outcome, RuleState, StoredGroup, StoredRule, STORED_VERSION};
 use super::view::{AlertInfo, GroupInfo, RuleInfo};
@@ -428,87 +428,10 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
     /// Queues what Alertmanager and the webhooks should hear after the evaluation at `slot`.
     fn notify(&self, slot: i64, acks: &mpsc::UnboundedSender<Delivered>) {
         let shared = &self.shared;
-        let mut state = self.lock();
-        let group = state.group.clone();
-        let valid_for = shared.resend_delay.max(group.interval).as_millis() as i64 * 4;
-        let mut to_alertmanager = Vec::new();
-        let mut deliveries = Vec::new();
-        let GroupState {
-            rules, in_flight, ..
-        } = &mut *state;
-        for (rule, rule_state) in group.rules.iter().zip(rules.iter_mut()) {
-            let link = generator_url(&shared.external_url, &rule.expr);
-            let starts = |a: &super::state::Alert| {
-                TimestampMs::from_millis(a.fired_at.unwrap_or(a.active_at)).to_rfc3339()
-            };
-            if shared.notifier.alertmanagers.is_some() {
-                for alert in rule_state.alerts.values_mut() {
-                    if !alert.needs_sending(slot, shared.resend_delay) {
-                        continue;
-                    }
-                    alert.last_sent_at = Some(slot);
-                    to_alertmanager.push(PostableAlert {
-                        labels: to_map(&alert.labels),
-                        annotations: alert.annotations.clone(),
-                        starts_at: starts(alert),
-                        ends_at: TimestampMs::from_millis(
-                            alert.resolved_at.unwrap_or(slot + valid_for),
-                        )
-                        .to_rfc3339(),
-                        generator_url: link.clone(),
-                    });
-                }
-            }
-            if shared.notifier.webhooks.is_empty() {
-                continue;
-            }
-            let identity = rule.identity();
-            let news = rule_state.alerts.values().any(|a| {
-                a.webhook_news().is_some_and(|news| {
-                    in_flight.get(&(identity.clone(), a.labels.clone())) != Some(&news)
-                })
-            });
-            if !news {
-                continue;
-            }
-            let mut alerts = Vec::new();
-            let mut told = Vec::new();
-            for alert in rule_state.alerts.values() {
-                let status = match (alert.state, alert.webhook_news()) {
-                    (AlertState::Firing, _) => AlertState::Firing,
-                    (AlertState::Inactive, Some(AlertState::Inactive)) => AlertState::Inactive,
-                    _ => continue,
-                };
-                let resolved = status == AlertState::Inactive;
-                alerts.push(WebhookAlert {
-                    status: if resolved { "resolved" } else { "firing" },
-                    labels: to_map(&alert.labels),
-                    annotations: alert.annotations.clone(),
-                    starts_at: starts(alert),
-                    ends_at: match alert.resolved_at {
-                        Some(at) if resolved => TimestampMs::from_millis(at).to_rfc3339(),
-                        _ => NO_END.to_owned(),
-                    },
-                    generator_url: link.clone(),
-                    fingerprint: fingerprint(&alert.labels),
-                });
-                in_flight.insert((identity.clone(), alert.labels.clone()), status);
-                told.push((alert.labels.clone(), status));
-            }
-            let payload = WebhookPayload::new(&rule.name, &shared.external_url, alerts);
-            let body =
-                bytes::Bytes::from(serde_json::to_vec(&payload).expect("payloads serialize"));
-            deliveries.push(Delivery::new(
-                body,
-                shared.notifier.webhooks.len(),
-                Delivered {
-                    rule: identity,
-                    alerts: told,
-                },
-                acks.clone(),
-            ));
-        }
-        drop(state);
+        let (to_alertmanager, deliveries) = {
+            let mut state = self.lock();
+            outbox::build(&mut state, shared, slot, acks)
+        };
         if let Some(alertmanagers) = &shared.notifier.alertmanagers {
             alertmanagers.push(to_alertmanager);
         }
@@ -516,17 +439,6 @@ impl<S: Store, A: AlertStore> GroupTask<S, A> {
             shared.notifier.webhooks.push(delivery);
         }
     }
-}
-
-/// The link to an alert's expression: this service's instant query API.
-fn generator_url(external_url: &str, expr: &str) -> String {
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", expr)
-        .finish();
-    format!(
-        "{}/api/v1/query?{query}",
-        external_url.trim_end_matches('/')
-    )
 }
 
 #[cfg(test)]
@@ -544,7 +456,7 @@ mod tests {
         assert!((0..30_000).contains(&o));
         assert_eq!(o, offset("api", 30_000), "stable");
         assert_eq!(
-            generator_url("http://tb:8080/", "up == 0"),
+            outbox::generator_url("http://tb:8080/", "up == 0"),
             "http://tb:8080/api/v1/query?query=up+%3D%3D+0"
         );
     }

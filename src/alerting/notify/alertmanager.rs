@@ -172,3 +172,48 @@ async fn send_forever(inner: Arc<Inner>) {
         futures::future::join_all(sends).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(n: usize) -> PostableAlert {
+        PostableAlert {
+            labels: BTreeMap::from([("n".to_owned(), n.to_string())]),
+            annotations: BTreeMap::new(),
+            starts_at: "2026-01-01T00:00:00.000Z".into(),
+            ends_at: "2026-01-01T00:04:00.000Z".into(),
+            generator_url: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_its_oldest_alerts_without_waiting() {
+        // Nothing listens on port 9 of the loopback: every send fails.
+        let config = NotifyConfig {
+            alertmanagers: vec!["http://127.0.0.1:9".into()],
+            queue_capacity: 3,
+            ..NotifyConfig::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let am = Alertmanagers::start(&config, reqwest::Client::new(), metrics.clone());
+        am.push((0..10).map(alert).collect());
+        let kept: Vec<String> = am
+            .inner
+            .queue
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| a.labels["n"].clone())
+            .collect();
+        assert_eq!(kept, ["7", "8", "9"], "the newest stay");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "timebucket_alert_notifications_dropped_total{receiver=\"http://127.0.0.1:9\"} 7"
+            ),
+            "{text}"
+        );
+        am.stop();
+    }
+}
