@@ -47,24 +47,23 @@ mod status;
 mod steps;
 mod table;
 
-use std::sync::Arc;
-
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use maud::Markup;
 
+use crate::alerting::AlertsView;
 use crate::query::Queries;
 use crate::store::Store;
 
-pub use alerts::{AlertSnapshot, AlertSource, NotConfigured};
+pub use alerts::AlertSnapshot;
 pub use error::ConsoleError;
 
 /// What every console page reads from.
 pub struct Console<S> {
     data: data::ConsoleData<S>,
-    alerts: Arc<dyn AlertSource>,
+    alerts: AlertsView,
 }
 
 impl<S> Clone for Console<S> {
@@ -77,19 +76,11 @@ impl<S> Clone for Console<S> {
 }
 
 impl<S: Store> Console<S> {
-    /// A console over `queries`, with alerting not configured.
-    pub fn new(queries: Queries<S>) -> Self {
+    /// A console over `queries`, its alerts page showing `alerts`.
+    pub fn new(queries: Queries<S>, alerts: AlertsView) -> Self {
         Self {
             data: data::ConsoleData::new(queries),
-            alerts: alerts::not_configured(),
-        }
-    }
-
-    /// The same console, its alerts page reading `source`.
-    pub fn with_alerts(self, source: Arc<dyn AlertSource>) -> Self {
-        Self {
-            alerts: source,
-            ..self
+            alerts,
         }
     }
 }

@@ -20,8 +20,11 @@
 //! - [`agent`]: `timebucket agent`, the host agent pushing CPU, memory, disk and heartbeat readings.
 //! - [`scrape`]: pull: scraping Prometheus / OpenMetrics endpoints into readings.
 //! - [`reload`]: the reload hub (SIGHUP, `POST /-/reload`) that config-driven subsystems join.
+//! - [`alerting`]: Prometheus-format alerting rules evaluated over the readings, alerts kept in
+//!   the store and sent to Alertmanager and webhooks, one evaluator among replicas.
 
 pub mod agent;
+pub mod alerting;
 pub mod api;
 pub mod capture;
 pub mod cli;

@@ -1,13 +1,7 @@
-//! The alerts page and the seam it reads through: [`AlertSource`].
-//!
-//! timebucket has no alert evaluator yet. The page asks an [`AlertSource`] for a snapshot of
-//! what is firing and pending; until an evaluator implements it, the console is built with
-//! [`NotConfigured`] and the page says that alerting is not configured. Wiring an evaluator is
-//! one call: `Console::new(queries).with_alerts(Arc::new(evaluator_handle))`, where the handle
-//! returns its current state from [`AlertSource::snapshot`] (cheap and non-blocking: the
-//! evaluator keeps its state in memory between evaluations; the page never triggers one).
-
-use std::sync::Arc;
+//! The alerts page: the firing and pending alerts of the evaluator, read from its
+//! [`AlertsView`] (in memory, never waiting on an evaluation; on a replica that does not
+//! evaluate, what the evaluator last stored). Without `--rules` the page says alerting is not
+//! configured.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -17,6 +11,8 @@ use super::format;
 use super::layout::{page, Frame, Section};
 use super::params::service_path;
 use super::Console;
+use crate::alerting::state::AlertState as EvaluatorState;
+use crate::alerting::AlertsView;
 use crate::model::TimestampMs;
 use crate::store::Store;
 
@@ -64,25 +60,43 @@ pub enum AlertSnapshot {
     },
 }
 
-/// The alerting subsystem, as the console sees it.
-pub trait AlertSource: Send + Sync + 'static {
-    /// The current alerts. Called on every page view: must not block on I/O.
-    fn snapshot(&self) -> AlertSnapshot;
-}
-
-/// The source used until an evaluator exists: alerting is not configured.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NotConfigured;
-
-impl AlertSource for NotConfigured {
-    fn snapshot(&self) -> AlertSnapshot {
-        AlertSnapshot::NotConfigured
+/// What the page shows of `view`.
+pub fn snapshot(view: &AlertsView) -> AlertSnapshot {
+    let groups = view.rules();
+    if groups.is_empty() {
+        return AlertSnapshot::NotConfigured;
     }
-}
-
-/// The default source, shared.
-pub fn not_configured() -> Arc<dyn AlertSource> {
-    Arc::new(NotConfigured)
+    let at = groups
+        .iter()
+        .filter_map(|g| g.last_evaluation)
+        .max()
+        .unwrap_or_else(TimestampMs::now);
+    let rules = groups.iter().map(|g| g.rules.len()).sum();
+    let alerts = view
+        .alerts()
+        .into_iter()
+        .filter_map(|alert| {
+            let state = match alert.state {
+                EvaluatorState::Firing => AlertState::Firing,
+                EvaluatorState::Pending => AlertState::Pending,
+                EvaluatorState::Inactive => return None,
+            };
+            let summary = ["summary", "description"]
+                .iter()
+                .find_map(|key| alert.annotations.get(*key).cloned())
+                .unwrap_or_default();
+            Some(Alert {
+                rule: alert.rule,
+                state,
+                service: alert.labels.get("service").cloned(),
+                active_since: alert.active_at,
+                value: Some(format::compact(alert.value)),
+                summary,
+                labels: alert.labels.into_iter().collect(),
+            })
+        })
+        .collect();
+    AlertSnapshot::Evaluated { at, rules, alerts }
 }
 
 /// `GET /alerts`.
@@ -93,7 +107,7 @@ pub async fn alerts_page<S: Store>(State(console): State<Console<S>>) -> Respons
         crumbs: Vec::new(),
         picker: None,
     };
-    let body = render(console.alerts.snapshot(), TimestampMs::now());
+    let body = render(snapshot(&console.alerts), TimestampMs::now());
     super::html_response(page(&frame, body))
 }
 
@@ -173,7 +187,11 @@ mod tests {
 
     #[test]
     fn without_an_evaluator_the_page_says_alerting_is_not_configured() {
-        let html = render(NotConfigured.snapshot(), TimestampMs::from_millis(0)).into_string();
+        let html = render(
+            snapshot(&AlertsView::disabled()),
+            TimestampMs::from_millis(0),
+        )
+        .into_string();
         assert!(html.contains("Alerting is not configured"), "{html}");
     }
 

@@ -3,6 +3,7 @@
 //! Every test works in a keyspace of its own, so the tests run in parallel without sharing state.
 
 mod agent;
+mod alerting;
 mod bodies;
 mod capture;
 mod cli;

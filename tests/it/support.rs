@@ -295,6 +295,19 @@ impl TestApp {
         self.task.take().unwrap().await.unwrap()
     }
 
+    /// Stops the service gracefully and hands its data dir back, for a restart on it.
+    pub async fn stop_keeping_data(
+        mut self,
+    ) -> (
+        Result<(), timebucket::server::ServeError>,
+        tempfile::TempDir,
+    ) {
+        let _ = self.stop.take().unwrap().send(());
+        let outcome = self.task.take().unwrap().await.unwrap();
+        let dir = std::mem::replace(&mut self._data_dir, tempfile::tempdir().unwrap());
+        (outcome, dir)
+    }
+
     /// How `serve` ended by itself (without being stopped), or `None` if it still runs after
     /// `within`.
     pub async fn ended_within(
