@@ -9,12 +9,17 @@
 //! `data_dir`, ...); a table named after a command (`[serve]`, `[migrate]`) applies to that
 //! command only. Keys are flag names with `_` or `-`. Arrays become comma-separated values;
 //! `true` sets a switch. See `timebucket.example.toml`.
+//!
+//! One key is not a flag: `[[token]]` tables hold access tokens (by hash; see
+//! [`crate::access::tokens_file`]). A file that has them becomes `serve`'s `--tokens-file`, so
+//! they are read, and re-read on reload, from this very file; other commands pass over them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Arg, Command, CommandFactory};
 
+use crate::access::tokens_file::TOKEN_KEY;
 use crate::cli::Cli;
 
 /// The environment variable naming the config file, like `--config`.
@@ -76,6 +81,13 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
     };
     let mut extra = Vec::new();
     for (key, value) in &table {
+        if key == TOKEN_KEY {
+            if let Some(arg) = find_arg(&chain, "tokens_file") {
+                let file = toml::Value::String(path.to_string_lossy().into_owned());
+                push_flag(&mut extra, &args, arg, "tokens_file", &file).map_err(key_error)?;
+            }
+            continue;
+        }
         match value {
             toml::Value::Table(section) => {
                 let Some(at) = chain.iter().position(|c| c.get_name() == key) else {
@@ -325,7 +337,7 @@ mod tests {
                         crate::cli::MigrateAction::Status => Ok(()),
                     },
                     Sub::Agent(agent) => agent.config().map(drop),
-                    Sub::Query(_) | Sub::Rules(_) => Ok(()),
+                    Sub::Query(_) | Sub::Rules(_) | Sub::Token(_) => Ok(()),
                 };
                 valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
             }

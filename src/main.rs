@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use timebucket::cli::token::TokenAction;
 use timebucket::cli::{
     Cli, Command, FlagError, LogFormat, MigrateAction, MigrateArgs, RulesAction, ServeArgs,
 };
@@ -86,6 +87,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::query::cli::run(&args).await?);
             Ok(())
         }
+        Command::Token(args) => match args.action {
+            TokenAction::New(new) => {
+                let (token, spec) = new.make()?;
+                print!("{}", timebucket::cli::token::new_token_text(&token, &spec));
+                Ok(())
+            }
+        },
         Command::Rules(args) => match args.action {
             RulesAction::Check(check) => {
                 let (report, passed) = timebucket::alerting::rules::check(&check.files);

@@ -11,6 +11,7 @@
 //! The HTTP listener ending by itself (a broken listener, a panic) ends `serve` with an error
 //! after the same orderly stop, so the process exits non-zero instead of running deaf.
 
+mod guard;
 pub mod http;
 mod otlp;
 
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinError;
 use tokio::time::Instant;
 
+use crate::access::{AccessConfig, AccessError, TlsError};
 use crate::alerting::{Alerting, AlertingConfig, AlertsView, RulesError};
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
@@ -77,6 +79,8 @@ pub struct ServeConfig {
     pub scrape: ScrapeSettings,
     /// Alerting: rule files (none: no alerting), receivers, the evaluator lease.
     pub alerting: AlertingConfig,
+    /// Access control: tokens, the `Host` allowlist, TLS.
+    pub access: AccessConfig,
 }
 
 impl ServeConfig {
@@ -99,6 +103,7 @@ impl ServeConfig {
             otlp: OtlpListen::default(),
             scrape: ScrapeSettings::default(),
             alerting: AlertingConfig::off(data_dir.join("alerting")),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -161,6 +166,12 @@ pub enum ServeError {
     /// The rule files cannot be used.
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// The access settings refuse to serve (no tokens beyond loopback), or the tokens file is bad.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -169,6 +180,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Serving beyond loopback without tokens, or unusable TLS files, stop the start first.
+    let prepared = guard::prepare(&config, listener.local_addr()?)?;
     // A bad scrape config stops the start before anything is opened.
     if let Some(path) = &config.scrape.config_file {
         crate::scrape::config::load(path)?;
@@ -201,7 +214,12 @@ pub async fn run(
                 settings = %Described(store.settings()),
                 "store opened (no --cql-nodes: using the embedded store)");
             let alerts = Arc::new(FileAlertStore::new(&config.alerting.state_dir));
-            serve_with(store, Some(alerts), wal, &config, listener, otlp, shutdown).await
+            let listeners = Listeners {
+                main: listener,
+                otlp,
+                prepared,
+            };
+            serve_with(store, Some(alerts), wal, &config, listeners, shutdown).await
         }
         StoreTarget::Cql { nodes, keyspace } => {
             let store = Arc::new(CqlStore::open(nodes, keyspace).await?);
@@ -220,7 +238,12 @@ pub async fn run(
                 )),
                 false => None,
             };
-            serve_with(store, alerts, wal, &config, listener, otlp, shutdown).await
+            let listeners = Listeners {
+                main: listener,
+                otlp,
+                prepared,
+            };
+            serve_with(store, alerts, wal, &config, listeners, shutdown).await
         }
     }
 }
@@ -245,16 +268,31 @@ fn check_settings(
     })
 }
 
+/// The bound sockets and the TLS setup they serve with.
+struct Listeners {
+    main: TcpListener,
+    otlp: OtlpListeners,
+    prepared: guard::Prepared,
+}
+
 async fn serve_with<S: Store, A: AlertStore>(
     store: Arc<S>,
     alert_store: Option<Arc<A>>,
     wal: Wal,
     config: &ServeConfig,
-    listener: TcpListener,
-    otlp: OtlpListeners,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Listeners {
+        main: listener,
+        otlp,
+        prepared,
+    } = listeners;
     let metrics = Arc::new(Metrics::new());
+    let reload = ReloadHub::new();
+    let width = store.settings().bucket_width;
+    let access = guard::start(config, &prepared, metrics.clone(), width, &reload);
+    let tls = prepared.tls;
     let (flush_ok_tx, flush_ok) = watch::channel(true);
     let (reachable_tx, store_reachable) = watch::channel(true);
     let (flusher, flusher_handle) = Flusher::new(
@@ -277,9 +315,14 @@ async fn serve_with<S: Store, A: AlertStore>(
         metrics.clone(),
     );
     let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
-    let otlp_tasks = otlp.spawn(&acceptor, &metrics, config.http, &stop_rx)?;
+    let otlp_tasks = otlp.spawn(
+        &acceptor,
+        &metrics,
+        config.http,
+        (&access, tls.as_ref()),
+        &stop_rx,
+    )?;
     let queries = Queries::new(store.clone(), config.query);
-    let reload = ReloadHub::new();
     let scraper = Scraper::start(&config.scrape, acceptor.clone(), metrics.clone()).await?;
     if let Some(scraper) = scraper.clone() {
         reload.subscribe("scrape", move || {
@@ -292,7 +335,10 @@ async fn serve_with<S: Store, A: AlertStore>(
         Some(alert_store) if config.alerting.enabled() => {
             let external_url = match &config.alerting.external_url {
                 Some(url) => url.clone(),
-                None => format!("http://{}", listener.local_addr()?),
+                None => {
+                    let scheme = if tls.is_some() { "https" } else { "http" };
+                    format!("{scheme}://{}", listener.local_addr()?)
+                }
             };
             let alerting = Alerting::start(
                 &config.alerting,
@@ -328,10 +374,13 @@ async fn serve_with<S: Store, A: AlertStore>(
         alerts: alerting
             .as_ref()
             .map_or_else(AlertsView::disabled, |a| a.view()),
+        access,
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop = stopped(stop_rx);
-    let mut http_task = tokio::spawn(http::serve(listener, api::router(state), config.http, stop));
+    let tls = guard::acceptor(tls.as_ref(), guard::HTTP1);
+    let serve = http::serve(listener, api::router(state), config.http, tls, stop);
+    let mut http_task = tokio::spawn(serve);
     // The shutdown signal, the flusher failing and the HTTP listener ending each stop the rest.
     tokio::pin!(shutdown);
     let ended = tokio::select! {

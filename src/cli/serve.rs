@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::access::AccessArgs;
 use super::alerting::AlertingArgs;
 use super::store::{SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
@@ -99,6 +100,9 @@ pub struct ServeArgs {
     /// Alerting: rule files, receivers, the evaluator lease.
     #[command(flatten)]
     pub alerting: AlertingArgs,
+    /// Access control: tokens, allowed `Host` names, TLS.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 impl ServeArgs {
@@ -152,6 +156,7 @@ impl ServeArgs {
             },
             settings: self.settings.request()?,
             alerting: self.alerting.config(&self.data_dir)?,
+            access: self.access.config()?,
         })
     }
 

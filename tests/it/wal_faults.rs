@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusty_fork::rusty_fork_test;
 use serde_json::json;
-use timebucket::ingest::{AcceptConfig, Acceptor, BodyFormat, Flusher, FlusherConfig};
+use timebucket::ingest::{gate, AcceptConfig, Acceptor, BodyFormat, Flusher, FlusherConfig};
 use timebucket::store::embedded::EmbeddedStore;
 use timebucket::telemetry::Metrics;
 use timebucket::wal::{Position, SegmentId, Wal, WalConfig};
@@ -132,7 +132,9 @@ rusty_fork_test! {
             accepted += runtime
                 .block_on(async {
                     let slot = acceptor.admit().await.unwrap();
-                    acceptor.accept(slot, body.into(), false, BodyFormat::Json).await
+                    acceptor
+                        .accept(slot, body.into(), false, BodyFormat::Json, gate::open())
+                        .await
                 })
                 .unwrap();
         }
