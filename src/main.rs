@@ -152,11 +152,12 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let nodes = args.nodes()?;
     let keyspace = &args.store.keyspace;
+    let security = args.store.security.security()?;
     match &args.action {
         MigrateAction::Up(up) => {
             let options = up.options(&args.store)?;
             let migrations = migrate::source::load_dir(&args.migrations_dir)?;
-            let session = cql::connect(&nodes).await?;
+            let session = cql::connect_with(&nodes, &security).await?;
             let report = migrate::up(&session, &migrations, &options)
                 .await
                 .with_context(|| format!("migrate up on keyspace {keyspace}"))?;
@@ -170,7 +171,7 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
         }
         MigrateAction::Status => {
             let migrations = migrate::source::load_dir(&args.migrations_dir)?;
-            let session = cql::connect(&nodes).await?;
+            let session = cql::connect_with(&nodes, &security).await?;
             let rows = migrate::status(&session, keyspace, &migrations).await?;
             println!("{:<8} {:<24} {:<12} applied at", "version", "name", "state");
             for row in rows {

@@ -38,7 +38,7 @@ use crate::reload::ReloadHub;
 use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
 use crate::store::alerting::AlertStore;
 use crate::store::cql::alerting::CqlAlertStore;
-use crate::store::cql::{CqlStore, Keyspace};
+use crate::store::cql::{CqlSecurity, CqlStore, Keyspace};
 use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
@@ -81,6 +81,8 @@ pub struct ServeConfig {
     pub alerting: AlertingConfig,
     /// Access control: tokens, the `Host` allowlist, TLS.
     pub access: AccessConfig,
+    /// Credentials and TLS of the CQL connections (with [`StoreTarget::Cql`]).
+    pub cql: CqlSecurity,
 }
 
 impl ServeConfig {
@@ -104,6 +106,7 @@ impl ServeConfig {
             scrape: ScrapeSettings::default(),
             alerting: AlertingConfig::off(data_dir.join("alerting")),
             access: AccessConfig::default(),
+            cql: CqlSecurity::default(),
         }
     }
 }
@@ -222,7 +225,7 @@ pub async fn run(
             serve_with(store, Some(alerts), wal, &config, listeners, shutdown).await
         }
         StoreTarget::Cql { nodes, keyspace } => {
-            let store = Arc::new(CqlStore::open(nodes, keyspace).await?);
+            let store = Arc::new(CqlStore::open_with(nodes, keyspace, &config.cql).await?);
             check_settings(
                 &config.settings,
                 store.settings(),

@@ -157,6 +157,7 @@ impl ServeArgs {
             settings: self.settings.request()?,
             alerting: self.alerting.config(&self.data_dir)?,
             access: self.access.config()?,
+            cql: self.store.security.security()?,
         })
     }
 

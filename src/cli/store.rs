@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::cql::CqlSecurityArgs;
 use super::FlagError;
 use crate::migrate::SettingsRequest;
 use crate::store::cql::Keyspace;
@@ -29,6 +30,9 @@ pub struct StoreArgs {
         global = true
     )]
     pub keyspace: Keyspace,
+    /// Credentials and TLS for the cluster.
+    #[command(flatten)]
+    pub security: CqlSecurityArgs,
 }
 
 impl StoreArgs {
@@ -107,6 +111,12 @@ mod tests {
         StoreArgs {
             cql_nodes: nodes.iter().map(|n| n.to_string()).collect(),
             keyspace: "timebucket".parse().unwrap(),
+            security: CqlSecurityArgs {
+                cql_username: None,
+                cql_password_file: None,
+                cql_tls: false,
+                cql_ca_file: None,
+            },
         }
     }
 

@@ -16,7 +16,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlTimestamp, MaybeUnset};
 
 use super::statements::Statements;
-use super::{connect, settings, Keyspace};
+use super::{connect_with, settings, CqlSecurity, Keyspace};
 use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket};
 use crate::store::batch::{Partition, SeriesEntry, WriteBatch};
 use crate::store::{PageRequest, Store, StoreError};
@@ -47,7 +47,16 @@ impl std::fmt::Debug for CqlStore {
 impl CqlStore {
     /// Connects, reads the settings of `keyspace` and prepares every statement for its tables.
     pub async fn open(nodes: &[String], keyspace: &Keyspace) -> Result<Self, StoreError> {
-        let session = connect(nodes).await?;
+        Self::open_with(nodes, keyspace, &CqlSecurity::default()).await
+    }
+
+    /// [`CqlStore::open`] with credentials and TLS.
+    pub async fn open_with(
+        nodes: &[String],
+        keyspace: &Keyspace,
+        security: &CqlSecurity,
+    ) -> Result<Self, StoreError> {
+        let session = connect_with(nodes, security).await?;
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
         Ok(Self {
