@@ -1,0 +1,5 @@
+//! Access control end to end: tokens and scopes on every endpoint, TLS, limits, the default
+//! posture, and tokens kept out of logs.
+
+mod matrix;
+mod support;
