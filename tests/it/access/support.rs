@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use timebucket::access::{tokens_file, AccessConfig, Scopes, Token, TokenLimits, TokenSpec};
+use timebucket::access::{
+    tokens_file, AccessConfig, Scopes, TlsFiles, Token, TokenLimits, TokenSpec,
+};
 use timebucket::model::ServiceName;
 
 use crate::support::embedded_config;
@@ -25,7 +27,7 @@ pub struct Keys {
     pub admin: Token,
     /// A token no one configured.
     pub stranger: Token,
-    /// write, limited: 5 readings per second (burst 5), 2 series per service per bucket
+    /// write, limited: 1 reading per second (burst 6), 2 series per service per bucket
     pub limited: Token,
 }
 
@@ -66,8 +68,8 @@ impl Keys {
             spec("admin", &self.admin, "admin"),
             TokenSpec {
                 limits: TokenLimits {
-                    readings_per_second: std::num::NonZeroU32::new(5),
-                    burst: None,
+                    readings_per_second: std::num::NonZeroU32::new(1),
+                    burst: std::num::NonZeroU32::new(6),
                     max_series_per_bucket: std::num::NonZeroU32::new(2),
                 },
                 ..spec("limited", &self.limited, "write")
@@ -96,6 +98,8 @@ pub struct SecuredApp {
     pub tokens_file: PathBuf,
     /// The tokens.
     pub keys: Keys,
+    /// A client that trusts its certificate (any client without TLS).
+    pub client: reqwest::Client,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), timebucket::server::ServeError>>>,
@@ -104,15 +108,27 @@ pub struct SecuredApp {
 impl SecuredApp {
     /// Starts it and waits until `/healthz` answers.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts it, over TLS with `tls` (the files and a client that trusts them), and waits
+    /// until `/healthz` answers.
+    pub async fn start_with(tls: Option<(TlsFiles, reqwest::Client)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keys::new();
         let tokens_file = dir.path().join("tokens.toml");
         let text: Vec<String> = keys.specs().iter().map(tokens_file::render).collect();
         std::fs::write(&tokens_file, text.join("\n")).unwrap();
         let mut config = embedded_config(dir.path());
+        let (files, client) = match tls {
+            Some((files, client)) => (Some(files), client),
+            None => (None, reqwest::Client::new()),
+        };
+        let scheme = if files.is_some() { "https" } else { "http" };
         config.access = AccessConfig {
             tokens_file: Some(tokens_file.clone()),
             tokens: tokens_file::load(&tokens_file).unwrap(),
+            tls: files,
             ..AccessConfig::default()
         };
         let (http, grpc) = (free_port(), free_port());
@@ -121,22 +137,22 @@ impl SecuredApp {
             grpc: Some(SocketAddr::from(([127, 0, 0, 1], grpc))),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = format!("http://{}", listener.local_addr().unwrap());
+        let api = format!("{scheme}://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(timebucket::server::run(config, listener, async {
             let _ = stopped.await;
         }));
         let app = Self {
             api,
-            otlp_http: format!("http://127.0.0.1:{http}"),
-            otlp_grpc: format!("http://127.0.0.1:{grpc}"),
+            otlp_http: format!("{scheme}://127.0.0.1:{http}"),
+            otlp_grpc: format!("{scheme}://127.0.0.1:{grpc}"),
             tokens_file,
             keys,
+            client: client.clone(),
             _dir: dir,
             stop: Some(stop),
             task: Some(task),
         };
-        let client = reqwest::Client::new();
         for _ in 0..200 {
             assert!(
                 !app.task.as_ref().unwrap().is_finished(),
@@ -159,7 +175,8 @@ impl SecuredApp {
 
     /// `timebucket_readings_accepted_total`, read with the reader token.
     pub async fn accepted(&self) -> f64 {
-        let text = reqwest::Client::new()
+        let text = self
+            .client
             .get(format!("{}/metrics", self.api))
             .bearer_auth(self.keys.reader.reveal())
             .send()
@@ -242,6 +259,16 @@ pub async fn grpc_export(url: &str, token: Option<&str>, service: &str) -> Optio
         .http2_prior_knowledge()
         .build()
         .unwrap();
+    grpc_export_with(&client, url, token, service).await
+}
+
+/// [`grpc_export`] with `client` (one speaking HTTP/2: with prior knowledge, or over TLS).
+pub async fn grpc_export_with(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    service: &str,
+) -> Option<String> {
     let mut request = client
         .post(format!(
             "{url}/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
