@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt, TryStreamExt};
 
-use super::answer::{
-    ApiReadingOut, HostReadingOut, InstanceSeries, LatestAnswer, MethodPath, SeriesAnswer,
-};
+use super::answer::{InstanceSeries, LatestAnswer, MethodPath, ReadingOut, SeriesAnswer};
 use super::params::ParamErrors;
 use super::requests::{LatestRequest, SeriesRequest};
 use super::{Queries, QueryError};
-use crate::model::{InstanceName, Seq, ServiceName, TimeBucket};
+use crate::model::{
+    ApiReading, HostReading, InstanceName, ReadingKind, Seq, ServiceName, TimeBucket,
+};
 use crate::store::Store;
 
 /// How long a service seen in the latest tables stays known without a new look.
@@ -67,27 +67,40 @@ impl<S: Store> Queries<S> {
         if self.known.recently_seen(service) {
             return Ok(());
         }
-        let store = &*self.store;
-        let concurrency = self.limits.concurrency;
-        let api = stream::iter(self.latest_shards())
-            .map(|shard| store.read_latest_api(shard, Some(service)))
-            .buffer_unordered(concurrency)
-            .try_filter(|rows| futures::future::ready(!rows.is_empty()));
-        let mut api = std::pin::pin!(api);
-        let mut known = api.try_next().await?.is_some();
-        if !known {
-            let host = stream::iter(self.latest_shards())
-                .map(|shard| store.read_latest_host(shard, Some(service)))
-                .buffer_unordered(concurrency)
-                .try_filter(|rows| futures::future::ready(!rows.is_empty()));
-            let mut host = std::pin::pin!(host);
-            known = host.try_next().await?.is_some();
-        }
+        let known = self.has_latest::<ApiReading>(service).await?
+            || self.has_latest::<HostReading>(service).await?;
         if !known {
             return Err(unknown_service(service));
         }
         self.known.remember(service);
         Ok(())
+    }
+
+    /// Whether `service` has a latest reading of kind `K` (stops at the first shard with one).
+    async fn has_latest<K: ReadingKind>(&self, service: &ServiceName) -> Result<bool, QueryError> {
+        let store = &*self.store;
+        let found = stream::iter(self.latest_shards())
+            .map(|shard| store.read_latest::<K>(shard, Some(service)))
+            .buffer_unordered(self.limits.concurrency)
+            .try_filter(|rows| futures::future::ready(!rows.is_empty()));
+        let mut found = std::pin::pin!(found);
+        Ok(found.try_next().await?.is_some())
+    }
+
+    /// The latest reading of kind `K` of every series (of one service, or all), sorted by
+    /// service and series.
+    async fn all_latest<K: ReadingKind>(
+        &self,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<ReadingOut<K>>, QueryError> {
+        let store = &*self.store;
+        let mut rows: Vec<K> = stream::iter(self.latest_shards())
+            .map(|shard| store.read_latest::<K>(shard, service))
+            .buffer_unordered(self.limits.concurrency)
+            .try_concat()
+            .await?;
+        rows.sort_by(|a, b| a.series().cmp(&b.series()));
+        Ok(rows.into_iter().map(ReadingOut).collect())
     }
 
     /// `GET /v1/series`: the instances of a service in `[from, to]` (bucket granularity) and
@@ -127,37 +140,15 @@ impl<S: Store> Queries<S> {
     /// `GET /v1/latest`: the latest API reading of every series and host reading of every
     /// instance, of one service or all.
     pub async fn latest(&self, request: &LatestRequest) -> Result<LatestAnswer, QueryError> {
-        let store = &*self.store;
         let service = request.service.as_ref();
-        let concurrency = self.limits.concurrency;
-        let mut api: Vec<_> = stream::iter(self.latest_shards())
-            .map(|shard| store.read_latest_api(shard, service))
-            .buffer_unordered(concurrency)
-            .try_concat()
-            .await?;
-        let mut host: Vec<_> = stream::iter(self.latest_shards())
-            .map(|shard| store.read_latest_host(shard, service))
-            .buffer_unordered(concurrency)
-            .try_concat()
-            .await?;
+        let api = self.all_latest::<ApiReading>(service).await?;
+        let host = self.all_latest::<HostReading>(service).await?;
         if let Some(service) = service {
             if api.is_empty() && host.is_empty() {
                 return Err(unknown_service(service));
             }
             self.known.remember(service);
         }
-        api.sort_by(|a, b| {
-            (&a.service, &a.instance, &a.method, &a.path).cmp(&(
-                &b.service,
-                &b.instance,
-                &b.method,
-                &b.path,
-            ))
-        });
-        host.sort_by(|a, b| (&a.service, &a.instance).cmp(&(&b.service, &b.instance)));
-        Ok(LatestAnswer {
-            api: api.iter().map(ApiReadingOut::from).collect(),
-            host: host.iter().map(HostReadingOut::from).collect(),
-        })
+        Ok(LatestAnswer { api, host })
     }
 }
