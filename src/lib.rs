@@ -12,14 +12,17 @@
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
 //! - [`cli`], [`config_file`]: command-line flags, and the same settings from a TOML file.
-//! - [`capture`]: the client side: record an app's requests (tower layer, feature `client`) and
-//!   push readings to a collector.
+//! - [`client`]: the client side of the HTTP API: the ingest wire format, pushing, the
+//!   agent's outbox and the query client.
+//! - [`capture`]: record an app's requests (tower layer, feature `client`) and push readings to
+//!   a collector.
 //! - [`agent`]: `timebucket agent`, the host agent pushing CPU, memory, disk and heartbeat readings.
 
 pub mod agent;
 pub mod api;
 pub mod capture;
 pub mod cli;
+pub mod client;
 pub mod config_file;
 pub mod ingest;
 pub mod migrate;

@@ -23,7 +23,7 @@
 //! kind's own file; then a migration adding the column, and a new WAL payload version (the
 //! payload is the model's serde layout). Adding a kind: its file under `model/reading/`, a
 //! variant of [`Reading`], and one line in each list of this file ([`ALL`], [`PerKind`] and its
-//! methods, [`KINDS`], [`Reading::into_kind`] and [`Reading::kind`]).
+//! methods, [`KINDS`], and the matches of [`Reading`]'s methods here).
 
 use std::fmt;
 
@@ -607,7 +607,21 @@ pub trait TakeKind {
     fn take<K: ReadingKind>(&mut self, reading: K);
 }
 
+/// Looks at a reading as its own kind (see [`Reading::see`]).
+pub trait SeeKind {
+    /// Called with the reading.
+    fn see<K: ReadingKind>(&mut self, reading: &K);
+}
+
 impl Reading {
+    /// Shows the reading to `viewer` as its own kind.
+    pub fn see(&self, viewer: &mut impl SeeKind) {
+        match self {
+            Reading::Api(r) => viewer.see(r),
+            Reading::Host(r) => viewer.see(r),
+        }
+    }
+
     /// Hands the reading to `sink` as its own kind.
     pub fn into_kind(self, sink: &mut impl TakeKind) {
         match self {

@@ -1,19 +1,20 @@
 //! `timebucket query readings|series|latest|stats|host-stats`: the query endpoints of a running
 //! service from the command line, printed as a table (or, with `--json`, the answer as is).
 //!
-//! The client only builds the query string and renders the answer; every check happens in the
-//! service, whose 400 answers are printed with the parameter at fault.
+//! The flags become a query string for the HTTP client in `client::query`; every check happens
+//! in the service, whose 400 answers are printed with the parameter at fault.
 
 mod table;
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use super::answer::{HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer};
+use crate::client::query::{decode, Pairs, QueryClient};
 use crate::model::TimestampMs;
+
+pub use crate::client::query::QueryCliError;
 
 /// `timebucket query` flags.
 #[derive(Debug, Args)]
@@ -145,58 +146,6 @@ pub struct HostStatsArgs {
     pub instance: Option<String>,
 }
 
-/// Why a query from the command line failed.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryCliError {
-    /// A flag is wrong before anything was sent.
-    #[error("{0}")]
-    Args(String),
-    /// The service could not be reached.
-    #[error("cannot query {url}: {source}")]
-    Http {
-        /// The request URL.
-        url: String,
-        /// The client's reason.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The service answered with an error.
-    #[error("the service answered {status}: {message}")]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The error and the problem of each parameter.
-        message: String,
-    },
-    /// The answer was not what this version expects.
-    #[error("unexpected answer from {url}: {source}")]
-    Decode {
-        /// The request URL.
-        url: String,
-        /// The parser's reason.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-/// The service's error body.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    details: Vec<ErrorDetail>,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    field: String,
-    #[serde(default)]
-    problem: String,
-}
-
-type Pairs = Vec<(&'static str, String)>;
-
 impl RangeArgs {
     fn pairs(&self) -> Result<Pairs, QueryCliError> {
         let to = match &self.to {
@@ -232,45 +181,9 @@ impl FilterArgs {
     }
 }
 
-/// One GET: the answer body on success, the service's error otherwise.
-async fn get(client: &reqwest::Client, url: &str, pairs: &Pairs) -> Result<String, QueryCliError> {
-    let http = |source| QueryCliError::Http {
-        url: url.to_owned(),
-        source,
-    };
-    let response = client.get(url).query(pairs).send().await.map_err(http)?;
-    let status = response.status();
-    let body = response.text().await.map_err(http)?;
-    if status.is_success() {
-        return Ok(body);
-    }
-    let message = match serde_json::from_str::<ErrorBody>(&body) {
-        Ok(e) => std::iter::once(e.error)
-            .chain(
-                e.details
-                    .iter()
-                    .map(|d| format!("\n  {}: {}", d.field, d.problem)),
-            )
-            .collect(),
-        Err(_) => body,
-    };
-    Err(QueryCliError::Refused {
-        status: status.as_u16(),
-        message,
-    })
-}
-
-fn decode<T: DeserializeOwned>(url: &str, body: &str) -> Result<T, QueryCliError> {
-    serde_json::from_str(body).map_err(|source| QueryCliError::Decode {
-        url: url.to_owned(),
-        source,
-    })
-}
-
 /// Runs one query; returns the text to print.
 pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
-    let client = reqwest::Client::new();
-    let base = args.url.trim_end_matches('/');
+    let client = QueryClient::new(&args.url);
     let (path, mut pairs) = match &args.what {
         QueryCommand::Readings(r) => ("/v1/readings", r.range.pairs()?),
         QueryCommand::Series(r) => ("/v1/series", r.pairs()?),
@@ -281,7 +194,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
         QueryCommand::Stats(s) => ("/v1/stats", s.range.pairs()?),
         QueryCommand::HostStats(h) => ("/v1/stats/host", h.range.pairs()?),
     };
-    let url = format!("{base}{path}");
+    let url = client.url(path);
     let print = |body: &str| -> Result<String, QueryCliError> {
         if args.json {
             return Ok(body.to_owned());
@@ -306,7 +219,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
             loop {
                 let mut page_pairs = pairs.clone();
                 page_pairs.extend(cursor.take().map(|c| ("cursor", c)));
-                let body = get(&client, &url, &page_pairs).await?;
+                let body = client.get(&url, &page_pairs).await?;
                 out.push(print(&body)?);
                 let next = decode::<ReadingsAnswer>(&url, &body)?.next_cursor;
                 match next {
@@ -327,5 +240,5 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
         }
         QueryCommand::Series(_) | QueryCommand::Latest(_) => {}
     }
-    print(&get(&client, &url, &pairs).await?)
+    print(&client.get(&url, &pairs).await?)
 }
