@@ -48,6 +48,8 @@ pub enum Command {
     Agent(crate::agent::AgentArgs),
     /// Ask a running service: readings, series, latest, stats, host-stats.
     Query(crate::query::cli::QueryArgs),
+    /// List or show what the flusher set aside (batches the store refused, undecodable records).
+    Quarantine(crate::ingest::quarantine::cli::QuarantineArgs),
 }
 
 /// Flags shared by every command that talks to the store.

@@ -10,13 +10,15 @@
 //!
 //! Invariants: a 202 is sent only after the readings' WAL record is synced; the flusher reads
 //! from the WAL (not from memory), so a backlog costs disk, not RAM; a WAL position is
-//! confirmed only after every reading before it is in the store.
+//! confirmed only after every reading before it is in the store, or, for what the store refuses
+//! for good or what cannot be decoded, durably set aside in the [`quarantine`].
 
 pub mod accept;
 pub mod fields;
 pub mod flusher;
 pub mod lenient;
 pub mod parse;
+pub mod quarantine;
 pub mod record;
 
 pub use accept::{AcceptConfig, AcceptError, Acceptor, BodyFormat};

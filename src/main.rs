@@ -67,6 +67,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::query::cli::run(&args).await?);
             Ok(())
         }
+        Command::Quarantine(args) => {
+            print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
+            Ok(())
+        }
     }
 }
 

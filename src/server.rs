@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState, Health};
+use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{MigrateError, SettingsRequest};
 use crate::model::Settings;
@@ -162,11 +163,14 @@ async fn serve_with<S: Store>(
     let metrics = Arc::new(Metrics::new());
     let (flush_ok_tx, flush_ok) = watch::channel(true);
     let (reachable_tx, store_reachable) = watch::channel(true);
+    let quarantine = Quarantine::in_data_dir(&config.data_dir);
+    quarantine.report();
     let (flusher, flusher_handle) = Flusher::new(
         wal.clone(),
         store.clone(),
         metrics.clone(),
         config.flusher,
+        quarantine,
         flush_ok_tx,
     );
     let mut flusher_task = tokio::spawn(flusher.run());

@@ -4,7 +4,7 @@
 //! The flags become a query string for the HTTP client in `client::query`; every check happens
 //! in the service, whose 400 answers are printed with the parameter at fault.
 
-mod table;
+pub(crate) mod table;
 
 use std::time::Duration;
 
