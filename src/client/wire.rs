@@ -148,6 +148,7 @@ mod tests {
 
     use super::*;
     use crate::ingest::{parse_json, parse_ndjson, Window};
+    use crate::model::reading::sample;
     use crate::model::{
         ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, ReadingId,
         ServiceName, StatusCode, TimestampMs,
@@ -267,20 +268,17 @@ mod tests {
     #[test]
     fn a_one_kind_body_is_keyed_by_the_kind_and_leaves_absent_gauges_out() {
         let reading = HostReading {
-            id: ReadingId::new(),
-            service: ServiceName::parse("checkout").unwrap(),
-            instance: InstanceName::parse("host-1").unwrap(),
-            timestamp: TimestampMs::from_millis(NOW),
             gauges: HostGauges {
                 cpu_percent: Some(12.5),
                 ..HostGauges::default()
             },
+            ..sample::host()
         };
         let body = serde_json::to_value(JsonBody(std::slice::from_ref(&reading))).unwrap();
         assert_eq!(
             body,
-            serde_json::json!({"host": [{"service": "checkout", "instance": "host-1",
-                "cpu_percent": 12.5, "timestamp": NOW}]})
+            serde_json::json!({"host": [{"service": "svc", "instance": "h-1",
+                "cpu_percent": 12.5, "timestamp": sample::AT_MS}]})
         );
     }
 }

@@ -22,8 +22,8 @@
 //! Adding a field (a gauge): the model struct, its [`Field`] entry and its accessors, all in the
 //! kind's own file; then a migration adding the column, and a new WAL payload version (the
 //! payload is the model's serde layout). Adding a kind: its file under `model/reading/`, a
-//! variant of [`Reading`], and one line in each list of this file ([`ALL`], [`PerKind`] and its
-//! methods, [`KINDS`], and the matches of [`Reading`]'s methods here).
+//! variant of [`Reading`], and one line in each list of this file ([`ALL`], `common!`,
+//! [`PerKind`] and its methods, [`KINDS`], and the matches of [`Reading`]'s methods here).
 
 use std::fmt;
 
@@ -416,6 +416,25 @@ pub struct SeriesRef<'a> {
 }
 
 impl<'a> SeriesRef<'a> {
+    /// The series of an instance (no method or path).
+    pub fn instance(service: &'a ServiceName, instance: &'a InstanceName) -> Self {
+        Self {
+            service,
+            instance,
+            method: None,
+            path: None,
+        }
+    }
+
+    /// This series narrowed to one API method and path.
+    pub fn api(self, method: &'a HttpMethod, path: &'a ApiPath) -> Self {
+        Self {
+            method: Some(method),
+            path: Some(path),
+            ..self
+        }
+    }
+
     /// The series' names within its service.
     fn parts(&self) -> ([&'a str; 3], usize) {
         let mut parts = [self.instance.as_str(), "", ""];
@@ -456,19 +475,10 @@ impl<'a> SeriesRef<'a> {
 
 /// A kind of reading: a model type together with the declaration of its shape.
 pub trait ReadingKind:
-    Clone + fmt::Debug + PartialEq + Send + Sync + Serialize + DeserializeOwned + 'static
+    Common + Clone + fmt::Debug + PartialEq + Send + Sync + Serialize + DeserializeOwned + 'static
 {
     /// The declaration.
     const INFO: &'static KindInfo;
-
-    /// The id fixed at acceptance.
-    fn id(&self) -> ReadingId;
-
-    /// The service.
-    fn service(&self) -> &ServiceName;
-
-    /// The reading's time.
-    fn timestamp(&self) -> TimestampMs;
 
     /// The series the reading belongs to.
     fn series(&self) -> SeriesRef<'_>;
@@ -479,15 +489,6 @@ pub trait ReadingKind:
     /// Builds a reading from its head and its field values (in field order), checking every rule
     /// of the kind: the one validation of bodies, CQL rows and embedded rows.
     fn from_values(head: Head, values: &Values<'_>) -> Result<Self, FieldErrors>;
-
-    /// This kind's entry of `all`.
-    fn pick<F: Family>(all: &PerKind<F>) -> &F::Of<Self>;
-
-    /// This kind's entry of `all`, to change.
-    fn pick_mut<F: Family>(all: &mut PerKind<F>) -> &mut F::Of<Self>;
-
-    /// As the enum the WAL stores.
-    fn into_reading(self) -> Reading;
 
     /// The bucket the reading belongs to.
     fn bucket_of(&self, width: BucketWidth) -> TimeBucket {
@@ -513,6 +514,68 @@ pub trait ReadingKind:
             .filter(|(_, value)| *value != Value::Absent)
     }
 }
+
+/// What every kind has alike, written once by `common!` for each: its [`Head`] fields (every
+/// kind's struct has `id`, `service` and `timestamp`), and its place in the lists of this file
+/// (its [`PerKind`] entry and its [`Reading`] variant).
+pub trait Common: Sized {
+    /// The id fixed at acceptance.
+    fn id(&self) -> ReadingId;
+
+    /// The service.
+    fn service(&self) -> &ServiceName;
+
+    /// The reading's time.
+    fn timestamp(&self) -> TimestampMs;
+
+    /// This kind's entry of `all`.
+    fn pick<F: Family>(all: &PerKind<F>) -> &F::Of<Self>
+    where
+        Self: ReadingKind;
+
+    /// This kind's entry of `all`, to change.
+    fn pick_mut<F: Family>(all: &mut PerKind<F>) -> &mut F::Of<Self>
+    where
+        Self: ReadingKind;
+
+    /// As the enum the WAL stores.
+    fn into_reading(self) -> Reading;
+}
+
+/// [`Common`] for kind `$kind`, listed as field `$entry` of [`PerKind`] and variant `$variant`
+/// of [`Reading`].
+macro_rules! common {
+    ($kind:ty, $entry:ident, $variant:ident) => {
+        impl Common for $kind {
+            fn id(&self) -> ReadingId {
+                self.id
+            }
+
+            fn service(&self) -> &ServiceName {
+                &self.service
+            }
+
+            fn timestamp(&self) -> TimestampMs {
+                self.timestamp
+            }
+
+            fn pick<F: Family>(all: &PerKind<F>) -> &F::Of<Self> {
+                &all.$entry
+            }
+
+            fn pick_mut<F: Family>(all: &mut PerKind<F>) -> &mut F::Of<Self> {
+                &mut all.$entry
+            }
+
+            fn into_reading(self) -> Reading {
+                Reading::$variant(self)
+            }
+        }
+    };
+}
+
+common!(ApiReading, api, Api);
+common!(HostReading, host, Host);
 
 /// A type per kind: `Of<K>` is what a [`PerKind`] holds for kind `K`.
 pub trait Family {
@@ -630,6 +693,14 @@ impl Reading {
         }
     }
 
+    /// The service of the reading.
+    pub fn service(&self) -> &ServiceName {
+        match self {
+            Reading::Api(r) => r.service(),
+            Reading::Host(r) => r.service(),
+        }
+    }
+
     /// The declaration of the reading's kind.
     pub fn kind(&self) -> &'static KindInfo {
         match self {
@@ -660,22 +731,13 @@ mod tests {
         let instance = InstanceName::parse("i").unwrap();
         let method = HttpMethod::parse("GET").unwrap();
         let path = ApiPath::parse("/p").unwrap();
-        let api = SeriesRef {
-            service: &service,
-            instance: &instance,
-            method: Some(&method),
-            path: Some(&path),
-        };
+        let host = SeriesRef::instance(&service, &instance);
+        let api = host.api(&method, &path);
         assert_eq!(api.seq(shards), shards.shard_of(&["i", "GET", "/p"]));
         assert_eq!(
             api.latest_shard(shards),
             shards.shard_of(&["s", "i", "GET", "/p"])
         );
-        let host = SeriesRef {
-            method: None,
-            path: None,
-            ..api
-        };
         assert_eq!(host.seq(shards), shards.shard_of(&["i"]));
         assert_eq!(host.latest_shard(shards), shards.shard_of(&["s", "i"]));
     }

@@ -162,19 +162,18 @@ fn point(t: i64, cell: &Cell) -> HostPoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HostGauges, ReadingId, ServiceName};
+    use crate::model::reading::sample;
+    use crate::model::HostGauges;
 
     fn sample(at_ms: i64, cpu: Option<f64>, available: Option<bool>) -> HostReading {
         HostReading {
-            id: ReadingId::new(),
-            service: ServiceName::parse("svc").unwrap(),
-            instance: InstanceName::parse("i-1").unwrap(),
             timestamp: TimestampMs::from_millis(at_ms),
             gauges: HostGauges {
                 cpu_percent: cpu,
                 available,
                 ..HostGauges::default()
             },
+            ..sample::host()
         }
     }
 

@@ -166,19 +166,14 @@ impl WriteBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ApiReading, HostReading, ReadingId, StatusCode, TimestampMs};
+    use crate::model::reading::sample;
+    use crate::model::{ApiReading, HostGauges, HostReading, TimestampMs};
 
     fn api(instance: &str, at_ms: i64) -> Reading {
         Reading::Api(ApiReading {
-            id: ReadingId::new(),
-            service: ServiceName::parse("checkout").unwrap(),
             instance: InstanceName::parse(instance).unwrap(),
-            method: HttpMethod::parse("GET").unwrap(),
-            path: ApiPath::parse("/cart").unwrap(),
-            code: StatusCode::parse(200).unwrap(),
-            duration_ms: 1.0,
-            count: 1,
             timestamp: TimestampMs::from_millis(at_ms),
+            ..sample::api()
         })
     }
 
@@ -240,14 +235,13 @@ mod tests {
         let settings = Settings::default();
         let host = |at_ms: i64| {
             Reading::Host(HostReading {
-                id: ReadingId::new(),
-                service: ServiceName::parse("checkout").unwrap(),
                 instance: InstanceName::parse("i-1").unwrap(),
                 timestamp: TimestampMs::from_millis(at_ms),
-                gauges: crate::model::HostGauges {
+                gauges: HostGauges {
                     cpu_percent: Some(1.0),
-                    ..Default::default()
+                    ..HostGauges::default()
                 },
+                ..sample::host()
             })
         };
         let mut seen = SeriesSeen::new(10);

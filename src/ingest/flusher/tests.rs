@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::ingest::quarantine::cli::{run, QuarantineAction, QuarantineArgs};
 use crate::ingest::{parse_ndjson, Window};
+use crate::model::reading::sample;
 use crate::model::{
-    ApiPath, ApiReading, HttpMethod, InstanceName, Reading, ReadingId, ReadingKind, Seq,
-    ServiceName, Settings, StatusCode, TimeBucket,
+    ApiReading, InstanceName, Reading, ReadingKind, Seq, ServiceName, Settings, TimeBucket,
 };
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{PageRequest, SeriesEntry, WriteBatch};
@@ -23,10 +23,8 @@ impl Store for Picky {
     }
 
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let poisoned = batch.to_readings().iter().any(|r| match r {
-            Reading::Api(r) => r.service.as_str() == "poison",
-            Reading::Host(r) => r.service.as_str() == "poison",
-        });
+        let readings = batch.to_readings();
+        let poisoned = readings.iter().any(|r| r.service().as_str() == "poison");
         if poisoned {
             let refusal = std::io::Error::other("a value this store refuses");
             return Err(StoreError::rejected("writing readings", refusal));
@@ -61,15 +59,10 @@ impl Store for Picky {
 
 fn record(service: &str, instance: &str) -> Vec<u8> {
     let reading = ApiReading {
-        id: ReadingId::new(),
         service: ServiceName::parse(service).unwrap(),
         instance: InstanceName::parse(instance).unwrap(),
-        method: HttpMethod::parse("GET").unwrap(),
-        path: ApiPath::parse("/x").unwrap(),
-        code: StatusCode::parse(200).unwrap(),
-        duration_ms: 1.0,
-        count: 1,
         timestamp: TimestampMs::now(),
+        ..sample::api()
     };
     encode(&Accepted {
         at: TimestampMs::now(),

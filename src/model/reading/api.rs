@@ -3,11 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Reading, ReadingId, TimestampMs};
+use super::{ReadingId, TimestampMs};
 use crate::model::bucket::{BucketWidth, Seq, ShardCount, TimeBucket};
 use crate::model::kind::{
-    Check, Family, Field, FieldErrors, FieldType, Head, KindInfo, PerKind, ReadingKind, SeriesRef,
-    Value, Values,
+    Check, Field, FieldErrors, FieldType, Head, KindInfo, ReadingKind, SeriesRef, Value, Values,
 };
 use crate::model::names::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode};
 
@@ -97,25 +96,8 @@ fn count(n: i64) -> Result<u32, String> {
 impl ReadingKind for ApiReading {
     const INFO: &'static KindInfo = &INFO;
 
-    fn id(&self) -> ReadingId {
-        self.id
-    }
-
-    fn service(&self) -> &ServiceName {
-        &self.service
-    }
-
-    fn timestamp(&self) -> TimestampMs {
-        self.timestamp
-    }
-
     fn series(&self) -> SeriesRef<'_> {
-        SeriesRef {
-            service: &self.service,
-            instance: &self.instance,
-            method: Some(&self.method),
-            path: Some(&self.path),
-        }
+        SeriesRef::instance(&self.service, &self.instance).api(&self.method, &self.path)
     }
 
     fn value(&self, i: usize) -> Value<'_> {
@@ -152,47 +134,20 @@ impl ReadingKind for ApiReading {
             })
         })
     }
-
-    fn pick<F: Family>(all: &PerKind<F>) -> &F::Of<Self> {
-        &all.api
-    }
-
-    fn pick_mut<F: Family>(all: &mut PerKind<F>) -> &mut F::Of<Self> {
-        &mut all.api
-    }
-
-    fn into_reading(self) -> Reading {
-        Reading::Api(self)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reading() -> ApiReading {
-        ApiReading {
-            id: ReadingId::new(),
-            service: ServiceName::parse("svc").unwrap(),
-            instance: InstanceName::parse("i-1").unwrap(),
-            method: HttpMethod::parse("POST").unwrap(),
-            path: ApiPath::parse("/pay").unwrap(),
-            code: StatusCode::parse(503).unwrap(),
-            duration_ms: 12.5,
-            count: 3,
-            timestamp: TimestampMs::from_millis(1_700_000_000_000),
-        }
-    }
+    use crate::model::reading::sample;
 
     #[test]
     fn values_rebuild_the_same_reading() {
-        let r = reading();
-        let head = Head {
-            id: r.id,
-            service: r.service.clone(),
-            timestamp: r.timestamp,
-        };
-        assert_eq!(ApiReading::from_values(head, &r.values()), Ok(r));
+        let r = sample::api();
+        assert_eq!(
+            ApiReading::from_values(sample::head_of(&r), &r.values()),
+            Ok(r)
+        );
     }
 
     #[test]
@@ -208,11 +163,7 @@ mod tests {
         ] {
             values.push(v);
         }
-        let head = Head {
-            id: ReadingId::new(),
-            service: ServiceName::parse("svc").unwrap(),
-            timestamp: TimestampMs::from_millis(0),
-        };
+        let head = sample::head_of(&sample::api());
         let errors = ApiReading::from_values(head, &values).unwrap_err();
         let fields: Vec<&str> = errors.0.iter().map(|(f, _)| *f).collect();
         assert_eq!(

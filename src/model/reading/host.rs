@@ -7,11 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Reading, ReadingId, TimestampMs};
+use super::{ReadingId, TimestampMs};
 use crate::model::bucket::{BucketWidth, Seq, ShardCount, TimeBucket};
 use crate::model::kind::{
-    Check, Family, Field, FieldErrors, FieldType, Head, KindInfo, PerKind, ReadingKind, SeriesRef,
-    Value, Values,
+    Check, Field, FieldErrors, FieldType, Head, KindInfo, ReadingKind, SeriesRef, Value, Values,
 };
 use crate::model::names::{InstanceName, ServiceName};
 
@@ -76,75 +75,29 @@ pub struct Gauge {
     pub set: fn(&mut HostGauges, Value<'_>),
 }
 
-const fn gauge(
-    name: &'static str,
-    ty: FieldType,
-    get: fn(&HostGauges) -> Value<'static>,
-    set: fn(&mut HostGauges, Value<'_>),
-) -> Gauge {
-    Gauge {
-        field: Field::optional(name, ty),
-        get,
-        set,
-    }
+/// The [`Gauge`] of `HostGauges::$name`, of type `$ty`, read back from a value by `$from`: its
+/// field name and its accessors come from the one name, so they cannot drift apart.
+macro_rules! gauge {
+    ($name:ident, $ty:ident, $from:ident) => {
+        Gauge {
+            field: Field::optional(stringify!($name), FieldType::$ty),
+            get: |g| g.$name.into(),
+            set: |g, v| g.$name = v.$from(),
+        }
+    };
 }
 
 /// Every gauge, in stored order (the embedded store and the WAL keep [`HostGauges`] in it).
 pub const GAUGES: [Gauge; 9] = [
-    gauge(
-        "cpu_percent",
-        FieldType::Double,
-        |g| g.cpu_percent.into(),
-        |g, v| g.cpu_percent = v.number(),
-    ),
-    gauge(
-        "mem_used_bytes",
-        FieldType::BigInt,
-        |g| g.mem_used_bytes.into(),
-        |g, v| g.mem_used_bytes = v.int(),
-    ),
-    gauge(
-        "mem_total_bytes",
-        FieldType::BigInt,
-        |g| g.mem_total_bytes.into(),
-        |g, v| g.mem_total_bytes = v.int(),
-    ),
-    gauge(
-        "disk_used_bytes",
-        FieldType::BigInt,
-        |g| g.disk_used_bytes.into(),
-        |g, v| g.disk_used_bytes = v.int(),
-    ),
-    gauge(
-        "disk_total_bytes",
-        FieldType::BigInt,
-        |g| g.disk_total_bytes.into(),
-        |g, v| g.disk_total_bytes = v.int(),
-    ),
-    gauge(
-        "available",
-        FieldType::Bool,
-        |g| g.available.into(),
-        |g, v| g.available = v.boolean(),
-    ),
-    gauge(
-        "heap_bytes",
-        FieldType::BigInt,
-        |g| g.heap_bytes.into(),
-        |g, v| g.heap_bytes = v.int(),
-    ),
-    gauge(
-        "allocated_bytes",
-        FieldType::BigInt,
-        |g| g.allocated_bytes.into(),
-        |g, v| g.allocated_bytes = v.int(),
-    ),
-    gauge(
-        "freed_bytes",
-        FieldType::BigInt,
-        |g| g.freed_bytes.into(),
-        |g, v| g.freed_bytes = v.int(),
-    ),
+    gauge!(cpu_percent, Double, number),
+    gauge!(mem_used_bytes, BigInt, int),
+    gauge!(mem_total_bytes, BigInt, int),
+    gauge!(disk_used_bytes, BigInt, int),
+    gauge!(disk_total_bytes, BigInt, int),
+    gauge!(available, Bool, boolean),
+    gauge!(heap_bytes, BigInt, int),
+    gauge!(allocated_bytes, BigInt, int),
+    gauge!(freed_bytes, BigInt, int),
 ];
 
 const INSTANCE: usize = 0;
@@ -183,25 +136,8 @@ fn not_negative(value: Value<'_>) -> Result<(), String> {
 impl ReadingKind for HostReading {
     const INFO: &'static KindInfo = &INFO;
 
-    fn id(&self) -> ReadingId {
-        self.id
-    }
-
-    fn service(&self) -> &ServiceName {
-        &self.service
-    }
-
-    fn timestamp(&self) -> TimestampMs {
-        self.timestamp
-    }
-
     fn series(&self) -> SeriesRef<'_> {
-        SeriesRef {
-            service: &self.service,
-            instance: &self.instance,
-            method: None,
-            path: None,
-        }
+        SeriesRef::instance(&self.service, &self.instance)
     }
 
     fn value(&self, i: usize) -> Value<'_> {
@@ -239,63 +175,24 @@ impl ReadingKind for HostReading {
             })
         })
     }
-
-    fn pick<F: Family>(all: &PerKind<F>) -> &F::Of<Self> {
-        &all.host
-    }
-
-    fn pick_mut<F: Family>(all: &mut PerKind<F>) -> &mut F::Of<Self> {
-        &mut all.host
-    }
-
-    fn into_reading(self) -> Reading {
-        Reading::Host(self)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn head() -> Head {
-        Head {
-            id: ReadingId::new(),
-            service: ServiceName::parse("svc").unwrap(),
-            timestamp: TimestampMs::from_millis(0),
-        }
-    }
+    use crate::model::reading::sample;
 
     #[test]
     fn every_gauge_round_trips_through_its_value() {
-        let reading = HostReading {
-            id: ReadingId::new(),
-            service: ServiceName::parse("svc").unwrap(),
-            instance: InstanceName::parse("h-1").unwrap(),
-            timestamp: TimestampMs::from_millis(5),
-            gauges: HostGauges {
-                cpu_percent: Some(1.5),
-                mem_used_bytes: Some(2),
-                mem_total_bytes: Some(3),
-                disk_used_bytes: Some(4),
-                disk_total_bytes: Some(5),
-                available: Some(false),
-                heap_bytes: Some(6),
-                allocated_bytes: Some(7),
-                freed_bytes: Some(8),
-            },
-        };
-        let head = Head {
-            id: reading.id,
-            service: reading.service.clone(),
-            timestamp: reading.timestamp,
-        };
-        let back = HostReading::from_values(head, &reading.values()).unwrap();
-        assert_eq!(back, reading);
+        let reading = sample::host();
+        let back = HostReading::from_values(sample::head_of(&reading), &reading.values());
+        assert_eq!(back, Ok(reading.clone()));
         assert_eq!(reading.present_fields().count(), FIELDS.len());
     }
 
     #[test]
     fn a_sample_needs_a_gauge_and_gauges_are_not_negative() {
+        let head = || sample::head_of(&sample::host());
         let mut values = Values::default();
         values.push(Value::Text("h-1"));
         let errors = HostReading::from_values(head(), &values).unwrap_err();

@@ -169,64 +169,41 @@ impl<'de> DeserializeSeed<'de> for PlainSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, ReadingId,
-        ServiceName, StatusCode, TimestampMs,
-    };
-
-    fn head() -> Head {
-        Head {
-            id: ReadingId::new(),
-            service: ServiceName::parse("svc").unwrap(),
-            timestamp: TimestampMs::from_millis(1_700_000_000_000),
-        }
-    }
+    use crate::model::reading::sample;
+    use crate::model::{ApiReading, HostGauges, HostReading};
 
     #[test]
     fn api_rows_keep_the_layout_stores_were_written_with() {
-        let h = head();
-        let reading = ApiReading {
-            id: h.id,
-            service: h.service.clone(),
-            instance: InstanceName::parse("i-1").unwrap(),
-            method: HttpMethod::parse("GET").unwrap(),
-            path: ApiPath::parse("/p").unwrap(),
-            code: StatusCode::parse(200).unwrap(),
-            duration_ms: 1.5,
-            count: 3,
-            timestamp: h.timestamp,
-        };
+        let reading = sample::api();
         // The former value struct: instance, method, path, code: u16, duration_ms, count: u32.
         let written = postcard::to_stdvec(&("i-1", "GET", "/p", 200u16, 1.5f64, 3u32)).unwrap();
         assert_eq!(encode(&reading), written);
-        assert_eq!(decode::<ApiReading>(h, &written), Ok(reading));
+        let head = sample::head_of(&reading);
+        assert_eq!(decode::<ApiReading>(head, &written), Ok(reading));
     }
 
     #[test]
     fn host_rows_keep_the_layout_stores_were_written_with() {
-        let h = head();
         let gauges = HostGauges {
-            cpu_percent: Some(2.0),
-            mem_used_bytes: Some(5),
+            mem_total_bytes: None,
             available: Some(true),
             freed_bytes: Some(0),
-            ..HostGauges::default()
+            ..sample::host().gauges
         };
         let reading = HostReading {
-            id: h.id,
-            service: h.service.clone(),
-            instance: InstanceName::parse("h-1").unwrap(),
-            timestamp: h.timestamp,
             gauges: gauges.clone(),
+            ..sample::host()
         };
         // The former value struct: the instance, then the gauges struct.
         let written = postcard::to_stdvec(&("h-1", gauges)).unwrap();
         assert_eq!(encode(&reading), written);
-        assert_eq!(decode::<HostReading>(h, &written), Ok(reading));
+        let head = sample::head_of(&reading);
+        assert_eq!(decode::<HostReading>(head, &written), Ok(reading));
     }
 
     #[test]
     fn a_truncated_or_invalid_value_is_an_error() {
+        let head = || sample::head_of(&sample::api());
         assert!(decode::<ApiReading>(head(), &[3, b'i', b'-']).is_err());
         let bad_code = postcard::to_stdvec(&("i-1", "GET", "/p", 42u16, 1.5f64, 3u32)).unwrap();
         let error = decode::<ApiReading>(head(), &bad_code).unwrap_err();
