@@ -59,22 +59,22 @@ fn range_values(
     )
 }
 
-/// Decodes every row of `rows` as a reading of kind `K` and appends it.
+/// Decodes every row of `rows` as a reading of kind `K` and appends those `keep` wants.
 fn decode_rows<K: ReadingKind>(
     rows: &QueryRowsResult,
     what: &'static str,
     service: Option<&ServiceName>,
     out: &mut Vec<K>,
+    keep: impl Fn(&K) -> bool,
 ) -> Result<(), StoreError> {
     for row in rows
         .rows::<ColumnIterator>()
         .map_err(|e| StoreError::decode(what, e))?
     {
-        out.push(decode(
-            what,
-            service,
-            row.map_err(|e| StoreError::decode(what, e))?,
-        )?);
+        let reading = decode(what, service, row.map_err(|e| StoreError::decode(what, e))?)?;
+        if keep(&reading) {
+            out.push(reading);
+        }
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ impl CqlStore {
             &range_values(request),
             limit,
             WHAT,
-            |rows, out| decode_rows(rows, WHAT, service, out),
+            |rows, out| decode_rows(rows, WHAT, service, out, |_| true),
         )
         .await
     }
@@ -144,9 +144,7 @@ impl CqlStore {
         // outlive it, so the rule is applied here too, as the embedded store does.
         let (ttl, now) = (self.settings().ttl_seconds, TimestampMs::now());
         let decode = |rows: &QueryRowsResult, out: &mut Vec<K>| {
-            decode_rows(rows, WHAT, None, out)?;
-            out.retain(|r| !expired(r.timestamp(), ttl, now));
-            Ok(())
+            decode_rows(rows, WHAT, None, out, |r| !expired(r.timestamp(), ttl, now))
         };
         match service {
             Some(s) => {
