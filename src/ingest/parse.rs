@@ -244,13 +244,14 @@ fn parse_kind<K: ReadingKind>(f: &mut Fields<'_, '_>, window: &Window) -> Option
         });
     }
     // The kind's rules run even when the head is wrong, so every problem is reported at once.
+    let head_ok = service.is_some() && timestamp.is_some();
     let head = Head {
         id: ReadingId::new(),
-        service: service.clone().unwrap_or_else(placeholder_service),
+        service: service.unwrap_or_else(placeholder_service),
         timestamp: timestamp.unwrap_or(window.now),
     };
     match K::from_values(head, &values) {
-        Ok(reading) => service.and(timestamp).map(|_| reading),
+        Ok(reading) => head_ok.then_some(reading),
         Err(errors) => {
             for (name, problem) in errors.0 {
                 // A field of the wrong type was reported as such already.
