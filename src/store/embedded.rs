@@ -11,7 +11,12 @@
 //! The data model is the CQL one (see `codec` for the byte layouts): rows keyed by
 //! `(service, time_bucket, seq, timestamp, reading_id)`, so a partition's range read is a prefix
 //! scan; latest readings keyed by the same shard sentinel and replaced only by a newer
-//! `(timestamp, reading_id)`; the series index per bucket.
+//! `(timestamp, reading_id)`; the series index per bucket. Row values are the kind's fields
+//! encoded from its declaration (`fields`).
+//!
+//! Expiry agrees with CQL's: a latest row is left out of every answer once its reading is past
+//! the retention (and deleted at open and whenever a window is dropped), a series entry once its
+//! bucket's end is (and deleted with its window); neither is written when already past it.
 //!
 //! Durability: every [`Store::write`] ends with an fdatasync of fjall's journal, because the WAL
 //! is confirmed (and its segments deleted) right after a write returns. The WAL remains the
