@@ -1,5 +1,5 @@
-//! Backends benchmark (issue 5): the ingest and query figures of issues 3 and 4 for both store
-//! backends, CQL and embedded (fjall), on the same generated data in one run, side by side.
+//! Backends benchmark: the ingest and query figures of the `ingest` and `query` benches for both
+//! store backends, CQL and embedded (fjall), on the same generated data in one run, side by side.
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/tmp/target-backends cargo bench --bench backends
@@ -47,9 +47,6 @@
 //!
 //! The keyspace, the server processes and the temp directories are removed at the end.
 
-#[path = "support/range_reads.rs"]
-mod range_reads;
-#[allow(dead_code)]
 mod support;
 
 use std::fmt::Write as _;
@@ -69,6 +66,7 @@ use timebucket::store::Store;
 use support::data::{Dataset, Shape};
 use support::load::{post_all, quantile};
 use support::options::env_or;
+use support::range_reads;
 use support::server::{scrape, Server};
 
 const HOUR_MS: i64 = 3_600_000;

@@ -1,4 +1,4 @@
-//! Capture layer overhead (issue 6): the time the layer adds to each request, against the same app
+//! Capture layer overhead: the time the layer adds to each request, against the same app
 //! without it, in the same run.
 //!
 //! ```text
@@ -24,8 +24,7 @@
 //! | `WARMUP` | 10000 | unmeasured requests per variant before each phase |
 //! | `BENCH_WRITE_MD` | 1 | 0: do not update BENCHMARKS.md |
 
-#[path = "support/sections.rs"]
-mod sections;
+mod support;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +39,7 @@ use axum::Router;
 use timebucket::capture::{Capture, CaptureConfig, CaptureStats, Mode};
 use tower::Service;
 
-/// The overhead the issue asks for, ns of median added per request.
+/// The overhead budget of the capture layer, ns of median added per request.
 const TARGET_MEDIAN_NS: f64 = 2000.0;
 const VARIANTS: [&str; 3] = [
     "without the layer",
@@ -323,7 +322,7 @@ fn main() {
         "the sink saw what capture says it delivered"
     );
     if env("BENCH_WRITE_MD", 1) != 0 {
-        sections::write_section(
+        support::sections::write_section(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
             "capture",
             &md,

@@ -1,4 +1,4 @@
-//! Ingest benchmark (issue 3): the real `timebucket` binary against a real CQL node, compared
+//! Ingest benchmark: the real `timebucket` binary against a real CQL node, compared
 //! with the best a plain driver client achieves on the same node in the same run.
 //!
 //! ```text
@@ -79,8 +79,9 @@ use support::cql::{self as db, BaselineConfig};
 use support::data::{Dataset, Shape};
 use support::load::{post_all, LoadOutcome};
 use support::options::env_or;
+use support::proxy::Proxy;
 use support::report::{Posting, Report, Round, Step};
-use support::server::{scrape, Proxy, Sampler, Server};
+use support::server::{scrape, Sampler, Server};
 
 /// The parsed options.
 struct Options {
@@ -453,7 +454,7 @@ async fn phases(
         options.clients
     );
     let keyspace = fresh_keyspace(options, session, "accept", keyspaces).await?;
-    let proxy = Proxy::start(options.cql.clone()).await?;
+    let proxy = Proxy::start(options.cql.clone()).await;
     let dir = tempfile::Builder::new()
         .prefix("tb-bench-accept")
         .tempdir()?;

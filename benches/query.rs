@@ -1,4 +1,4 @@
-//! Query benchmark (issue 4): the query planner's fan-out against a plain sequential reader, on
+//! Query benchmark: the query planner's fan-out against a plain sequential reader, on
 //! the same node, the same rows, in the same run.
 //!
 //! ```text
@@ -42,20 +42,16 @@
 mod cpu;
 #[path = "query/data.rs"]
 mod data;
-#[path = "support/options.rs"]
-mod options;
-#[path = "support/range_reads.rs"]
-mod range_reads;
 #[path = "query/report.rs"]
 mod report;
-#[path = "support/sections.rs"]
-mod sections;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use options::env_or;
+use support::options::env_or;
+use support::{range_reads, sections};
 use timebucket::model::{ApiReading, ServiceName, TimeBucket, TimestampMs};
 use timebucket::query::params::TimeRange;
 use timebucket::query::{limits::PAGE_ROWS, Queries, QueryLimits};

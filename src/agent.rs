@@ -21,8 +21,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
-
 use crate::client::outbox::{self, Backlog};
 use crate::client::push::{PushError, Pusher, RetryPolicy};
 use crate::model::{HostGauges, HostReading, InstanceName, ReadingId, ServiceName, TimestampMs};
@@ -35,36 +33,33 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping agent keeps trying to deliver its backlog.
 const FINAL_PUSH_DEADLINE: Duration = Duration::from_secs(5);
 
-/// `timebucket agent` flags.
-#[derive(Debug, Clone, Args)]
-pub struct AgentArgs {
+/// What the agent runs with (from `timebucket agent`'s flags, [`crate::cli::AgentArgs`]).
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
     /// The service this host runs: the service name of its readings.
-    #[arg(long, env = "TIMEBUCKET_AGENT_SERVICE", value_parser = ServiceName::parse)]
     pub service: ServiceName,
-    /// The instance name of the readings (default: the host name).
-    #[arg(long, env = "TIMEBUCKET_AGENT_INSTANCE", value_parser = InstanceName::parse)]
+    /// The instance name of the readings; the host name when `None`.
     pub instance: Option<InstanceName>,
-    /// The collector to push to: `http://host:port` (a timebucket serve).
-    #[arg(long, env = "TIMEBUCKET_AGENT_PUSH")]
+    /// The collector to push to: `http://host:port`.
     pub push: String,
-    /// Time between samples; every sample is also the heartbeat.
-    #[arg(long, env = "TIMEBUCKET_AGENT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Time between samples, at least [`MIN_INTERVAL`].
     pub interval: Duration,
-    /// A process to watch: its RSS (heap_bytes), RSS growth and shrinking (allocated_bytes,
-    /// freed_bytes), and available = false once it is gone.
-    #[arg(long, env = "TIMEBUCKET_AGENT_PID")]
+    /// A process to watch.
     pub pid: Option<u32>,
-    /// A path on the disk to report (the data mount): the mount holding it is measured.
-    #[arg(long, env = "TIMEBUCKET_AGENT_DISK", default_value = "/")]
+    /// A path on the disk to report: the mount holding it is measured.
     pub disk: PathBuf,
+}
+
+impl AgentConfig {
+    /// Default `interval`: a heartbeat every ten seconds.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+    /// Default `disk`: the root file system.
+    pub const DEFAULT_DISK: &'static str = "/";
 }
 
 /// Why the agent cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// `--interval` is too short.
-    #[error("--interval must be at least {MIN_INTERVAL:?}, got {0:?}")]
-    Interval(Duration),
     /// No `--instance` and no host name to use instead.
     #[error("the host name is unknown or not a valid instance name; pass --instance")]
     Instance,
@@ -106,12 +101,9 @@ pub struct AgentStats {
 
 /// Runs the agent until `shutdown` resolves, then delivers what it can within a few seconds.
 pub async fn run(
-    args: AgentArgs,
+    args: AgentConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<AgentStats, AgentError> {
-    if args.interval < MIN_INTERVAL {
-        return Err(AgentError::Interval(args.interval));
-    }
     let instance = match args.instance {
         Some(instance) => instance,
         None => sysinfo::System::host_name()
@@ -121,7 +113,7 @@ pub async fn run(
     let pusher = Pusher::new(&args.push, PUSH_TIMEOUT)?;
     let (pid, disk) = (args.pid, args.disk.clone());
     let mut sampler = tokio::task::spawn_blocking(move || Sampler::start(pid, &disk)).await??;
-    tracing::info!(url = %pusher.url(), service = %args.service, %instance, interval = ?args.interval, "agent started");
+    tracing::info!(url = %pusher.url(), service = %args.service, %instance, interval = %humantime::format_duration(args.interval), "agent started");
 
     let backlog = Arc::new(Backlog::<HostReading>::default());
     let retry = RetryPolicy {

@@ -3,10 +3,14 @@
 //! Handlers are thin: they negotiate HTTP (content types, limits, status codes) and call the
 //! ingest or query modules, which know nothing of HTTP.
 
+pub mod alerting;
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod otlp;
+pub mod prometheus;
 pub mod query;
+pub mod scrape;
 
 use std::sync::Arc;
 
@@ -14,8 +18,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::alerting::AlertsView;
 use crate::ingest::Acceptor;
 use crate::query::Queries;
+use crate::reload::ReloadHub;
+use crate::scrape::Scraper;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::wal::Wal;
@@ -41,6 +48,14 @@ pub struct AppState<S> {
     pub health: Health,
     /// Answers the query endpoints from the store.
     pub queries: Queries<S>,
+    /// Answers the Prometheus query API.
+    pub promql: prometheus::PromEngine<S>,
+    /// The scraper, when `--scrape-config` is given.
+    pub scraper: Option<Scraper>,
+    /// What `POST /-/reload` triggers.
+    pub reload: ReloadHub,
+    /// The alerting state (empty without `--rules`).
+    pub alerts: AlertsView,
 }
 
 impl<S> Clone for AppState<S> {
@@ -51,12 +66,20 @@ impl<S> Clone for AppState<S> {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
             queries: self.queries.clone(),
+            promql: self.promql.clone(),
+            scraper: self.scraper.clone(),
+            reload: self.reload.clone(),
+            alerts: self.alerts.clone(),
         }
     }
 }
 
 /// Every route of the service.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let console = crate::console::router(crate::console::Console::new(
+        state.queries.clone(),
+        state.alerts.clone(),
+    ));
     Router::new()
         .route("/v1/metrics", post(ingest::post_metrics::<S>))
         .route("/v1/readings", get(query::readings::<S>))
@@ -64,8 +87,43 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/latest", get(query::latest::<S>))
         .route("/v1/stats", get(query::stats::<S>))
         .route("/v1/stats/host", get(query::host_stats::<S>))
+        .route(
+            "/api/v1/query",
+            get(prometheus::query::<S>).post(prometheus::query::<S>),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(prometheus::query_range::<S>).post(prometheus::query_range::<S>),
+        )
+        .route(
+            "/api/v1/series",
+            get(prometheus::series::<S>).post(prometheus::series::<S>),
+        )
+        .route(
+            "/api/v1/labels",
+            get(prometheus::labels::<S>).post(prometheus::labels::<S>),
+        )
+        .route(
+            "/api/v1/label/{name}/values",
+            get(prometheus::label_values::<S>),
+        )
+        .route("/api/v1/metadata", get(prometheus::metadata))
+        .route("/api/v1/status/buildinfo", get(prometheus::buildinfo))
+        .route(
+            "/api/v1/query_exemplars",
+            get(prometheus::query_exemplars).post(prometheus::query_exemplars),
+        )
+        .route("/api/v1/rules", get(alerting::rules::<S>))
+        .route("/api/v1/alerts", get(alerting::alerts::<S>))
+        .route(
+            "/api/v1/format_query",
+            get(prometheus::format_query).post(prometheus::format_query),
+        )
+        .route("/v1/targets", get(scrape::targets::<S>))
+        .route("/-/reload", post(scrape::reload::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(health::metrics::<S>))
         .with_state(state)
+        .merge(console)
 }

@@ -18,7 +18,8 @@
 //! Pieces: [`layer`] (the tower middleware, feature `client`) times each request and hands it to a
 //! [`Recorder`]; the pipeline's tasks normalise paths ([`normalise`]), aggregate or batch
 //! (`aggregate`) into API readings and push them in the ingest wire format (`client::push`,
-//! `client::wire`).
+//! `client::wire`), and/or count them in a Prometheus endpoint ([`exposition`]) for a collector
+//! that scrapes instead ([`CaptureConfig::scrape_only`]).
 //!
 //! Invariants: the request path does a bounded, lock-free `try_send` and nothing else: no lock, no
 //! I/O, no waiting; when anything downstream is slow or down, requests are dropped and counted
@@ -31,6 +32,7 @@
 //! of the service build.
 
 mod aggregate;
+pub mod exposition;
 #[cfg(feature = "client")]
 pub mod layer;
 pub mod normalise;
@@ -46,6 +48,7 @@ use tokio::task::JoinHandle;
 pub use crate::client::push::{self, PushError, Pusher, RetryPolicy};
 use crate::model::{InstanceName, ServiceName};
 use aggregate::Source;
+pub use exposition::MetricsEndpoint;
 #[cfg(feature = "client")]
 pub use layer::{CaptureLayer, CaptureService};
 pub use normalise::PathNormaliser;
@@ -97,8 +100,11 @@ pub struct CaptureConfig {
     pub service: ServiceName,
     /// The instance name of every reading (pod, host, `ip:port`).
     pub instance: InstanceName,
-    /// The collector: `http://host:port` (or a full ingest URL).
+    /// The collector: `http://host:port` (or a full ingest URL); empty: nothing is pushed
+    /// (scrape only, see [`CaptureConfig::scrape_only`]).
     pub push_url: String,
+    /// Also count requests in a Prometheus endpoint ([`Capture::metrics_endpoint`]).
+    pub expose_metrics: bool,
     /// Aggregate (default) or raw readings.
     pub mode: Mode,
     /// How often readings are pushed, and the aggregation interval (default 10 s).
@@ -129,6 +135,7 @@ impl CaptureConfig {
             service: ServiceName::parse(service).map_err(name("service"))?,
             instance: InstanceName::parse(instance).map_err(name("instance"))?,
             push_url: push_url.to_owned(),
+            expose_metrics: false,
             mode: Mode::Aggregate,
             interval: Duration::from_secs(10),
             buffer: 8192,
@@ -142,7 +149,23 @@ impl CaptureConfig {
         })
     }
 
+    /// Defaults for an app that is scraped instead of pushing: nothing is pushed, and
+    /// [`Capture::metrics_endpoint`] serves the requests in the Prometheus format.
+    pub fn scrape_only(service: &str, instance: &str) -> Result<Self, CaptureError> {
+        Ok(Self {
+            push_url: String::new(),
+            expose_metrics: true,
+            ..Self::new(service, instance, "")?
+        })
+    }
+
     fn check(&self) -> Result<(), CaptureError> {
+        if self.push_url.is_empty() && !self.expose_metrics {
+            return Err(CaptureError::Setting {
+                name: "push_url",
+                problem: "is empty and expose_metrics is off: the requests would go nowhere",
+            });
+        }
         let setting = |name, problem| Err(CaptureError::Setting { name, problem });
         let positive = [
             ("interval", self.interval.is_zero()),
@@ -172,6 +195,7 @@ pub struct Capture {
     stop: oneshot::Sender<()>,
     collector: JoinHandle<()>,
     sender: JoinHandle<()>,
+    endpoint: Option<MetricsEndpoint>,
 }
 
 impl Capture {
@@ -179,7 +203,13 @@ impl Capture {
     pub fn start(config: CaptureConfig) -> Result<Self, CaptureError> {
         config.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
-        let pusher = Pusher::new(&config.push_url, config.timeout)?;
+        let push = !config.push_url.is_empty();
+        let pusher = if push {
+            Some(Pusher::new(&config.push_url, config.timeout)?)
+        } else {
+            None
+        };
+        let endpoint = config.expose_metrics.then(MetricsEndpoint::new);
         let counters = Arc::new(Counters::default());
         let (buffer_tx, buffer_rx) = std::sync::mpsc::sync_channel(config.buffer);
         let (queue_tx, queue_rx) = mpsc::channel(config.max_pending_batches);
@@ -195,6 +225,7 @@ impl Capture {
             max_series: config.max_series,
             max_batch: config.max_batch,
             report_every: config.report_every,
+            exposition: endpoint.clone(),
         };
         let collector = runtime.spawn(pipeline::collect(
             buffer_rx,
@@ -203,20 +234,31 @@ impl Capture {
             counters.clone(),
             queue_tx,
             stopped,
+            push,
         ));
-        let sender = runtime.spawn(pipeline::send(
-            queue_rx,
-            pusher,
-            config.retry,
-            counters.clone(),
-        ));
+        let sender = match pusher {
+            Some(pusher) => runtime.spawn(pipeline::send(
+                queue_rx,
+                pusher,
+                config.retry,
+                counters.clone(),
+            )),
+            None => runtime.spawn(async {}),
+        };
         Ok(Self {
             recorder: Recorder::new(buffer_tx, counters.clone()),
             counters,
             stop,
             collector,
             sender,
+            endpoint,
         })
+    }
+
+    /// The Prometheus endpoint of the captured requests, when `expose_metrics` is on: serve
+    /// [`MetricsEndpoint::router`] (or [`MetricsEndpoint::render`]) at `/metrics`.
+    pub fn metrics_endpoint(&self) -> Option<MetricsEndpoint> {
+        self.endpoint.clone()
     }
 
     /// A handle for recording requests by hand (frameworks without tower).

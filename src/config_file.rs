@@ -78,17 +78,22 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
     for (key, value) in &table {
         match value {
             toml::Value::Table(section) => {
-                let Some(command) = chain.iter().find(|c| c.get_name() == key) else {
+                let Some(at) = chain.iter().position(|c| c.get_name() == key) else {
                     if root.find_subcommand(key).is_none() {
                         return Err(key_error(format!("[{key}] is not a timebucket command")));
                     }
                     continue;
                 };
+                // The section's command and the commands named after it (`[migrate]` holds
+                // `up`'s flags too); a flag of a command not run now is left out.
                 for (name, value) in section {
-                    let arg = find_arg(&[command], name).ok_or_else(|| {
-                        key_error(format!("`{name}` in [{key}] is not a flag of `{key}`"))
-                    })?;
-                    push_flag(&mut extra, &args, arg, name, value).map_err(key_error)?;
+                    if let Some(arg) = find_arg(&chain[at..], name) {
+                        push_flag(&mut extra, &args, arg, name, value).map_err(key_error)?;
+                    } else if !known_anywhere(chain[at], name) {
+                        return Err(key_error(format!(
+                            "`{name}` in [{key}] is not a flag of `{key}`"
+                        )));
+                    }
                 }
             }
             _ => {
@@ -248,6 +253,104 @@ mod tests {
         assert!(parse_with("not toml [", &["timebucket", "serve"])
             .unwrap_err()
             .contains("not valid TOML"));
+    }
+
+    #[test]
+    fn file_values_are_validated_by_the_same_funnel_as_flags() {
+        let cli = parse_with(
+            "[serve]\nmax_concurrent_ingest = 0\n",
+            &["timebucket", "serve"],
+        )
+        .unwrap();
+        let Sub::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            serve.config().unwrap_err().to_string(),
+            "--max-concurrent-ingest must be at least 1, got 0"
+        );
+    }
+
+    #[test]
+    fn top_level_connection_keys_reach_migrate_actions() {
+        let file = "cql_nodes = [\"10.0.0.1:9042\"]\nkeyspace = \"from_file\"\n";
+        for argv in [
+            &["timebucket", "migrate", "up"][..],
+            &["timebucket", "migrate", "status"],
+        ] {
+            let cli = parse_with(file, argv).unwrap();
+            let Sub::Migrate(migrate) = cli.command else {
+                panic!("not migrate")
+            };
+            assert_eq!(migrate.nodes().unwrap(), ["10.0.0.1:9042"], "{argv:?}");
+            assert_eq!(migrate.store.keyspace.as_str(), "from_file", "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn the_example_file_works_for_every_command_with_every_key_set() {
+        let shipped = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/timebucket.example.toml"
+        ))
+        .unwrap();
+        // Every commented-out `# key = value` line turned on.
+        let every_key: String = shipped
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.split(' ').nth(1) == Some("=") => rest,
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for file in [&shipped, &every_key] {
+            for argv in [
+                &["timebucket", "serve"][..],
+                &["timebucket", "migrate", "up"],
+                &["timebucket", "migrate", "status"],
+                &[
+                    "timebucket",
+                    "agent",
+                    "--service",
+                    "s",
+                    "--push",
+                    "http://c:8080",
+                ],
+            ] {
+                let cli = parse_with(file, argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+                let valid = match &cli.command {
+                    Sub::Serve(serve) => serve.config().map(drop),
+                    Sub::Migrate(migrate) => match &migrate.action {
+                        crate::cli::MigrateAction::Up(up) => up.options(&migrate.store).map(drop),
+                        crate::cli::MigrateAction::Status => Ok(()),
+                    },
+                    Sub::Agent(agent) => agent.config().map(drop),
+                    Sub::Query(_) | Sub::Rules(_) | Sub::Quarantine(_) => Ok(()),
+                };
+                valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_section_holds_the_flags_of_its_subcommands() {
+        let file = "[migrate]\nreplication = \"NetworkTopologyStrategy:dc1=3\"\n";
+        let cli = parse_with(file, &["timebucket", "migrate", "up"]).unwrap();
+        let Sub::Migrate(migrate) = cli.command else {
+            panic!("not migrate")
+        };
+        let crate::cli::MigrateAction::Up(up) = migrate.action else {
+            panic!("not up")
+        };
+        assert_eq!(up.replication.to_string(), "NetworkTopologyStrategy:dc1=3");
+        // `status` has no --replication: the key is for another action, not an error.
+        parse_with(file, &["timebucket", "migrate", "status"]).unwrap();
+        assert!(parse_with(
+            "[migrate]\nlisten = \"x\"\n",
+            &["timebucket", "migrate", "up"]
+        )
+        .unwrap_err()
+        .contains("not a flag of `migrate`"));
     }
 
     #[test]

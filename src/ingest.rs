@@ -18,9 +18,12 @@ pub mod fields;
 pub mod flusher;
 pub mod lenient;
 pub mod parse;
+pub mod problems;
 pub mod quarantine;
 pub mod record;
+pub mod rules;
 
-pub use accept::{AcceptConfig, AcceptError, Acceptor, BodyFormat};
+pub use accept::{AcceptConfig, AcceptError, AcceptLimits, Acceptor, BodyFormat};
 pub use flusher::{Flusher, FlusherConfig};
 pub use parse::{parse_json, parse_ndjson, FieldProblem, ParseError, Window};
+pub use problems::Problems;

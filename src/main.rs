@@ -1,15 +1,18 @@
 //! The `timebucket` binary: parses flags and runs one command. Errors end the process with a
-//! one-line message and a non-zero exit code.
+//! one-line message and a non-zero exit code: 2 for a flag clap or the config funnel refuses
+//! (as clap does), 1 for a failure while running.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
 
-use timebucket::cli::{Cli, Command, LogFormat, MigrateAction, MigrateArgs, ServeArgs};
-use timebucket::ingest::FlusherConfig;
-use timebucket::migrate::{self, MigrationState, UpOptions};
-use timebucket::server::{self, AcceptLimits, ServeConfig};
+use timebucket::cli::{
+    Cli, Command, FlagError, LogFormat, MigrateAction, MigrateArgs, RulesAction, ServeArgs,
+};
+use timebucket::migrate::{self, Described, MigrationState};
+use timebucket::server;
 use timebucket::store::cql;
 
 fn main() -> ExitCode {
@@ -35,19 +38,29 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", one_line(&error));
+            if error.is::<FlagError>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
+/// Logs go to stderr, coloured only when stderr is a terminal: a file or a log collector gets
+/// plain text. A stderr that stops taking writes (a log pipe whose reader went away) loses log
+/// lines but never stops the service: tracing-subscriber would otherwise report the failed
+/// write with `eprintln!`, which panics on that same broken stderr.
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,scylla=warn,fjall=warn,lsm_tree=warn")
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -59,8 +72,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => run_serve(args).await,
         Command::Migrate(args) => run_migrate(args).await,
         Command::Agent(args) => {
-            let stats = timebucket::agent::run(args, shutdown_signal()).await?;
-            tracing::info!(?stats, "agent stopped");
+            let stats = timebucket::agent::run(args.config()?, shutdown_signal()).await?;
+            tracing::info!(
+                samples = stats.samples,
+                delivered = stats.delivered,
+                dropped = stats.dropped,
+                failed_pushes = stats.failed_pushes,
+                "agent stopped"
+            );
             Ok(())
         }
         Command::Query(args) => {
@@ -71,32 +90,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
             Ok(())
         }
+        Command::Rules(args) => match args.action {
+            RulesAction::Check(check) => {
+                let (report, passed) = timebucket::alerting::rules::check(&check.files);
+                print!("{report}");
+                anyhow::ensure!(passed, "the rule files have problems (listed above)");
+                Ok(())
+            }
+        },
     }
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServeConfig {
-        settings: args
-            .settings
-            .settings_request()
-            .map_err(anyhow::Error::msg)?,
-        cql_nodes: args.store.cql_nodes,
-        keyspace: args.store.keyspace,
-        data_dir: args.data_dir,
-        wal_segment_bytes: args.wal_segment_bytes,
-        wal_repair: args.wal_repair,
-        accept: AcceptLimits {
-            max_body_bytes: args.max_body_bytes,
-            max_backlog_bytes: args.max_backlog_bytes,
-            max_concurrent: args.max_concurrent_ingest.max(1),
-        },
-        flusher: FlusherConfig {
-            max_read_bytes: args.flush_bytes.max(64 * 1024),
-            ..FlusherConfig::default()
-        },
-        shutdown_deadline: args.shutdown_deadline,
-        query: args.query.limits().map_err(anyhow::Error::msg)?,
-    };
+    let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -104,43 +110,49 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives while the service is still starting is not
+/// lost (nor does it kill the process with the default action).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let migrations = migrate::source::load_dir(&args.migrations_dir)?;
-    if args.store.cql_nodes.is_empty() {
-        bail!("migrate needs a CQL cluster: pass --cql-nodes host:port (or set TIMEBUCKET_CQL_NODES); the embedded store needs no migrations");
-    }
-    let keyspace = args.store.keyspace.clone();
-    match args.action {
+    let nodes = args.nodes()?;
+    let keyspace = &args.store.keyspace;
+    match &args.action {
         MigrateAction::Up(up) => {
-            let options = UpOptions {
-                keyspace: keyspace.clone(),
-                replication: up.replication.clone(),
-                settings: up.settings.settings_request().map_err(anyhow::Error::msg)?,
-                lock_wait: up.lock_wait,
-            };
-            let session = cql::connect(&args.store.cql_nodes).await?;
+            let options = up.options(&args.store)?;
+            let migrations = migrate::source::load_dir(&args.migrations_dir)?;
+            let session = cql::connect(&nodes).await?;
             let report = migrate::up(&session, &migrations, &options)
                 .await
                 .with_context(|| format!("migrate up on keyspace {keyspace}"))?;
@@ -150,19 +162,12 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
             if report.applied.is_empty() {
                 println!("keyspace {keyspace} is up to date");
             }
-            let s = report.settings;
-            println!(
-                "settings: bucket width {}s, {} shards, {} latest shards, retention {}s, compaction window {}s",
-                s.bucket_width.seconds(),
-                s.shards.get(),
-                s.latest_shards.get(),
-                s.ttl_seconds,
-                s.compaction_window_seconds
-            );
+            println!("settings: {}", Described(&report.settings));
         }
         MigrateAction::Status => {
-            let session = cql::connect(&args.store.cql_nodes).await?;
-            let rows = migrate::status(&session, &keyspace, &migrations).await?;
+            let migrations = migrate::source::load_dir(&args.migrations_dir)?;
+            let session = cql::connect(&nodes).await?;
+            let rows = migrate::status(&session, keyspace, &migrations).await?;
             println!("{:<8} {:<24} {:<12} applied at", "version", "name", "state");
             for row in rows {
                 let state = match row.state {
@@ -182,4 +187,19 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The error and its causes on one line, each said once: many errors (ours and the CQL
+/// driver's) already include their cause in their own message, so a cause whose text is already
+/// there is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }

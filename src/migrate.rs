@@ -25,7 +25,7 @@ use thiserror::Error;
 
 pub use replication::Replication;
 pub use runner::{status, up, MigrationState, MigrationStatus, UpOptions, UpReport};
-pub use settings::SettingsRequest;
+pub use settings::{Described, SettingsRequest};
 pub use source::Migration;
 
 use crate::store::StoreError;

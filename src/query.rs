@@ -26,6 +26,7 @@ pub mod fanout;
 mod host_stats;
 pub mod limits;
 mod lookup;
+mod pages;
 pub mod params;
 pub mod plan;
 mod readings;
@@ -39,7 +40,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 
-pub use limits::{QueryLimitArgs, QueryLimits};
+pub use limits::QueryLimits;
 pub use params::{ParamErrors, ParamProblem};
 
 use answer::{HostStatsAnswer, StatsAnswer};

@@ -1,68 +1,127 @@
 //! `timebucket serve`: wires the WAL, the store, the flusher and the HTTP API together, and
 //! shuts them down in the order that loses nothing.
 //!
-//! Shutdown order: stop accepting HTTP (in-flight requests finish, so every 202 already sent is
-//! in the WAL) → let the flusher catch up for at most `shutdown_deadline` → stop it (whatever it
-//! had not confirmed is still in the WAL and is replayed at the next start) → close the WAL.
+//! Shutdown order: stop scraping and alerting (the evaluator lease is given up), stop accepting HTTP and OTLP (in-flight requests finish, so every 202 already
+//! sent is in the WAL) → let the flusher catch up → stop it (whatever it had not confirmed is still in
+//! the WAL and is replayed at the next start) → close the WAL. `shutdown_deadline` bounds the
+//! HTTP drain and the flusher's catch-up together: at the deadline, connections still open are
+//! closed (their requests get no answer, and nothing is acknowledged that is not in the WAL)
+//! and the flusher is stopped.
+//!
+//! The HTTP listener ending by itself (a broken listener, a panic) ends `serve` with an error
+//! after the same orderly stop, so the process exits non-zero instead of running deaf.
+
+pub mod http;
+mod otlp;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinError;
+use tokio::time::Instant;
 
+use crate::alerting::{Alerting, AlertingConfig, AlertsView, RulesError};
 use crate::api::{self, AppState, Health};
 use crate::ingest::quarantine::Quarantine;
-use crate::ingest::{AcceptConfig, Acceptor, Flusher, FlusherConfig};
-use crate::migrate::{MigrateError, SettingsRequest};
-use crate::model::Settings;
+use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
+use crate::migrate::{Described, MigrateError, SettingsRequest};
+use crate::model::{Settings, TimestampMs};
+use crate::promql::source::queries::QueriesSource;
+use crate::promql::{Engine, EngineConfig};
 use crate::query::{Queries, QueryLimits};
+use crate::reload::ReloadHub;
+use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
+use crate::store::alerting::AlertStore;
+use crate::store::cql::alerting::CqlAlertStore;
 use crate::store::cql::{CqlStore, Keyspace};
+use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
-use crate::wal::{Wal, WalConfig, WalError, DEFAULT_MAX_RECORD_BYTES};
+use crate::wal::{Wal, WalConfig, WalError};
+pub use http::HttpLimits;
+pub use otlp::OtlpListen;
+use otlp::OtlpListeners;
 
 /// How often the store is pinged for readiness.
 const PING_EVERY: Duration = Duration::from_secs(5);
 
-/// Everything `serve` needs, validated.
+/// Everything `serve` needs, validated (by [`crate::cli::ServeArgs::config`] for the binary).
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// CQL contact points; empty means the embedded store in `<data_dir>/store`.
-    pub cql_nodes: Vec<String>,
-    /// The CQL keyspace.
-    pub keyspace: Keyspace,
-    /// WAL (and embedded store) directory.
-    pub data_dir: PathBuf,
-    /// WAL segment size, bytes.
-    pub wal_segment_bytes: u64,
-    /// Truncate a corrupt WAL at the damage instead of refusing to start.
-    pub wal_repair: bool,
+    /// Where readings are stored.
+    pub store: StoreTarget,
+    /// The WAL: its directory, segment and record sizes, repair.
+    pub wal: WalConfig,
     /// Limits of the accepting side.
     pub accept: AcceptLimits,
     /// Flusher tuning.
     pub flusher: FlusherConfig,
-    /// How long shutdown waits for the flusher to catch up.
+    /// How long shutdown waits for requests in progress and then the flusher, together.
     pub shutdown_deadline: Duration,
+    /// Bounds of the HTTP listener.
+    pub http: HttpLimits,
     /// Limits of the query endpoints.
     pub query: QueryLimits,
+    /// Limits and lookback of the Prometheus query API.
+    pub promql: EngineConfig,
     /// Requested deployment settings: recorded when the embedded store is created, otherwise
     /// checked against the recorded ones.
     pub settings: SettingsRequest,
+    /// The OTLP receivers' addresses (each off when `None`).
+    pub otlp: OtlpListen,
+    /// Scraping: the scrape config file (none: no scraping) and this replica's share.
+    pub scrape: ScrapeSettings,
+    /// Alerting: rule files (none: no alerting), receivers, the evaluator lease.
+    pub alerting: AlertingConfig,
+    /// Where the flusher sets aside what the store refuses for good (`<data_dir>/quarantine`).
+    pub quarantine: Quarantine,
 }
 
-/// The ingest limits that do not depend on the store's settings.
-#[derive(Debug, Clone, Copy)]
-pub struct AcceptLimits {
-    /// Largest decompressed body, bytes.
-    pub max_body_bytes: usize,
-    /// WAL backlog past which ingest answers 503, bytes.
-    pub max_backlog_bytes: u64,
-    /// Bodies decoded at once.
-    pub max_concurrent: usize,
+impl ServeConfig {
+    /// Default `shutdown_deadline`: long enough for a few flushes, short enough for an
+    /// orchestrator's stop timeout.
+    pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+    /// Every default, over `store`, with the WAL in `<data_dir>/wal`.
+    pub fn with_defaults(store: StoreTarget, data_dir: &Path) -> Self {
+        Self {
+            store,
+            wal: WalConfig::new(data_dir.join("wal")),
+            accept: AcceptLimits::default(),
+            flusher: FlusherConfig::default(),
+            shutdown_deadline: Self::DEFAULT_SHUTDOWN_DEADLINE,
+            http: HttpLimits::default(),
+            query: QueryLimits::default(),
+            promql: EngineConfig::default(),
+            settings: SettingsRequest::default(),
+            otlp: OtlpListen::default(),
+            scrape: ScrapeSettings::default(),
+            alerting: AlertingConfig::off(data_dir.join("alerting")),
+            quarantine: Quarantine::in_data_dir(data_dir),
+        }
+    }
+}
+
+/// Where `serve` stores readings.
+#[derive(Debug, Clone)]
+pub enum StoreTarget {
+    /// A CQL cluster (Scylla / Cassandra) whose keyspace `migrate up` prepared.
+    Cql {
+        /// Contact points, `host:port`.
+        nodes: Vec<String>,
+        /// The keyspace.
+        keyspace: Keyspace,
+    },
+    /// The embedded store in `dir` (created, with its settings, at the first start).
+    Embedded {
+        /// Its directory.
+        dir: PathBuf,
+    },
 }
 
 /// Why `serve` stopped with an error.
@@ -80,9 +139,32 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+    /// The HTTP server panicked.
+    #[error("HTTP server panicked: {0}")]
+    HttpPanicked(String),
+    /// An OTLP receiver's address cannot be listened on.
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Which receiver.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OTLP/gRPC server failed.
+    #[error("OTLP/gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
     /// A settings flag is invalid or disagrees with the store's recorded settings.
     #[error("{0}")]
     Settings(String),
+    /// The scrape config cannot be used.
+    #[error(transparent)]
+    Scrape(#[from] ConfigError),
+    /// The rule files cannot be used.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -91,45 +173,59 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    // A record must fit in an empty segment (16-byte header + 8-byte frame header).
-    let max_record_bytes = config
-        .wal_segment_bytes
-        .saturating_sub(24)
-        .min(u64::from(DEFAULT_MAX_RECORD_BYTES));
-    let wal = Wal::open(WalConfig {
-        segment_bytes: config.wal_segment_bytes,
-        max_record_bytes: u32::try_from(max_record_bytes).unwrap_or(DEFAULT_MAX_RECORD_BYTES),
-        repair: config.wal_repair,
-        ..WalConfig::new(config.data_dir.join("wal"))
-    })?;
-    let wal_dir = config.data_dir.join("wal");
-    if config.cql_nodes.is_empty() {
-        let dir = config.data_dir.join("store");
-        let fresh = config
-            .settings
-            .resolve_fresh()
-            .map_err(|e| ServeError::Settings(e.to_string()))?;
-        let store = Arc::new(EmbeddedStore::open_with(&dir, fresh)?);
-        check_settings(
-            &config.settings,
-            store.settings(),
-            &format!("the embedded store at {}", dir.display()),
-            "when the store is first opened",
+    // A bad scrape config stops the start before anything is opened.
+    if let Some(path) = &config.scrape.config_file {
+        crate::scrape::config::load(path)?;
+    }
+    // So are bad rule files.
+    if config.alerting.enabled() {
+        crate::alerting::rules::load(
+            &config.alerting.rule_files,
+            config.alerting.default_interval,
         )?;
-        tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir.display(),
-            settings = ?store.settings(), "store opened (no --cql-nodes: using the embedded store)");
-        serve_with(store, wal, &config, listener, shutdown).await
-    } else {
-        let store = Arc::new(CqlStore::open(&config.cql_nodes, &config.keyspace).await?);
-        check_settings(
-            &config.settings,
-            store.settings(),
-            &format!("keyspace {}", config.keyspace),
-            "by the first `migrate up`",
-        )?;
-        tracing::info!(backend = "cql", nodes = %config.cql_nodes.join(","), keyspace = %config.keyspace,
-            settings = ?store.settings(), wal = %wal_dir.display(), "store opened");
-        serve_with(store, wal, &config, listener, shutdown).await
+    }
+    // Bound first, so a taken port stops `serve` before anything opens.
+    let otlp = OtlpListeners::bind(config.otlp, TimestampMs::now()).await?;
+    let wal = Wal::open(config.wal.clone())?;
+    let wal_dir = config.wal.dir.display();
+    match &config.store {
+        StoreTarget::Embedded { dir } => {
+            let fresh = config
+                .settings
+                .resolve_fresh()
+                .map_err(|e| ServeError::Settings(e.to_string()))?;
+            let store = Arc::new(EmbeddedStore::open_with(dir, fresh)?);
+            check_settings(
+                &config.settings,
+                store.settings(),
+                &format!("the embedded store at {}", dir.display()),
+                "when the store is first opened",
+            )?;
+            tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir,
+                settings = %Described(store.settings()),
+                "store opened (no --cql-nodes: using the embedded store)");
+            let alerts = Arc::new(FileAlertStore::new(&config.alerting.state_dir));
+            serve_with(store, Some(alerts), wal, &config, listener, otlp, shutdown).await
+        }
+        StoreTarget::Cql { nodes, keyspace } => {
+            let store = Arc::new(CqlStore::open(nodes, keyspace).await?);
+            check_settings(
+                &config.settings,
+                store.settings(),
+                &format!("keyspace {keyspace}"),
+                "by the first `migrate up`",
+            )?;
+            tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
+                settings = %Described(store.settings()), wal = %wal_dir, "store opened");
+            // The alerting tables (migration 0002) are needed only when there are rules.
+            let alerts = match config.alerting.enabled() {
+                true => Some(Arc::new(
+                    CqlAlertStore::open(store.session().clone(), keyspace).await?,
+                )),
+                false => None,
+            };
+            serve_with(store, alerts, wal, &config, listener, otlp, shutdown).await
+        }
     }
 }
 
@@ -153,17 +249,19 @@ fn check_settings(
     })
 }
 
-async fn serve_with<S: Store>(
+async fn serve_with<S: Store, A: AlertStore>(
     store: Arc<S>,
+    alert_store: Option<Arc<A>>,
     wal: Wal,
     config: &ServeConfig,
     listener: TcpListener,
+    otlp: OtlpListeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let (flush_ok_tx, flush_ok) = watch::channel(true);
     let (reachable_tx, store_reachable) = watch::channel(true);
-    let quarantine = Quarantine::in_data_dir(&config.data_dir);
+    let quarantine = config.quarantine.clone();
     quarantine.report();
     let (flusher, flusher_handle) = Flusher::new(
         wal.clone(),
@@ -180,13 +278,48 @@ async fn serve_with<S: Store>(
     let acceptor = Acceptor::new(
         wal.clone(),
         AcceptConfig {
-            max_body_bytes: config.accept.max_body_bytes,
-            max_backlog_bytes: config.accept.max_backlog_bytes,
-            max_concurrent: config.accept.max_concurrent,
+            limits: config.accept,
             retention_ms,
         },
         metrics.clone(),
     );
+    let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
+    let otlp_tasks = otlp.spawn(&acceptor, &metrics, config.http, &stop_rx)?;
+    let queries = Queries::new(store.clone(), config.query);
+    let reload = ReloadHub::new();
+    let scraper = Scraper::start(&config.scrape, acceptor.clone(), metrics.clone()).await?;
+    if let Some(scraper) = scraper.clone() {
+        reload.subscribe("scrape", move || {
+            let scraper = scraper.clone();
+            async move { Ok(scraper.reload().await?) }
+        });
+    }
+    let promql = Engine::new(QueriesSource::new(queries.clone()), config.promql);
+    let alerting = match alert_store {
+        Some(alert_store) if config.alerting.enabled() => {
+            let external_url = match &config.alerting.external_url {
+                Some(url) => url.clone(),
+                None => format!("http://{}", listener.local_addr()?),
+            };
+            let alerting = Alerting::start(
+                &config.alerting,
+                external_url,
+                promql.clone(),
+                alert_store,
+                metrics.clone(),
+            )
+            .await?;
+            Some(Arc::new(alerting))
+        }
+        _ => None,
+    };
+    if let Some(alerting) = alerting.clone() {
+        reload.subscribe("rules", move || {
+            let alerting = alerting.clone();
+            async move { Ok(alerting.reload().await?) }
+        });
+    }
+    let hangups = reload.reload_on_sighup();
     let state = AppState {
         acceptor,
         wal: wal.clone(),
@@ -195,44 +328,121 @@ async fn serve_with<S: Store>(
             store_reachable,
             flush_ok,
         },
-        queries: Queries::new(store.clone(), config.query),
+        queries,
+        promql,
+        scraper: scraper.clone(),
+        reload,
+        alerts: alerting
+            .as_ref()
+            .map_or_else(AlertsView::disabled, |a| a.view()),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let http = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
-    // The flusher failing is fatal; so is the shutdown signal. Either stops HTTP first.
-    let http_task = tokio::spawn(async move { http.await });
+    let stop = stopped(stop_rx);
+    let mut http_task = tokio::spawn(http::serve(listener, api::router(state), config.http, stop));
+    // The shutdown signal, the flusher failing and the HTTP listener ending each stop the rest.
     tokio::pin!(shutdown);
-    let flusher_failed = tokio::select! {
-        () = &mut shutdown => None,
-        outcome = &mut flusher_task => Some(outcome),
+    let ended = tokio::select! {
+        () = &mut shutdown => Ended::Signal,
+        outcome = &mut flusher_task => Ended::Flusher(outcome),
+        outcome = &mut http_task => Ended::Http(outcome),
     };
+    let deadline = Instant::now() + config.shutdown_deadline;
     tracing::info!("shutting down: no new requests");
-    let _ = stop_tx.send(true);
-    let http_outcome = http_task.await.expect("HTTP task panicked");
+    hangups.abort();
+    if let Some(scraper) = &scraper {
+        scraper.stop().await;
+    }
+    if let Some(alerting) = &alerting {
+        alerting.stop().await;
+    }
+    let (http_outcome, flusher_failed) = match ended {
+        Ended::Http(outcome) => {
+            let outcome = http_outcome(outcome).and_then(|()| {
+                Err(ServeError::Http(std::io::Error::other(
+                    "the HTTP listener stopped unasked",
+                )))
+            });
+            (outcome, None)
+        }
+        Ended::Flusher(outcome) => {
+            stop_tx.send_replace(Some(deadline));
+            (http_outcome(http_task.await), Some(outcome))
+        }
+        Ended::Signal => {
+            stop_tx.send_replace(Some(deadline));
+            (http_outcome(http_task.await), None)
+        }
+    };
+    if let Err(error) = &http_outcome {
+        tracing::error!(%error, "the HTTP server failed; stopping");
+    }
+    // An HTTP listener that ended by itself did not set the deadline: stop the others now.
+    stop_tx.send_if_modified(|stop| {
+        let unset = stop.is_none();
+        if unset {
+            *stop = Some(deadline);
+        }
+        unset
+    });
+    for task in otlp_tasks {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "an OTLP receiver stopped with an error"),
+            Err(error) => tracing::error!(%error, "an OTLP receiver failed"),
+        }
+    }
     pinger.abort();
     if let Some(outcome) = flusher_failed {
         outcome.expect("flusher panicked")?;
-        return Ok(http_outcome?);
+        return http_outcome;
     }
     flusher_handle.drain();
-    match tokio::time::timeout(config.shutdown_deadline, &mut flusher_task).await {
+    match tokio::time::timeout_at(deadline, &mut flusher_task).await {
         Ok(outcome) => outcome.expect("flusher panicked")?,
         Err(_) => {
             flusher_task.abort();
-            tracing::warn!(
-                backlog_bytes = wal.stats().backlog_bytes,
-                "shutdown deadline passed; the rest stays in the WAL for the next start"
-            );
+            let backlog_bytes = wal.stats().backlog_bytes;
+            if backlog_bytes > 0 {
+                tracing::warn!(
+                    backlog_bytes,
+                    "shutdown deadline passed; the rest stays in the WAL for the next start"
+                );
+            }
         }
     }
     if let Err(error) = wal.close() {
         tracing::warn!(%error, "closing the WAL");
     }
     tracing::info!("stopped");
-    Ok(http_outcome?)
+    http_outcome
+}
+
+/// The drain deadline, once `stop` holds it; a dropped sender (an early return) means "now,
+/// with no drain". Every listener stops on it.
+async fn stopped(mut stop: watch::Receiver<Option<Instant>>) -> Instant {
+    match stop.wait_for(Option::is_some).await {
+        Ok(deadline) => deadline.unwrap_or_else(Instant::now),
+        Err(_) => Instant::now(),
+    }
+}
+
+/// What started the shutdown.
+enum Ended {
+    /// The shutdown signal.
+    Signal,
+    /// The flusher stopped (on an error it cannot retry).
+    Flusher(Result<Result<(), crate::ingest::flusher::FlushError>, JoinError>),
+    /// The HTTP listener ended by itself.
+    Http(Result<std::io::Result<()>, JoinError>),
+}
+
+/// How the HTTP task ended, as `serve`'s outcome.
+fn http_outcome(outcome: Result<std::io::Result<()>, JoinError>) -> Result<(), ServeError> {
+    match outcome {
+        Ok(result) => Ok(result?),
+        Err(error) if error.is_panic() => Err(ServeError::HttpPanicked(error.to_string())),
+        Err(error) => Err(ServeError::Http(std::io::Error::other(error))),
+    }
 }
 
 async fn ping_forever<S: Store>(store: Arc<S>, reachable: watch::Sender<bool>) {

@@ -16,6 +16,7 @@
 //! decode, settings); each backend maps its own errors into them (`cql::error`, `embedded`),
 //! and callers decide by [`StoreError::is_retryable`], never by string matching.
 
+pub mod alerting;
 pub mod batch;
 pub mod cql;
 pub mod embedded;
@@ -106,6 +107,15 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// A partition read whole has more rows than one answer may hold: the read is refused
+    /// rather than answered in part.
+    #[error("{what}: more than {limit} rows in one partition; refusing an incomplete answer")]
+    TooManyRows {
+        /// What we were reading.
+        what: &'static str,
+        /// The most rows one whole-partition read returns.
+        limit: usize,
+    },
     /// The store has no (or broken) deployment settings.
     #[error(
         "{store} has no usable timebucket settings ({reason}); run `timebucket migrate up` first"
@@ -132,6 +142,7 @@ impl StoreError {
             StoreError::Unavailable { .. } => "unavailable",
             StoreError::Rejected { .. } => "rejected",
             StoreError::Decode { .. } => "decode",
+            StoreError::TooManyRows { .. } => "too_many_rows",
             StoreError::Settings { .. } => "settings",
         }
     }

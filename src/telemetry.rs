@@ -4,6 +4,8 @@
 //! the WAL are refreshed from the WAL's own counters when `/metrics` is scraped, so they cannot
 //! drift from the truth.
 
+pub mod alerting;
+
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
@@ -15,6 +17,10 @@ use prometheus_client::registry::Registry;
 
 /// Label set with one label.
 pub type OneLabel = [(&'static str, &'static str); 1];
+/// `{job}` of the scrape metrics (job names come from the scrape config).
+pub type JobLabel = [(&'static str, String); 1];
+/// `{job, outcome}` of `timebucket_scrapes_total`.
+pub type JobOutcome = [(&'static str, String); 2];
 
 /// Every metric the service exports.
 pub struct Metrics {
@@ -45,6 +51,27 @@ pub struct Metrics {
     pub wal_segments: Gauge,
     /// WAL bytes accepted but not yet confirmed in the store.
     pub wal_backlog_bytes: Gauge,
+    /// WAL reads and confirms the flusher retried after a transient error.
+    pub wal_retries: Counter,
+    /// OTLP export requests by transport (`http`, `grpc`) and answer.
+    pub otlp_requests: Family<[(&'static str, &'static str); 2], Counter>,
+    /// OTLP data points rejected (partial success), by metric name.
+    pub otlp_rejected_points: Family<[(&'static str, String); 1], Counter>,
+    /// Scrapes by job and outcome (`ok`, `timeout`, `unreachable`, `http_error`, `bad_body`,
+    /// `skipped`, `refused`).
+    pub scrapes: Family<JobOutcome, Counter>,
+    /// Samples read from scraped expositions, by job.
+    pub scrape_samples: Family<JobLabel, Counter>,
+    /// Scraped samples that map to no reading, by job.
+    pub scrape_unmapped_samples: Family<JobLabel, Counter>,
+    /// Readings made durable from scrapes, by job.
+    pub scrape_readings: Family<JobLabel, Counter>,
+    /// Time one scrape took (fetch, parse, convert), seconds.
+    pub scrape_duration_seconds: Histogram,
+    /// How late a scrape started after its slot, seconds.
+    pub scrape_lateness_seconds: Histogram,
+    /// Rule evaluation, alerts, notifications and the evaluator lease.
+    pub alerting: alerting::AlertingMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -77,6 +104,16 @@ impl Metrics {
             wal_bytes: Gauge::default(),
             wal_segments: Gauge::default(),
             wal_backlog_bytes: Gauge::default(),
+            wal_retries: Counter::default(),
+            otlp_requests: Family::default(),
+            otlp_rejected_points: Family::default(),
+            scrapes: Family::default(),
+            scrape_samples: Family::default(),
+            scrape_unmapped_samples: Family::default(),
+            scrape_readings: Family::default(),
+            scrape_duration_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            scrape_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            alerting: alerting::AlertingMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -144,10 +181,60 @@ impl Metrics {
             "WAL bytes not yet confirmed in the store",
             metrics.wal_backlog_bytes.clone(),
         );
+        registry.register(
+            "wal_retries",
+            "WAL reads and confirms retried by the flusher after a transient error",
+            metrics.wal_retries.clone(),
+        );
+        registry.register(
+            "otlp_requests",
+            "OTLP export requests by transport and answer",
+            metrics.otlp_requests.clone(),
+        );
+        registry.register(
+            "otlp_rejected_points",
+            "OTLP data points rejected (partial success) by metric name",
+            metrics.otlp_rejected_points.clone(),
+        );
+        metrics.register_scrape(&mut registry);
+        metrics.alerting.register(&mut registry);
         Self {
             registry,
             ..metrics
         }
+    }
+
+    fn register_scrape(&self, registry: &mut Registry) {
+        registry.register(
+            "scrapes",
+            "Scrapes by job and outcome",
+            self.scrapes.clone(),
+        );
+        registry.register(
+            "scrape_samples",
+            "Samples read from scraped expositions",
+            self.scrape_samples.clone(),
+        );
+        registry.register(
+            "scrape_unmapped_samples",
+            "Scraped samples that map to no reading",
+            self.scrape_unmapped_samples.clone(),
+        );
+        registry.register(
+            "scrape_readings",
+            "Readings made durable from scrapes",
+            self.scrape_readings.clone(),
+        );
+        registry.register(
+            "scrape_duration_seconds",
+            "Time one scrape took",
+            self.scrape_duration_seconds.clone(),
+        );
+        registry.register(
+            "scrape_lateness_seconds",
+            "How late a scrape started after its slot",
+            self.scrape_lateness_seconds.clone(),
+        );
     }
 
     /// The Prometheus text exposition of every metric.

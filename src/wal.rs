@@ -14,9 +14,18 @@
 //! - a segment is fully synced before the next one is created, so after a crash only the
 //!   newest segment can end in a torn write (rules in `scan`); damage anywhere else is
 //!   corruption and fails [`Wal::open`] unless `repair` is set;
+//! - a segment's creation is recorded in the checkpoint before it takes records, so a lost
+//!   end of the log is detected at open instead of looking like a clean start;
 //! - nothing past the durable end is read, acknowledged or confirmed;
-//! - the `confirmed` checkpoint only moves forward and is replaced atomically;
+//! - the `confirmed` checkpoint only moves forward; it is updated in place (two slots), so
+//!   confirming, and so deleting segments, needs no free space;
 //! - after a restart new appends go to a fresh segment, never into a recovered one.
+//!
+//! Resource exhaustion never takes the WAL down: when the disk is full or no file descriptor
+//! is free, the failing appends get a retryable error ([`WalError::is_retryable`]), the
+//! writer retries with the next append and probes on its own meanwhile, and
+//! [`Wal::append_problem`] says why appends fail until one works again. [`Wal::open`] works
+//! on a full disk too: when the fresh segment cannot be created, appends fail until it can.
 //!
 //! Directory: `<dir>/{id:020}.seg` segment files plus the `confirmed` checkpoint.
 //!
@@ -65,10 +74,10 @@ use tracing::{info, warn};
 pub use error::WalError;
 pub use reader::{WalReader, WalRecord};
 pub use types::{
-    Position, SegmentId, WalConfig, WalStats, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES,
+    Position, ReadingCounter, RepairReport, SegmentId, WalConfig, WalStats,
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES,
 };
 
-use format::{create_segment, SEGMENT_HEADER_BYTES};
 use state::Shared;
 use writer::{AppendRequest, Writer};
 
@@ -82,6 +91,7 @@ pub struct Wal {
 struct Inner {
     shared: Arc<Shared>,
     max_record_bytes: u32,
+    repaired: RepairReport,
     queue: Mutex<Option<Sender<AppendRequest>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -89,35 +99,35 @@ struct Inner {
 impl Wal {
     /// Opens the WAL in `config.dir` (creating the directory if needed): validates every
     /// segment at or after the checkpoint, truncates a torn tail of the newest segment with
-    /// a warning, and fails with [`WalError::Corrupt`] / [`WalError::MissingSegment`] /
-    /// [`WalError::BadCheckpoint`] on damage elsewhere, unless `config.repair` is set (then
-    /// it cuts the log at the damage, drops what follows and warns with what was lost).
-    /// Then creates a fresh segment for new appends and starts the writer thread.
+    /// a warning, and fails with an error of the [`WalError::is_corruption`] class on damage
+    /// elsewhere, unless `config.repair` is set (then it drops the damaged records, keeps the
+    /// rest and reports what it dropped: [`Wal::repair_report`]). Then creates a fresh
+    /// segment for new appends (or, if the disk is full or no descriptor is free, leaves that
+    /// to the first append that finds room) and starts the writer thread.
     /// Blocking: call it before serving, or from `spawn_blocking`.
     pub fn open(config: WalConfig) -> Result<Wal, WalError> {
         config.validate()?;
         let recovered = recovery::recover(&config)?;
         let current = recovered.next_segment;
-        let file = create_segment(&config.dir, current)?;
-        let mut segments = recovered.segments;
-        segments.insert(current, SEGMENT_HEADER_BYTES);
         let shared = Arc::new(Shared::new(
             config.dir.clone(),
-            segments,
+            recovered.segments,
             current,
-            recovered.confirmed,
+            recovered.checkpoint,
         ));
         let (queue, requests) = mpsc::channel();
-        let writer = Writer::new(Arc::clone(&shared), config.segment_bytes, current, file);
+        let mut writer = Writer::new(Arc::clone(&shared), config.segment_bytes, current);
+        writer.create_now()?;
         let thread = writer
             .spawn(requests)
             .map_err(|e| WalError::io(&config.dir, e))?;
-        info!(dir = %config.dir.display(), segment = %current, confirmed = %recovered.confirmed,
+        info!(dir = %config.dir.display(), segment = %current, confirmed = %shared.confirmed(),
             backlog_bytes = shared.stats().backlog_bytes, "WAL opened");
         Ok(Wal {
             inner: Arc::new(Inner {
                 shared,
                 max_record_bytes: config.max_record_bytes,
+                repaired: recovered.repaired,
                 queue: Mutex::new(Some(queue)),
                 thread: Mutex::new(Some(thread)),
             }),
@@ -174,6 +184,19 @@ impl Wal {
     /// error. Blocking (fsyncs): call it from the flusher's blocking context.
     pub fn confirm(&self, upto: Position) -> Result<(), WalError> {
         self.inner.shared.confirm(upto)
+    }
+
+    /// Why appends fail right now (no space, no free file descriptor, a failed writer), or
+    /// `None` while they work: set by a failed append, cleared by the next append that
+    /// succeeds or by the writer's own probe. The reason names no file paths, so it can be
+    /// shown to clients (`/readyz`).
+    pub fn append_problem(&self) -> Option<String> {
+        self.inner.shared.append_problem()
+    }
+
+    /// What the repair at open dropped (empty unless `repair` was set and found damage).
+    pub fn repair_report(&self) -> RepairReport {
+        self.inner.repaired
     }
 
     /// Current numbers for `/metrics` and for backpressure on ingest.

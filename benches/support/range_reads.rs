@@ -1,6 +1,5 @@
 //! The two fan-out reads the query and backends benches time over a whole range: the ordered
-//! merge behind `/v1/readings` and the `/v1/stats` request. Shared by `#[path]` (not a module of
-//! `support`, which the ingest bench also compiles).
+//! merge behind `/v1/readings` and the `/v1/stats` request.
 
 use std::sync::Arc;
 

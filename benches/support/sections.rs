@@ -1,6 +1,5 @@
 //! Each benchmark's section of `BENCHMARKS.md`, between its `<!-- NAME:start -->` and
-//! `<!-- NAME:end -->` markers. Shared by every bench target (`#[path]` where `support` is not a
-//! module of the target).
+//! `<!-- NAME:end -->` markers.
 
 use std::path::Path;
 

@@ -1,7 +1,5 @@
-//! The real `timebucket` binary as a child process, its `/metrics`, its memory, and a cuttable
-//! TCP proxy to stand for a store outage.
+//! The real `timebucket` binary as a child process, its `/metrics` and its memory.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 /// The binary under test: `TIMEBUCKET_BENCH_BIN`, else the one cargo built for this bench.
 pub fn binary() -> PathBuf {
@@ -260,64 +256,5 @@ impl Sampler {
             self.max_rss.load(Ordering::Relaxed),
             self.max_backlog.load(Ordering::Relaxed),
         )
-    }
-}
-
-/// A TCP proxy in front of the CQL node that can be cut: a store outage without stopping the
-/// node (the driver keeps the port it connected to, so every connection goes through it).
-pub struct Proxy {
-    pub addr: SocketAddr,
-    up: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: String) -> anyhow::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (up, up_rx) = watch::channel(true);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                if !*up_rx.borrow() {
-                    drop(client);
-                    continue;
-                }
-                let mut up_rx = up_rx.clone();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = up_rx.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        Ok(Proxy { addr, up, task })
-    }
-
-    /// Closes every connection and refuses new ones.
-    pub fn cut(&self) {
-        self.up.send_replace(false);
-    }
-
-    /// Lets connections through again.
-    pub fn restore(&self) {
-        self.up.send_replace(true);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.task.abort();
     }
 }

@@ -1,5 +1,9 @@
 //! The one mapping from every API failure to an HTTP status and a JSON body
 //! `{"error": "...", "details": [...]}`.
+//!
+//! Invariant: a 5xx answer never carries the cause's text (it can name server paths, hosts or
+//! driver internals): the cause is logged here, where the answer is made, and the client gets a
+//! fixed sentence saying what failed and whether to retry.
 
 use std::time::Duration;
 
@@ -24,6 +28,8 @@ pub enum ApiError {
     },
     /// 400: query parameters are wrong; `details` name the parameters.
     BadParams(ParamErrors),
+    /// 408: the client did not send the whole request in time.
+    Timeout(String),
     /// 413: the body is too large.
     TooLarge(String),
     /// 415: unsupported content type or encoding.
@@ -32,7 +38,7 @@ pub enum ApiError {
     TooManyRequests(String, Duration),
     /// 503: the service cannot take more now; retry after the delay.
     Unavailable(String, Duration),
-    /// 500: our fault.
+    /// 500: our fault; the text is answered as is, so it must not hold the cause.
     Internal(String),
 }
 
@@ -48,6 +54,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } | ApiError::BadParams(_) => StatusCode::BAD_REQUEST,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
@@ -89,9 +96,10 @@ impl IntoResponse for ApiError {
                 message = problems.to_string();
                 (message.as_str(), Details::Params(&problems.0), None)
             }
-            ApiError::TooLarge(e) | ApiError::UnsupportedMediaType(e) | ApiError::Internal(e) => {
-                (e.as_str(), none, None)
-            }
+            ApiError::Timeout(e)
+            | ApiError::TooLarge(e)
+            | ApiError::UnsupportedMediaType(e)
+            | ApiError::Internal(e) => (e.as_str(), none, None),
             ApiError::TooManyRequests(e, after) | ApiError::Unavailable(e, after) => {
                 (e.as_str(), none, Some(*after))
             }
@@ -123,18 +131,37 @@ impl From<AcceptError> for ApiError {
                 "empty body: expected {\"api\": [...], \"host\": [...]} or NDJSON readings",
             ),
             AcceptError::Parse(ParseError::Malformed(message)) => ApiError::bad_request(message),
-            AcceptError::Parse(ParseError::Invalid(details)) => ApiError::BadRequest {
-                error: format!("{} invalid field(s); nothing was accepted", details.len()),
-                details,
-            },
+            AcceptError::Parse(ParseError::Invalid(problems)) => {
+                let unlisted = match problems.unlisted() {
+                    0 => String::new(),
+                    n => format!(" ({} listed, {n} more not)", problems.len()),
+                };
+                ApiError::BadRequest {
+                    error: format!(
+                        "{} invalid field(s){unlisted}; nothing was accepted",
+                        problems.total()
+                    ),
+                    details: problems.into_iter().collect(),
+                }
+            }
             AcceptError::Wal(e @ WalError::RecordTooLarge { .. }) => ApiError::TooLarge(format!(
                 "the batch is too large for one WAL record ({e}); send smaller batches"
             )),
             AcceptError::Wal(e) => {
                 tracing::error!(error = %e, "WAL append failed");
                 ApiError::Unavailable(
-                    format!("cannot make the readings durable: {e}"),
+                    "cannot make the readings durable: the write-ahead log failed (the cause is \
+                     in the server log); nothing was accepted, retry later"
+                        .into(),
                     BACKLOG_RETRY,
+                )
+            }
+            AcceptError::Decoder(reason) => {
+                tracing::error!(%reason, "decoding an ingest body failed inside the server");
+                ApiError::Internal(
+                    "the server failed while decoding the body (the cause is in the server log); \
+                     nothing was accepted"
+                        .into(),
                 )
             }
         }
@@ -156,12 +183,83 @@ impl From<QueryError> for ApiError {
             QueryError::Params(problems) => ApiError::BadParams(problems),
             QueryError::Store(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "query failed on the store");
-                ApiError::Unavailable(format!("the store did not answer: {e}"), STORE_RETRY)
+                ApiError::Unavailable(
+                    "the store did not answer (the cause is in the server log); retry shortly"
+                        .into(),
+                    STORE_RETRY,
+                )
             }
             QueryError::Store(e) => {
                 tracing::error!(error = %e, "query failed on the store");
-                ApiError::Internal(format!("reading from the store failed: {e}"))
+                ApiError::Internal(
+                    "reading from the store failed (the cause is in the server log)".into(),
+                )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::ingest::{FieldProblem, Problems};
+    use crate::store::StoreError;
+
+    async fn answer(error: ApiError) -> (u16, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn server_failures_are_answered_without_their_cause() {
+        let secret = "/srv/secret/data/wal/00000000000000000007.seg";
+        let wal = AcceptError::Wal(WalError::Io {
+            path: PathBuf::from(secret),
+            source: std::io::Error::other("disk on fire"),
+        });
+        let store = QueryError::Store(StoreError::rejected(
+            "reading latest readings",
+            std::io::Error::other(format!("cannot open {secret}")),
+        ));
+        let decoder = AcceptError::Decoder("panicked at src/ingest/accept.rs:1".into());
+        for (error, status) in [
+            (ApiError::from(wal), 503),
+            (ApiError::from(store), 500),
+            (ApiError::from(decoder), 500),
+        ] {
+            let (got, body) = answer(error).await;
+            assert_eq!(got, status, "{body}");
+            let text = body.to_string();
+            assert!(!text.contains("/srv") && !text.contains(".rs"), "{text}");
+            assert!(text.contains("server log"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_with_many_problems_lists_the_first_and_counts_the_rest() {
+        let mut problems = Problems::default();
+        for index in 0..5000 {
+            problems.push(FieldProblem {
+                index,
+                kind: Some("api"),
+                field: String::new(),
+                problem: "a reading must be a JSON object".into(),
+            });
+        }
+        let error = ApiError::from(AcceptError::Parse(ParseError::Invalid(problems)));
+        let (status, body) = answer(error).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["details"].as_array().unwrap().len(), 100);
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("5000 invalid field(s) (100 listed, 4900 more not)"),
+            "{message}"
+        );
     }
 }

@@ -14,18 +14,26 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Readiness: 200 when the store answers, the last flush succeeded and the WAL has room;
-/// otherwise 503 with the reasons.
+/// Readiness: 200 when the store answers, the last flush succeeded, the WAL has room and
+/// can be written; otherwise 503 with the reasons.
 pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
     let mut problems = Vec::new();
     if !*state.health.store_reachable.borrow() {
-        problems.push("the store does not answer");
+        problems.push("the store does not answer".to_owned());
     }
     if !*state.health.flush_ok.borrow() {
-        problems.push("the last flush to the store failed; readings wait in the WAL");
+        problems.push("the last flush to the store failed; readings wait in the WAL".to_owned());
     }
     if !state.acceptor.has_room() {
-        problems.push("the WAL backlog is over its limit; ingest answers 503");
+        problems.push("the WAL backlog is over its limit; ingest answers 503".to_owned());
+    }
+    // Set by a failed append, cleared by the next append (or WAL probe) that works, so
+    // readiness does not wait for traffic a load balancer would withhold from a not-ready
+    // instance.
+    if let Some(problem) = state.wal.append_problem() {
+        problems.push(format!(
+            "the WAL cannot be written ({problem}); ingest answers 503"
+        ));
     }
     if problems.is_empty() {
         Json(json!({ "status": "ready" })).into_response()

@@ -45,10 +45,19 @@ async fn accept<S: Store>(
 ) -> Result<usize, ApiError> {
     let format = body_format(headers)?;
     let gzip = is_gzip(headers)?;
-    let limit = state.acceptor.config().max_body_bytes;
-    let bytes = Limited::new(body, limit)
-        .collect()
+    // The slot comes first: a body is only read (into memory) by a request that holds one.
+    let slot = state.acceptor.admit().await?;
+    let config = state.acceptor.config().limits;
+    let limit = config.max_body_bytes;
+    let timeout = config.body_read_timeout;
+    let bytes = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
         .await
+        .map_err(|_| {
+            ApiError::Timeout(format!(
+                "the body did not arrive within {} (--body-read-timeout); nothing was accepted",
+                humantime::format_duration(timeout)
+            ))
+        })?
         .map_err(|e| {
             if e.is::<LengthLimitError>() {
                 ApiError::TooLarge(format!("body is larger than {limit} bytes"))
@@ -57,7 +66,7 @@ async fn accept<S: Store>(
             }
         })?
         .to_bytes();
-    Ok(state.acceptor.accept(bytes, gzip, format).await?)
+    Ok(state.acceptor.accept(slot, bytes, gzip, format).await?)
 }
 
 fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
@@ -97,9 +106,11 @@ fn status_label(status: u16) -> &'static str {
     match status {
         202 => "202",
         400 => "400",
+        408 => "408",
         413 => "413",
         415 => "415",
         429 => "429",
+        500 => "500",
         503 => "503",
         _ => "other",
     }

@@ -36,7 +36,7 @@ pub async fn readings<S: Store>(
     Ok(Json(state.queries.readings(&request).await?))
 }
 
-/// The instances and API methods of a service in `[from, to]`.
+/// The instances and API methods of a service in `[from, to]`, paged with a cursor.
 pub async fn series<S: Store>(
     State(state): State<AppState<S>>,
     query: Pairs,
@@ -45,12 +45,12 @@ pub async fn series<S: Store>(
     Ok(Json(state.queries.series(&request).await?))
 }
 
-/// The latest reading of every series and instance, of one service or all.
+/// The latest reading of every series and instance, of one service or all, paged with a cursor.
 pub async fn latest<S: Store>(
     State(state): State<AppState<S>>,
     query: Pairs,
 ) -> Result<Json<LatestAnswer>, ApiError> {
-    let request = LatestRequest::parse(&pairs(query)?)?;
+    let request = LatestRequest::parse(&pairs(query)?, state.queries.limits())?;
     Ok(Json(state.queries.latest(&request).await?))
 }
 

@@ -114,7 +114,7 @@ pub(crate) struct Source {
 impl Source {
     /// The method, status, path template and duration of `record`, or `None` if no reading can
     /// carry it.
-    fn classify<'r>(
+    pub(crate) fn classify<'r>(
         &self,
         record: &'r RequestRecord,
     ) -> Option<(HttpMethod, StatusCode, Cow<'r, str>, f64)> {

@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
 use super::aggregate::{Aggregator, ApiBatch, Clock, Source};
+use super::exposition::MetricsEndpoint;
+use super::normalise;
 use super::recorder::{Counters, RequestRecord};
 use super::Mode;
 use crate::client::push::{self, Pusher, RetryPolicy};
@@ -46,6 +48,8 @@ pub(crate) struct CollectSettings {
     pub max_batch: usize,
     /// How often drops are logged.
     pub report_every: Duration,
+    /// Where requests are also counted for scraping (when exposed).
+    pub exposition: Option<MetricsEndpoint>,
 }
 
 /// Raw readings waiting for their batch, or the interval's aggregates.
@@ -57,6 +61,8 @@ enum State {
     },
     /// The interval's summaries, shipped at the interval.
     Aggregate(Aggregator),
+    /// Nothing is pushed (scrape only): a request is delivered once it is in the exposition.
+    ExposeOnly,
 }
 
 /// The collector task's state.
@@ -70,6 +76,10 @@ struct Collector {
     counters: Arc<Counters>,
     /// To the sender task; `try_send` only, so a stuck sender never stops aggregation.
     queue: mpsc::Sender<ApiBatch>,
+    /// Classifies requests for the exposition.
+    source: Source,
+    /// The scrape endpoint's counters, when exposed.
+    exposition: Option<MetricsEndpoint>,
 }
 
 /// Runs the collector until `stop` fires or every recorder is gone, then ships what it holds.
@@ -80,13 +90,15 @@ pub(crate) async fn collect(
     counters: Arc<Counters>,
     queue: mpsc::Sender<ApiBatch>,
     mut stop: oneshot::Receiver<()>,
+    push: bool,
 ) {
     let state = match settings.mode {
+        _ if !push => State::ExposeOnly,
         Mode::Raw => State::Raw {
-            source,
+            source: source.clone(),
             pending: Vec::new(),
         },
-        Mode::Aggregate => State::Aggregate(Aggregator::new(source, settings.max_series)),
+        Mode::Aggregate => State::Aggregate(Aggregator::new(source.clone(), settings.max_series)),
     };
     let mut collector = Collector {
         buffer,
@@ -95,6 +107,8 @@ pub(crate) async fn collect(
         max_batch: settings.max_batch.max(1),
         counters,
         queue,
+        source,
+        exposition: settings.exposition,
     };
     let start = tokio::time::Instant::now();
     let mut drain = tokio::time::interval(DRAIN_EVERY);
@@ -141,7 +155,22 @@ impl Collector {
                 Err(TryRecvError::Disconnected) => break false,
             };
             received += 1;
+            if let Some(exposition) = &self.exposition {
+                if let Some((method, code, path, ms)) = self.source.classify(&record) {
+                    exposition.observe(
+                        method.as_str(),
+                        code.get(),
+                        normalise::sanitise(&path).as_str(),
+                        ms,
+                    );
+                }
+            }
             let counted = match &mut self.state {
+                State::ExposeOnly => {
+                    let ok = self.source.classify(&record).is_some();
+                    Counters::add(&self.counters.delivered, u64::from(ok));
+                    ok
+                }
                 State::Aggregate(aggregator) => aggregator.add(&record),
                 State::Raw { source, pending } => match source.reading(&record, &self.clock) {
                     Some(reading) => {
@@ -168,6 +197,7 @@ impl Collector {
         let readings = match &mut self.state {
             State::Aggregate(aggregator) => aggregator.drain(self.clock.anchor_ms()),
             State::Raw { pending, .. } => std::mem::take(pending),
+            State::ExposeOnly => return,
         };
         for batch in ApiBatch::split(readings, self.max_batch) {
             let requests = batch.requests;

@@ -9,6 +9,8 @@
 use super::lenient::{take, Lenient, Object};
 
 use super::parse::{FieldProblem, Window};
+use super::problems::Problems;
+use super::rules;
 use crate::model::kind::{Field, FieldType, Value};
 use crate::model::TimestampMs;
 
@@ -17,7 +19,7 @@ pub struct Fields<'a, 'body> {
     object: Object<'body>,
     index: usize,
     kind: &'static str,
-    problems: &'a mut Vec<FieldProblem>,
+    problems: &'a mut Problems,
     problems_before: usize,
 }
 
@@ -27,9 +29,9 @@ impl<'a, 'body> Fields<'a, 'body> {
         object: Object<'body>,
         index: usize,
         kind: &'static str,
-        problems: &'a mut Vec<FieldProblem>,
+        problems: &'a mut Problems,
     ) -> Self {
-        let problems_before = problems.len();
+        let problems_before = problems.total();
         Self {
             object,
             index,
@@ -51,15 +53,24 @@ impl<'a, 'body> Fields<'a, 'body> {
 
     /// True when this reading has no problems so far.
     pub fn is_clean(&self) -> bool {
-        self.problems.len() == self.problems_before
+        self.problems.total() == self.problems_before
     }
 
-    /// Reports every field no accessor took.
+    /// Reports every field no accessor took, and every field given more than once.
     pub fn reject_unknown(&mut self) {
-        let mut unknown: Vec<String> = self.object.drain(..).map(|(k, _)| k.into()).collect();
-        unknown.sort_unstable();
-        for field in unknown {
-            self.problem(&field, "unknown field");
+        let mut left: Vec<(String, bool)> = self
+            .object
+            .drain(..)
+            .map(|(k, v)| (k.into(), matches!(v, Lenient::Repeated)))
+            .collect();
+        left.sort_unstable();
+        for (field, repeated) in left {
+            let problem = if repeated {
+                "given more than once"
+            } else {
+                "unknown field"
+            };
+            self.problem(&field, problem);
         }
     }
 
@@ -120,37 +131,30 @@ impl<'a, 'body> Fields<'a, 'body> {
     }
 
     /// The `timestamp` field (RFC 3339 text or epoch ms), defaulting to the time of receipt,
-    /// and within the window.
+    /// and within the window. A refused timestamp is quoted as it was received: a value outside
+    /// the calendar (`9223372036854775807`) has no date to show.
     pub fn timestamp(&mut self, window: &Window) -> Option<TimestampMs> {
-        let outcome = match take(&mut self.object, "timestamp") {
-            None | Some(Lenient::Null) => Ok(window.now),
-            Some(Lenient::Str(text)) => TimestampMs::parse(&text),
-            Some(Lenient::Number(n)) => n
-                .as_i64()
-                .map(TimestampMs::from_millis)
-                .ok_or_else(|| format!("epoch milliseconds must be a whole number, got {n}")),
-            Some(other) => Err(format!(
-                "must be RFC 3339 text or epoch milliseconds, got {}",
-                other.type_name()
-            )),
-        }
-        .and_then(|at| {
-            if at < window.oldest {
+        let (outcome, received) = match take(&mut self.object, "timestamp") {
+            None | Some(Lenient::Null) => (Ok(window.now), String::new()),
+            Some(Lenient::Str(text)) => (TimestampMs::parse(&text), format!("`{text}`")),
+            Some(Lenient::Number(n)) => match n.as_i64().map(TimestampMs::from_millis) {
+                Some(at) => (Ok(at), rules::describe_millis(at)),
+                None => (
+                    Err(format!(
+                        "epoch milliseconds must be a whole number, got {n}"
+                    )),
+                    String::new(),
+                ),
+            },
+            Some(other) => (
                 Err(format!(
-                    "{} is older than the retention (oldest accepted: {})",
-                    at.to_rfc3339(),
-                    window.oldest.to_rfc3339()
-                ))
-            } else if at > window.newest {
-                Err(format!(
-                    "{} is too far in the future (newest accepted: {})",
-                    at.to_rfc3339(),
-                    window.newest.to_rfc3339()
-                ))
-            } else {
-                Ok(at)
-            }
-        });
+                    "must be RFC 3339 text or epoch milliseconds, got {}",
+                    other.type_name()
+                )),
+                String::new(),
+            ),
+        };
+        let outcome = outcome.and_then(|at| rules::timestamp(at, window, &received));
         self.check("timestamp", outcome)
     }
 }

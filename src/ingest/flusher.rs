@@ -7,14 +7,16 @@
 //! Writes are idempotent, so writing a record twice is harmless.
 //!
 //! A write that fails with a retryable error ([`StoreError::is_retryable`]: the store is
-//! unavailable) is retried with capped exponential backoff, for as long as it takes. A batch the
-//! store refuses for good, and a WAL record that cannot be decoded, are set aside in the
-//! [`quarantine`](super::quarantine) instead, so they never block ingest: data is never dropped.
-//! Shutdown: after [`FlusherHandle::drain`], the flusher stops once it has caught up with the
-//! WAL; the caller bounds that with a deadline and may simply drop the task, since nothing
-//! unconfirmed is lost.
+//! unavailable) is retried with capped exponential backoff, for as long as it takes. So is a WAL
+//! read or confirm that fails with a retryable error (a full disk, no free file descriptor): see
+//! `wal_retry`. A batch the store refuses for good, and a WAL record that cannot be decoded, are
+//! set aside in the [`quarantine`](super::quarantine) instead, so they never block ingest: data
+//! is never dropped. Shutdown: after [`FlusherHandle::drain`], the flusher stops once it has
+//! caught up with the WAL; the caller bounds that with a deadline and may simply drop the task,
+//! since nothing unconfirmed is lost.
 
 mod prepare;
+mod wal_retry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +31,7 @@ use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalError};
 use prepare::{Prepared, Preparer};
+use wal_retry::WalRetry;
 
 /// Flusher tuning.
 #[derive(Debug, Clone, Copy)]
@@ -41,10 +44,18 @@ pub struct FlusherConfig {
     pub retry_max: Duration,
 }
 
+impl FlusherConfig {
+    /// Default `max_read_bytes`: 4 MiB, a few thousand readings per flush.
+    pub const DEFAULT_MAX_READ_BYTES: usize = 4 * 1024 * 1024;
+    /// Smallest `max_read_bytes` worth flushing with: below 64 KiB a flush carries so few
+    /// readings that the store's round trips, not the data, set the pace.
+    pub const MIN_MAX_READ_BYTES: usize = 64 * 1024;
+}
+
 impl Default for FlusherConfig {
     fn default() -> Self {
         Self {
-            max_read_bytes: 4 * 1024 * 1024,
+            max_read_bytes: Self::DEFAULT_MAX_READ_BYTES,
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
         }
@@ -54,7 +65,7 @@ impl Default for FlusherConfig {
 /// Why the flusher stopped for good.
 #[derive(Debug, thiserror::Error)]
 pub enum FlushError {
-    /// Reading or confirming the WAL failed.
+    /// Reading or confirming the WAL failed with an error that waiting cannot fix.
     #[error(transparent)]
     Wal(#[from] WalError),
 }
@@ -115,6 +126,7 @@ impl<S: Store> Flusher<S> {
     /// batch waits between them, which bounds memory to about three batches.
     pub async fn run(self) -> Result<(), FlushError> {
         let (ready_tx, ready) = mpsc::channel(1);
+        let retry = WalRetry::new(&self.config, self.metrics.clone());
         let preparer = Preparer {
             wal: self.wal.clone(),
             settings: *self.store.settings(),
@@ -122,9 +134,10 @@ impl<S: Store> Flusher<S> {
             drain: self.drain.clone(),
             quarantine: self.quarantine.clone(),
             metrics: self.metrics.clone(),
+            retry: retry.clone(),
         };
         let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(ready_tx)));
-        let written = self.write_in_order(ready).await;
+        let written = self.write_in_order(ready, &retry).await;
         let prepared = (&mut preparing.0)
             .await
             .expect("WAL preparer task panicked");
@@ -133,7 +146,11 @@ impl<S: Store> Flusher<S> {
 
     /// Writes each prepared batch until stored, then confirms its WAL position. A batch's
     /// confirmation (an fsync) overlaps the next batch's write; confirmations stay in order.
-    async fn write_in_order(&self, mut ready: mpsc::Receiver<Prepared>) -> Result<(), FlushError> {
+    async fn write_in_order(
+        &self,
+        mut ready: mpsc::Receiver<Prepared>,
+        retry: &WalRetry,
+    ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
         while let Some(prepared) = ready.recv().await {
             self.write_until_stored(&prepared).await;
@@ -143,10 +160,8 @@ impl<S: Store> Flusher<S> {
             if let Some(previous) = confirming.take() {
                 previous.await.expect("WAL confirm thread panicked")?;
             }
-            let wal = self.wal.clone();
-            confirming = Some(tokio::task::spawn_blocking(move || {
-                wal.confirm(prepared.end)
-            }));
+            let confirm = retry.clone().confirm(self.wal.clone(), prepared.end);
+            confirming = Some(tokio::spawn(confirm));
             self.metrics
                 .readings_flushed
                 .inc_by(prepared.batch.readings() as u64);
@@ -215,7 +230,7 @@ impl<S: Store> Flusher<S> {
         self.store_healthy.send_replace(false);
         self.metrics.flush_retries.inc();
         self.count(error);
-        tracing::warn!(%error, retry_in = ?delay, "flush failed; the readings stay in the WAL and will be retried");
+        tracing::warn!(%error, retry_in = %humantime::format_duration(delay), "flush failed; the readings stay in the WAL and will be retried");
     }
 }
 

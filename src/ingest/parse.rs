@@ -11,6 +11,7 @@
 
 use super::fields::Fields;
 use super::lenient::{take, Lenient, Object};
+use super::problems::Problems;
 use crate::model::kind::{
     EachKind, Head, KindInfo, Kinds, Presence, Value, Values, ALL, KINDS, MAX_FIELDS,
 };
@@ -42,8 +43,8 @@ pub enum ParseError {
     Malformed(String),
     /// The body holds nothing.
     Empty,
-    /// The body parsed, but some readings are invalid.
-    Invalid(Vec<FieldProblem>),
+    /// The body parsed, but some readings are invalid (the first ones listed, all counted).
+    Invalid(Problems),
 }
 
 /// The window of acceptable timestamps and the time of receipt.
@@ -81,10 +82,19 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
         ));
     };
     let mut readings = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     // Problems come in key order, as they did when objects were sorted maps.
-    top.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    top.sort_by(|(a, _), (b, _)| a.cmp(b));
     for (key, list) in top {
+        if let Lenient::Repeated = list {
+            problems.push(FieldProblem {
+                index: 0,
+                kind: None,
+                field: key.into_owned(),
+                problem: "given more than once".into(),
+            });
+            continue;
+        }
         let Some(kind) = KindInfo::named(&key) else {
             problems.push(FieldProblem {
                 index: 0,
@@ -118,7 +128,7 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
 /// Parses an NDJSON body: one reading object per line with a `kind` field; blank lines are skipped.
 pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseError> {
     let mut readings = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     let mut lines_seen = 0;
     for (index, line) in body.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -159,7 +169,7 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
     finish(readings, problems)
 }
 
-fn finish(readings: Vec<Reading>, problems: Vec<FieldProblem>) -> Result<Vec<Reading>, ParseError> {
+fn finish(readings: Vec<Reading>, problems: Problems) -> Result<Vec<Reading>, ParseError> {
     if problems.is_empty() {
         Ok(readings)
     } else {
@@ -187,7 +197,7 @@ fn parse_reading(
     object: Object<'_>,
     index: usize,
     window: &Window,
-    problems: &mut Vec<FieldProblem>,
+    problems: &mut Problems,
 ) -> Option<Reading> {
     let mut parse = ParseAs {
         kind,

@@ -42,6 +42,20 @@ pub fn decode(payload: &[u8]) -> Result<Accepted, RecordError> {
     }
 }
 
+/// How many readings a payload written by [`encode`] holds, read from its first bytes only
+/// (the version, the time, then the readings' count), so a payload damaged further on still
+/// tells: the WAL's repair counts what it drops with this. `None` for an unknown version or a
+/// start too damaged to read.
+pub fn reading_count(payload: &[u8]) -> Option<u64> {
+    match payload.split_first() {
+        // A sequence's length is encoded as a varint, exactly like a u64.
+        Some((&FORMAT_V1, body)) => postcard::take_from_bytes::<(TimestampMs, u64)>(body)
+            .ok()
+            .map(|((_, count), _)| count),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -102,6 +116,38 @@ mod tests {
             let accepted = Accepted { at: TimestampMs::from_millis(1_700_000_000_000), readings };
             prop_assert_eq!(decode(&encode(&accepted)).unwrap(), accepted);
         }
+    }
+
+    #[test]
+    fn reading_counts_come_from_the_start_of_a_payload() {
+        let readings: Vec<Reading> = (0..300)
+            .map(|i| {
+                Reading::Host(HostReading {
+                    id: ReadingId::new(),
+                    service: ServiceName::parse("svc").unwrap(),
+                    instance: InstanceName::parse("host-1").unwrap(),
+                    timestamp: TimestampMs::from_millis(1_700_000_000_000 + i),
+                    gauges: HostGauges {
+                        cpu_percent: Some(i as f64),
+                        ..HostGauges::default()
+                    },
+                })
+            })
+            .collect();
+        let accepted = Accepted {
+            at: TimestampMs::from_millis(1_700_000_000_000),
+            readings,
+        };
+        let mut payload = encode(&accepted);
+        assert_eq!(reading_count(&payload), Some(300));
+        // Damage past the head does not hide the count.
+        let last = payload.len() - 1;
+        payload[last] ^= 0xff;
+        payload.truncate(last - 100);
+        assert!(decode(&payload).is_err());
+        assert_eq!(reading_count(&payload), Some(300));
+        assert_eq!(reading_count(&[9, 1, 2]), None);
+        assert_eq!(reading_count(&[FORMAT_V1]), None);
     }
 
     #[test]

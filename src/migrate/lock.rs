@@ -9,6 +9,7 @@ use scylla::value::{CqlValue, Row};
 use uuid::Uuid;
 
 use super::MigrateError;
+use crate::store::cql::Keyspace;
 use crate::store::StoreError;
 
 /// How long a lease lasts if its holder never releases it, seconds.
@@ -20,14 +21,19 @@ const RETRY_EVERY: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub struct MigrationLock {
     owner: Uuid,
+    keyspace: Keyspace,
 }
 
 impl MigrationLock {
-    /// Takes the lease, waiting up to `wait` for another holder to release it.
-    pub async fn acquire(session: &Session, wait: Duration) -> Result<Self, MigrateError> {
+    /// Takes the lease of `keyspace`, waiting up to `wait` for another holder to release it.
+    pub async fn acquire(
+        session: &Session,
+        keyspace: &Keyspace,
+        wait: Duration,
+    ) -> Result<Self, MigrateError> {
         let owner = Uuid::new_v4();
         let statement = format!(
-            "INSERT INTO schema_migration_lock (name, owner, acquired_at) \
+            "INSERT INTO {keyspace}.schema_migration_lock (name, owner, acquired_at) \
              VALUES ('migrate', ?, toTimestamp(now())) IF NOT EXISTS USING TTL {LEASE_SECS}"
         );
         let prepared = session
@@ -43,7 +49,10 @@ impl MigrationLock {
             let (applied, holder) = lwt_outcome(result, "taking the migration lock")?;
             if applied {
                 tracing::debug!(%owner, "migration lock taken");
-                return Ok(Self { owner });
+                return Ok(Self {
+                    owner,
+                    keyspace: keyspace.clone(),
+                });
             }
             if start.elapsed() >= wait {
                 return Err(MigrateError::LockTimeout {
@@ -54,14 +63,20 @@ impl MigrationLock {
                     lease_secs: LEASE_SECS,
                 });
             }
-            tracing::info!(holder = ?holder, "another migrate holds the lock; waiting");
+            tracing::info!(
+                holder = %holder.map_or_else(|| "unknown".to_owned(), |h| h.to_string()),
+                "another migrate holds the lock; waiting"
+            );
             tokio::time::sleep(RETRY_EVERY).await;
         }
     }
 
     /// Gives the lease back. A failure is only logged: the TTL frees the lease anyway.
     pub async fn release(self, session: &Session) {
-        let statement = "DELETE FROM schema_migration_lock WHERE name = 'migrate' IF owner = ?";
+        let statement = format!(
+            "DELETE FROM {}.schema_migration_lock WHERE name = 'migrate' IF owner = ?",
+            self.keyspace
+        );
         let outcome = match session.prepare(statement).await {
             Ok(prepared) => session
                 .execute_unpaged(&prepared, (self.owner,))

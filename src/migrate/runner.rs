@@ -24,6 +24,11 @@ pub struct UpOptions {
     pub lock_wait: Duration,
 }
 
+impl UpOptions {
+    /// Default `lock_wait`: two minutes.
+    pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+}
+
 /// What `up` did.
 #[derive(Debug)]
 pub struct UpReport {
@@ -75,7 +80,7 @@ pub async fn up(
     options: &UpOptions,
 ) -> Result<UpReport, MigrateError> {
     bootstrap(session, &options.keyspace, &options.replication).await?;
-    let lock = MigrationLock::acquire(session, options.lock_wait).await?;
+    let lock = MigrationLock::acquire(session, &options.keyspace, options.lock_wait).await?;
     let outcome = apply_pending(session, &options.keyspace, migrations, &options.settings).await;
     lock.release(session).await;
     outcome
@@ -124,7 +129,9 @@ pub async fn status(
 }
 
 /// Creates the keyspace and the bookkeeping tables. Every statement is `IF NOT EXISTS`, so
-/// concurrent runs agree.
+/// concurrent runs agree. The session never `USE`s the keyspace: every statement names its
+/// tables with it (Cassandra warns about `USE` with prepared statements, whose unqualified
+/// names are ambiguous).
 async fn bootstrap(
     session: &Session,
     keyspace: &Keyspace,
@@ -148,10 +155,6 @@ async fn bootstrap(
     for statement in statements {
         run_ddl(session, &statement).await?;
     }
-    session
-        .use_keyspace(keyspace.as_str(), false)
-        .await
-        .map_err(|source| StoreError::execute("USE keyspace", source))?;
     Ok(())
 }
 
@@ -162,7 +165,7 @@ async fn apply_pending(
     request: &SettingsRequest,
 ) -> Result<UpReport, MigrateError> {
     let settings = settle_settings(session, keyspace, request).await?;
-    let applied = read_applied(session, "schema_migrations").await?;
+    let applied = read_applied(session, &format!("{keyspace}.schema_migrations")).await?;
     for record in &applied {
         match migrations.iter().find(|m| m.version == record.version) {
             None => {
@@ -182,10 +185,12 @@ async fn apply_pending(
             Some(_) => {}
         }
     }
-    let record_statement =
-        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)";
+    let record_statement = format!(
+        "INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) \
+         VALUES (?, ?, ?, ?)"
+    );
     let record = session
-        .prepare(record_statement)
+        .prepare(record_statement.as_str())
         .await
         .map_err(|source| StoreError::prepare(record_statement, source))?;
     let mut done = Vec::new();
@@ -194,7 +199,7 @@ async fn apply_pending(
         .filter(|m| !applied.iter().any(|r| r.version == m.version))
     {
         tracing::info!(version = migration.version, name = %migration.name, "applying migration");
-        for statement in migration.statements(&settings)? {
+        for statement in migration.statements(&settings, keyspace)? {
             run_ddl(session, &statement).await?;
         }
         session
@@ -235,9 +240,11 @@ async fn settle_settings(
         return Ok(recorded);
     }
     let settings = request.resolve_fresh()?;
-    let insert = "INSERT INTO timebucket_settings (name, value) VALUES (?, ?) IF NOT EXISTS";
+    let insert = format!(
+        "INSERT INTO {keyspace}.timebucket_settings (name, value) VALUES (?, ?) IF NOT EXISTS"
+    );
     let prepared = session
-        .prepare(insert)
+        .prepare(insert.as_str())
         .await
         .map_err(|source| StoreError::prepare(insert, source))?;
     for (name, value) in settings.to_pairs() {
@@ -246,7 +253,7 @@ async fn settle_settings(
             .await
             .map_err(|source| StoreError::execute("recording settings", source))?;
     }
-    tracing::info!(?settings, "recorded deployment settings");
+    tracing::info!(settings = %super::Described(&settings), "recorded deployment settings");
     Ok(settings)
 }
 

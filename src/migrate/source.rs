@@ -1,7 +1,12 @@
 //! Migration files: `migrations/NNNN_name.cql`, loaded in version order with a checksum.
 //!
-//! The checksum is the SHA-256 of the file as written (before placeholders are filled), so an
-//! edited file is detected whatever settings it is rendered with.
+//! The checksum is the SHA-256 of the file as written (before placeholders are filled and tables
+//! qualified), so an edited file is detected whatever settings and keyspace it is rendered with.
+//!
+//! Files name tables without a keyspace: one file serves every keyspace. Rendering qualifies
+//! each statement's table (`metric_readings` → `ks.metric_readings`), so the runner never needs
+//! `USE`. A statement is one of `CREATE TABLE`, `ALTER TABLE`, `DROP TABLE` or `CREATE INDEX …
+//! ON`; anything else is refused when rendered, before any statement runs.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::MigrateError;
 use crate::model::Settings;
+use crate::store::cql::Keyspace;
 
 /// One migration file.
 #[derive(Debug, Clone)]
@@ -24,11 +30,16 @@ pub struct Migration {
 }
 
 impl Migration {
-    /// The CQL statements of this migration with the settings filled in, in file order.
+    /// The CQL statements of this migration for `keyspace`, with the settings filled in and the
+    /// tables qualified, in file order.
     ///
     /// Statements are split at `;`; `--` comment lines are dropped. Placeholders are
     /// `{{name}}` with a name of [`placeholder_value`]; an unknown one is an error.
-    pub fn statements(&self, settings: &Settings) -> Result<Vec<String>, MigrateError> {
+    pub fn statements(
+        &self,
+        settings: &Settings,
+        keyspace: &Keyspace,
+    ) -> Result<Vec<String>, MigrateError> {
         let without_comments: String = self
             .text
             .lines()
@@ -39,7 +50,10 @@ impl Migration {
             .split(';')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| self.fill_placeholders(s, settings))
+            .map(|s| {
+                let filled = self.fill_placeholders(s, settings)?;
+                qualify(&filled, keyspace).map_err(|reason| self.bad(&reason))
+            })
             .collect()
     }
 
@@ -73,6 +87,53 @@ impl Migration {
             reason: format!("it has {what}"),
         }
     }
+}
+
+/// `statement` with its table named `keyspace.table`; `Err` says what the statement has instead.
+fn qualify(statement: &str, keyspace: &Keyspace) -> Result<String, String> {
+    let words: Vec<(usize, &str)> = statement
+        .split_whitespace()
+        .map(|word| (word.as_ptr() as usize - statement.as_ptr() as usize, word))
+        .collect();
+    let is = |i: usize, keyword: &str| {
+        words
+            .get(i)
+            .is_some_and(|(_, w)| w.eq_ignore_ascii_case(keyword))
+    };
+    let table_at = if (is(0, "CREATE") || is(0, "ALTER") || is(0, "DROP")) && is(1, "TABLE") {
+        match (is(2, "IF"), is(3, "NOT")) {
+            (true, true) => 5,
+            (true, false) => 4,
+            _ => 2,
+        }
+    } else if is(0, "CREATE") && (is(1, "INDEX") || is(1, "CUSTOM")) {
+        let on = (2..words.len()).find(|&i| is(i, "ON"));
+        on.map(|i| i + 1)
+            .ok_or_else(|| "a CREATE INDEX statement without ON".to_owned())?
+    } else {
+        let start: String = statement.chars().take(40).collect();
+        return Err(format!(
+            "a statement that is not CREATE TABLE, ALTER TABLE, DROP TABLE or CREATE INDEX              (`{start}…`)"
+        ));
+    };
+    let &(offset, word) = words
+        .get(table_at)
+        .ok_or_else(|| "a statement without a table name".to_owned())?;
+    let table = word.split('(').next().unwrap_or_default();
+    if table.is_empty()
+        || !table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(format!(
+            "a table named `{table}`: name tables without a keyspace, the runner adds it"
+        ));
+    }
+    Ok(format!(
+        "{}{keyspace}.{}",
+        &statement[..offset],
+        &statement[offset..]
+    ))
 }
 
 /// The numeric value a placeholder stands for.
@@ -151,6 +212,47 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn keyspace() -> Keyspace {
+        "ks".parse().unwrap()
+    }
+
+    #[test]
+    fn every_statement_form_gets_its_table_qualified() {
+        let cases = [
+            (
+                "CREATE TABLE t (k int PRIMARY KEY)",
+                "CREATE TABLE ks.t (k int PRIMARY KEY)",
+            ),
+            (
+                "create table if not exists t(k int PRIMARY KEY)",
+                "create table if not exists ks.t(k int PRIMARY KEY)",
+            ),
+            ("ALTER TABLE t ADD c int", "ALTER TABLE ks.t ADD c int"),
+            ("DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS ks.t"),
+            ("DROP TABLE t", "DROP TABLE ks.t"),
+            (
+                "CREATE INDEX IF NOT EXISTS t_c ON t (c)",
+                "CREATE INDEX IF NOT EXISTS t_c ON ks.t (c)",
+            ),
+            (
+                "CREATE TABLE IF NOT EXISTS\n    t (k int PRIMARY KEY)",
+                "CREATE TABLE IF NOT EXISTS\n    ks.t (k int PRIMARY KEY)",
+            ),
+        ];
+        for (statement, expected) in cases {
+            assert_eq!(qualify(statement, &keyspace()).unwrap(), expected);
+        }
+        for refused in [
+            "CREATE TABLE other.t (k int PRIMARY KEY)",
+            "INSERT INTO t (k) VALUES (1)",
+            "CREATE TYPE pair (a int, b int)",
+            "CREATE INDEX t_c",
+            "DROP TABLE",
+        ] {
+            assert!(qualify(refused, &keyspace()).is_err(), "{refused}");
+        }
+    }
+
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).unwrap();
     }
@@ -174,8 +276,11 @@ mod tests {
             migrations.iter().map(|m| m.version).collect::<Vec<_>>(),
             [1, 2]
         );
-        let statements = migrations[0].statements(&Settings::default()).unwrap();
+        let statements = migrations[0]
+            .statements(&Settings::default(), &keyspace())
+            .unwrap();
         assert_eq!(statements.len(), 2);
+        assert!(statements[0].starts_with("CREATE TABLE ks.a (k int"));
         assert!(statements[0].ends_with("default_time_to_live = 604800"));
     }
 
@@ -189,9 +294,11 @@ mod tests {
         ));
 
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "0001_a.cql", "SELECT {{nope}};");
+        write(dir.path(), "0001_a.cql", "DROP TABLE t{{nope}};");
         let migration = &load_dir(dir.path()).unwrap()[0];
-        assert!(migration.statements(&Settings::default()).is_err());
+        assert!(migration
+            .statements(&Settings::default(), &keyspace())
+            .is_err());
 
         let missing = dir.path().join("absent");
         assert!(matches!(
@@ -204,8 +311,12 @@ mod tests {
     fn the_shipped_migrations_render() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         for migration in load_dir(&dir).unwrap() {
-            for statement in migration.statements(&Settings::default()).unwrap() {
+            for statement in migration
+                .statements(&Settings::default(), &keyspace())
+                .unwrap()
+            {
                 assert!(!statement.contains("{{"), "{statement}");
+                assert!(statement.contains(" ks."), "{statement}");
             }
         }
     }

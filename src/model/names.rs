@@ -2,6 +2,11 @@
 //!
 //! Each newtype has one `parse` that states its rules; the error is a short human sentence that
 //! the API returns as the `problem` of a field.
+//!
+//! Names are shown in tables and dashboards, so a name must look like what it is: control
+//! characters are refused, and so are the characters that are invisible or reorder the text
+//! around them (bidi overrides and isolates, zero-width spaces and joiners, line and paragraph
+//! separators, ...), with which one service could pose as another.
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +34,36 @@ fn check_text(value: &str, max_bytes: usize) -> Result<(), String> {
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
+    if let Some(c) = value.chars().find(|c| is_deceptive(*c)) {
+        return Err(format!(
+            "must not contain invisible or direction-changing characters (found U+{:04X})",
+            u32::from(c)
+        ));
+    }
     Ok(())
+}
+
+/// Characters that draw nothing, or change how the text around them is drawn: the Unicode
+/// format characters (category Cf) a name could hide, line and paragraph separators, fillers
+/// that render blank, and variation selectors.
+fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'                 // soft hyphen
+            | '\u{034F}'           // combining grapheme joiner
+            | '\u{061C}'           // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
+            | '\u{180B}'..='\u{180F}' // Mongolian variation selectors, vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, LRM, RLM
+            | '\u{2028}'..='\u{202E}' // line/paragraph separators, bidi embeddings/overrides
+            | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, bidi isolates
+            | '\u{FE00}'..='\u{FE0F}' // variation selectors
+            | '\u{FEFF}'           // zero-width no-break space (BOM)
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+            | '\u{1D173}'..='\u{1D17A}' // musical formatting
+            | '\u{E0000}'..='\u{E0FFF}' // tags, variation selectors supplement
+    )
 }
 
 /// Deserializes text through `make` without copying it first: the input is borrowed where the
@@ -99,6 +133,13 @@ macro_rules! text_newtype {
                 f.write_str(&self.0)
             }
         }
+
+        /// A name equals its text: `reading.instance == "vm-3"`.
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                &*self.0 == *other
+            }
+        }
     };
 }
 
@@ -161,7 +202,7 @@ impl HttpMethod {
     }
 
     /// The upper-case method.
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &'static str {
         self.0
     }
 }
@@ -229,6 +270,29 @@ mod tests {
         assert!(ServiceName::parse("").is_err());
         assert!(ServiceName::parse(&"x".repeat(MAX_NAME_BYTES + 1)).is_err());
         assert!(InstanceName::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn names_reject_invisible_and_direction_changing_characters() {
+        for sneaky in [
+            "check\u{202E}tuo",  // right-to-left override
+            "pay\u{2066}ments",  // left-to-right isolate
+            "check\u{200B}out",  // zero-width space
+            "check\u{200D}out",  // zero-width joiner
+            "check\u{FEFF}out",  // zero-width no-break space
+            "check\u{2028}out",  // line separator
+            "check\u{2029}out",  // paragraph separator
+            "check\u{E0041}out", // tag letter
+        ] {
+            let problem = ServiceName::parse(sneaky).unwrap_err();
+            assert!(problem.contains("invisible"), "{sneaky:?}: {problem}");
+            assert!(InstanceName::parse(sneaky).is_err(), "{sneaky:?}");
+            assert!(ApiPath::parse(&format!("/{sneaky}")).is_err(), "{sneaky:?}");
+        }
+        // Scripts other than Latin, and visible symbols, are names like any other.
+        for fine in ["kassé", "支付-服务", "заказы", "שירות", "café-☕", "a b"] {
+            assert!(ServiceName::parse(fine).is_ok(), "{fine:?}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The JSON answers of the query endpoints, as CONTRACT.md fixes them (fields may be added,
+//! The JSON answers of the query endpoints, as the API contract fixes them (fields may be added,
 //! none renamed). The same types serialize on the server and deserialize in the CLI client.
 //!
 //! Times are RFC 3339 with milliseconds, in UTC (`2024-03-01T10:00:00.000Z`).
@@ -17,6 +17,15 @@ use crate::model::{ApiReading, HostReading, ReadingId, ReadingKind, ServiceName,
 /// through the kind's own checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadingOut<K>(pub K);
+
+/// An answer's reading reads as the reading itself.
+impl<K> std::ops::Deref for ReadingOut<K> {
+    type Target = K;
+
+    fn deref(&self) -> &K {
+        &self.0
+    }
+}
 
 /// An API reading: the ingest fields, plus the id fixed at acceptance.
 pub type ApiReadingOut = ReadingOut<ApiReading>;
@@ -106,22 +115,29 @@ pub struct InstanceSeries {
     pub methods: Vec<MethodPath>,
 }
 
-/// `GET /v1/series`.
+/// `GET /v1/series`: one page of the series, sorted by instance, method, path. An instance
+/// whose methods do not all fit in a page continues on the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesAnswer {
     /// The service.
     pub service: String,
     /// Its instances, sorted.
     pub instances: Vec<InstanceSeries>,
+    /// Pass as `cursor` (with the same parameters) for the next page; `null` at the end.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/latest`.
+/// `GET /v1/latest`: one page of latest readings, API readings first, then host readings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatestAnswer {
     /// The latest reading of every API series, sorted by service, instance, method, path.
     pub api: Vec<ApiReadingOut>,
     /// The latest reading of every instance, sorted by service, instance.
     pub host: Vec<HostReadingOut>,
+    /// Pass as `cursor` (with the same parameters) for the next page; `null` at the end.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// The key of a stats group: only the grouped fields are present.

@@ -1,4 +1,4 @@
-//! `timebucket query readings|series|latest|stats|host-stats`: the query endpoints of a running
+//! `timebucket query readings|series|latest|stats|host-stats|targets|alerts|rules`: the query endpoints of a running
 //! service from the command line, printed as a table (or, with `--json`, the answer as is).
 //!
 //! The flags become a query string for the HTTP client in `client::query`; every check happens
@@ -9,10 +9,13 @@ pub(crate) mod table;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use serde::Deserialize;
 
 use super::answer::{HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer};
+use crate::alerting::view::{AlertsAnswer, RulesAnswer};
 use crate::client::query::{decode, Pairs, QueryClient};
 use crate::model::TimestampMs;
+use crate::scrape::status::TargetsAnswer;
 
 pub use crate::client::query::QueryCliError;
 
@@ -48,6 +51,18 @@ pub enum QueryCommand {
     Stats(StatsArgs),
     /// Host gauges per instance and step: mean / max of each gauge, availability.
     HostStats(HostStatsArgs),
+    /// The scrape targets and their last scrape (`GET /v1/targets`).
+    Targets,
+    /// The firing and pending alerts (`GET /api/v1/alerts`).
+    Alerts,
+    /// The alerting rules, their state and health (`GET /api/v1/rules`).
+    Rules,
+}
+
+/// The `data` of a Prometheus API answer.
+#[derive(Deserialize)]
+struct PromAnswer<T> {
+    data: T,
 }
 
 /// A service and a time range.
@@ -193,6 +208,9 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
         ),
         QueryCommand::Stats(s) => ("/v1/stats", s.range.pairs()?),
         QueryCommand::HostStats(h) => ("/v1/stats/host", h.range.pairs()?),
+        QueryCommand::Targets => ("/v1/targets", Vec::new()),
+        QueryCommand::Alerts => ("/api/v1/alerts", Vec::new()),
+        QueryCommand::Rules => ("/api/v1/rules", Vec::new()),
     };
     let url = client.url(path);
     let print = |body: &str| -> Result<String, QueryCliError> {
@@ -206,6 +224,13 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
             QueryCommand::Stats(_) => table::stats(&decode::<StatsAnswer>(&url, body)?),
             QueryCommand::HostStats(_) => {
                 table::host_stats(&decode::<HostStatsAnswer>(&url, body)?)
+            }
+            QueryCommand::Targets => table::targets(&decode::<TargetsAnswer>(&url, body)?),
+            QueryCommand::Alerts => {
+                table::alerts(&decode::<PromAnswer<AlertsAnswer>>(&url, body)?.data)
+            }
+            QueryCommand::Rules => {
+                table::rules(&decode::<PromAnswer<RulesAnswer>>(&url, body)?.data)
             }
         })
     };
@@ -238,7 +263,91 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
             pairs.push(("step", h.step.clone()));
             pairs.extend(h.instance.clone().map(|i| ("instance", i)));
         }
-        QueryCommand::Series(_) | QueryCommand::Latest(_) => {}
+        QueryCommand::Series(_) => {
+            let mut pages = Pages::new(&client, &url, &pairs);
+            let mut all: Option<SeriesAnswer> = None;
+            while let Some(body) = pages.next().await? {
+                let page: SeriesAnswer = decode(&url, &body)?;
+                pages.cursor = page.next_cursor.clone();
+                match &mut all {
+                    None => all = Some(page),
+                    Some(all) => merge_series(all, page),
+                }
+            }
+            let all = all.expect("at least one page");
+            return Ok(if args.json {
+                serde_json::to_string(&all).expect("answers serialize")
+            } else {
+                table::series(&all)
+            });
+        }
+        QueryCommand::Latest(_) => {
+            let mut pages = Pages::new(&client, &url, &pairs);
+            let mut all: Option<LatestAnswer> = None;
+            while let Some(body) = pages.next().await? {
+                let page: LatestAnswer = decode(&url, &body)?;
+                pages.cursor = page.next_cursor.clone();
+                match &mut all {
+                    None => all = Some(page),
+                    Some(all) => {
+                        all.api.extend(page.api);
+                        all.host.extend(page.host);
+                        all.next_cursor = page.next_cursor;
+                    }
+                }
+            }
+            let all = all.expect("at least one page");
+            return Ok(if args.json {
+                serde_json::to_string(&all).expect("answers serialize")
+            } else {
+                table::latest(&all)
+            });
+        }
+        QueryCommand::Targets | QueryCommand::Alerts | QueryCommand::Rules => {}
     }
     print(&client.get(&url, &pairs).await?)
+}
+
+/// Every page of a cursor-paged answer: `next` returns the first page, then one more for each
+/// `cursor` set from the previous page, then `None`.
+struct Pages<'a> {
+    client: &'a QueryClient,
+    url: &'a str,
+    pairs: &'a [(&'static str, String)],
+    cursor: Option<String>,
+    first: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(client: &'a QueryClient, url: &'a str, pairs: &'a [(&'static str, String)]) -> Self {
+        Self {
+            client,
+            url,
+            pairs,
+            cursor: None,
+            first: true,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<String>, QueryCliError> {
+        if !std::mem::take(&mut self.first) && self.cursor.is_none() {
+            return Ok(None);
+        }
+        let mut pairs = self.pairs.to_vec();
+        pairs.extend(self.cursor.take().map(|c| ("cursor", c)));
+        self.client.get(self.url, &pairs).await.map(Some)
+    }
+}
+
+/// Appends `page` to `all`; an instance cut at the page boundary continues where it stopped.
+fn merge_series(all: &mut SeriesAnswer, page: SeriesAnswer) {
+    let mut instances = page.instances.into_iter();
+    if let (Some(last), Some(first)) = (all.instances.last_mut(), instances.as_slice().first()) {
+        if last.instance == first.instance {
+            let first = instances.next().expect("looked at above");
+            last.methods.extend(first.methods);
+        }
+    }
+    all.instances.extend(instances);
+    all.next_cursor = page.next_cursor;
 }

@@ -7,7 +7,7 @@
 #[cfg(test)]
 mod tests;
 
-use super::cursor;
+use super::cursor::{self, Fingerprint};
 use super::limits::QueryLimits;
 use super::params::{ApiFilter, Checker, ParamErrors, Step, TimeRange};
 use crate::model::{InstanceName, ServiceName};
@@ -42,13 +42,7 @@ impl ReadingsRequest {
         let service = c.required("service", ServiceName::parse);
         let range = c.range(limits);
         let filter = c.api_filter();
-        let max = limits.max_limit;
-        let limit = c.optional("limit", |v| match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "must be a whole number from 1 to {max} (--query-max-limit), got `{v}`"
-            )),
-        });
+        let limit = limit(&mut c, limits);
         let order = c.optional("order", |v| match v {
             "asc" => Ok(Order::Asc),
             "desc" => Ok(Order::Desc),
@@ -80,23 +74,54 @@ impl ReadingsRequest {
     }
 
     /// Every parameter that decides which readings the pages hold (all but `limit` and
-    /// `cursor`), as one string: a cursor is only valid with the same fingerprint.
-    pub fn fingerprint(&self) -> String {
+    /// `cursor`): a cursor is only valid with the same fingerprint.
+    pub fn fingerprint(&self) -> Fingerprint {
         let f = &self.filter;
-        let or_empty = |v: Option<&str>| v.unwrap_or("").to_owned();
-        [
-            "readings".to_owned(),
-            self.service.to_string(),
-            self.range.from.millis().to_string(),
-            self.range.to.millis().to_string(),
-            or_empty(f.instance.as_ref().map(|i| i.as_str())),
-            or_empty(f.method.as_ref().map(|m| m.as_str())),
-            or_empty(f.path.as_ref().map(|p| p.as_str())),
-            f.code.map(|c| c.get().to_string()).unwrap_or_default(),
-            format!("{:?}", self.order),
-        ]
-        .join("\0")
+        let code = f.code.map(|c| c.get().to_string());
+        Fingerprint::new("readings")
+            .text(self.service.as_str())
+            .int(self.range.from.millis())
+            .int(self.range.to.millis())
+            .optional(f.instance.as_ref().map(|i| i.as_str()))
+            .optional(f.method.as_ref().map(|m| m.as_str()))
+            .optional(f.path.as_ref().map(|p| p.as_str()))
+            .optional(code.as_deref())
+            .text(match self.order {
+                Order::Asc => "asc",
+                Order::Desc => "desc",
+            })
     }
+}
+
+/// `limit`: from 1 to `--query-max-limit`.
+fn limit(c: &mut Checker<'_>, limits: &QueryLimits) -> Option<u32> {
+    let max = limits.max_limit;
+    c.optional("limit", |v| match v.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 1 to {max} (--query-max-limit), got `{v}`"
+        )),
+    })
+}
+
+/// `cursor` of a names-keyed endpoint: the sort key of the entry the previous page ended on.
+/// Checked last, against the fingerprint of the other parameters.
+fn names_cursor(
+    pairs: &[(String, String)],
+    allowed: &[&str],
+    fingerprint: &Fingerprint,
+    names: usize,
+) -> Result<Option<Vec<String>>, ParamErrors> {
+    let mut c = Checker::new(pairs, allowed);
+    let resume = c.optional("cursor", |text| {
+        let key = cursor::decode_names(text, fingerprint)?;
+        if key.len() == names {
+            Ok(key)
+        } else {
+            Err("is not a cursor from a previous page (pass `next_cursor` unchanged)".into())
+        }
+    });
+    c.finish(|| Some(resume))
 }
 
 /// `GET /v1/series`.
@@ -106,20 +131,40 @@ pub struct SeriesRequest {
     pub service: ServiceName,
     /// The inclusive time range.
     pub range: TimeRange,
+    /// Most entries (an instance's method + path, or a host-only instance) in this page.
+    pub limit: u32,
+    /// The sort key `[instance, method, path]` the previous page ended on.
+    pub resume: Option<Vec<String>>,
 }
 
 impl SeriesRequest {
+    /// The parameters this endpoint accepts.
+    pub const PARAMS: &'static [&'static str] = &["service", "from", "to", "limit", "cursor"];
+
     /// Checks the query string.
     pub fn parse(pairs: &[(String, String)], limits: &QueryLimits) -> Result<Self, ParamErrors> {
-        let mut c = Checker::new(pairs, &["service", "from", "to"]);
+        let mut c = Checker::new(pairs, Self::PARAMS);
         let service = c.required("service", ServiceName::parse);
         let range = c.range(limits);
-        c.finish(|| {
+        let limit = limit(&mut c, limits);
+        let mut request = c.finish(|| {
             Some(Self {
                 service: service?,
                 range: range?,
+                limit: limit.unwrap_or(limits.default_lookup_limit()),
+                resume: None,
             })
-        })
+        })?;
+        request.resume = names_cursor(pairs, Self::PARAMS, &request.fingerprint(), 3)?;
+        Ok(request)
+    }
+
+    /// The parameters a cursor is bound to: all but `limit` and `cursor`.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::new("series")
+            .text(self.service.as_str())
+            .int(self.range.from.millis())
+            .int(self.range.to.millis())
     }
 }
 
@@ -128,14 +173,35 @@ impl SeriesRequest {
 pub struct LatestRequest {
     /// One service, or every service.
     pub service: Option<ServiceName>,
+    /// Most readings (API and host together) in this page.
+    pub limit: u32,
+    /// The sort key `[kind, service, instance, method, path]` the previous page ended on.
+    pub resume: Option<Vec<String>>,
 }
 
 impl LatestRequest {
+    /// The parameters this endpoint accepts.
+    pub const PARAMS: &'static [&'static str] = &["service", "limit", "cursor"];
+
     /// Checks the query string.
-    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ParamErrors> {
-        let mut c = Checker::new(pairs, &["service"]);
+    pub fn parse(pairs: &[(String, String)], limits: &QueryLimits) -> Result<Self, ParamErrors> {
+        let mut c = Checker::new(pairs, Self::PARAMS);
         let service = c.optional("service", ServiceName::parse);
-        c.finish(|| Some(Self { service }))
+        let limit = limit(&mut c, limits);
+        let mut request = c.finish(|| {
+            Some(Self {
+                service,
+                limit: limit.unwrap_or(limits.default_lookup_limit()),
+                resume: None,
+            })
+        })?;
+        request.resume = names_cursor(pairs, Self::PARAMS, &request.fingerprint(), 5)?;
+        Ok(request)
+    }
+
+    /// The parameters a cursor is bound to: all but `limit` and `cursor`.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::new("latest").optional(self.service.as_ref().map(|s| s.as_str()))
     }
 }
 

@@ -3,6 +3,7 @@
 //! One [`scylla::client::session::Session`] per process, token-aware routing (on Scylla also
 //! shard-aware), statements prepared once at start.
 
+pub mod alerting;
 pub mod keyspace;
 mod reader;
 mod row;

@@ -1,9 +1,12 @@
 //! The WAL's error type.
 //!
 //! One variant per cause, each carrying what an operator needs to act (path, segment, offset,
-//! reason), with a Display message that says how to recover. The corruption class
-//! ([`WalError::is_corruption`]) is exactly what `--wal-repair` resolves; every other error is
-//! either the caller's (too large, empty, bad position) or the machine's (I/O).
+//! reason), with a Display message that says how to recover. Two classes decide behaviour:
+//! [`WalError::is_corruption`] is exactly what `--wal-repair` resolves, and
+//! [`WalError::is_retryable`] is what may succeed later on its own (a full disk, no free file
+//! descriptor): callers retry those or answer "try again later", and never stop the process
+//! for them. Every other error is either the caller's (too large, empty, bad position) or needs
+//! a restart (a failed fsync).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,7 +29,8 @@ pub enum WalError {
     /// A segment holds bytes that no crash can explain.
     #[error(
         "WAL segment {segment} is corrupt at offset {offset}: {reason}; restart with \
-         --wal-repair to truncate the log at this point (records after it are lost)"
+         --wal-repair to drop the damaged record (or the rest of this segment when record \
+         boundaries are lost) and keep the rest of the log"
     )]
     Corrupt {
         /// The damaged segment.
@@ -40,14 +44,27 @@ pub enum WalError {
     /// Segment numbering has a hole, so records in between are gone.
     #[error(
         "WAL segment {expected} is missing (next present: segment {found}); restart with \
-         --wal-repair to accept the loss (a hole after the first segment also drops every \
-         later segment)"
+         --wal-repair to accept the loss of its records (later segments are kept)"
     )]
     MissingSegment {
         /// The segment that should exist.
         expected: SegmentId,
         /// The next segment that does exist.
         found: SegmentId,
+    },
+
+    /// The newest segments are gone: the checkpoint records that segment `newest` was created
+    /// (its creation is recorded before any record goes into it), yet the log ends earlier.
+    #[error(
+        "WAL segments {first} to {newest} are missing from the end of the log: the checkpoint \
+         records that segment {newest} was created, so acknowledged records may be lost; \
+         restart with --wal-repair to accept the loss"
+    )]
+    MissingNewest {
+        /// The first missing segment.
+        first: SegmentId,
+        /// The newest segment ever created, as recorded.
+        newest: SegmentId,
     },
 
     /// The `confirmed` checkpoint cannot be used.
@@ -115,8 +132,34 @@ impl WalError {
             self,
             WalError::Corrupt { .. }
                 | WalError::MissingSegment { .. }
+                | WalError::MissingNewest { .. }
                 | WalError::BadCheckpoint { .. }
         )
+    }
+
+    /// True when the same operation may succeed later without a restart or a repair, because
+    /// the machine ran short of something that frees up (disk space, quota, file descriptors,
+    /// memory) or was interrupted. The flusher retries these with backoff and ingest answers
+    /// 503; neither stops the process.
+    ///
+    /// EIO counts too: on an open or a read it is often a passing device or network-filesystem
+    /// fault, and retrying a read or a write that was truncated back is harmless. The one EIO
+    /// that is not harmless, a failed `sync_data` of appended records, never reaches callers
+    /// as `Io`: the writer turns it into [`WalError::WriterFailed`], which needs a restart.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            WalError::Io { source, .. } => is_transient(source),
+            _ => false,
+        }
+    }
+
+    /// The cause without the file path, for answers sent to clients and probes (paths are
+    /// for the log only).
+    pub fn cause(&self) -> String {
+        match self {
+            WalError::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        }
     }
 
     /// Wraps an I/O error with the path it happened on.
@@ -151,6 +194,10 @@ impl WalError {
                 expected: *expected,
                 found: *found,
             },
+            WalError::MissingNewest { first, newest } => WalError::MissingNewest {
+                first: *first,
+                newest: *newest,
+            },
             WalError::BadCheckpoint { path, reason } => WalError::BadCheckpoint {
                 path: path.clone(),
                 reason: reason.clone(),
@@ -173,6 +220,28 @@ impl WalError {
             WalError::Closed => WalError::Closed,
         }
     }
+}
+
+/// OS errors that mean "not now" rather than "never": see [`WalError::is_retryable`].
+fn is_transient(error: &io::Error) -> bool {
+    let transient_kind = matches!(
+        error.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    );
+    transient_kind
+        || matches!(
+            error.raw_os_error(),
+            Some(
+                libc::ENOSPC
+                    | libc::EDQUOT
+                    | libc::EMFILE
+                    | libc::ENFILE
+                    | libc::ENOMEM
+                    | libc::ENOBUFS
+                    | libc::EIO
+                    | libc::EBUSY
+            )
+        )
 }
 
 #[cfg(test)]
@@ -204,5 +273,40 @@ mod tests {
         };
         assert_eq!(path, Path::new("/wal/x.seg"));
         assert_eq!(source.raw_os_error(), Some(28));
+    }
+
+    #[test]
+    fn resource_shortages_are_retryable_and_damage_is_not() {
+        let io = |code| WalError::io("/wal/x.seg", io::Error::from_raw_os_error(code));
+        for code in [
+            libc::ENOSPC,
+            libc::EDQUOT,
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::EINTR,
+            libc::EAGAIN,
+            libc::EIO,
+        ] {
+            assert!(io(code).is_retryable(), "errno {code}");
+            assert!(
+                io(code).duplicate().is_retryable(),
+                "duplicated errno {code}"
+            );
+        }
+        for code in [libc::ENOENT, libc::EACCES, libc::EROFS, libc::EISDIR] {
+            assert!(!io(code).is_retryable(), "errno {code}");
+        }
+        let failed = WalError::WriterFailed {
+            reason: "sync_data failed".to_owned(),
+        };
+        assert!(!failed.is_retryable());
+        assert!(!WalError::Closed.is_retryable());
+        let corrupt = WalError::Corrupt {
+            segment: SegmentId(1),
+            offset: 16,
+            reason: "checksum mismatch".to_owned(),
+        };
+        assert!(!corrupt.is_retryable());
+        assert!(!io(libc::ENOSPC).cause().contains("/wal"));
     }
 }

@@ -25,6 +25,9 @@ pub(super) const SEGMENT_HEADER_BYTES: u64 = 16;
 pub(super) const FRAME_HEADER_BYTES: u64 = 8;
 /// File name suffix of segments; anything else in the directory is not a segment.
 const SEGMENT_SUFFIX: &str = ".seg";
+/// File name suffix of a segment being rewritten by a repair (`{id:020}.seg.repair`); a
+/// leftover is garbage from a crash during the repair, whose original is still in place.
+const REWRITE_SUFFIX: &str = ".seg.repair";
 /// Zero-padded width of segment numbers, enough for any u64, so names sort like ids.
 const SEGMENT_NAME_DIGITS: usize = 20;
 
@@ -35,6 +38,30 @@ pub(super) fn segment_path(dir: &Path, id: SegmentId) -> PathBuf {
         id.0,
         width = SEGMENT_NAME_DIGITS
     ))
+}
+
+/// Path of the file segment `id` is rewritten to before it replaces the segment.
+pub(super) fn rewrite_path(dir: &Path, id: SegmentId) -> PathBuf {
+    dir.join(format!(
+        "{:0width$}{REWRITE_SUFFIX}",
+        id.0,
+        width = SEGMENT_NAME_DIGITS
+    ))
+}
+
+/// Removes rewrite files left by a crash during a repair.
+pub(super) fn remove_stale_rewrites(dir: &Path) -> Result<(), WalError> {
+    for entry in fs::read_dir(dir).map_err(|e| WalError::io(dir, e))? {
+        let entry = entry.map_err(|e| WalError::io(dir, e))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.ends_with(REWRITE_SUFFIX))
+        {
+            fs::remove_file(entry.path()).map_err(|e| WalError::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The id in a segment file name, or `None` for any other file.

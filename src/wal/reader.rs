@@ -6,6 +6,8 @@
 //! - every record is re-checked (length and CRC) because the disk may have changed since
 //!   open; damage is reported as [`WalError::Corrupt`], never skipped;
 //! - memory is bounded by the batch asked for (plus one record), whatever the backlog;
+//! - a failed call leaves the position where it was, so the caller can retry it (after a
+//!   transient error such as no free file descriptor) without skipping a record;
 //! - the reader holds at most one segment file open and uses positioned reads, so its only
 //!   state is its position. The readable end of a segment the writer has moved past is its
 //!   synced length from the shared state, looked up at each call: a length cached while the
@@ -78,6 +80,13 @@ impl WalReader {
     /// at the durable end. Returns at least one record whenever one is durable, even if it
     /// alone is larger than `max_bytes`; an empty batch means the reader is caught up.
     pub fn next_batch(&mut self, max_bytes: usize) -> Result<Vec<WalRecord>, WalError> {
+        let start = self.position;
+        self.read_batch(max_bytes).inspect_err(|_| {
+            self.position = start;
+        })
+    }
+
+    fn read_batch(&mut self, max_bytes: usize) -> Result<Vec<WalRecord>, WalError> {
         let end = *self.durable.borrow_and_update();
         let mut batch = Vec::new();
         let mut batch_bytes = 0_usize;

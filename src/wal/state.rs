@@ -4,10 +4,15 @@
 //! - `segments` maps every segment file on disk to its synced length. The writer updates
 //!   it only after `sync_data` returned and before publishing the new durable end, so any
 //!   position a reader learns from the watch channel is already backed by the map and disk;
+//! - `current` is the segment being written, or the one the writer will create next when it
+//!   has none open (its creation failed, or is still to come after a rotation); segments
+//!   before it are sealed;
 //! - `confirmed <= durable end` and `confirmed` only moves forward; segments before
 //!   `confirmed.segment` are deleted, and the segment being written never is;
-//! - the state lock is never held across I/O: `confirm` serialises on its own lock while it
-//!   fsyncs the checkpoint, so the writer is never blocked behind it.
+//! - the checkpoint records a segment's creation before any record is written to it;
+//! - the state lock is never held across I/O. The checkpoint has its own lock, held through
+//!   a whole `confirm` (which serialises confirms) and by the writer while it records a new
+//!   segment (rare), so appends to an open segment never wait for a confirm.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,7 +24,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::checkpoint;
+use super::checkpoint::{Checkpoint, CheckpointFile};
 use super::error::WalError;
 use super::format::{segment_path, SEGMENT_HEADER_BYTES};
 use super::types::{Position, SegmentId, WalStats};
@@ -30,7 +35,10 @@ pub(super) struct Shared {
     pub(super) dir: PathBuf,
     state: Mutex<LogState>,
     durable: watch::Sender<Position>,
-    confirm_lock: Mutex<()>,
+    /// The open checkpoint; its lock also serialises confirms.
+    checkpoint: Mutex<CheckpointFile>,
+    /// Why the last append (or probe) failed, while appends cannot be written.
+    append_problem: Mutex<Option<String>>,
     appends: AtomicU64,
     syncs: AtomicU64,
     written_bytes: AtomicU64,
@@ -43,12 +51,14 @@ struct LogState {
 }
 
 impl Shared {
-    /// State after recovery: `current` is the fresh segment, already in `segments`.
+    /// State after recovery: `current` is the fresh segment, in `segments` if it was created.
+    /// The durable end starts at its start either way: readers never open a segment at the
+    /// durable end, so one not created yet is never looked for.
     pub(super) fn new(
         dir: PathBuf,
         segments: BTreeMap<SegmentId, u64>,
         current: SegmentId,
-        confirmed: Position,
+        checkpoint: CheckpointFile,
     ) -> Shared {
         let durable_end = Position::start_of(current);
         Shared {
@@ -56,10 +66,11 @@ impl Shared {
             state: Mutex::new(LogState {
                 segments,
                 current,
-                confirmed,
+                confirmed: checkpoint.current().confirmed,
             }),
             durable: watch::Sender::new(durable_end),
-            confirm_lock: Mutex::new(()),
+            checkpoint: Mutex::new(checkpoint),
+            append_problem: Mutex::new(None),
             appends: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
@@ -97,6 +108,40 @@ impl Shared {
         self.durable.send_replace(end);
     }
 
+    /// Called by the writer when it moves past a fully synced segment, before it creates
+    /// `next`: readers may step to `next`'s start, and confirms may delete the sealed one.
+    pub(super) fn seal(&self, next: SegmentId) {
+        self.state().current = next;
+        self.durable.send_replace(Position::start_of(next));
+    }
+
+    /// Records in the checkpoint that segment `id` was created, before anything is written
+    /// to it, so that losing it later is detected at open.
+    pub(super) fn record_created(&self, id: SegmentId) -> Result<(), WalError> {
+        let mut checkpoint = self.checkpoint();
+        let current = checkpoint.current();
+        checkpoint.store(Checkpoint {
+            newest: Some(id),
+            ..current
+        })
+    }
+
+    /// Sets (or with `None` clears) why appends cannot be written now.
+    pub(super) fn set_append_problem(&self, problem: Option<String>) {
+        *self
+            .append_problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = problem;
+    }
+
+    /// See `Wal::append_problem`.
+    pub(super) fn append_problem(&self) -> Option<String> {
+        self.append_problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Counts one synced group of `records` records and `bytes` frame bytes.
     pub(super) fn count_group(&self, records: u64, bytes: u64) {
         self.appends.fetch_add(records, Ordering::Relaxed);
@@ -106,10 +151,7 @@ impl Shared {
 
     /// See `Wal::confirm`.
     pub(super) fn confirm(&self, upto: Position) -> Result<(), WalError> {
-        let _serial = self
-            .confirm_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut checkpoint = self.checkpoint();
         let durable_end = self.durable_end();
         if upto > durable_end {
             return Err(WalError::ConfirmPastEnd { upto, durable_end });
@@ -140,7 +182,14 @@ impl Shared {
                 .collect();
             (target, doomed)
         };
-        checkpoint::write(&self.dir, target)?;
+        // Checkpoint first, then delete: the other order would lose the records of the
+        // deleted segments if a crash came between. An in-place update needs no free space,
+        // so this works on a full disk and is what frees it.
+        let newest = checkpoint.current().newest;
+        checkpoint.store(Checkpoint {
+            confirmed: target,
+            newest,
+        })?;
         self.state().confirmed = target;
         for id in doomed {
             match fs::remove_file(segment_path(&self.dir, id)) {
@@ -180,6 +229,14 @@ impl Shared {
             syncs_total: self.syncs.load(Ordering::Relaxed),
             written_bytes_total: self.written_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// The checkpoint lock. A panic while holding it leaves the file as the last `store`
+    /// left it, which is always a valid state, so poisoning is ignored.
+    fn checkpoint(&self) -> MutexGuard<'_, CheckpointFile> {
+        self.checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The state lock. A panic while holding it cannot leave half-updated numbers that

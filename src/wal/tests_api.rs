@@ -27,12 +27,19 @@ pub(super) fn small_config(dir: &Path) -> WalConfig {
         segment_bytes: SMALL_SEGMENT_BYTES,
         max_record_bytes: SMALL_MAX_RECORD_BYTES,
         repair: false,
+        count_readings: readings_in_payload,
     }
 }
 
 /// The distinct payload of record `index` in the small layout.
 pub(super) fn payload(index: usize) -> Vec<u8> {
     (0..PAYLOAD_BYTES).map(|i| (index * 7 + i) as u8).collect()
+}
+
+/// The readings a test payload stands for: `index + 1` for [`payload`]`(index)`, read from
+/// its first byte as a real payload's count is read from its start.
+pub(super) fn readings_in_payload(payload: &[u8]) -> Option<u64> {
+    payload.first().map(|&first| u64::from(first) / 7 + 1)
 }
 
 /// Offset of the `index`-th record inside its segment in the small layout.

@@ -32,7 +32,7 @@ proptest! {
             dir: dir.path().to_path_buf(),
             segment_bytes,
             max_record_bytes: PROP_MAX_RECORD_BYTES,
-            repair: false,
+            ..WalConfig::new(dir.path())
         };
         let payloads: Vec<Vec<u8>> =
             sizes.iter().enumerate().map(|(i, &len)| prop_payload(i, len)).collect();

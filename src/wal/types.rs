@@ -64,8 +64,13 @@ impl fmt::Display for Position {
     }
 }
 
+/// Tells how many readings a payload holds, or `None` when it cannot tell (the payload is
+/// damaged or foreign). The WAL stores opaque payloads; this lets a repair report what it
+/// dropped in readings, the unit an operator counts in.
+pub type ReadingCounter = fn(&[u8]) -> Option<u64>;
+
 /// How to open a WAL.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct WalConfig {
     /// Directory holding the segment files and the `confirmed` checkpoint; created if missing.
     pub dir: PathBuf,
@@ -74,8 +79,13 @@ pub struct WalConfig {
     pub segment_bytes: u64,
     /// Largest accepted payload; bigger appends fail with [`WalError::RecordTooLarge`].
     pub max_record_bytes: u32,
-    /// Cut the log at the first corruption (dropping what follows) instead of failing.
+    /// Instead of failing on corruption, drop the damaged records (or, where record boundaries
+    /// are lost, the rest of that segment), re-create missing segments empty, and keep
+    /// everything else; see [`RepairReport`].
     pub repair: bool,
+    /// Counts the readings of a dropped record for the repair report (a damaged payload
+    /// usually still tells, its count being near the start).
+    pub count_readings: ReadingCounter,
 }
 
 impl WalConfig {
@@ -86,7 +96,14 @@ impl WalConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             repair: false,
+            count_readings: |_| None,
         }
+    }
+
+    /// The largest payload an empty segment of `segment_bytes` holds: the segment header and
+    /// one frame header taken away (0 when not even those fit).
+    pub fn largest_record_in(segment_bytes: u64) -> u64 {
+        segment_bytes.saturating_sub(SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES)
     }
 
     /// Checks that the sizes are usable: a record of `max_record_bytes` must fit into an
@@ -108,6 +125,68 @@ impl WalConfig {
                     self.segment_bytes, self.max_record_bytes
                 ),
             });
+        }
+        Ok(())
+    }
+}
+
+/// What a repair (`WalConfig::repair`) dropped. Records already confirmed (in the store)
+/// are not counted: dropping them loses nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Damaged records dropped one by one (their boundaries were intact).
+    pub dropped_records: u64,
+    /// Readings in those records, as told by `WalConfig::count_readings`.
+    pub dropped_readings: u64,
+    /// Dropped records whose readings could not be counted.
+    pub uncounted_records: u64,
+    /// Non-zero bytes dropped where record boundaries were lost (from a damaged length to
+    /// the end of its segment): how many records and readings they held is unknown.
+    pub unframed_bytes: u64,
+    /// Segments that were missing (or shorter than their header) and were re-created empty:
+    /// what they held is unknown.
+    pub missing_segments: u64,
+}
+
+impl RepairReport {
+    /// True when nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        *self == RepairReport::default()
+    }
+
+    /// True when some of what was dropped could not be counted in readings.
+    pub fn has_unknown_loss(&self) -> bool {
+        self.uncounted_records > 0 || self.unframed_bytes > 0 || self.missing_segments > 0
+    }
+}
+
+impl fmt::Display for RepairReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} readings in {} damaged records",
+            self.dropped_readings, self.dropped_records
+        )?;
+        if self.uncounted_records > 0 {
+            write!(
+                f,
+                " ({} of them too damaged to count their readings)",
+                self.uncounted_records
+            )?;
+        }
+        if self.unframed_bytes > 0 {
+            write!(
+                f,
+                ", plus {} bytes whose record boundaries were lost (readings unknown)",
+                self.unframed_bytes
+            )?;
+        }
+        if self.missing_segments > 0 {
+            write!(
+                f,
+                ", plus {} missing segments (readings unknown)",
+                self.missing_segments
+            )?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scylla::client::session::Session;
-use timebucket::agent::{self, AgentArgs, AgentStats};
+use timebucket::agent::{self, AgentConfig, AgentStats};
 use timebucket::model::{InstanceName, ServiceName};
 use timebucket::store::cql::Keyspace;
 
@@ -66,8 +66,8 @@ async fn eventually_host_readings(keyspace: &Keyspace, n: usize) -> Vec<StoredHo
     }
 }
 
-fn args(push: String, pid: u32) -> AgentArgs {
-    AgentArgs {
+fn args(push: String, pid: u32) -> AgentConfig {
+    AgentConfig {
         service: ServiceName::parse("hosts").unwrap(),
         instance: Some(InstanceName::parse("agent-test").unwrap()),
         push,
@@ -78,7 +78,7 @@ fn args(push: String, pid: u32) -> AgentArgs {
 }
 
 /// Runs the agent for `run_for`, then stops it.
-async fn run_agent(args: AgentArgs, run_for: Duration) -> AgentStats {
+async fn run_agent(args: AgentConfig, run_for: Duration) -> AgentStats {
     agent::run(args, tokio::time::sleep(run_for)).await.unwrap()
 }
 

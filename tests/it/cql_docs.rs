@@ -1,41 +1,44 @@
-//! Every query file in `cql/` runs against a migrated keyspace, so the documentation cannot rot.
+//! Every query file in `cql/` runs in `cqlsh`, as the documentation tells a user to type it, against
+//! a migrated keyspace, so the documentation cannot rot.
+//!
+//! `scripts/cassandra cql` is the real cqlsh (installed by the script into `.cassandra/cqlsh` at
+//! first use), pointed at the node under test.
 
 use std::path::Path;
+use std::process::Command;
 
-use crate::support::{migrated_keyspace, session};
+use crate::support::{cql_node, migrated_keyspace};
 
 #[tokio::test]
 async fn every_documented_query_runs() {
-    let session = session().await;
     let keyspace = migrated_keyspace().await;
-    session
-        .use_keyspace(keyspace.as_str(), false)
-        .await
-        .unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cql");
-    let mut ran = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("cql") {
-            continue;
-        }
-        let text: String = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            session
-                .query_unpaged(statement, ())
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}\n{statement}", path.display()));
-            ran += 1;
-        }
+    let node = cql_node();
+    let (host, port) = node
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("TIMEBUCKET_TEST_CQL={node} is not host:port"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("cql"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().and_then(|e| e.to_str()) == Some("cql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "only {} query files in cql/", files.len());
+    for path in files {
+        let output = Command::new(root.join("scripts/cassandra"))
+            .args(["cql", "-k", keyspace.as_str(), "-f"])
+            .arg(&path)
+            .env("CASSANDRA_HOST", host)
+            .env("CASSANDRA_PORT", port)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cqlsh -f {}: {}\n{}{}",
+            path.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    assert!(
-        ran >= 4,
-        "only {ran} documented queries found in {}",
-        dir.display()
-    );
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::{cql_node, eventually_stored, migrated_keyspace, session};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,14 +36,19 @@ fn start(backend: Backend, keyspace: &str, data_dir: &std::path::Path, port: u16
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--wal-segment-bytes", "262144"])
+        .args([
+            "--wal-segment-bytes",
+            "262144",
+            "--max-body-bytes",
+            "131072",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
 
-async fn wait_healthy(url: &str) {
+pub async fn wait_healthy(url: &str) {
     for _ in 0..300 {
         if let Ok(r) = reqwest::get(format!("{url}/healthz")).await {
             if r.status().is_success() {

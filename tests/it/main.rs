@@ -3,13 +3,26 @@
 //! Every test works in a keyspace of its own, so the tests run in parallel without sharing state.
 
 mod agent;
+mod alerting;
+mod bodies;
 mod capture;
+mod cli;
 mod conformance;
+mod console;
 mod cql_docs;
 mod crash;
+mod edge;
+mod fixtures;
+mod full_disk;
 mod ingest;
 mod migrate;
+mod otlp;
+mod promql;
 mod proxy;
 mod query;
+mod readme;
+mod scrape;
 mod settings;
 mod support;
+mod wal_faults;
+mod wal_repair;

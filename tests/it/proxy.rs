@@ -3,6 +3,9 @@
 //!
 //! The driver learns node addresses from `system.local` but keeps the port it connected to, so
 //! every connection of a session opened through the proxy goes through the proxy.
+//!
+//! The one fault proxy of the repository: the benchmarks include this file too
+//! (`benches/support/mod.rs`), so it uses nothing but tokio.
 
 use std::net::SocketAddr;
 
@@ -20,8 +23,10 @@ pub struct Proxy {
 impl Proxy {
     /// Proxies a fresh local port to `upstream`.
     pub async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free local port for the proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
         let (up, up_rx) = watch::channel(true);
         let task = tokio::spawn(async move {
             loop {
@@ -38,6 +43,9 @@ impl Proxy {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
+                    // Small CQL frames must not wait for Nagle: the benchmarks time through this.
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
                     let (mut client, mut server) = (client, server);
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}

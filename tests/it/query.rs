@@ -154,7 +154,34 @@ async fn series_are_the_exact_sets_of_the_covering_buckets() {
                 json!({"instance": instance, "methods": methods})
             })
             .collect();
-        assert_eq!(body, json!({"service": "shop", "instances": want}));
+        assert_eq!(
+            body,
+            json!({"service": "shop", "instances": want, "next_cursor": null})
+        );
+        // Page by page, with the cursors, the same answer.
+        let mut instances: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = range(from, to);
+            params.push(("limit", "2".into()));
+            params.extend(cursor.take().map(|c| ("cursor", c)));
+            let (status, page) = get(&app, "/v1/series", &params).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for instance in page["instances"].as_array().unwrap() {
+                match instances.last_mut() {
+                    Some(last) if last["instance"] == instance["instance"] => last["methods"]
+                        .as_array_mut()
+                        .unwrap()
+                        .extend(instance["methods"].as_array().unwrap().iter().cloned()),
+                    _ => instances.push(instance.clone()),
+                }
+            }
+            match &page["next_cursor"] {
+                Value::String(next) => cursor = Some(next.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(instances, want, "paged by 2");
     }
     // The host-only instance is listed, with no API methods.
     let (_, body) = get(&app, "/v1/series", &range(t0(), t0() + HOUR)).await;
@@ -222,7 +249,29 @@ async fn latest_is_the_newest_reading_even_when_an_older_one_arrives_late() {
     let api: Vec<Value> = newest.values().map(|r| api_json(r)).collect();
     let (status, body) = get(&app, "/v1/latest", &[("service", "shop".into())]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({"api": api, "host": host_json}));
+    assert_eq!(
+        body,
+        json!({"api": api, "host": host_json, "next_cursor": null})
+    );
+    // Page by page, with the cursors, the same readings.
+    let (mut paged_api, mut paged_host) = (Vec::new(), Vec::new());
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = vec![("service", "shop".to_owned()), ("limit", "3".into())];
+        params.extend(cursor.take().map(|c| ("cursor", c)));
+        let (status, page) = get(&app, "/v1/latest", &params).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page["api"].as_array().unwrap().len() + page["host"].as_array().unwrap().len() <= 3
+        );
+        paged_api.extend(page["api"].as_array().unwrap().iter().cloned());
+        paged_host.extend(page["host"].as_array().unwrap().iter().cloned());
+        match &page["next_cursor"] {
+            Value::String(next) => cursor = Some(next.clone()),
+            _ => break,
+        }
+    }
+    assert_eq!((paged_api, paged_host), (api.clone(), host_json.clone()));
     let late = seed.api.last().unwrap();
     assert!(body["api"]
         .as_array()

@@ -1,22 +1,43 @@
-//! Fixtures: the CQL node under test and a fresh keyspace per test.
+//! Fixtures: the CQL node under test and a fresh keyspace per test, dropped when the test ends.
 
+mod containers;
+
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use scylla::client::session::Session;
+use timebucket::ingest::AcceptLimits;
 use timebucket::migrate::{self, Replication, SettingsRequest, UpOptions};
+use timebucket::server::{ServeConfig, StoreTarget};
 use timebucket::store::cql::{self, Keyspace};
+use timebucket::wal::WalConfig;
 
-/// The `host:port` of the node under test. A missing node fails the test with instructions; it
-/// never skips.
+/// The `host:port` of the node under test: a container started for this test binary when
+/// `TIMEBUCKET_TEST_CONTAINERS=1` ([`containers`]), else `TIMEBUCKET_TEST_CQL`. A missing node
+/// fails the test with instructions; it never skips.
 pub fn cql_node() -> String {
+    if containers::enabled() {
+        return containers::node();
+    }
     std::env::var("TIMEBUCKET_TEST_CQL").unwrap_or_else(|_| {
         panic!(
             "TIMEBUCKET_TEST_CQL is not set. These tests need a real Cassandra or Scylla node: \
              run `scripts/test` (it starts one with `scripts/cassandra start`), or start a node \
-             yourself and set TIMEBUCKET_TEST_CQL=127.0.0.1:9042"
+             yourself and set TIMEBUCKET_TEST_CQL=127.0.0.1:9042, or set \
+             TIMEBUCKET_TEST_CONTAINERS=1 to have the tests start one in a container"
         )
     })
+}
+
+/// The node under test if one is known without starting anything.
+fn known_cql_node() -> Option<String> {
+    if containers::enabled() {
+        containers::started_node()
+    } else {
+        std::env::var("TIMEBUCKET_TEST_CQL").ok()
+    }
 }
 
 /// A session to the node under test.
@@ -27,12 +48,84 @@ pub async fn session() -> Session {
     })
 }
 
-/// A keyspace name no other test uses.
+/// A keyspace name no other test uses. The keyspace (if the test creates it) is dropped when the
+/// test ends, passed or failed: every table costs the node heap, and hundreds of leftover
+/// keyspaces starve a small node.
 pub fn fresh_keyspace() -> Keyspace {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("tb_test_{}", &id[..12])
+    let keyspace: Keyspace = format!("tb_test_{}", &id[..12])
         .parse()
-        .expect("valid keyspace")
+        .expect("valid keyspace");
+    MADE_BY_THIS_TEST.with(|made| made.0.borrow_mut().push(keyspace.clone()));
+    keyspace
+}
+
+thread_local! {
+    /// The keyspaces named by the test running on this thread. libtest runs each test on a
+    /// thread of its own and joins it, so this guard's destructor runs exactly when the test
+    /// ends, before the test binary exits; tests keep plain [`Keyspace`] values.
+    static MADE_BY_THIS_TEST: DropAtTestEnd = const { DropAtTestEnd(RefCell::new(Vec::new())) };
+}
+
+/// Drops its keyspaces when the test's thread ends.
+struct DropAtTestEnd(RefCell<Vec<Keyspace>>);
+
+impl Drop for DropAtTestEnd {
+    fn drop(&mut self) {
+        let keyspaces = self.0.take();
+        if keyspaces.is_empty() {
+            return;
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        // The dropper may be gone (no CQL node: the test has failed already); then nothing to do.
+        if keyspace_dropper().send((keyspaces, done)).is_ok() {
+            let _ = finished.recv();
+        }
+    }
+}
+
+type DropRequest = (Vec<Keyspace>, std::sync::mpsc::Sender<()>);
+
+/// One thread, with its own runtime and session, that drops keyspaces for every test: a test's
+/// own runtime is already gone when its thread ends, and one session serves them all.
+fn keyspace_dropper() -> &'static tokio::sync::mpsc::UnboundedSender<DropRequest> {
+    static DROPPER: OnceLock<tokio::sync::mpsc::UnboundedSender<DropRequest>> = OnceLock::new();
+    DROPPER.get_or_init(|| {
+        let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<DropRequest>();
+        std::thread::Builder::new()
+            .name("keyspace-dropper".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the keyspace dropper");
+                runtime.block_on(async move {
+                    let Some(node) = known_cql_node() else {
+                        return;
+                    };
+                    let session = match cql::connect(std::slice::from_ref(&node)).await {
+                        Ok(session) => session,
+                        Err(error) => {
+                            eprintln!(
+                                "test keyspaces are not dropped: cannot reach {node}: {error}"
+                            );
+                            return;
+                        }
+                    };
+                    while let Some((keyspaces, done)) = incoming.recv().await {
+                        for keyspace in keyspaces {
+                            let statement = format!("DROP KEYSPACE IF EXISTS {keyspace}");
+                            if let Err(error) = session.query_unpaged(statement, ()).await {
+                                eprintln!("cannot drop test keyspace {keyspace}: {error}");
+                            }
+                        }
+                        let _ = done.send(());
+                    }
+                });
+            })
+            .expect("the keyspace dropper thread");
+        requests
+    })
 }
 
 /// The migrations shipped with the crate.
@@ -99,32 +192,37 @@ impl Default for AppOptions {
     }
 }
 
-/// The service's configuration for tests: WAL and store under `data_dir`, fast retries, the
-/// default limits and no settings flags. Empty `cql_nodes` means the embedded store.
+/// The service's configuration for tests: WAL and store under `data_dir`, 1 MiB WAL segments,
+/// fast retries, the default limits and no settings flags. Empty `cql_nodes` means the embedded
+/// store.
 pub fn serve_config(
     cql_nodes: Vec<String>,
     keyspace: Keyspace,
     data_dir: &Path,
 ) -> timebucket::server::ServeConfig {
-    timebucket::server::ServeConfig {
-        cql_nodes,
-        keyspace,
-        data_dir: data_dir.to_path_buf(),
-        wal_segment_bytes: 1 << 20,
-        wal_repair: false,
-        accept: timebucket::server::AcceptLimits {
-            max_body_bytes: 8 << 20,
-            max_backlog_bytes: 1 << 30,
-            max_concurrent: 8,
+    let store = if cql_nodes.is_empty() {
+        StoreTarget::Embedded {
+            dir: data_dir.join("store"),
+        }
+    } else {
+        StoreTarget::Cql {
+            nodes: cql_nodes,
+            keyspace,
+        }
+    };
+    let defaults = ServeConfig::with_defaults(store, data_dir);
+    ServeConfig {
+        wal: WalConfig {
+            segment_bytes: 1 << 20,
+            max_record_bytes: WalConfig::largest_record_in(1 << 20) as u32,
+            ..defaults.wal.clone()
         },
         flusher: timebucket::ingest::FlusherConfig {
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_millis(500),
             ..Default::default()
         },
-        shutdown_deadline: Duration::from_secs(10),
-        query: Default::default(),
-        settings: SettingsRequest::default(),
+        ..defaults
     }
 }
 
@@ -135,17 +233,32 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         None => migrated_keyspace().await,
     };
     let data_dir = tempfile::tempdir().unwrap();
-    let config = timebucket::server::ServeConfig {
-        accept: timebucket::server::AcceptLimits {
+    let config = ServeConfig {
+        accept: AcceptLimits {
             max_body_bytes: options.max_body_bytes,
             max_backlog_bytes: options.max_backlog_bytes,
-            max_concurrent: 8,
+            ..AcceptLimits::default()
         },
         query: options.query,
-        ..serve_config(vec![options.cql_node], keyspace.clone(), data_dir.path())
+        ..serve_config(vec![options.cql_node], keyspace, data_dir.path())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_with(config, data_dir, listener).await
+}
+
+/// Starts the service in-process on `config` and `listener` and waits until it answers;
+/// `data_dir` (the config's) lives as long as the app.
+pub async fn spawn_with(
+    config: timebucket::server::ServeConfig,
+    data_dir: tempfile::TempDir,
+    listener: tokio::net::TcpListener,
+) -> TestApp {
     let url = format!("http://{}", listener.local_addr().unwrap());
+    // An embedded app has no keyspace; its name is never used.
+    let keyspace = match &config.store {
+        StoreTarget::Cql { keyspace, .. } => keyspace.clone(),
+        StoreTarget::Embedded { .. } => "embedded".parse().expect("a valid keyspace name"),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(timebucket::server::run(config, listener, async {
         let _ = stopped.await;
@@ -159,6 +272,19 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     };
     app.wait_until_up().await;
     app
+}
+
+/// The embedded-store service's configuration for tests, in `data_dir` (no CQL node needed).
+pub fn embedded_config(data_dir: &Path) -> timebucket::server::ServeConfig {
+    serve_config(Vec::new(), fresh_keyspace(), data_dir)
+}
+
+/// Starts the service in-process on the embedded store in `data_dir` (which may already hold a
+/// store written by the test), with the default limits.
+pub async fn spawn_embedded_app(data_dir: tempfile::TempDir) -> TestApp {
+    let config = embedded_config(data_dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_with(config, data_dir, listener).await
 }
 
 impl TestApp {
@@ -183,6 +309,31 @@ impl TestApp {
     pub async fn stop(mut self) -> Result<(), timebucket::server::ServeError> {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap()
+    }
+
+    /// Stops the service gracefully and hands its data dir back, for a restart on it.
+    pub async fn stop_keeping_data(
+        mut self,
+    ) -> (
+        Result<(), timebucket::server::ServeError>,
+        tempfile::TempDir,
+    ) {
+        let _ = self.stop.take().unwrap().send(());
+        let outcome = self.task.take().unwrap().await.unwrap();
+        let dir = std::mem::replace(&mut self._data_dir, tempfile::tempdir().unwrap());
+        (outcome, dir)
+    }
+
+    /// How `serve` ended by itself (without being stopped), or `None` if it still runs after
+    /// `within`.
+    pub async fn ended_within(
+        &mut self,
+        within: Duration,
+    ) -> Option<Result<(), timebucket::server::ServeError>> {
+        let task = self.task.as_mut().unwrap();
+        let outcome = tokio::time::timeout(within, task).await.ok()?;
+        self.task = None;
+        Some(outcome.unwrap())
     }
 }
 
@@ -251,4 +402,17 @@ pub async fn eventually_stored(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The `timebucket` binary cargo built, with no `TIMEBUCKET_*`, `RUST_LOG` or `NO_COLOR`
+/// setting of the caller leaking in: a test sets what it means.
+pub fn timebucket_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_timebucket"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("TIMEBUCKET_") || name == "RUST_LOG" || name == "NO_COLOR" {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use super::wal_retry::WalRetry;
 use super::FlushError;
 use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
@@ -37,6 +38,7 @@ pub(super) struct Preparer {
     pub drain: watch::Receiver<bool>,
     pub quarantine: Quarantine,
     pub metrics: Arc<Metrics>,
+    pub retry: WalRetry,
 }
 
 impl Preparer {
@@ -50,10 +52,20 @@ impl Preparer {
         let mut reader = self.wal.reader(self.wal.confirmed());
         let mut durable = self.wal.durable_end();
         let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
+        let mut read_failures = 0;
         loop {
             let (back, records) = read_blocking(reader, self.max_read_bytes).await;
             reader = back;
-            let records = records?;
+            let records = match records {
+                Ok(records) => records,
+                Err(error) => {
+                    self.retry
+                        .pause(error, &mut read_failures, "reading")
+                        .await?;
+                    continue;
+                }
+            };
+            read_failures = 0;
             let (Some(first), Some(end)) = (
                 records.first().map(|record| record.position),
                 records.last().map(|record| record.next),

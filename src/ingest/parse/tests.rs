@@ -89,6 +89,26 @@ fn every_rule_is_reported_with_its_field() {
             "RFC 3339",
         ),
         (with("duration", json!(1)), "duration", "unknown field"),
+        (
+            with("timestamp", json!(i64::MAX)),
+            "timestamp",
+            "9223372036854775807 (epoch ms) is too far in the future",
+        ),
+        (
+            with("timestamp", json!(i64::MIN)),
+            "timestamp",
+            "-9223372036854775808 (epoch ms) is older than the retention",
+        ),
+        (
+            with("timestamp", json!("2023-11-16T00:00:00+01:00")),
+            "timestamp",
+            "`2023-11-16T00:00:00+01:00` is too far in the future",
+        ),
+        (
+            with("service", json!("shop\u{202e}")),
+            "service",
+            "invisible or direction-changing",
+        ),
     ];
     for (reading, field, problem) in cases {
         let problems = problems_of(json!({"api": [api(), reading]}));
@@ -169,4 +189,59 @@ fn reading_ids_are_fixed_and_distinct() {
         })
         .collect();
     assert_ne!(ids[0], ids[1]);
+}
+
+#[test]
+fn a_key_given_twice_is_refused_by_name_wherever_it_is() {
+    // Built as text: serde_json's own maps cannot hold a key twice.
+    let reading = api().to_string();
+    let twice_in_reading = reading.replacen('{', r#"{"service": "other", "#, 1);
+    let body = format!(r#"{{"api": [{reading}], "api": [{twice_in_reading}]}}"#);
+    let problems = match parse_json(body.as_bytes(), &window()) {
+        Err(ParseError::Invalid(problems)) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    let found: Vec<(Option<&str>, &str, &str)> = problems
+        .iter()
+        .map(|p| (p.kind, p.field.as_str(), p.problem.as_str()))
+        .collect();
+    assert_eq!(found, [(None, "api", "given more than once")]);
+
+    let body = format!(r#"{{"api": [{reading}, {twice_in_reading}]}}"#);
+    let problems = match parse_json(body.as_bytes(), &window()) {
+        Err(ParseError::Invalid(problems)) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    assert_eq!(
+        (
+            problems[0].index,
+            problems[0].field.as_str(),
+            problems[0].problem.as_str()
+        ),
+        (1, "service", "given more than once")
+    );
+    assert_eq!(problems.total(), 1);
+
+    let mut line = api();
+    line["kind"] = json!("api");
+    let line = line.to_string().replacen('{', r#"{"kind": "host", "#, 1);
+    let Err(ParseError::Invalid(problems)) = parse_ndjson(line.as_bytes(), &window()) else {
+        panic!("a repeated kind was accepted")
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "kind" && p.problem == "given more than once"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_body_of_millions_of_bad_readings_lists_a_hundred() {
+    let body = format!("{{\"api\": [{}0]}}", "0,".repeat(1_000_000));
+    let Err(ParseError::Invalid(problems)) = parse_json(body.as_bytes(), &window()) else {
+        panic!("expected problems")
+    };
+    assert_eq!(problems.len(), crate::ingest::problems::MAX_LISTED);
+    assert_eq!(problems.total(), 1_000_001);
 }

@@ -1,12 +1,14 @@
 //! Answers as aligned text tables for a terminal. Reading tables have a column per field of
 //! the kind, and host stats one per gauge, so a new field shows up without a change here.
 
+use crate::alerting::view::{AlertsAnswer, RulesAnswer};
 use crate::model::kind::Value;
 use crate::model::ReadingKind;
 use crate::query::answer::{
     GaugeStats, HostStatsAnswer, LatestAnswer, ReadingOut, ReadingsAnswer, SeriesAnswer,
     StatsAnswer,
 };
+use crate::scrape::status::TargetsAnswer;
 
 /// Columns padded to their widest cell, two spaces apart; numbers right-aligned.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -218,6 +220,132 @@ pub fn host_stats(answer: &HostStatsAnswer) -> String {
     }));
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     render(&headers, &rows)
+}
+
+/// `/v1/targets`: one row per target this replica scrapes, then the count of the others.
+pub fn targets(answer: &TargetsAnswer) -> String {
+    let rows: Vec<Vec<String>> = answer
+        .active_targets
+        .iter()
+        .map(|t| {
+            vec![
+                t.job.clone(),
+                t.url.clone(),
+                format!("{:?}", t.health).to_lowercase(),
+                or_dash(t.last_scrape.clone()),
+                or_dash(
+                    t.last_scrape_duration_seconds
+                        .map(|d| format!("{:.3}", d * 1000.0)),
+                ),
+                t.last_samples_read.to_string(),
+                t.last_readings_produced.to_string(),
+                or_dash(t.last_error.clone()),
+            ]
+        })
+        .collect();
+    let headers = [
+        "JOB",
+        "URL",
+        "HEALTH",
+        "LAST_SCRAPE",
+        "MS",
+        "SAMPLES",
+        "READINGS",
+        "ERROR",
+    ];
+    let mut out = render(&headers, &rows);
+    let replica = answer.replica;
+    out += &format!(
+        "{} targets here (replica {} of {}), {} on other replicas\n",
+        rows.len(),
+        replica.index,
+        replica.count,
+        answer.dropped_targets.len()
+    );
+    out
+}
+
+/// `/api/v1/alerts`: firing first, the labels other than `alertname` as `k=v`.
+pub fn alerts(answer: &AlertsAnswer) -> String {
+    let rows: Vec<Vec<String>> = answer
+        .alerts
+        .iter()
+        .map(|a| {
+            let labels: Vec<String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            vec![
+                a.state.to_uppercase(),
+                a.labels.get("alertname").cloned().unwrap_or_default(),
+                labels.join(","),
+                a.active_at.clone(),
+                a.value.clone(),
+                a.annotations
+                    .get("summary")
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut out = render(
+        &[
+            "STATE",
+            "ALERT",
+            "LABELS",
+            "ACTIVE_SINCE",
+            "VALUE",
+            "SUMMARY",
+        ],
+        &rows,
+    );
+    let firing = answer.alerts.iter().filter(|a| a.state == "firing").count();
+    out += &format!(
+        "{firing} firing, {} pending\n",
+        answer.alerts.len() - firing
+    );
+    out
+}
+
+/// `/api/v1/rules`: one line per rule.
+pub fn rules(answer: &RulesAnswer) -> String {
+    let rows: Vec<Vec<String>> = answer
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.rules.iter().map(|r| {
+                vec![
+                    g.name.clone(),
+                    r.name.clone(),
+                    r.state.clone(),
+                    r.health.clone(),
+                    r.alerts.as_ref().map_or(0, Vec::len).to_string(),
+                    r.last_evaluation.clone(),
+                    format!("{:.3}", r.evaluation_time * 1000.0),
+                    if r.last_error.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        r.last_error.clone()
+                    },
+                ]
+            })
+        })
+        .collect();
+    let headers = [
+        "GROUP",
+        "RULE",
+        "STATE",
+        "HEALTH",
+        "ALERTS",
+        "LAST_EVALUATION",
+        "MS",
+        "ERROR",
+    ];
+    let mut out = render(&headers, &rows);
+    out += &format!("{} rules in {} groups\n", rows.len(), answer.groups.len());
+    out
 }
 
 #[cfg(test)]

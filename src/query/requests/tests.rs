@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::TimestampMs;
+use crate::query::cursor::Fingerprint;
 
 fn pairs(query: &str) -> Vec<(String, String)> {
     query
@@ -34,7 +35,10 @@ fn good_requests_parse_into_typed_values() {
         StatsRequest::parse(&pairs(&format!("{OK}&step=5m&group_by=path,code")), &limits).unwrap();
     assert_eq!(s.step.millis(), 300_000);
     assert!(s.group_by.path && s.group_by.code && !s.group_by.instance);
-    assert!(LatestRequest::parse(&[]).unwrap().service.is_none());
+    assert!(LatestRequest::parse(&[], &limits)
+        .unwrap()
+        .service
+        .is_none());
     assert!(SeriesRequest::parse(&pairs(OK), &limits).is_ok());
     assert!(
         HostStatsRequest::parse(&pairs(&format!("{OK}&step=1m&instance=i-1")), &limits).is_ok()
@@ -81,6 +85,10 @@ fn every_bad_parameter_is_named() {
         ),
         ("host", &format!("{OK}&step=1m&instance=a\u{1}"), "instance"),
         ("latest", "service=a&from=0", "from"),
+        ("latest", "limit=0", "limit"),
+        ("latest", "cursor=AgAAAA", "cursor"),
+        ("series", &format!("{OK}&limit=10001"), "limit"),
+        ("series", &format!("{OK}&cursor=x"), "cursor"),
     ];
     for (endpoint, query, field) in cases {
         let raw = pairs(query);
@@ -88,7 +96,8 @@ fn every_bad_parameter_is_named() {
             "readings" => ReadingsRequest::parse(&raw, &limits).map(drop),
             "stats" => StatsRequest::parse(&raw, &limits).map(drop),
             "host" => HostStatsRequest::parse(&raw, &limits).map(drop),
-            _ => LatestRequest::parse(&raw).map(drop),
+            "series" => SeriesRequest::parse(&raw, &limits).map(drop),
+            _ => LatestRequest::parse(&raw, &limits).map(drop),
         }
         .expect_err(query);
         let fields: Vec<&str> = error.0.iter().map(|p| p.field.as_str()).collect();
@@ -116,4 +125,20 @@ fn a_cursor_only_works_with_the_parameters_it_was_made_for() {
     );
     let far = ReadingsRequest::parse(&pairs(&format!("{OK}&cursor={outside}")), &limits);
     assert_eq!(far.unwrap_err().0[0].field, "cursor");
+}
+
+#[test]
+fn the_readings_fingerprint_encodes_each_value_not_a_rendering_of_the_request() {
+    let limits = QueryLimits::default();
+    let r = ReadingsRequest::parse(&pairs(&format!("{OK}&order=desc&code=503")), &limits).unwrap();
+    let want = Fingerprint::new("readings")
+        .text("shop")
+        .int(1_709_287_200_000)
+        .int(1_709_290_800_000)
+        .optional(None)
+        .optional(None)
+        .optional(None)
+        .optional(Some("503"))
+        .text("desc");
+    assert_eq!(r.fingerprint(), want);
 }

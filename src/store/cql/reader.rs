@@ -5,7 +5,8 @@
 //! cut it short (Scylla ends pages early at 1 MB or on tombstones), so each read follows the
 //! driver's paging state until it has `limit` rows or the result ends — a short answer therefore
 //! really is the partition's last page. The latest-readings and series partitions are small
-//! and read whole, page by page.
+//! and read whole, page by page; one past [`MAX_WHOLE_PARTITION_ROWS`] is an error
+//! ([`StoreError::TooManyRows`]), never a silently cut answer.
 //!
 //! Rows are turned back into the validated model types through the kind's own checks
 //! ([`super::row::decode`]); a row that fails them (written by hand in cqlsh, say) is a
@@ -27,9 +28,18 @@ use crate::model::{
 use crate::store::Store;
 use crate::store::{expired, Order, PageRequest, SeriesEntry, StoreError};
 
-/// Most rows a whole-partition read (series, latest) collects: far above any real partition,
+/// Most rows a whole-partition read (series, latest) returns: far above any real partition,
 /// a guard against a runaway answer.
 const MAX_WHOLE_PARTITION_ROWS: usize = 1_000_000;
+
+/// The rows of a whole-partition read that asked for one more than `limit`: all of them, or
+/// an error when the partition held more than `limit`.
+fn whole<T>(rows: Vec<T>, limit: usize, what: &'static str) -> Result<Vec<T>, StoreError> {
+    if rows.len() > limit {
+        return Err(StoreError::TooManyRows { what, limit });
+    }
+    Ok(rows)
+}
 
 /// A series index row.
 #[derive(DeserializeRow)]
@@ -139,25 +149,27 @@ impl CqlStore {
     ) -> Result<Vec<K>, StoreError> {
         const WHAT: &str = "reading latest readings";
         let statements = self.statements.of::<K>();
-        let limit = MAX_WHOLE_PARTITION_ROWS;
+        // One row more than the cap tells a partition at the cap from one past it.
+        let limit = MAX_WHOLE_PARTITION_ROWS + 1;
         // Rows expire by their TTL; rows written before TTLs followed the reading's time may
         // outlive it, so the rule is applied here too, as the embedded store does.
         let (ttl, now) = (self.settings().ttl_seconds, TimestampMs::now());
         let decode = |rows: &QueryRowsResult, out: &mut Vec<K>| {
             decode_rows(rows, WHAT, None, out, |r| !expired(r.timestamp(), ttl, now))
         };
-        match service {
+        let rows = match service {
             Some(s) => {
                 let values = (shard.get(), s.as_str());
                 self.read_pages(&statements.select_latest_of, &values, limit, WHAT, decode)
-                    .await
+                    .await?
             }
             None => {
                 let values = (shard.get(),);
                 self.read_pages(&statements.select_latest, &values, limit, WHAT, decode)
-                    .await
+                    .await?
             }
-        }
+        };
+        whole(rows, MAX_WHOLE_PARTITION_ROWS, WHAT)
     }
 
     pub(super) async fn read_series_partition(
@@ -174,34 +186,50 @@ impl CqlStore {
         }
         let values = (service.as_str(), bucket.epoch_seconds());
         let statement = &self.statements.select_series;
-        self.read_pages(
-            statement,
-            &values,
-            MAX_WHOLE_PARTITION_ROWS,
-            WHAT,
-            |rows, out| {
-                for row in rows
-                    .rows::<SeriesRow>()
-                    .map_err(|e| StoreError::decode(WHAT, e))?
-                {
-                    let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
-                    // Host-only instances are recorded with an empty method and path.
-                    let api = !row.method.is_empty();
-                    out.push(SeriesEntry {
-                        service: service.clone(),
-                        bucket,
-                        instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
-                        method: api
-                            .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
-                            .transpose()?,
-                        path: api
-                            .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
-                            .transpose()?,
-                    });
-                }
-                Ok(())
-            },
-        )
-        .await
+        let rows = self
+            .read_pages(
+                statement,
+                &values,
+                MAX_WHOLE_PARTITION_ROWS + 1,
+                WHAT,
+                |rows, out| {
+                    for row in rows
+                        .rows::<SeriesRow>()
+                        .map_err(|e| StoreError::decode(WHAT, e))?
+                    {
+                        let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
+                        // Host-only instances are recorded with an empty method and path.
+                        let api = !row.method.is_empty();
+                        out.push(SeriesEntry {
+                            service: service.clone(),
+                            bucket,
+                            instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
+                            method: api
+                                .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
+                                .transpose()?,
+                            path: api
+                                .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
+                                .transpose()?,
+                        });
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        whole(rows, MAX_WHOLE_PARTITION_ROWS, WHAT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_partition_past_the_cap_is_an_error_not_a_cut_answer() {
+        assert_eq!(whole(vec![1, 2, 3], 3, "reading").unwrap(), [1, 2, 3]);
+        let error = whole(vec![1, 2, 3, 4], 3, "reading latest API readings").unwrap_err();
+        assert!(matches!(error, StoreError::TooManyRows { limit: 3, .. }));
+        assert!(!error.is_retryable());
+        assert!(error.to_string().contains("more than 3 rows"), "{error}");
     }
 }

@@ -1,0 +1,138 @@
+//! Flags shared by the commands that use the store: where it is (`--cql-nodes`, `--keyspace`)
+//! and the deployment settings (`--bucket-width`, `--shards`, ...).
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::FlagError;
+use crate::migrate::SettingsRequest;
+use crate::store::cql::Keyspace;
+
+/// Where the store is. The flags are `global`, so `migrate` accepts them before and after its
+/// action (`timebucket migrate up --cql-nodes HOST:9042`, as the README shows it).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Comma-separated `host:port` contact points of the CQL cluster (an empty value: none).
+    #[arg(
+        long,
+        env = "TIMEBUCKET_CQL_NODES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cql_nodes: Vec<String>,
+    /// The CQL keyspace.
+    #[arg(
+        long,
+        env = "TIMEBUCKET_KEYSPACE",
+        default_value = "timebucket",
+        global = true
+    )]
+    pub keyspace: Keyspace,
+}
+
+impl StoreArgs {
+    /// The contact points, each a `host:port`; empty when none was given (an empty
+    /// `TIMEBUCKET_CQL_NODES=` included).
+    pub fn nodes(&self) -> Result<Vec<String>, FlagError> {
+        if self.cql_nodes.iter().all(String::is_empty) {
+            return Ok(Vec::new());
+        }
+        for node in &self.cql_nodes {
+            let port = node
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+                return Err(FlagError::new(
+                    "--cql-nodes",
+                    format!("takes host:port contact points, got `{node}`"),
+                ));
+            }
+        }
+        Ok(self.cql_nodes.clone())
+    }
+}
+
+/// The deployment settings (bucket width, shards, retention, compaction window). They are fixed
+/// when a store is created — by `migrate up` for a CQL keyspace, by the first `serve` for the
+/// embedded store — and afterwards must match what is recorded, or be left out.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Width of a time bucket (default 1h): most queries should touch two buckets.
+    #[arg(long, env = "TIMEBUCKET_BUCKET_WIDTH", value_parser = humantime::parse_duration)]
+    pub bucket_width: Option<Duration>,
+    /// Shards per service bucket (default 4), against hot partitions.
+    #[arg(long, env = "TIMEBUCKET_SHARDS")]
+    pub shards: Option<u16>,
+    /// Partitions of the latest-readings tables (default 16).
+    #[arg(long, env = "TIMEBUCKET_LATEST_SHARDS")]
+    pub latest_shards: Option<u16>,
+    /// Retention: the TTL of readings (default 7d).
+    #[arg(long, env = "TIMEBUCKET_RETENTION", value_parser = humantime::parse_duration)]
+    pub retention: Option<Duration>,
+    /// TimeWindowCompactionStrategy window (default 6h): whole hours, a multiple of the bucket.
+    #[arg(long, env = "TIMEBUCKET_COMPACTION_WINDOW", value_parser = humantime::parse_duration)]
+    pub compaction_window: Option<Duration>,
+}
+
+impl SettingsArgs {
+    /// The settings flags as a request; durations must be whole seconds that fit in 32 bits.
+    /// How the values relate to each other is checked where settings are chosen
+    /// ([`SettingsRequest::resolve_fresh`]).
+    pub fn request(&self) -> Result<SettingsRequest, FlagError> {
+        let seconds = |flag: &'static str, d: Option<Duration>| -> Result<Option<u32>, FlagError> {
+            d.map(|d| {
+                if d.subsec_nanos() != 0 {
+                    return Err(FlagError::new(flag, "must be whole seconds"));
+                }
+                u32::try_from(d.as_secs()).map_err(|_| FlagError::new(flag, "is too long"))
+            })
+            .transpose()
+        };
+        Ok(SettingsRequest {
+            bucket_width_seconds: seconds("--bucket-width", self.bucket_width)?,
+            shards: self.shards,
+            latest_shards: self.latest_shards,
+            ttl_seconds: seconds("--retention", self.retention)?,
+            compaction_window_seconds: seconds("--compaction-window", self.compaction_window)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(nodes: &[&str]) -> StoreArgs {
+        StoreArgs {
+            cql_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            keyspace: "timebucket".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn contact_points_must_be_host_and_port() {
+        assert_eq!(
+            store(&["10.0.0.1:9042", "db:9042"]).nodes().unwrap(),
+            ["10.0.0.1:9042", "db:9042"]
+        );
+        assert!(store(&[]).nodes().unwrap().is_empty());
+        assert!(store(&[""]).nodes().unwrap().is_empty());
+        for bad in ["", "db", ":9042", "db:port", "db:70000"] {
+            let error = store(&["db:9042", bad]).nodes().unwrap_err();
+            assert_eq!(error.flag, "--cql-nodes", "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_durations_must_be_whole_seconds() {
+        let args = SettingsArgs {
+            bucket_width: Some(Duration::from_millis(1500)),
+            shards: None,
+            latest_shards: None,
+            retention: None,
+            compaction_window: None,
+        };
+        assert_eq!(args.request().unwrap_err().flag, "--bucket-width");
+    }
+}

@@ -1,0 +1,175 @@
+//! From fetched readings to the samples of the series a selector matches.
+//!
+//! Counters (the request families) have one sample per instant at which the series has API
+//! readings (readings of one millisecond are one sample). A sample's *increment* is what those
+//! readings add: their `count` (`_count`), `count × seconds` (`_sum`), or their `count` when
+//! `seconds ≤ le` and 0 otherwise (`_bucket`). A sample's *value* is the sum of increments since
+//! the UTC midnight before it: counters restart at every UTC midnight, as if the service had
+//! restarted then. Gauges (the host families) have one sample per host reading carrying the
+//! gauge (of two readings of one millisecond, the later by reading id wins).
+
+use promql_parser::label::Matcher;
+
+use crate::model::ServiceName;
+use crate::promql::families::{le_label, Family, Kind, LE_SECONDS};
+use crate::promql::fetch::{ApiEvent, ApiKey, Fetched, HostEvent};
+use crate::promql::labels::{Labels, METRIC_NAME};
+use crate::promql::plan::{families, service_matches, Use, DAY_MS};
+
+/// The samples of one series in a window, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSeries {
+    /// The series.
+    pub labels: Labels,
+    /// Sample times, ms, strictly increasing.
+    pub t: Vec<i64>,
+    /// Values or increments (see [`Use`]).
+    pub v: Vec<f64>,
+}
+
+fn api_labels(service: &ServiceName, key: &ApiKey, family: Family, le: Option<f64>) -> Labels {
+    let mut labels = Labels::new([
+        (METRIC_NAME, family.name().to_owned()),
+        ("service", service.to_string()),
+        ("job", service.to_string()),
+        ("instance", key.instance.to_string()),
+        ("method", key.method.to_string()),
+        ("path", key.path.to_string()),
+        ("code", key.code.get().to_string()),
+    ]);
+    if let Some(le) = le {
+        labels.set("le", le_label(le));
+    }
+    labels
+}
+
+/// What one API reading adds to a family's series.
+fn increment(family: Family, le: Option<f64>, e: &ApiEvent) -> f64 {
+    let count = f64::from(e.count);
+    match family {
+        Family::RequestSum => count * e.seconds,
+        Family::RequestBucket if e.seconds > le.unwrap_or(f64::INFINITY) => 0.0,
+        _ => count,
+    }
+}
+
+fn counter_samples(
+    events: &[ApiEvent],
+    add: impl Fn(&ApiEvent) -> f64,
+    (lo, hi): (i64, i64),
+    use_: Use,
+) -> (Vec<i64>, Vec<f64>) {
+    let first = match use_ {
+        Use::Increments => lo,
+        Use::Values => lo.div_euclid(DAY_MS) * DAY_MS,
+    };
+    let mut i = events.partition_point(|e| e.t < first);
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    let (mut day, mut total) = (i64::MIN, 0.0);
+    while i < events.len() && events[i].t <= hi {
+        let t = events[i].t;
+        let mut added = 0.0;
+        while i < events.len() && events[i].t == t {
+            added += add(&events[i]);
+            i += 1;
+        }
+        let value = match use_ {
+            Use::Increments => added,
+            Use::Values => {
+                if t.div_euclid(DAY_MS) != day {
+                    day = t.div_euclid(DAY_MS);
+                    total = 0.0;
+                }
+                total += added;
+                total
+            }
+        };
+        if t >= lo {
+            ts.push(t);
+            vs.push(value);
+        }
+    }
+    (ts, vs)
+}
+
+fn gauge_samples(
+    events: &[HostEvent],
+    value: impl Fn(&HostEvent) -> Option<f64>,
+    (lo, hi): (i64, i64),
+) -> (Vec<i64>, Vec<f64>) {
+    let (mut ts, mut vs): (Vec<i64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let start = events.partition_point(|e| e.t < lo);
+    for e in events[start..].iter().take_while(|e| e.t <= hi) {
+        let Some(v) = value(e) else { continue };
+        if ts.last() == Some(&e.t) {
+            *vs.last_mut().expect("a value per time") = v;
+        } else {
+            ts.push(e.t);
+            vs.push(v);
+        }
+    }
+    (ts, vs)
+}
+
+/// The series matching `matchers` with at least one sample in `[lo, hi]`, sorted by labels.
+pub fn raw_series(
+    data: &Fetched,
+    matchers: &[Matcher],
+    window: (i64, i64),
+    use_: Use,
+) -> Vec<RawSeries> {
+    let families = families(matchers);
+    let mut out = Vec::new();
+    let mut push = |labels: Labels, (t, v): (Vec<i64>, Vec<f64>)| {
+        if !t.is_empty() {
+            out.push(RawSeries { labels, t, v });
+        }
+    };
+    for (service, sd) in &data.services {
+        if !service_matches(matchers, service) {
+            continue;
+        }
+        for &family in &families {
+            match family.kind() {
+                Kind::Api => {
+                    let bounds: Vec<Option<f64>> = match family {
+                        Family::RequestBucket => LE_SECONDS
+                            .iter()
+                            .chain([f64::INFINITY].iter())
+                            .map(|&b| Some(b))
+                            .collect(),
+                        _ => vec![None],
+                    };
+                    for (key, events) in &sd.api {
+                        for &le in &bounds {
+                            let labels = api_labels(service, key, family, le);
+                            if labels.matches(matchers) {
+                                let add = |e: &ApiEvent| increment(family, le, e);
+                                push(labels, counter_samples(events, add, window, use_));
+                            }
+                        }
+                    }
+                }
+                Kind::Host => {
+                    let Family::Host(field) = family else {
+                        continue;
+                    };
+                    for (instance, events) in &sd.host {
+                        let labels = Labels::new([
+                            (METRIC_NAME, family.name().to_owned()),
+                            ("service", service.to_string()),
+                            ("job", service.to_string()),
+                            ("instance", instance.to_string()),
+                        ]);
+                        if labels.matches(matchers) {
+                            let value = |e: &HostEvent| field.value(&e.gauges);
+                            push(labels, gauge_samples(events, value, window));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
