@@ -54,7 +54,10 @@ impl Preparer {
         let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
         let mut read_failures = 0;
         loop {
-            let (back, records) = read_blocking(reader, self.max_read_bytes).await;
+            let Some((back, records)) = read_blocking(reader, self.max_read_bytes).await else {
+                // The runtime is shutting down: nothing unconfirmed is lost.
+                return Ok(());
+            };
             reader = back;
             let records = match records {
                 Ok(records) => records,
@@ -124,15 +127,20 @@ impl Preparer {
     }
 }
 
-/// Reads the next records off the async workers (blocking file reads).
+/// Reads the next records off the async workers (blocking file reads); `None` when the runtime
+/// shuts down before the read ran.
 async fn read_blocking(
     mut reader: WalReader,
     max_bytes: usize,
-) -> (WalReader, Result<Vec<WalRecord>, WalError>) {
-    tokio::task::spawn_blocking(move || {
+) -> Option<(WalReader, Result<Vec<WalRecord>, WalError>)> {
+    let read = tokio::task::spawn_blocking(move || {
         let records = reader.next_batch(max_bytes);
         (reader, records)
     })
-    .await
-    .expect("WAL reader thread panicked")
+    .await;
+    match read {
+        Ok(read) => Some(read),
+        Err(error) if error.is_cancelled() => None,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
 }
