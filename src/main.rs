@@ -86,6 +86,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::query::cli::run(&args).await?);
             Ok(())
         }
+        Command::Quarantine(args) => {
+            print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
+            Ok(())
+        }
         Command::Rules(args) => match args.action {
             RulesAction::Check(check) => {
                 let (report, passed) = timebucket::alerting::rules::check(&check.files);

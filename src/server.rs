@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use crate::alerting::{Alerting, AlertingConfig, AlertsView, RulesError};
 use crate::api::{self, AppState, Health};
+use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{Described, MigrateError, SettingsRequest};
 use crate::model::{Settings, TimestampMs};
@@ -77,6 +78,8 @@ pub struct ServeConfig {
     pub scrape: ScrapeSettings,
     /// Alerting: rule files (none: no alerting), receivers, the evaluator lease.
     pub alerting: AlertingConfig,
+    /// Where the flusher sets aside what the store refuses for good (`<data_dir>/quarantine`).
+    pub quarantine: Quarantine,
 }
 
 impl ServeConfig {
@@ -99,6 +102,7 @@ impl ServeConfig {
             otlp: OtlpListen::default(),
             scrape: ScrapeSettings::default(),
             alerting: AlertingConfig::off(data_dir.join("alerting")),
+            quarantine: Quarantine::in_data_dir(data_dir),
         }
     }
 }
@@ -257,11 +261,14 @@ async fn serve_with<S: Store, A: AlertStore>(
     let metrics = Arc::new(Metrics::new());
     let (flush_ok_tx, flush_ok) = watch::channel(true);
     let (reachable_tx, store_reachable) = watch::channel(true);
+    let quarantine = config.quarantine.clone();
+    quarantine.report();
     let (flusher, flusher_handle) = Flusher::new(
         wal.clone(),
         store.clone(),
         metrics.clone(),
         config.flusher,
+        quarantine,
         flush_ok_tx,
     );
     let mut flusher_task = tokio::spawn(flusher.run());

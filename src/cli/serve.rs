@@ -13,6 +13,7 @@ use clap::Args;
 use super::alerting::AlertingArgs;
 use super::store::{SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
+use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptLimits, FlusherConfig};
 use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
@@ -152,6 +153,7 @@ impl ServeArgs {
             },
             settings: self.settings.request()?,
             alerting: self.alerting.config(&self.data_dir)?,
+            quarantine: Quarantine::in_data_dir(&self.data_dir),
         })
     }
 
