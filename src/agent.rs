@@ -10,10 +10,9 @@
 //! some builds and not in others would be a trap on hosts.
 //!
 //! Tasks: the sampler ([`sample`], on a blocking thread since `sysinfo` reads files) and the
-//! delivery ([`deliver`]), joined by a bounded backlog, so a slow collector never delays a
+//! delivery (`client::outbox`), joined by a bounded backlog, so a slow collector never delays a
 //! heartbeat.
 
-pub mod deliver;
 pub mod sample;
 
 use std::future::Future;
@@ -22,9 +21,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capture::push::{PushError, Pusher, RetryPolicy};
-use crate::model::{InstanceName, ServiceName, TimestampMs};
-use deliver::{Backlog, HostLine};
+use crate::client::outbox::{self, Backlog};
+use crate::client::push::{PushError, Pusher, RetryPolicy};
+use crate::model::{HostGauges, HostReading, InstanceName, ReadingId, ServiceName, TimestampMs};
 use sample::{HostSample, Sampler};
 
 /// Shortest interval: `sysinfo` needs this long between two CPU readings.
@@ -116,13 +115,13 @@ pub async fn run(
     let mut sampler = tokio::task::spawn_blocking(move || Sampler::start(pid, &disk)).await??;
     tracing::info!(url = %pusher.url(), service = %args.service, %instance, interval = %humantime::format_duration(args.interval), "agent started");
 
-    let backlog = Arc::new(Backlog::default());
+    let backlog = Arc::new(Backlog::<HostReading>::default());
     let retry = RetryPolicy {
         attempts: u32::MAX,
         initial: Duration::from_secs(1),
         max: Duration::from_secs(30),
     };
-    let mut delivery = tokio::spawn(deliver::run(backlog.clone(), pusher, retry));
+    let mut delivery = tokio::spawn(outbox::run(backlog.clone(), pusher, retry));
     let mut ticks =
         tokio::time::interval_at(tokio::time::Instant::now() + MIN_INTERVAL, args.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -139,7 +138,7 @@ pub async fn run(
                 .await?;
                 sampler = back;
                 backlog.counters.samples.fetch_add(1, Ordering::Relaxed);
-                backlog.push(line(&args.service, &instance, TimestampMs::now(), sample));
+                backlog.push(reading(&args.service, &instance, TimestampMs::now(), sample));
             }
         }
     }
@@ -169,26 +168,29 @@ pub async fn run(
     })
 }
 
-/// The reading of one sample.
-fn line(
+/// The reading of one sample (its id is the collector's to fix; this one is never sent).
+fn reading(
     service: &ServiceName,
     instance: &InstanceName,
     at: TimestampMs,
     s: HostSample,
-) -> HostLine {
+) -> HostReading {
     let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    HostLine {
-        service: service.to_string(),
-        instance: instance.to_string(),
-        timestamp: at.millis(),
-        available: s.available,
-        cpu_percent: s.cpu_percent,
-        mem_used_bytes: bytes(s.mem_used),
-        mem_total_bytes: bytes(s.mem_total),
-        disk_used_bytes: s.disk.map(|d| bytes(d.used)),
-        disk_total_bytes: s.disk.map(|d| bytes(d.total)),
-        heap_bytes: s.process.map(|p| bytes(p.rss)),
-        allocated_bytes: s.process.and_then(|p| p.allocated).map(bytes),
-        freed_bytes: s.process.and_then(|p| p.freed).map(bytes),
+    HostReading {
+        id: ReadingId::new(),
+        service: service.clone(),
+        instance: instance.clone(),
+        timestamp: at,
+        gauges: HostGauges {
+            cpu_percent: Some(s.cpu_percent),
+            mem_used_bytes: Some(bytes(s.mem_used)),
+            mem_total_bytes: Some(bytes(s.mem_total)),
+            disk_used_bytes: s.disk.map(|d| bytes(d.used)),
+            disk_total_bytes: s.disk.map(|d| bytes(d.total)),
+            available: Some(s.available),
+            heap_bytes: s.process.map(|p| bytes(p.rss)),
+            allocated_bytes: s.process.and_then(|p| p.allocated).map(bytes),
+            freed_bytes: s.process.and_then(|p| p.freed).map(bytes),
+        },
     }
 }

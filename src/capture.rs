@@ -17,8 +17,9 @@
 //!
 //! Pieces: [`layer`] (the tower middleware, feature `client`) times each request and hands it to a
 //! [`Recorder`]; the pipeline's tasks normalise paths ([`normalise`]), aggregate or batch
-//! (`aggregate`) and push ([`push`]), and/or count them in a Prometheus endpoint
-//! ([`exposition`]) for a collector that scrapes instead ([`CaptureConfig::scrape_only`]).
+//! (`aggregate`) into API readings and push them in the ingest wire format (`client::push`,
+//! `client::wire`), and/or count them in a Prometheus endpoint ([`exposition`]) for a collector
+//! that scrapes instead ([`CaptureConfig::scrape_only`]).
 //!
 //! Invariants: the request path does a bounded, lock-free `try_send` and nothing else: no lock, no
 //! I/O, no waiting; when anything downstream is slow or down, requests are dropped and counted
@@ -26,7 +27,7 @@
 //! few whatever the URLs.
 //!
 //! Why only the layer is behind `client`: everything else here uses dependencies the binary has
-//! anyway, and [`push`] is shared with the host agent (`timebucket agent`, part of the default
+//! anyway, and pushing is shared with the host agent (`timebucket agent`, part of the default
 //! build); the feature keeps the tower glue (and its `tower`, `pin-project-lite` dependencies) out
 //! of the service build.
 
@@ -36,7 +37,6 @@ pub mod exposition;
 pub mod layer;
 pub mod normalise;
 mod pipeline;
-pub mod push;
 pub mod recorder;
 
 use std::sync::Arc;
@@ -45,13 +45,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use crate::client::push::{self, PushError, Pusher, RetryPolicy};
 use crate::model::{InstanceName, ServiceName};
 use aggregate::Source;
 pub use exposition::MetricsEndpoint;
 #[cfg(feature = "client")]
 pub use layer::{CaptureLayer, CaptureService};
 pub use normalise::PathNormaliser;
-pub use push::{PushError, Pusher, RetryPolicy};
 use recorder::Counters;
 pub use recorder::{CaptureStats, Recorder, RequestRecord, RoutePath};
 
@@ -215,8 +215,8 @@ impl Capture {
         let (queue_tx, queue_rx) = mpsc::channel(config.max_pending_batches);
         let (stop, stopped) = oneshot::channel();
         let source = Source {
-            service: Arc::from(config.service.as_str()),
-            instance: Arc::from(config.instance.as_str()),
+            service: config.service.clone(),
+            instance: config.instance.clone(),
             normaliser: config.normaliser.clone(),
         };
         let settings = pipeline::CollectSettings {

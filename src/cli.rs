@@ -76,6 +76,8 @@ pub enum Command {
     Agent(AgentArgs),
     /// Ask a running service: readings, series, latest, stats, host-stats, targets, alerts, rules.
     Query(crate::query::cli::QueryArgs),
+    /// List or show what the flusher set aside (batches the store refused, undecodable records).
+    Quarantine(crate::ingest::quarantine::cli::QuarantineArgs),
     /// Check alerting rule files.
     Rules(RulesArgs),
     /// Make access tokens (`token new`).

@@ -10,7 +10,8 @@
 //!
 //! Invariants: a 202 is sent only after the readings' WAL record is synced; the flusher reads
 //! from the WAL (not from memory), so a backlog costs disk, not RAM; a WAL position is
-//! confirmed only after every reading before it is in the store.
+//! confirmed only after every reading before it is in the store, or, for what the store refuses
+//! for good or what cannot be decoded, durably set aside in the [`quarantine`].
 
 pub mod accept;
 pub mod fields;
@@ -19,6 +20,7 @@ pub mod gate;
 pub mod lenient;
 pub mod parse;
 pub mod problems;
+pub mod quarantine;
 pub mod record;
 pub mod rules;
 

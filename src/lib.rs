@@ -15,9 +15,11 @@
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
 //! - [`cli`], [`config_file`]: command-line flags, and the same settings from a TOML file.
+//! - [`client`]: the client side of the HTTP API: the ingest wire format, pushing, the
+//!   agent's outbox and the query client.
 //! - [`foreign`]: conversions from other systems' formats (OTLP, Prometheus) into readings.
-//! - [`capture`]: the client side: record an app's requests (tower layer, feature `client`) and
-//!   push readings to a collector.
+//! - [`capture`]: record an app's requests (tower layer, feature `client`) and push readings to
+//!   a collector.
 //! - [`agent`]: `timebucket agent`, the host agent pushing CPU, memory, disk and heartbeat readings.
 //! - [`scrape`]: pull: scraping Prometheus / OpenMetrics endpoints into readings.
 //! - [`reload`]: the reload hub (SIGHUP, `POST /-/reload`) that config-driven subsystems join.
@@ -30,6 +32,7 @@ pub mod alerting;
 pub mod api;
 pub mod capture;
 pub mod cli;
+pub mod client;
 pub mod config_file;
 pub mod console;
 pub mod foreign;

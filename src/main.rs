@@ -94,6 +94,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Quarantine(args) => {
+            print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
+            Ok(())
+        }
         Command::Rules(args) => match args.action {
             RulesAction::Check(check) => {
                 let (report, passed) = timebucket::alerting::rules::check(&check.files);

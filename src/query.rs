@@ -19,6 +19,7 @@
 //! latest table has a row of it, i.e. nothing arrived from it within the retention.
 
 pub mod answer;
+mod cells;
 pub mod cli;
 pub mod cursor;
 pub mod fanout;
@@ -43,12 +44,12 @@ pub use limits::QueryLimits;
 pub use params::{ParamErrors, ParamProblem};
 
 use answer::{HostStatsAnswer, StatsAnswer};
-use fanout::{scan, ApiRows, HostRows, Reads};
+use fanout::{scan, Reads};
 use lookup::KnownServices;
 use plan::{api_shard, host_shard, plan, RangeRead};
 use requests::{HostStatsRequest, StatsRequest};
 
-use crate::model::{HostReading, Seq, ServiceName};
+use crate::model::{ApiReading, HostReading, ReadingKind, Seq, ServiceName};
 use crate::store::{Order, PageRequest, Store, StoreError};
 use params::TimeRange;
 
@@ -132,24 +133,46 @@ impl<S: Store> Queries<S> {
         ))
     }
 
-    /// `GET /v1/stats`: API readings per step and group.
-    pub async fn stats(&self, request: &StatsRequest) -> Result<StatsAnswer, QueryError> {
-        self.known_service(&request.service).await?;
-        let shard = api_shard(&request.filter, self.store.settings().shards);
-        let partitions = self.all_partitions(&request.service, request.range, shard);
-        let mut pages = scan::<S, ApiRows>(&self.reads(), partitions);
-        let mut stats =
-            stats::ApiStats::new(request.step, request.group_by, self.limits.max_points);
+    /// Every reading of kind `K` of `service` in `range` (of one shard, when given), handed to
+    /// `add` in no particular order: the scan behind both stats endpoints. Fails once more than
+    /// `max_scan_rows` rows were read.
+    async fn fold<K: ReadingKind>(
+        &self,
+        service: &ServiceName,
+        range: TimeRange,
+        shard: Option<Seq>,
+        mut add: impl FnMut(&K) -> Result<(), ParamErrors>,
+    ) -> Result<(), QueryError> {
+        self.known_service(service).await?;
+        let partitions = self.all_partitions(service, range, shard);
+        let mut pages = scan::<S, K>(&self.reads(), partitions);
         let mut scanned = 0u64;
         while let Some(page) = pages.try_next().await? {
             scanned += page.len() as u64;
             if scanned > self.limits.max_scan_rows {
                 return Err(self.too_many_rows());
             }
-            for r in page.iter().filter(|r| request.filter.matches(r)) {
-                stats.add(r)?;
+            for reading in &page {
+                add(reading)?;
             }
         }
+        Ok(())
+    }
+
+    /// `GET /v1/stats`: API readings per step and group.
+    pub async fn stats(&self, request: &StatsRequest) -> Result<StatsAnswer, QueryError> {
+        let shard = api_shard(&request.filter, self.store.settings().shards);
+        let mut stats =
+            stats::ApiStats::new(request.step, request.group_by, self.limits.max_points);
+        let filter = &request.filter;
+        self.fold::<ApiReading>(&request.service, request.range, shard, |r| {
+            if filter.matches(r) {
+                stats.add(r)
+            } else {
+                Ok(())
+            }
+        })
+        .await?;
         Ok(stats.finish())
     }
 
@@ -158,24 +181,18 @@ impl<S: Store> Queries<S> {
         &self,
         request: &HostStatsRequest,
     ) -> Result<HostStatsAnswer, QueryError> {
-        self.known_service(&request.service).await?;
         let shard = host_shard(request.instance.as_ref(), self.store.settings().shards);
-        let partitions = self.all_partitions(&request.service, request.range, shard);
-        let mut pages = scan::<S, HostRows>(&self.reads(), partitions);
         let mut stats =
             host_stats::HostStats::new(request.step, request.range, self.limits.max_points);
-        let mut scanned = 0u64;
-        while let Some(page) = pages.try_next().await? {
-            scanned += page.len() as u64;
-            if scanned > self.limits.max_scan_rows {
-                return Err(self.too_many_rows());
+        let wanted = |r: &HostReading| request.instance.as_ref().is_none_or(|i| *i == r.instance);
+        self.fold::<HostReading>(&request.service, request.range, shard, |r| {
+            if wanted(r) {
+                stats.add(r)
+            } else {
+                Ok(())
             }
-            let wanted =
-                |r: &&HostReading| request.instance.as_ref().is_none_or(|i| *i == r.instance);
-            for r in page.iter().filter(wanted) {
-                stats.add(r)?;
-            }
-        }
+        })
+        .await?;
         Ok(stats.finish())
     }
 }

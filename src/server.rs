@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::access::{AccessConfig, AccessError, TlsError};
 use crate::alerting::{Alerting, AlertingConfig, AlertsView, RulesError};
 use crate::api::{self, AppState, Health};
+use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{Described, MigrateError, SettingsRequest};
 use crate::model::{Settings, TimestampMs};
@@ -83,6 +84,8 @@ pub struct ServeConfig {
     pub access: AccessConfig,
     /// Credentials and TLS of the CQL connections (with [`StoreTarget::Cql`]).
     pub cql: CqlSecurity,
+    /// Where the flusher sets aside what the store refuses for good (`<data_dir>/quarantine`).
+    pub quarantine: Quarantine,
 }
 
 impl ServeConfig {
@@ -107,6 +110,7 @@ impl ServeConfig {
             alerting: AlertingConfig::off(data_dir.join("alerting")),
             access: AccessConfig::default(),
             cql: CqlSecurity::default(),
+            quarantine: Quarantine::in_data_dir(data_dir),
         }
     }
 }
@@ -298,11 +302,14 @@ async fn serve_with<S: Store, A: AlertStore>(
     let tls = prepared.tls;
     let (flush_ok_tx, flush_ok) = watch::channel(true);
     let (reachable_tx, store_reachable) = watch::channel(true);
+    let quarantine = config.quarantine.clone();
+    quarantine.report();
     let (flusher, flusher_handle) = Flusher::new(
         wal.clone(),
         store.clone(),
         metrics.clone(),
         config.flusher,
+        quarantine,
         flush_ok_tx,
     );
     let mut flusher_task = tokio::spawn(flusher.run());

@@ -3,13 +3,18 @@
 //! [`Store`] is what ingest and queries need from a backend; [`cql`] implements it for Scylla and
 //! Cassandra, [`embedded`] on a local LSM-tree. [`batch`] groups readings the way every backend
 //! writes them; [`read`] holds the partition-level, paged read requests every backend answers.
+//! Both backends are generic over [`ReadingKind`]: what they store of a reading (columns,
+//! statements, codecs) follows from the kind's declaration, never from per-kind code.
 //!
-//! Invariant: every write is idempotent (rows are keyed by the reading's fixed id, latest rows are
+//! Invariants: every write is idempotent (rows are keyed by the reading's fixed id, latest rows are
 //! written with the reading's own time as write timestamp), so a retry or a WAL replay after a
-//! partial failure leaves the same data as one clean write.
+//! partial failure leaves the same data as one clean write. Both backends expire a latest row
+//! once its reading is older than the retention, and a series index entry once the end of its
+//! bucket is: [`expired`] is the rule.
 //!
-//! Errors say which operation failed and classify themselves with
-//! [`StoreError::is_retryable`], never by string matching.
+//! Errors say which operation failed, in classes every backend shares (unavailable, rejected,
+//! decode, settings); each backend maps its own errors into them (`cql::error`, `embedded`),
+//! and callers decide by [`StoreError::is_retryable`], never by string matching.
 
 pub mod alerting;
 pub mod batch;
@@ -17,118 +22,90 @@ pub mod cql;
 pub mod embedded;
 pub mod read;
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use thiserror::Error;
 
-pub use batch::{PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
+pub use batch::{KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
 pub use read::{Order, PageRequest, ReadingKey};
 
-use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 
 /// A storage backend.
 pub trait Store: Send + Sync + 'static {
     /// The deployment settings (bucket width, shards, retention) the data is laid out with.
     fn settings(&self) -> &Settings;
 
-    /// Writes everything in `batch`. Idempotent: on error, the caller retries the whole batch.
+    /// Writes everything in `batch`. Idempotent: on a retryable error the caller retries the
+    /// whole batch.
     fn write(&self, batch: &WriteBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// One page of one partition's API readings (see [`PageRequest`] for the exact contract:
-    /// strictly after the resume key, at most `limit` rows, a short page is the last one).
-    fn read_api(
+    /// One page of one partition's readings of kind `K` (see [`PageRequest`] for the exact
+    /// contract: strictly after the resume key, at most `limit` rows, a short page is the last
+    /// one).
+    fn read_page<K: ReadingKind>(
         &self,
         request: &PageRequest,
-    ) -> impl Future<Output = Result<Vec<ApiReading>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<K>, StoreError>> + Send;
 
-    /// One page of one partition's host readings, like [`Store::read_api`].
-    fn read_host(
+    /// The latest reading of kind `K` of every series stored in latest-readings shard `shard`,
+    /// of one service or of all. A series whose latest reading is older than the retention has
+    /// none.
+    fn read_latest<K: ReadingKind>(
         &self,
-        request: &PageRequest,
-    ) -> impl Future<Output = Result<Vec<HostReading>, StoreError>> + Send;
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> impl Future<Output = Result<Vec<K>, StoreError>> + Send;
 
-    /// Every entry of the series index for `service` in `bucket` (one small partition).
+    /// Every entry of the series index for `service` in `bucket` (one small partition); none
+    /// once the bucket's end is older than the retention.
     fn read_series(
         &self,
         service: &ServiceName,
         bucket: TimeBucket,
     ) -> impl Future<Output = Result<Vec<SeriesEntry>, StoreError>> + Send;
-
-    /// The latest API reading of every series stored in latest-readings shard `shard`, of one
-    /// service or of all.
-    fn read_latest_api(
-        &self,
-        shard: Seq,
-        service: Option<&ServiceName>,
-    ) -> impl Future<Output = Result<Vec<ApiReading>, StoreError>> + Send;
-
-    /// The latest host reading of every instance stored in latest-readings shard `shard`, of one
-    /// service or of all.
-    fn read_latest_host(
-        &self,
-        shard: Seq,
-        service: Option<&ServiceName>,
-    ) -> impl Future<Output = Result<Vec<HostReading>, StoreError>> + Send;
 }
 
-/// A failure of the storage backend.
+/// The cause behind a store error, as the backend reported it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failure of the storage backend, in terms every backend shares.
+///
+/// The class decides what the flusher does ([`StoreError::is_retryable`]): an unavailable store
+/// is waited for, a rejected write is never retried.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// No contact point answered.
-    #[error("cannot connect to the CQL cluster at {nodes}: {source}")]
-    Connect {
-        /// The contact points tried.
-        nodes: String,
-        /// The driver's reason.
-        #[source]
-        source: Box<scylla::errors::NewSessionError>,
-    },
-    /// A statement could not be prepared (usually: the schema is missing or old).
-    #[error("cannot prepare `{statement}`: {source} (has `timebucket migrate up` run on this keyspace?)")]
-    Prepare {
-        /// The statement text.
-        statement: String,
-        /// The driver's reason.
-        #[source]
-        source: Box<scylla::errors::PrepareError>,
-    },
-    /// A statement failed on the cluster.
-    #[error("{what} failed: {source}")]
-    Execute {
+    /// The store cannot be reached, is overloaded, timed out or failed in a way that may pass:
+    /// trying again later may succeed.
+    #[error("{what}: the store is unavailable: {source}")]
+    Unavailable {
         /// What we were doing.
-        what: &'static str,
-        /// The driver's reason.
+        what: Cow<'static, str>,
+        /// The backend's reason.
         #[source]
-        source: Box<scylla::errors::ExecutionError>,
+        source: Cause,
     },
-    /// A paged read failed part way.
-    #[error("{what} failed while paging: {source}")]
-    Paging {
-        /// What we were reading.
-        what: &'static str,
-        /// The driver's reason.
+    /// The store refused the request itself (an invalid statement or value, a missing table):
+    /// the same request will fail again.
+    #[error("{what}: the store refused it: {source}")]
+    Rejected {
+        /// What we were doing.
+        what: Cow<'static, str>,
+        /// The backend's reason.
         #[source]
-        source: Box<scylla::errors::NextPageError>,
+        source: Cause,
     },
-    /// An answer did not have the expected shape.
-    #[error("{what}: unexpected answer from the cluster: {reason}")]
+    /// An answer or a stored value did not have the expected shape.
+    #[error("{what}: unexpected answer from the store: {reason}")]
     Decode {
         /// What we were reading.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// What was wrong.
         reason: String,
-    },
-    /// The embedded store failed.
-    #[error("{what} failed: {source}")]
-    Embedded {
-        /// What we were doing.
-        what: &'static str,
-        /// fjall's reason.
-        #[source]
-        source: Box<fjall::Error>,
     },
     /// A partition read whole has more rows than one answer may hold: the read is refused
     /// rather than answered in part.
@@ -139,61 +116,73 @@ pub enum StoreError {
         /// The most rows one whole-partition read returns.
         limit: usize,
     },
-    /// The keyspace has no (or broken) deployment settings.
-    #[error("keyspace `{keyspace}` has no usable timebucket settings ({reason}); run `timebucket migrate up` first")]
+    /// The store has no (or broken) deployment settings.
+    #[error(
+        "{store} has no usable timebucket settings ({reason}); run `timebucket migrate up` first"
+    )]
     Settings {
-        /// The keyspace read.
-        keyspace: String,
+        /// The keyspace or directory read.
+        store: String,
         /// What was wrong.
         reason: String,
     },
 }
 
 impl StoreError {
-    /// True when trying again later may succeed (the cluster was unreachable, overloaded or
-    /// timed out); false for errors that need a person (schema missing, bad answer).
+    /// True when trying again later may succeed (the store was unreachable, overloaded or timed
+    /// out); false for errors that trying again cannot fix. The flusher retries the first kind
+    /// with backoff and quarantines a batch failing with the second.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Connect { .. } | StoreError::Execute { .. } | StoreError::Paging { .. }
-        )
+        matches!(self, StoreError::Unavailable { .. })
     }
 
-    /// A failed statement, with what it was for.
-    pub fn execute(what: &'static str, source: impl Into<scylla::errors::ExecutionError>) -> Self {
-        StoreError::Execute {
-            what,
-            source: Box::new(source.into()),
-        }
-    }
-
-    /// A statement that could not be prepared.
-    pub fn prepare(statement: impl Into<String>, source: scylla::errors::PrepareError) -> Self {
-        StoreError::Prepare {
-            statement: statement.into(),
-            source: Box::new(source),
-        }
-    }
-
-    /// A short, stable name of the cause, for metric labels.
+    /// A short, stable name of the class, for metric labels.
     pub fn cause(&self) -> &'static str {
         match self {
-            StoreError::Connect { .. } => "connect",
-            StoreError::Prepare { .. } => "prepare",
-            StoreError::Execute { .. } => "execute",
-            StoreError::Paging { .. } => "paging",
+            StoreError::Unavailable { .. } => "unavailable",
+            StoreError::Rejected { .. } => "rejected",
             StoreError::Decode { .. } => "decode",
-            StoreError::Embedded { .. } => "embedded",
             StoreError::TooManyRows { .. } => "too_many_rows",
             StoreError::Settings { .. } => "settings",
         }
     }
 
-    /// Wraps a decoding error of any driver type.
-    pub fn decode(what: &'static str, reason: impl std::fmt::Display) -> Self {
+    /// The store could not do `what` for now.
+    pub fn unavailable(what: impl Into<Cow<'static, str>>, source: impl Into<Cause>) -> Self {
+        StoreError::Unavailable {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The store refused `what` for good.
+    pub fn rejected(what: impl Into<Cow<'static, str>>, source: impl Into<Cause>) -> Self {
+        StoreError::Rejected {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// What was read while doing `what` is not what it should be.
+    pub fn decode(what: impl Into<Cow<'static, str>>, reason: impl std::fmt::Display) -> Self {
         StoreError::Decode {
-            what,
+            what: what.into(),
             reason: reason.to_string(),
         }
     }
+}
+
+/// Whether data of instant `at` is past the retention `ttl_seconds` at `now`: the expiry rule of
+/// latest rows (`at` = the reading's time) and series entries (`at` = the end of their bucket),
+/// shared by both backends.
+pub fn expired(at: TimestampMs, ttl_seconds: u32, now: TimestampMs) -> bool {
+    remaining_ttl_seconds(at, ttl_seconds, now) == 0
+}
+
+/// Whole seconds until data of instant `at` is past the retention at `now` (rounded up), 0 once
+/// it is: the CQL TTL of a latest row or series entry written at `now`.
+pub fn remaining_ttl_seconds(at: TimestampMs, ttl_seconds: u32, now: TimestampMs) -> i32 {
+    let left_ms = at.millis() + i64::from(ttl_seconds) * 1000 - now.millis();
+    let left_ms = u64::try_from(left_ms).unwrap_or(0);
+    i32::try_from(left_ms.div_ceil(1000)).unwrap_or(i32::MAX)
 }

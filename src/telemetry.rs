@@ -34,8 +34,12 @@ pub struct Metrics {
     pub readings_flushed: Counter,
     /// Flush attempts that failed and will be retried.
     pub flush_retries: Counter,
-    /// Store errors, by cause.
+    /// Store errors, by class (`unavailable`, `rejected`, `decode`, `settings`).
     pub store_errors: Family<OneLabel, Counter>,
+    /// Items set aside in the quarantine, by what they hold (`batch`, `record`).
+    pub quarantined: Family<OneLabel, Counter>,
+    /// Readings of the batches set aside in the quarantine.
+    pub quarantined_readings: Counter,
     /// Time to write one flush batch to the store, seconds.
     pub flush_seconds: Histogram,
     /// Time from receiving a body to its WAL sync (the 202 latency), seconds.
@@ -95,6 +99,8 @@ impl Metrics {
             readings_flushed: Counter::default(),
             flush_retries: Counter::default(),
             store_errors: Family::default(),
+            quarantined: Family::default(),
+            quarantined_readings: Counter::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             ack_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             flush_lag_seconds: Gauge::default(),
@@ -136,8 +142,18 @@ impl Metrics {
         );
         registry.register(
             "store_errors",
-            "Store errors by cause",
+            "Store errors by class",
             metrics.store_errors.clone(),
+        );
+        registry.register(
+            "quarantined",
+            "Items the flusher set aside in the quarantine, by what they hold",
+            metrics.quarantined.clone(),
+        );
+        registry.register(
+            "quarantined_readings",
+            "Readings of the batches set aside in the quarantine",
+            metrics.quarantined_readings.clone(),
         );
         registry.register(
             "flush_duration_seconds",

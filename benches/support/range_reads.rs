@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use timebucket::model::ServiceName;
+use timebucket::model::{ApiReading, ServiceName};
 use timebucket::query::answer::StatsAnswer;
-use timebucket::query::fanout::{ApiRows, OrderedMerge, Reads};
+use timebucket::query::fanout::{OrderedMerge, Reads};
 use timebucket::query::params::{ApiFilter, Step, TimeRange};
 use timebucket::query::plan::{plan, RangeRead};
 use timebucket::query::requests::{GroupBy, StatsRequest};
@@ -18,7 +18,7 @@ pub fn ordered_merge<S: Store>(
     limits: &QueryLimits,
     service: &ServiceName,
     range: TimeRange,
-) -> OrderedMerge<S, ApiRows> {
+) -> OrderedMerge<S, ApiReading> {
     let read = RangeRead {
         service,
         range,

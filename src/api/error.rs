@@ -248,12 +248,10 @@ mod tests {
             path: PathBuf::from(secret),
             source: std::io::Error::other("disk on fire"),
         });
-        let store = QueryError::Store(StoreError::Embedded {
-            what: "reading latest readings",
-            source: Box::new(fjall::Error::Io(std::io::Error::other(format!(
-                "cannot open {secret}"
-            )))),
-        });
+        let store = QueryError::Store(StoreError::rejected(
+            "reading latest readings",
+            std::io::Error::other(format!("cannot open {secret}")),
+        ));
         let decoder = AcceptError::Decoder("panicked at src/ingest/accept.rs:1".into());
         for (error, status) in [
             (ApiError::from(wal), 503),

@@ -383,20 +383,9 @@ pub async fn labels<S: Store>(
     body: Bytes,
 ) -> Result<Response, PromError> {
     let params = Params::read(q, &body);
-    let (start, end) = params.metadata_range()?;
-    let series = visible(&state, &caller)
-        .series(&params.selectors(false)?, start, end)
-        .await?;
-    let mut names: Vec<&str> = series
-        .iter()
-        .flat_map(|l| l.iter().map(|(n, _)| n))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    if let Some(limit) = params.limit()? {
-        names.truncate(limit);
-    }
-    Ok(success(names))
+    let series = metadata_series(&state, &caller, &params).await?;
+    let names = series.iter().flat_map(|l| l.iter().map(|(n, _)| n));
+    Ok(success(sorted_unique(names, params.limit()?)))
 }
 
 /// `GET /api/v1/label/<name>/values`: the values of one label over the matching series.
@@ -408,21 +397,35 @@ pub async fn label_values<S: Store>(
     body: Bytes,
 ) -> Result<Response, PromError> {
     let params = Params::read(q, &body);
-    let (start, end) = params.metadata_range()?;
-    let series = visible(&state, &caller)
-        .series(&params.selectors(false)?, start, end)
-        .await?;
-    let mut values: Vec<&str> = series
+    let series = metadata_series(&state, &caller, &params).await?;
+    let values = series
         .iter()
         .map(|l| l.get(&name))
-        .filter(|v| !v.is_empty())
-        .collect();
-    values.sort_unstable();
-    values.dedup();
-    if let Some(limit) = params.limit()? {
-        values.truncate(limit);
+        .filter(|v| !v.is_empty());
+    Ok(success(sorted_unique(values, params.limit()?)))
+}
+
+/// The label sets of the series `match[]` selects in the metadata range.
+async fn metadata_series<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Vec<Labels>, PromError> {
+    let (start, end) = params.metadata_range()?;
+    Ok(visible(state, caller)
+        .series(&params.selectors(false)?, start, end)
+        .await?)
+}
+
+/// `items` sorted, without repeats, the first `limit` of them.
+fn sorted_unique<'a>(items: impl Iterator<Item = &'a str>, limit: Option<usize>) -> Vec<&'a str> {
+    let mut items: Vec<&str> = items.collect();
+    items.sort_unstable();
+    items.dedup();
+    if let Some(limit) = limit {
+        items.truncate(limit);
     }
-    Ok(success(values))
+    items
 }
 
 /// `GET /api/v1/metadata`: type, help and unit of every family (or `metric`), capped at `limit`.

@@ -7,22 +7,24 @@
 //! duration. Count, total (so mean) and max are then all exact on the collector's side, which takes
 //! a summary's `duration_ms` as the mean of its `count` requests.
 //!
-//! Invariants: every line built here is a reading the collector accepts (standard method, status
-//! 100-599, a valid path, a duration of at most [`MAX_DURATION_MS`], `1 <= count <= i32::MAX`); a
-//! request that cannot be one is refused and the caller counts it as unrecordable. The number of
-//! series per interval is capped, so a flood of distinct paths costs bounded memory.
+//! Invariants: every reading built here is one the collector accepts (the model's validated
+//! types, a duration of at most [`MAX_DURATION_MS`], `1 <= count <= i32::MAX`); a request that
+//! cannot be one is refused and the caller counts it as unrecordable. The number of series per
+//! interval is capped, so a flood of distinct paths costs bounded memory. Readings are sent in
+//! the ingest wire format (`client::wire`); their ids are the collector's to fix.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::Method;
-use serde::Serialize;
 
 use super::normalise::{self, PathNormaliser};
 use super::recorder::RequestRecord;
-use crate::ingest::parse::MAX_DURATION_MS;
+use crate::model::reading::MAX_DURATION_MS;
+use crate::model::{
+    ApiPath, ApiReading, HttpMethod, InstanceName, ReadingId, ServiceName, StatusCode, TimestampMs,
+};
 
 /// Largest `count` of one reading (the collector stores it as a CQL `int`).
 const MAX_COUNT: u32 = i32::MAX as u32;
@@ -40,53 +42,23 @@ const METHODS: [(Method, &str); 9] = [
     (Method::PATCH, "PATCH"),
 ];
 
-/// One API reading as the collector's JSON wants it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct ApiLine {
-    /// Shared by every line of a capture.
-    #[serde(serialize_with = "text")]
-    pub service: Arc<str>,
-    /// Shared by every line of a capture.
-    #[serde(serialize_with = "text")]
-    pub instance: Arc<str>,
-    /// One of the standard methods.
-    pub method: &'static str,
-    /// A valid reading path (template or normalised).
-    #[serde(serialize_with = "text")]
-    pub path: Arc<str>,
-    /// 100 to 599.
-    pub code: u16,
-    /// One request's duration, or the mean of `count`.
-    pub duration_ms: f64,
-    /// Requests this line stands for.
-    pub count: u32,
-    /// Epoch milliseconds.
-    pub timestamp: i64,
-}
-
-/// Shared text as a JSON string (serde's `Arc` support is behind a feature we do not need).
-fn text<S: serde::Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(value)
-}
-
-/// One `POST /v1/metrics` body: `{"api": [...]}`.
-#[derive(Debug, Serialize)]
+/// One `POST /v1/metrics` body's worth of API readings.
+#[derive(Debug)]
 pub(crate) struct ApiBatch {
     /// The readings.
-    pub api: Vec<ApiLine>,
-    /// The requests the lines stand for (the sum of their counts).
-    #[serde(skip)]
+    pub readings: Vec<ApiReading>,
+    /// The requests the readings stand for (the sum of their counts).
     pub requests: u64,
 }
 
 impl ApiBatch {
-    /// Cuts `lines` into batches of at most `max_lines`.
-    pub fn split(lines: Vec<ApiLine>, max_lines: usize) -> Vec<ApiBatch> {
-        lines
-            .chunks(max_lines.max(1))
+    /// Cuts `readings` into batches of at most `max_readings`.
+    pub fn split(readings: Vec<ApiReading>, max_readings: usize) -> Vec<ApiBatch> {
+        readings
+            .chunks(max_readings.max(1))
             .map(|chunk| ApiBatch {
-                requests: chunk.iter().map(|l| u64::from(l.count)).sum(),
-                api: chunk.to_vec(),
+                requests: chunk.iter().map(|r| u64::from(r.count)).sum(),
+                readings: chunk.to_vec(),
             })
             .collect()
     }
@@ -131,10 +103,10 @@ impl Clock {
 /// Who the readings are from.
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
-    /// The validated service name.
-    pub service: Arc<str>,
-    /// The validated instance name.
-    pub instance: Arc<str>,
+    /// The service name.
+    pub service: ServiceName,
+    /// The instance name.
+    pub instance: InstanceName,
     /// For paths that are not templates.
     pub normaliser: PathNormaliser,
 }
@@ -145,9 +117,10 @@ impl Source {
     pub(crate) fn classify<'r>(
         &self,
         record: &'r RequestRecord,
-    ) -> Option<(&'static str, u16, Cow<'r, str>, f64)> {
-        let method = METHODS.iter().find(|(m, _)| *m == record.method)?.1;
-        let code = Some(record.status).filter(|c| (100..=599).contains(c))?;
+    ) -> Option<(HttpMethod, StatusCode, Cow<'r, str>, f64)> {
+        let name = METHODS.iter().find(|(m, _)| *m == record.method)?.1;
+        let method = HttpMethod::parse(name).ok()?;
+        let code = StatusCode::parse(i64::from(record.status)).ok()?;
         let path = if record.route.is_template() {
             Cow::Borrowed(record.route.as_str())
         } else {
@@ -163,9 +136,9 @@ impl Source {
     }
 
     /// The reading of one request, timed by `clock`.
-    pub fn line(&self, record: &RequestRecord, clock: &Clock) -> Option<ApiLine> {
+    pub fn reading(&self, record: &RequestRecord, clock: &Clock) -> Option<ApiReading> {
         let (method, code, path, duration_ms) = self.classify(record)?;
-        Some(self.make_line(
+        Some(self.make_reading(
             method,
             code,
             valid_path(&path),
@@ -175,16 +148,17 @@ impl Source {
         ))
     }
 
-    fn make_line(
+    fn make_reading(
         &self,
-        method: &'static str,
-        code: u16,
-        path: Arc<str>,
+        method: HttpMethod,
+        code: StatusCode,
+        path: ApiPath,
         duration_ms: f64,
         count: u32,
-        timestamp: i64,
-    ) -> ApiLine {
-        ApiLine {
+        at_ms: i64,
+    ) -> ApiReading {
+        ApiReading {
+            id: ReadingId::new(),
             service: self.service.clone(),
             instance: self.instance.clone(),
             method,
@@ -192,21 +166,21 @@ impl Source {
             code,
             duration_ms,
             count,
-            timestamp,
+            timestamp: TimestampMs::from_millis(at_ms),
         }
     }
 }
 
 /// A template from a router made a valid reading path (routers' templates already are).
-fn valid_path(template: &str) -> Arc<str> {
-    Arc::from(normalise::sanitise(template).as_str())
+fn valid_path(template: &str) -> ApiPath {
+    normalise::sanitise(template)
 }
 
 /// One series' requests in the current interval.
 #[derive(Debug)]
 struct Summary {
     /// The reading path (the lookup key made valid).
-    path: Arc<str>,
+    path: ApiPath,
     /// Requests so far (at most `MAX_COUNT`).
     count: u32,
     /// Their summed duration, ms.
@@ -220,7 +194,7 @@ struct Summary {
 pub(crate) struct Aggregator {
     source: Source,
     /// Series of the interval, by method and code, then by template.
-    series: HashMap<(&'static str, u16), HashMap<Box<str>, Summary>>,
+    series: HashMap<(HttpMethod, StatusCode), HashMap<Box<str>, Summary>>,
     /// How many series `series` holds.
     len: usize,
     /// Most series per interval.
@@ -268,24 +242,26 @@ impl Aggregator {
     }
 
     /// The readings of the interval ending at `at_ms` (epoch ms), emptying the aggregator.
-    pub fn drain(&mut self, at_ms: i64) -> Vec<ApiLine> {
-        let mut lines = Vec::with_capacity(self.len * 2);
+    pub fn drain(&mut self, at_ms: i64) -> Vec<ApiReading> {
+        let mut readings = Vec::with_capacity(self.len * 2);
         for ((method, code), by_path) in self.series.drain() {
             for summary in by_path.into_values() {
-                let line = |ms, count| {
+                let reading = |ms, count| {
+                    let path = summary.path.clone();
+                    let method = method.clone();
                     self.source
-                        .make_line(method, code, summary.path.clone(), ms, count, at_ms)
+                        .make_reading(method, code, path, ms, count, at_ms)
                 };
-                lines.push(line(summary.max_ms, 1));
+                readings.push(reading(summary.max_ms, 1));
                 if summary.count > 1 {
                     let rest = summary.count - 1;
                     let mean = ((summary.total_ms - summary.max_ms) / f64::from(rest)).max(0.0);
-                    lines.push(line(mean.min(summary.max_ms), rest));
+                    readings.push(reading(mean.min(summary.max_ms), rest));
                 }
             }
         }
         self.len = 0;
-        lines
+        readings
     }
 }
 

@@ -22,12 +22,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
-use super::aggregate::{Aggregator, ApiBatch, ApiLine, Clock, Source};
+use super::aggregate::{Aggregator, ApiBatch, Clock, Source};
 use super::exposition::MetricsEndpoint;
 use super::normalise;
-use super::push::{self, Pusher, RetryPolicy};
 use super::recorder::{Counters, RequestRecord};
 use super::Mode;
+use crate::client::push::{self, Pusher, RetryPolicy};
+use crate::client::wire::JsonBody;
+use crate::model::ApiReading;
 
 /// How often the collector empties the buffer. Polling (rather than a wake-up per record) keeps the
 /// request path free of any scheduler work; the buffer must hold this long's worth of requests.
@@ -50,12 +52,12 @@ pub(crate) struct CollectSettings {
     pub exposition: Option<MetricsEndpoint>,
 }
 
-/// Raw lines waiting for their batch, or the interval's aggregates.
+/// Raw readings waiting for their batch, or the interval's aggregates.
 enum State {
-    /// Lines of single requests, shipped at `max_batch` or at the interval.
+    /// Readings of single requests, shipped at `max_batch` or at the interval.
     Raw {
         source: Source,
-        pending: Vec<ApiLine>,
+        pending: Vec<ApiReading>,
     },
     /// The interval's summaries, shipped at the interval.
     Aggregate(Aggregator),
@@ -155,7 +157,12 @@ impl Collector {
             received += 1;
             if let Some(exposition) = &self.exposition {
                 if let Some((method, code, path, ms)) = self.source.classify(&record) {
-                    exposition.observe(method, code, normalise::sanitise(&path).as_str(), ms);
+                    exposition.observe(
+                        method.as_str(),
+                        code.get(),
+                        normalise::sanitise(&path).as_str(),
+                        ms,
+                    );
                 }
             }
             let counted = match &mut self.state {
@@ -165,9 +172,9 @@ impl Collector {
                     ok
                 }
                 State::Aggregate(aggregator) => aggregator.add(&record),
-                State::Raw { source, pending } => match source.line(&record, &self.clock) {
-                    Some(line) => {
-                        pending.push(line);
+                State::Raw { source, pending } => match source.reading(&record, &self.clock) {
+                    Some(reading) => {
+                        pending.push(reading);
                         true
                     }
                     None => false,
@@ -187,12 +194,12 @@ impl Collector {
     /// Ships the interval's readings and re-anchors the clock.
     fn flush(&mut self) {
         self.clock = Clock::now();
-        let lines = match &mut self.state {
+        let readings = match &mut self.state {
             State::Aggregate(aggregator) => aggregator.drain(self.clock.anchor_ms()),
             State::Raw { pending, .. } => std::mem::take(pending),
             State::ExposeOnly => return,
         };
-        for batch in ApiBatch::split(lines, self.max_batch) {
+        for batch in ApiBatch::split(readings, self.max_batch) {
             let requests = batch.requests;
             match self.queue.try_send(batch) {
                 Ok(()) => Counters::add(&self.counters.in_flight, requests),
@@ -228,7 +235,7 @@ pub(crate) async fn send(
     let mut failing = false;
     while let Some(batch) = queue.recv().await {
         let requests = batch.requests;
-        let outcome = match push::encode(&batch) {
+        let outcome = match push::encode(&JsonBody(&batch.readings)) {
             Ok(body) => {
                 pusher
                     .send_with_retry(body, &retry, |error| {

@@ -14,6 +14,7 @@ use super::access::AccessArgs;
 use super::alerting::AlertingArgs;
 use super::store::{SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
+use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptLimits, FlusherConfig};
 use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
@@ -158,6 +159,7 @@ impl ServeArgs {
             alerting: self.alerting.config(&self.data_dir)?,
             access: self.access.config()?,
             cql: self.store.security.security()?,
+            quarantine: Quarantine::in_data_dir(&self.data_dir),
         })
     }
 

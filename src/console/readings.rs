@@ -183,21 +183,15 @@ fn filter_form(
 }
 
 fn reading_row(r: &ApiReadingOut) -> Markup {
-    let at = TimestampMs::parse(&r.timestamp).ok();
+    let r = &r.0;
+    let (date, time) = format::date_and_time_ms(r.timestamp);
     html! {
-        tr data-id=(r.id) {
-            td.mono {
-                @if let Some(at) = at {
-                    @let (date, time) = format::date_and_time_ms(at);
-                    span.date { (date) " " } (time)
-                } @else {
-                    (r.timestamp)
-                }
-            }
+        tr data-id=(r.id.uuid()) {
+            td.mono { span.date { (date) " " } (time) }
             td { (r.instance) }
             td.method { (r.method) }
             td.wrap { code { (r.path) } }
-            td class={ "num code-" (r.code / 100) } data-col="code" { (r.code) }
+            td class={ "num code-" (r.code.get() / 100) } data-col="code" { (r.code.get()) }
             td.num data-col="duration_ms" data-value=(r.duration_ms) { (format::duration_ms(r.duration_ms)) }
             td.num data-col="count" data-value=(r.count) { (format::count(u64::from(r.count))) }
         }

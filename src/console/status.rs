@@ -65,14 +65,7 @@ mod tests {
             t: TimestampMs::from_millis(t).to_rfc3339(),
             samples,
             availability,
-            cpu_percent: None,
-            mem_used_bytes: None,
-            mem_total_bytes: None,
-            disk_used_bytes: None,
-            disk_total_bytes: None,
-            heap_bytes: None,
-            allocated_bytes: None,
-            freed_bytes: None,
+            gauges: Default::default(),
         }
     }
 

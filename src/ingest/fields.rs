@@ -1,5 +1,6 @@
 //! Typed access to the fields of one reading object, collecting every problem instead of
-//! stopping at the first.
+//! stopping at the first. A kind's fields are checked against their declared JSON type here
+//! ([`Fields::typed`]), and against the kind's own rules by the kind.
 //!
 //! Each accessor removes its field from the object, so whatever remains at the end is unknown and
 //! reported ([`Fields::reject_unknown`]): a typo like `duration` for `duration_ms` is an error,
@@ -10,6 +11,7 @@ use super::lenient::{take, Lenient, Object};
 use super::parse::{FieldProblem, Window};
 use super::problems::Problems;
 use super::rules;
+use crate::model::kind::{Field, FieldType, Value};
 use crate::model::TimestampMs;
 
 /// The fields of one reading and the shared problem list.
@@ -90,80 +92,42 @@ impl<'a, 'body> Fields<'a, 'body> {
         self.check(field, outcome)
     }
 
-    /// A required whole number, validated by `parse`.
-    pub fn required_integer<T>(
+    /// Removes `field` from the object, returning its raw value.
+    pub fn take(&mut self, field: &str) -> Option<Lenient<'body>> {
+        take(&mut self.object, field)
+    }
+
+    /// The value of `field`, taken earlier as `raw`, if it has the field's JSON type
+    /// ([`Value::Absent`] when left out or null; the field's presence is checked later, with
+    /// its other rules).
+    pub fn typed<'v>(
         &mut self,
-        field: &str,
-        parse: impl FnOnce(i64) -> Result<T, String>,
-    ) -> Option<T> {
-        match self.optional_integer(field, parse) {
-            Some(Some(value)) => Some(value),
-            Some(None) => {
-                self.problem(field, "is required");
-                None
+        field: &Field,
+        raw: Option<&'v Lenient<'body>>,
+    ) -> Option<Value<'v>> {
+        let outcome = match (field.ty, raw) {
+            (FieldType::Text, None) => Ok(Value::Absent),
+            (FieldType::Text, Some(Lenient::Str(text))) => Ok(Value::Text(text)),
+            (FieldType::Text, Some(other)) => {
+                Err(format!("must be a string, got {}", other.type_name()))
             }
-            None => None,
-        }
-    }
-
-    /// A required number, validated by `parse`.
-    pub fn required_number<T>(
-        &mut self,
-        field: &str,
-        parse: impl FnOnce(f64) -> Result<T, String>,
-    ) -> Option<T> {
-        match self.optional_number(field, parse) {
-            Some(Some(value)) => Some(value),
-            Some(None) => {
-                self.problem(field, "is required");
-                None
+            (_, None | Some(Lenient::Null)) => Ok(Value::Absent),
+            (FieldType::Int | FieldType::BigInt, Some(Lenient::Number(n))) => n
+                .as_i64()
+                .map(Value::Int)
+                .ok_or_else(|| format!("must be a whole number, got {n}")),
+            (FieldType::Double, Some(Lenient::Number(n))) => n
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .map(Value::Double)
+                .ok_or_else(|| format!("must be a finite number, got {n}")),
+            (FieldType::Bool, Some(Lenient::Bool(b))) => Ok(Value::Bool(*b)),
+            (FieldType::Bool, Some(other)) => {
+                Err(format!("must be true or false, got {}", other.type_name()))
             }
-            None => None,
-        }
-    }
-
-    /// An optional whole number: `Some(None)` when absent (or null), `None` after a problem.
-    pub fn optional_integer<T>(
-        &mut self,
-        field: &str,
-        parse: impl FnOnce(i64) -> Result<T, String>,
-    ) -> Option<Option<T>> {
-        let outcome = match take(&mut self.object, field) {
-            None | Some(Lenient::Null) => Ok(None),
-            Some(Lenient::Number(n)) => match n.as_i64() {
-                Some(n) => parse(n).map(Some),
-                None => Err(format!("must be a whole number, got {n}")),
-            },
-            Some(other) => Err(format!("must be a number, got {}", other.type_name())),
+            (_, Some(other)) => Err(format!("must be a number, got {}", other.type_name())),
         };
-        self.check(field, outcome)
-    }
-
-    /// An optional number: `Some(None)` when absent (or null), `None` after a problem.
-    pub fn optional_number<T>(
-        &mut self,
-        field: &str,
-        parse: impl FnOnce(f64) -> Result<T, String>,
-    ) -> Option<Option<T>> {
-        let outcome = match take(&mut self.object, field) {
-            None | Some(Lenient::Null) => Ok(None),
-            Some(Lenient::Number(n)) => match n.as_f64().filter(|v| v.is_finite()) {
-                Some(v) => parse(v).map(Some),
-                None => Err(format!("must be a finite number, got {n}")),
-            },
-            Some(other) => Err(format!("must be a number, got {}", other.type_name())),
-        };
-        self.check(field, outcome)
-    }
-
-    /// An optional boolean.
-    pub fn optional_bool(&mut self, field: &str) -> Option<Option<bool>> {
-        let outcome = match take(&mut self.object, field) {
-            None | Some(Lenient::Null) => Ok(None),
-            Some(Lenient::Bool(b)) => Ok(Some(b)),
-            Some(other) => Err(format!("must be true or false, got {}", other.type_name())),
-        };
-        self.check(field, outcome)
+        self.check(field.name, outcome)
     }
 
     /// The `timestamp` field (RFC 3339 text or epoch ms), defaulting to the time of receipt,

@@ -1,16 +1,19 @@
 //! The flushing half of ingest: reads the WAL in order and writes it to the store.
 //!
 //! The WAL is the queue. The flusher reads up to `max_read_bytes` of records at a time from disk,
-//! groups them ([`WriteBatch`], one batch ahead of the write in progress), writes them, and only
+//! groups them ([`WriteBatch`](crate::store::WriteBatch), one batch ahead of the write in progress), writes them, and only
 //! then confirms their WAL position, so a
 //! crash or a store outage at any point leaves the readings in the WAL to be written again.
 //! Writes are idempotent, so writing a record twice is harmless.
 //!
-//! A failed write is retried with capped exponential backoff, for as long as it takes: data is
-//! never dropped. So is a WAL read or confirm that fails with a retryable error (a full disk,
-//! no free file descriptor): see `wal_retry`. Shutdown: after [`FlusherHandle::drain`], the
-//! flusher stops once it has caught up with the WAL; the caller bounds that with a deadline
-//! and may simply drop the task, since nothing unconfirmed is lost.
+//! A write that fails with a retryable error ([`StoreError::is_retryable`]: the store is
+//! unavailable) is retried with capped exponential backoff, for as long as it takes. So is a WAL
+//! read or confirm that fails with a retryable error (a full disk, no free file descriptor): see
+//! `wal_retry`. A batch the store refuses for good, and a WAL record that cannot be decoded, are
+//! set aside in the [`quarantine`](super::quarantine) instead, so they never block ingest: data
+//! is never dropped. Shutdown: after [`FlusherHandle::drain`], the flusher stops once it has
+//! caught up with the WAL; the caller bounds that with a deadline and may simply drop the task,
+//! since nothing unconfirmed is lost.
 
 mod prepare;
 mod wal_retry;
@@ -21,11 +24,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::record::RecordError;
+use super::quarantine::{Header, Item, Quarantine, What};
+use super::record::{encode, Accepted};
 use crate::model::TimestampMs;
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
-use crate::wal::{Position, Wal, WalError};
+use crate::wal::{Wal, WalError};
 use prepare::{Prepared, Preparer};
 use wal_retry::WalRetry;
 
@@ -64,15 +68,6 @@ pub enum FlushError {
     /// Reading or confirming the WAL failed with an error that waiting cannot fix.
     #[error(transparent)]
     Wal(#[from] WalError),
-    /// A record's CRC matched but its payload cannot be decoded: a bug or a foreign file.
-    #[error("WAL record at {position} cannot be decoded: {source}")]
-    Record {
-        /// Position of the record.
-        position: Position,
-        /// Why.
-        #[source]
-        source: RecordError,
-    },
 }
 
 /// Asks a running flusher to stop once it has caught up.
@@ -96,15 +91,19 @@ pub struct Flusher<S: Store> {
     config: FlusherConfig,
     drain: watch::Receiver<bool>,
     store_healthy: watch::Sender<bool>,
+    /// Where what can never be written goes.
+    quarantine: Quarantine,
 }
 
 impl<S: Store> Flusher<S> {
-    /// A flusher and the handle that stops it. `store_healthy` is set after each write attempt.
+    /// A flusher and the handle that stops it. `store_healthy` is set after each write attempt;
+    /// what can never be written goes to `quarantine`.
     pub fn new(
         wal: Wal,
         store: Arc<S>,
         metrics: Arc<Metrics>,
         config: FlusherConfig,
+        quarantine: Quarantine,
         store_healthy: watch::Sender<bool>,
     ) -> (Self, FlusherHandle) {
         let (drain_tx, drain) = watch::channel(false);
@@ -115,6 +114,7 @@ impl<S: Store> Flusher<S> {
             config,
             drain,
             store_healthy,
+            quarantine,
         };
         (flusher, FlusherHandle { drain: drain_tx })
     }
@@ -132,6 +132,8 @@ impl<S: Store> Flusher<S> {
             settings: *self.store.settings(),
             max_read_bytes: self.config.max_read_bytes,
             drain: self.drain.clone(),
+            quarantine: self.quarantine.clone(),
+            metrics: self.metrics.clone(),
             retry: retry.clone(),
         };
         let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(ready_tx)));
@@ -151,8 +153,7 @@ impl<S: Store> Flusher<S> {
     ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
         while let Some(prepared) = ready.recv().await {
-            self.write_until_stored(&prepared.batch, prepared.oldest)
-                .await;
+            self.write_until_stored(&prepared).await;
             if ready.is_empty() {
                 self.metrics.flush_lag_seconds.set(0.0);
             }
@@ -171,14 +172,15 @@ impl<S: Store> Flusher<S> {
         Ok(())
     }
 
-    /// Writes `batch`, retrying with backoff until the store takes it.
-    async fn write_until_stored(&self, batch: &WriteBatch, oldest: TimestampMs) {
+    /// Writes a prepared batch, retrying with backoff while the store is unavailable, until the
+    /// store takes it or refuses it for good (then the batch goes to the quarantine).
+    async fn write_until_stored(&self, prepared: &Prepared) {
         let mut delay = self.config.retry_initial;
         loop {
-            let lag_ms = (TimestampMs::now().millis() - oldest.millis()).max(0);
+            let lag_ms = (TimestampMs::now().millis() - prepared.oldest.millis()).max(0);
             self.metrics.flush_lag_seconds.set(lag_ms as f64 / 1000.0);
             let started = Instant::now();
-            match self.store.write(batch).await {
+            match self.store.write(&prepared.batch).await {
                 Ok(()) => {
                     self.metrics
                         .flush_seconds
@@ -186,20 +188,48 @@ impl<S: Store> Flusher<S> {
                     self.store_healthy.send_replace(true);
                     return;
                 }
-                Err(error) => self.record_failure(&error, delay),
+                Err(error) if error.is_retryable() => self.record_failure(&error, delay),
+                Err(error) => return self.set_aside(prepared, &error).await,
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.config.retry_max);
         }
     }
 
-    fn record_failure(&self, error: &StoreError, delay: Duration) {
-        self.store_healthy.send_replace(false);
-        self.metrics.flush_retries.inc();
+    /// Puts a batch the store refused in the quarantine.
+    async fn set_aside(&self, prepared: &Prepared, error: &StoreError) {
+        self.count(error);
+        let readings = prepared.batch.to_readings();
+        let header = Header {
+            what: What::Batch,
+            at: TimestampMs::now().to_rfc3339(),
+            wal: format!("{} to {}", prepared.first, prepared.end),
+            readings: Some(readings.len()),
+            reason: error.to_string(),
+        };
+        let payload = encode(&Accepted {
+            at: prepared.oldest,
+            readings,
+        });
+        let item = Item {
+            header,
+            payload,
+            position: prepared.first,
+        };
+        self.quarantine.set_aside(item, &self.metrics).await;
+    }
+
+    fn count(&self, error: &StoreError) {
         self.metrics
             .store_errors
             .get_or_create(&[("cause", error.cause())])
             .inc();
+    }
+
+    fn record_failure(&self, error: &StoreError, delay: Duration) {
+        self.store_healthy.send_replace(false);
+        self.metrics.flush_retries.inc();
+        self.count(error);
         tracing::warn!(%error, retry_in = %humantime::format_duration(delay), "flush failed; the readings stay in the WAL and will be retried");
     }
 }
@@ -213,3 +243,6 @@ impl<T> Drop for AbortOnDrop<T> {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests;

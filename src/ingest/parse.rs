@@ -4,18 +4,21 @@
 //! line carrying `"kind": "api"` or `"host"`. A body with any problem is refused whole: nothing
 //! is half-accepted. Problems name the reading (`index`: its position in its list, or its line
 //! for NDJSON), its `kind`, the `field` and what is wrong.
+//!
+//! One generic reader serves every kind: a reading is `service`, `timestamp` and the kind's
+//! declared fields ([`KindInfo::fields`]), each checked against its JSON type, then against the
+//! kind's rules ([`ReadingKind::from_values`]). `client::wire` writes the same format.
 
 use super::fields::Fields;
 use super::lenient::{take, Lenient, Object};
 use super::problems::Problems;
-use super::rules;
-use crate::model::{
-    ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, Reading, ReadingId,
-    ServiceName, StatusCode, TimestampMs,
+use crate::model::kind::{
+    EachKind, Head, KindInfo, Kinds, Presence, Value, Values, ALL, KINDS, MAX_FIELDS,
 };
+use crate::model::{Reading, ReadingId, ReadingKind, ServiceName, TimestampMs};
 use serde::Serialize;
 
-pub use super::rules::MAX_DURATION_MS;
+pub use crate::model::reading::MAX_DURATION_MS;
 /// How far ahead of our clock a reading's timestamp may be (clock skew), ms.
 pub const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
 
@@ -92,24 +95,20 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
             });
             continue;
         }
-        let kind = match key.as_ref() {
-            "api" => "api",
-            "host" => "host",
-            other => {
-                problems.push(FieldProblem {
-                    index: 0,
-                    kind: None,
-                    field: other.to_owned(),
-                    problem: "unknown top-level key; expected \"api\" and/or \"host\"".into(),
-                });
-                continue;
-            }
+        let Some(kind) = KindInfo::named(&key) else {
+            problems.push(FieldProblem {
+                index: 0,
+                kind: None,
+                field: key.into_owned(),
+                problem: format!("unknown top-level key; expected {}", kind_names(" and/or ")),
+            });
+            continue;
         };
         let Lenient::Array(items) = list else {
             problems.push(FieldProblem {
                 index: 0,
-                kind: Some(kind),
-                field: kind.to_owned(),
+                kind: Some(kind.name),
+                field: kind.name.to_owned(),
                 problem: "must be an array of readings".into(),
             });
             continue;
@@ -119,7 +118,7 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
                 Lenient::Object(object) => {
                     readings.extend(parse_reading(kind, object, index, window, &mut problems))
                 }
-                _ => problems.push(not_an_object(index, Some(kind))),
+                _ => problems.push(not_an_object(index, Some(kind.name))),
             }
         }
     }
@@ -150,17 +149,17 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
             }
         };
         let kind = match take(&mut object, "kind") {
-            Some(Lenient::Str(k)) if k == "api" => "api",
-            Some(Lenient::Str(k)) if k == "host" => "host",
-            _ => {
-                problems.push(FieldProblem {
-                    index,
-                    kind: None,
-                    field: "kind".into(),
-                    problem: "must be \"api\" or \"host\"".into(),
-                });
-                continue;
-            }
+            Some(Lenient::Str(name)) => KindInfo::named(&name),
+            _ => None,
+        };
+        let Some(kind) = kind else {
+            problems.push(FieldProblem {
+                index,
+                kind: None,
+                field: "kind".into(),
+                problem: format!("must be {}", kind_names(" or ")),
+            });
+            continue;
         };
         readings.extend(parse_reading(kind, object, index, window, &mut problems));
     }
@@ -187,80 +186,98 @@ fn not_an_object(index: usize, kind: Option<&'static str>) -> FieldProblem {
     }
 }
 
+/// Every kind's name, quoted, joined by `and`.
+fn kind_names(and: &str) -> String {
+    let names: Vec<String> = ALL.iter().map(|k| format!("\"{}\"", k.name)).collect();
+    names.join(and)
+}
+
 fn parse_reading(
-    kind: &'static str,
+    kind: &'static KindInfo,
     object: Object<'_>,
     index: usize,
     window: &Window,
     problems: &mut Problems,
 ) -> Option<Reading> {
-    let mut fields = Fields::new(object, index, kind, problems);
-    let reading = match kind {
-        "api" => parse_api(&mut fields, window).map(Reading::Api),
-        _ => parse_host(&mut fields, window).map(Reading::Host),
+    let mut parse = ParseAs {
+        kind,
+        fields: Fields::new(object, index, kind.name, problems),
+        window,
+        reading: None,
     };
+    KINDS.each(&mut parse);
+    let ParseAs {
+        mut fields,
+        reading,
+        ..
+    } = parse;
     fields.reject_unknown();
     reading.filter(|_| fields.is_clean())
 }
 
-fn parse_api(f: &mut Fields<'_, '_>, window: &Window) -> Option<ApiReading> {
-    let service = f.required_text("service", ServiceName::parse);
-    let instance = f.required_text("instance", InstanceName::parse);
-    let method = f.required_text("method", HttpMethod::parse);
-    let path = f.required_text("path", ApiPath::parse);
-    let code = f.required_integer("code", StatusCode::parse);
-    let duration_ms = f.required_number("duration_ms", rules::duration_ms);
-    let count = f.optional_integer("count", rules::count);
-    let timestamp = f.timestamp(window);
-    Some(ApiReading {
-        id: ReadingId::new(),
-        service: service?,
-        instance: instance?,
-        method: method?,
-        path: path?,
-        code: code?,
-        duration_ms: duration_ms?,
-        count: count?.unwrap_or(1),
-        timestamp: timestamp?,
-    })
+/// Parses one reading as the kind `kind` names.
+struct ParseAs<'k, 'a, 'body> {
+    kind: &'static KindInfo,
+    fields: Fields<'a, 'body>,
+    window: &'k Window,
+    reading: Option<Reading>,
 }
 
-fn parse_host(f: &mut Fields<'_, '_>, window: &Window) -> Option<HostReading> {
-    let service = f.required_text("service", ServiceName::parse);
-    let instance = f.required_text("instance", InstanceName::parse);
-    let timestamp = f.timestamp(window);
-    let cpu_percent = f.optional_number("cpu_percent", rules::cpu_percent);
-    let bytes = rules::bytes;
-    let mem_used_bytes = f.optional_integer("mem_used_bytes", bytes);
-    let mem_total_bytes = f.optional_integer("mem_total_bytes", bytes);
-    let disk_used_bytes = f.optional_integer("disk_used_bytes", bytes);
-    let disk_total_bytes = f.optional_integer("disk_total_bytes", bytes);
-    let available = f.optional_bool("available");
-    let heap_bytes = f.optional_integer("heap_bytes", bytes);
-    let allocated_bytes = f.optional_integer("allocated_bytes", bytes);
-    let freed_bytes = f.optional_integer("freed_bytes", bytes);
-    let gauges = HostGauges {
-        cpu_percent: cpu_percent?,
-        mem_used_bytes: mem_used_bytes?,
-        mem_total_bytes: mem_total_bytes?,
-        disk_used_bytes: disk_used_bytes?,
-        disk_total_bytes: disk_total_bytes?,
-        available: available?,
-        heap_bytes: heap_bytes?,
-        allocated_bytes: allocated_bytes?,
-        freed_bytes: freed_bytes?,
-    };
-    if gauges == HostGauges::default() {
-        f.problem("gauges", rules::NO_GAUGE);
-        return None;
+impl EachKind<'_, Kinds> for ParseAs<'_, '_, '_> {
+    fn each<K: ReadingKind>(&mut self, _: &()) {
+        if K::INFO.index == self.kind.index {
+            self.reading = parse_kind::<K>(&mut self.fields, self.window).map(K::into_reading);
+        }
     }
-    Some(HostReading {
+}
+
+/// One reading of kind `K`: `service`, the kind's fields, `timestamp`. Its id is fixed here.
+fn parse_kind<K: ReadingKind>(f: &mut Fields<'_, '_>, window: &Window) -> Option<K> {
+    let declared = K::INFO.fields;
+    let service = f.required_text("service", ServiceName::parse);
+    let raw: [Option<Lenient<'_>>; MAX_FIELDS] =
+        std::array::from_fn(|i| declared.get(i).and_then(|field| f.take(field.name)));
+    let timestamp = f.timestamp(window);
+    let mut values = Values::default();
+    let mut mistyped = [false; MAX_FIELDS];
+    for (i, field) in declared.iter().enumerate() {
+        let value = match f.typed(field, raw[i].as_ref()) {
+            Some(value) => value,
+            None => {
+                mistyped[i] = true;
+                Value::Absent
+            }
+        };
+        values.push(match (value, field.presence) {
+            (Value::Absent, Presence::Default(default)) => default,
+            (value, _) => value,
+        });
+    }
+    // The kind's rules run even when the head is wrong, so every problem is reported at once.
+    let head_ok = service.is_some() && timestamp.is_some();
+    let head = Head {
         id: ReadingId::new(),
-        service: service?,
-        instance: instance?,
-        timestamp: timestamp?,
-        gauges,
-    })
+        service: service.unwrap_or_else(placeholder_service),
+        timestamp: timestamp.unwrap_or(window.now),
+    };
+    match K::from_values(head, &values) {
+        Ok(reading) => head_ok.then_some(reading),
+        Err(errors) => {
+            for (name, problem) in errors.0 {
+                // A field of the wrong type was reported as such already.
+                let at = declared.iter().position(|field| field.name == name);
+                if !at.is_some_and(|i| mistyped[i]) {
+                    f.problem(name, problem);
+                }
+            }
+            None
+        }
+    }
+}
+
+/// Stands in for a missing or invalid service while the fields are checked.
+fn placeholder_service() -> ServiceName {
+    ServiceName::parse("-").expect("a valid name")
 }
 
 #[cfg(test)]

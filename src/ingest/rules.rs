@@ -1,55 +1,14 @@
 //! The rules a reading's values must meet, whatever format it arrived in: our JSON (`parse`),
-//! or a foreign format converted at the edge (`crate::foreign`). Names are checked by their
-//! types' `parse`; the numbers and the time are checked here, once.
+//! or a foreign format converted at the edge (`crate::foreign`). A kind's own rules are declared
+//! with the kind ([`ReadingKind::from_values`]); what is checked here is what depends on the
+//! request: the time window.
 
 use super::parse::{FieldProblem, Window};
 use super::problems::Problems;
-use crate::model::{ApiReading, HostGauges, HostReading, Reading, TimestampMs};
+use crate::model::kind::{Head, SeeKind};
+use crate::model::{Reading, ReadingKind, TimestampMs};
 
-/// The longest a single reading may claim to have taken: one day, in ms.
-pub const MAX_DURATION_MS: f64 = 86_400_000.0;
-
-/// A request duration in ms: from 0 to [`MAX_DURATION_MS`].
-pub fn duration_ms(d: f64) -> Result<f64, String> {
-    if (0.0..=MAX_DURATION_MS).contains(&d) {
-        Ok(d)
-    } else {
-        Err(format!("must be from 0 to {MAX_DURATION_MS} ms, got {d}"))
-    }
-}
-
-/// How many requests a reading stands for: 1 to `i32::MAX` (a CQL `int`).
-pub fn count(n: i64) -> Result<u32, String> {
-    match u32::try_from(n) {
-        Ok(n) if n >= 1 && i32::try_from(n).is_ok() => Ok(n),
-        _ => Err(format!(
-            "must be a whole number from 1 to {}, got {n}",
-            i32::MAX
-        )),
-    }
-}
-
-/// CPU usage in percent: not negative (up to 100 per core).
-pub fn cpu_percent(v: f64) -> Result<f64, String> {
-    if v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("must not be negative, got {v}"))
-    }
-}
-
-/// A byte count: not negative.
-pub fn bytes(n: i64) -> Result<i64, String> {
-    if n >= 0 {
-        Ok(n)
-    } else {
-        Err(format!("must not be negative, got {n}"))
-    }
-}
-
-/// The problem of a host reading without any gauge.
-pub const NO_GAUGE: &str = "at least one of cpu_percent, mem_used_bytes, mem_total_bytes, \
-     disk_used_bytes, disk_total_bytes, available, heap_bytes, allocated_bytes, freed_bytes is required";
+pub use crate::model::reading::MAX_DURATION_MS;
 
 /// A reading's time: within the window of acceptable timestamps. A refusal quotes the value as
 /// it was `received`: a value outside the calendar (`9223372036854775807`) has no date to show.
@@ -79,18 +38,20 @@ pub fn describe_millis(at: TimestampMs) -> String {
 }
 
 /// Every problem of readings built outside our JSON parser (their names are valid by type),
-/// with `index` the reading's position in `readings`.
+/// with `index` the reading's position in `readings`: the kind's own rules
+/// ([`ReadingKind::from_values`], the same check a parsed body gets) and the time window.
 pub fn check(readings: &[Reading], window: &Window) -> Problems {
     let mut problems = Problems::default();
     for (index, reading) in readings.iter().enumerate() {
-        let (kind, faults) = match reading {
-            Reading::Api(r) => ("api", api_faults(r, window)),
-            Reading::Host(r) => ("host", host_faults(r, window)),
+        let mut faults = Faults {
+            window,
+            faults: Vec::new(),
         };
-        for (field, problem) in faults {
+        reading.see(&mut faults);
+        for (field, problem) in faults.faults {
             problems.push(FieldProblem {
                 index,
-                kind: Some(kind),
+                kind: Some(reading.kind().name),
                 field: field.to_owned(),
                 problem,
             });
@@ -99,52 +60,36 @@ pub fn check(readings: &[Reading], window: &Window) -> Problems {
     problems
 }
 
-fn api_faults(r: &ApiReading, window: &Window) -> Vec<(&'static str, String)> {
-    [
-        ("duration_ms", duration_ms(r.duration_ms).err()),
-        ("count", count(i64::from(r.count)).err()),
-        (
-            "timestamp",
-            timestamp(r.timestamp, window, &describe_millis(r.timestamp)).err(),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(field, problem)| problem.map(|p| (field, p)))
-    .collect()
+/// The broken rules of one reading, as `(field, problem)`.
+struct Faults<'w> {
+    window: &'w Window,
+    faults: Vec<(&'static str, String)>,
 }
 
-fn host_faults(r: &HostReading, window: &Window) -> Vec<(&'static str, String)> {
-    let g = &r.gauges;
-    let received = describe_millis(r.timestamp);
-    let mut faults = vec![("timestamp", timestamp(r.timestamp, window, &received).err())];
-    faults.push((
-        "cpu_percent",
-        g.cpu_percent.and_then(|v| cpu_percent(v).err()),
-    ));
-    for (field, value) in [
-        ("mem_used_bytes", g.mem_used_bytes),
-        ("mem_total_bytes", g.mem_total_bytes),
-        ("disk_used_bytes", g.disk_used_bytes),
-        ("disk_total_bytes", g.disk_total_bytes),
-        ("heap_bytes", g.heap_bytes),
-        ("allocated_bytes", g.allocated_bytes),
-        ("freed_bytes", g.freed_bytes),
-    ] {
-        faults.push((field, value.and_then(|n| bytes(n).err())));
+impl SeeKind for Faults<'_> {
+    fn see<K: ReadingKind>(&mut self, reading: &K) {
+        let at = reading.timestamp();
+        let head = Head {
+            id: reading.id(),
+            service: reading.service().clone(),
+            timestamp: at,
+        };
+        if let Err(errors) = K::from_values(head, &reading.values()) {
+            self.faults.extend(errors.0);
+        }
+        if let Err(problem) = timestamp(at, self.window, &describe_millis(at)) {
+            self.faults.push(("timestamp", problem));
+        }
     }
-    if *g == HostGauges::default() {
-        faults.push(("gauges", Some(NO_GAUGE.to_owned())));
-    }
-    faults
-        .into_iter()
-        .filter_map(|(field, problem)| problem.map(|p| (field, p)))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ApiPath, HttpMethod, InstanceName, ReadingId, ServiceName, StatusCode};
+    use crate::model::{
+        ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, ReadingId,
+        ServiceName, StatusCode,
+    };
 
     const NOW: i64 = 1_700_000_000_000;
 

@@ -232,7 +232,7 @@ async fn settle_settings(
     if !pairs.is_empty() {
         let recorded = Settings::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), *v))).map_err(
             |reason| StoreError::Settings {
-                keyspace: keyspace.to_string(),
+                store: format!("keyspace `{keyspace}`"),
                 reason,
             },
         )?;

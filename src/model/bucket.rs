@@ -68,6 +68,12 @@ impl TimeBucket {
     pub fn epoch_seconds(self) -> i64 {
         self.0
     }
+
+    /// The instant the bucket ends (exclusive): when the last reading it can hold is newer than
+    /// it by less than a millisecond.
+    pub fn end(self, width: BucketWidth) -> TimestampMs {
+        TimestampMs::from_millis((self.0 + i64::from(width.seconds())) * 1000)
+    }
 }
 
 /// How many shards (`seq` values) each service bucket is split into.

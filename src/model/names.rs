@@ -133,6 +133,13 @@ macro_rules! text_newtype {
                 f.write_str(&self.0)
             }
         }
+
+        /// A name equals its text: `reading.instance == "vm-3"`.
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                &*self.0 == *other
+            }
+        }
     };
 }
 
@@ -195,7 +202,7 @@ impl HttpMethod {
     }
 
     /// The upper-case method.
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &'static str {
         self.0
     }
 }

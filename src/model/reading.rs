@@ -1,14 +1,21 @@
-//! Readings: one API request (or a summary of `count` of them) and one host sample.
+//! Readings: one API request (or a summary of `count` of them, [`api`]) and one host sample
+//! ([`host`]); each kind declares its shape in its own file (see [`super::kind`]).
 //!
 //! A reading's [`ReadingId`] is chosen once, when the reading is accepted, and travels with it
 //! through the WAL into the store's clustering key: a replay rewrites the same row.
+//!
+//! The serde layout of these types is the WAL payload (postcard, see `ingest::record`): a field
+//! added to a reading needs a new payload version.
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::bucket::{BucketWidth, Seq, ShardCount, TimeBucket};
-use super::names::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode};
+pub mod api;
+pub mod host;
+
+pub use api::{ApiReading, MAX_DURATION_MS};
+pub use host::{HostGauges, HostReading};
 
 /// An instant in epoch milliseconds: the precision of a CQL `timestamp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,95 +95,6 @@ impl Default for ReadingId {
     }
 }
 
-/// One API request, or `count` requests summarised over an interval ending at `timestamp`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiReading {
-    /// Fixed at acceptance; makes writes idempotent.
-    pub id: ReadingId,
-    /// The service that served the requests.
-    pub service: ServiceName,
-    /// The instance of the service.
-    pub instance: InstanceName,
-    /// The request method.
-    pub method: HttpMethod,
-    /// The URL path or route template.
-    pub path: ApiPath,
-    /// The response status.
-    pub code: StatusCode,
-    /// Duration of the request in ms; for a summary (`count > 1`), the mean duration.
-    pub duration_ms: f64,
-    /// How many requests this reading stands for (at least 1).
-    pub count: u32,
-    /// When the request ended (or the summarised interval ended).
-    pub timestamp: TimestampMs,
-}
-
-impl ApiReading {
-    /// The shard of this reading's series `(instance, method, path)` within its bucket.
-    pub fn seq(&self, shards: ShardCount) -> Seq {
-        shards.shard_of(&[
-            self.instance.as_str(),
-            self.method.as_str(),
-            self.path.as_str(),
-        ])
-    }
-
-    /// The bucket this reading belongs to.
-    pub fn bucket(&self, width: BucketWidth) -> TimeBucket {
-        TimeBucket::containing(self.timestamp, width)
-    }
-}
-
-/// The gauges of a host sample; each is optional, at least one is present.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HostGauges {
-    /// CPU usage, 0 to 100 per core summed (so up to 100 × cores).
-    pub cpu_percent: Option<f64>,
-    /// Memory in use, bytes.
-    pub mem_used_bytes: Option<i64>,
-    /// Memory installed, bytes.
-    pub mem_total_bytes: Option<i64>,
-    /// Disk in use, bytes.
-    pub disk_used_bytes: Option<i64>,
-    /// Disk size, bytes.
-    pub disk_total_bytes: Option<i64>,
-    /// Whether the instance considers itself available.
-    pub available: Option<bool>,
-    /// Heap size of the watched process, bytes.
-    pub heap_bytes: Option<i64>,
-    /// Bytes allocated since the previous sample.
-    pub allocated_bytes: Option<i64>,
-    /// Bytes freed since the previous sample.
-    pub freed_bytes: Option<i64>,
-}
-
-/// One host-level sample of an instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostReading {
-    /// Fixed at acceptance; makes writes idempotent.
-    pub id: ReadingId,
-    /// The service the host runs.
-    pub service: ServiceName,
-    /// The instance sampled.
-    pub instance: InstanceName,
-    /// When the sample was taken.
-    pub timestamp: TimestampMs,
-    /// The sampled values.
-    pub gauges: HostGauges,
-}
-
-impl HostReading {
-    /// The shard of this instance within its bucket.
-    pub fn seq(&self, shards: ShardCount) -> Seq {
-        shards.shard_of(&[self.instance.as_str()])
-    }
-
-    /// The bucket this reading belongs to.
-    pub fn bucket(&self, width: BucketWidth) -> TimeBucket {
-        TimeBucket::containing(self.timestamp, width)
-    }
-}
-
 /// Either kind of reading, as stored in one WAL record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Reading {
@@ -192,6 +110,62 @@ impl Reading {
         match self {
             Reading::Api(r) => r.timestamp,
             Reading::Host(r) => r.timestamp,
+        }
+    }
+}
+
+/// Readings for unit tests: valid, every field set; change them with struct update syntax.
+#[cfg(test)]
+pub(crate) mod sample {
+    use super::*;
+    use crate::model::kind::{Head, ReadingKind};
+    use crate::model::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode};
+
+    /// The time of the samples.
+    pub const AT_MS: i64 = 1_700_000_000_000;
+
+    /// An API reading of `svc`, `i-1`: `GET /p` answered 200, 3 requests of 1.5 ms.
+    pub fn api() -> ApiReading {
+        ApiReading {
+            id: ReadingId::new(),
+            service: ServiceName::parse("svc").unwrap(),
+            instance: InstanceName::parse("i-1").unwrap(),
+            method: HttpMethod::parse("GET").unwrap(),
+            path: ApiPath::parse("/p").unwrap(),
+            code: StatusCode::parse(200).unwrap(),
+            duration_ms: 1.5,
+            count: 3,
+            timestamp: TimestampMs::from_millis(AT_MS),
+        }
+    }
+
+    /// A host reading of `svc`, `h-1` with every gauge.
+    pub fn host() -> HostReading {
+        HostReading {
+            id: ReadingId::new(),
+            service: ServiceName::parse("svc").unwrap(),
+            instance: InstanceName::parse("h-1").unwrap(),
+            timestamp: TimestampMs::from_millis(AT_MS),
+            gauges: HostGauges {
+                cpu_percent: Some(1.5),
+                mem_used_bytes: Some(2),
+                mem_total_bytes: Some(3),
+                disk_used_bytes: Some(4),
+                disk_total_bytes: Some(5),
+                available: Some(false),
+                heap_bytes: Some(6),
+                allocated_bytes: Some(7),
+                freed_bytes: Some(8),
+            },
+        }
+    }
+
+    /// The head of `reading`.
+    pub fn head_of<K: ReadingKind>(reading: &K) -> Head {
+        Head {
+            id: reading.id(),
+            service: reading.service().clone(),
+            timestamp: reading.timestamp(),
         }
     }
 }

@@ -3,107 +3,88 @@
 //!
 //! Times are RFC 3339 with milliseconds, in UTC (`2024-03-01T10:00:00.000Z`).
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-use crate::model::{ApiReading, HostReading};
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An API reading: the ingest fields, plus the id fixed at acceptance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiReadingOut {
-    /// The reading's id.
-    pub id: uuid::Uuid,
-    /// The service.
-    pub service: String,
-    /// The instance.
-    pub instance: String,
-    /// The request method.
-    pub method: String,
-    /// The path.
-    pub path: String,
-    /// The status code.
-    pub code: u16,
-    /// Duration in ms (for a summary, the mean).
-    pub duration_ms: f64,
-    /// Requests the reading stands for.
-    pub count: u32,
-    /// When the request (or the summarised interval) ended.
-    pub timestamp: String,
-}
+use crate::model::kind::{FieldType, Head, Value, Values};
+use crate::model::{ApiReading, HostReading, ReadingId, ReadingKind, ServiceName, TimestampMs};
 
-impl From<&ApiReading> for ApiReadingOut {
-    fn from(r: &ApiReading) -> Self {
-        Self {
-            id: r.id.uuid(),
-            service: r.service.to_string(),
-            instance: r.instance.to_string(),
-            method: r.method.to_string(),
-            path: r.path.to_string(),
-            code: r.code.get(),
-            duration_ms: r.duration_ms,
-            count: r.count,
-            timestamp: r.timestamp.to_rfc3339(),
-        }
+/// A reading as the query endpoints answer it: `id`, `service`, every field of its kind that is
+/// present (absent gauges are left out), and `timestamp` in RFC 3339. Read back (by the CLI)
+/// through the kind's own checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingOut<K>(pub K);
+
+/// An answer's reading reads as the reading itself.
+impl<K> std::ops::Deref for ReadingOut<K> {
+    type Target = K;
+
+    fn deref(&self) -> &K {
+        &self.0
     }
 }
 
+/// An API reading: the ingest fields, plus the id fixed at acceptance.
+pub type ApiReadingOut = ReadingOut<ApiReading>;
+
 /// A host reading: the gauges it carried, absent ones left out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostReadingOut {
-    /// The reading's id.
-    pub id: uuid::Uuid,
-    /// The service.
-    pub service: String,
-    /// The instance.
-    pub instance: String,
-    /// When the sample was taken.
-    pub timestamp: String,
-    /// CPU usage, percent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_percent: Option<f64>,
-    /// Memory in use, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mem_used_bytes: Option<i64>,
-    /// Memory installed, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mem_total_bytes: Option<i64>,
-    /// Disk in use, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_used_bytes: Option<i64>,
-    /// Disk size, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_total_bytes: Option<i64>,
-    /// Whether the instance considered itself available.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available: Option<bool>,
-    /// Heap of the watched process, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heap_bytes: Option<i64>,
-    /// Bytes allocated since the previous sample.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allocated_bytes: Option<i64>,
-    /// Bytes freed since the previous sample.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub freed_bytes: Option<i64>,
+pub type HostReadingOut = ReadingOut<HostReading>;
+
+impl<K: ReadingKind> From<&K> for ReadingOut<K> {
+    fn from(reading: &K) -> Self {
+        Self(reading.clone())
+    }
 }
 
-impl From<&HostReading> for HostReadingOut {
-    fn from(r: &HostReading) -> Self {
-        let g = &r.gauges;
-        Self {
-            id: r.id.uuid(),
-            service: r.service.to_string(),
-            instance: r.instance.to_string(),
-            timestamp: r.timestamp.to_rfc3339(),
-            cpu_percent: g.cpu_percent,
-            mem_used_bytes: g.mem_used_bytes,
-            mem_total_bytes: g.mem_total_bytes,
-            disk_used_bytes: g.disk_used_bytes,
-            disk_total_bytes: g.disk_total_bytes,
-            available: g.available,
-            heap_bytes: g.heap_bytes,
-            allocated_bytes: g.allocated_bytes,
-            freed_bytes: g.freed_bytes,
+impl<K: ReadingKind> Serialize for ReadingOut<K> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = &self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &r.id().uuid())?;
+        map.serialize_entry("service", r.service().as_str())?;
+        for (name, value) in r.present_fields() {
+            map.serialize_entry(name, &value)?;
         }
+        map.serialize_entry("timestamp", &r.timestamp().to_rfc3339())?;
+        map.end()
+    }
+}
+
+impl<'de, K: ReadingKind> Deserialize<'de> for ReadingOut<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde_json::Value as Json;
+        let map = serde_json::Map::<String, Json>::deserialize(deserializer)?;
+        let text = |name: &str| match map.get(name) {
+            Some(Json::String(text)) => Ok(text.as_str()),
+            _ => Err(D::Error::custom(format!("`{name}` must be a string"))),
+        };
+        let id = uuid::Uuid::parse_str(text("id")?).map_err(D::Error::custom)?;
+        let head = Head {
+            id: ReadingId::from_uuid(id),
+            service: ServiceName::parse(text("service")?).map_err(D::Error::custom)?,
+            timestamp: TimestampMs::parse(text("timestamp")?).map_err(D::Error::custom)?,
+        };
+        let mut values = Values::default();
+        for field in K::INFO.fields {
+            let value = match (field.ty, map.get(field.name)) {
+                (_, None | Some(Json::Null)) => Some(Value::Absent),
+                (FieldType::Text, Some(Json::String(text))) => Some(Value::Text(text)),
+                (FieldType::Int | FieldType::BigInt, Some(n)) => n.as_i64().map(Value::Int),
+                (FieldType::Double, Some(n)) => n.as_f64().map(Value::Double),
+                (FieldType::Bool, Some(b)) => b.as_bool().map(Value::Bool),
+                _ => None,
+            };
+            let value = value.ok_or_else(|| {
+                D::Error::custom(format!("`{}` must be {}", field.name, field.ty.cql()))
+            })?;
+            values.push(value);
+        }
+        K::from_values(head, &values)
+            .map(ReadingOut)
+            .map_err(D::Error::custom)
     }
 }
 
@@ -238,30 +219,11 @@ pub struct HostPoint {
     /// Share of the samples reporting `available` that said true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<f64>,
-    /// CPU usage, percent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_percent: Option<GaugeStats>,
-    /// Memory in use, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mem_used_bytes: Option<GaugeStats>,
-    /// Memory installed, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mem_total_bytes: Option<GaugeStats>,
-    /// Disk in use, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_used_bytes: Option<GaugeStats>,
-    /// Disk size, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_total_bytes: Option<GaugeStats>,
-    /// Heap, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heap_bytes: Option<GaugeStats>,
-    /// Bytes allocated since the previous sample.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allocated_bytes: Option<GaugeStats>,
-    /// Bytes freed since the previous sample.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub freed_bytes: Option<GaugeStats>,
+    /// Mean and maximum of every numeric gauge of the host kind that a sample of the step
+    /// carried, by gauge name (`cpu_percent`, `mem_used_bytes`, …); gauges no sample carried are
+    /// left out.
+    #[serde(flatten)]
+    pub gauges: BTreeMap<String, GaugeStats>,
 }
 
 /// One instance's host points, oldest first.

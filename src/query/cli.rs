@@ -1,21 +1,23 @@
 //! `timebucket query readings|series|latest|stats|host-stats|targets|alerts|rules`: the query endpoints of a running
 //! service from the command line, printed as a table (or, with `--json`, the answer as is).
 //!
-//! The client only builds the query string and renders the answer; every check happens in the
-//! service, whose 400 answers are printed with the parameter at fault.
+//! The flags become a query string for the HTTP client in `client::query`; every check happens
+//! in the service, whose 400 answers are printed with the parameter at fault.
 
-mod table;
+pub(crate) mod table;
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::answer::{HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer};
 use crate::alerting::view::{AlertsAnswer, RulesAnswer};
+use crate::client::query::{decode, Pairs, QueryClient};
 use crate::model::TimestampMs;
 use crate::scrape::status::TargetsAnswer;
+
+pub use crate::client::query::QueryCliError;
 
 /// `timebucket query` flags.
 #[derive(Debug, Args)]
@@ -159,58 +161,6 @@ pub struct HostStatsArgs {
     pub instance: Option<String>,
 }
 
-/// Why a query from the command line failed.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryCliError {
-    /// A flag is wrong before anything was sent.
-    #[error("{0}")]
-    Args(String),
-    /// The service could not be reached.
-    #[error("cannot query {url}: {source}")]
-    Http {
-        /// The request URL.
-        url: String,
-        /// The client's reason.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The service answered with an error.
-    #[error("the service answered {status}: {message}")]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The error and the problem of each parameter.
-        message: String,
-    },
-    /// The answer was not what this version expects.
-    #[error("unexpected answer from {url}: {source}")]
-    Decode {
-        /// The request URL.
-        url: String,
-        /// The parser's reason.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-/// The service's error body.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    details: Vec<ErrorDetail>,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    field: String,
-    #[serde(default)]
-    problem: String,
-}
-
-type Pairs = Vec<(&'static str, String)>;
-
 impl RangeArgs {
     fn pairs(&self) -> Result<Pairs, QueryCliError> {
         let to = match &self.to {
@@ -246,45 +196,9 @@ impl FilterArgs {
     }
 }
 
-/// One GET: the answer body on success, the service's error otherwise.
-async fn get(client: &reqwest::Client, url: &str, pairs: &Pairs) -> Result<String, QueryCliError> {
-    let http = |source| QueryCliError::Http {
-        url: url.to_owned(),
-        source,
-    };
-    let response = client.get(url).query(pairs).send().await.map_err(http)?;
-    let status = response.status();
-    let body = response.text().await.map_err(http)?;
-    if status.is_success() {
-        return Ok(body);
-    }
-    let message = match serde_json::from_str::<ErrorBody>(&body) {
-        Ok(e) => std::iter::once(e.error)
-            .chain(
-                e.details
-                    .iter()
-                    .map(|d| format!("\n  {}: {}", d.field, d.problem)),
-            )
-            .collect(),
-        Err(_) => body,
-    };
-    Err(QueryCliError::Refused {
-        status: status.as_u16(),
-        message,
-    })
-}
-
-fn decode<T: DeserializeOwned>(url: &str, body: &str) -> Result<T, QueryCliError> {
-    serde_json::from_str(body).map_err(|source| QueryCliError::Decode {
-        url: url.to_owned(),
-        source,
-    })
-}
-
 /// Runs one query; returns the text to print.
 pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
-    let client = reqwest::Client::new();
-    let base = args.url.trim_end_matches('/');
+    let client = QueryClient::new(&args.url);
     let (path, mut pairs) = match &args.what {
         QueryCommand::Readings(r) => ("/v1/readings", r.range.pairs()?),
         QueryCommand::Series(r) => ("/v1/series", r.pairs()?),
@@ -298,7 +212,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
         QueryCommand::Alerts => ("/api/v1/alerts", Vec::new()),
         QueryCommand::Rules => ("/api/v1/rules", Vec::new()),
     };
-    let url = format!("{base}{path}");
+    let url = client.url(path);
     let print = |body: &str| -> Result<String, QueryCliError> {
         if args.json {
             return Ok(body.to_owned());
@@ -330,7 +244,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
             loop {
                 let mut page_pairs = pairs.clone();
                 page_pairs.extend(cursor.take().map(|c| ("cursor", c)));
-                let body = get(&client, &url, &page_pairs).await?;
+                let body = client.get(&url, &page_pairs).await?;
                 out.push(print(&body)?);
                 let next = decode::<ReadingsAnswer>(&url, &body)?.next_cursor;
                 match next {
@@ -391,13 +305,13 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
         }
         QueryCommand::Targets | QueryCommand::Alerts | QueryCommand::Rules => {}
     }
-    print(&get(&client, &url, &pairs).await?)
+    print(&client.get(&url, &pairs).await?)
 }
 
 /// Every page of a cursor-paged answer: `next` returns the first page, then one more for each
 /// `cursor` set from the previous page, then `None`.
 struct Pages<'a> {
-    client: &'a reqwest::Client,
+    client: &'a QueryClient,
     url: &'a str,
     pairs: &'a [(&'static str, String)],
     cursor: Option<String>,
@@ -405,7 +319,7 @@ struct Pages<'a> {
 }
 
 impl<'a> Pages<'a> {
-    fn new(client: &'a reqwest::Client, url: &'a str, pairs: &'a [(&'static str, String)]) -> Self {
+    fn new(client: &'a QueryClient, url: &'a str, pairs: &'a [(&'static str, String)]) -> Self {
         Self {
             client,
             url,
@@ -421,7 +335,7 @@ impl<'a> Pages<'a> {
         }
         let mut pairs = self.pairs.to_vec();
         pairs.extend(self.cursor.take().map(|c| ("cursor", c)));
-        get(self.client, self.url, &pairs).await.map(Some)
+        self.client.get(self.url, &pairs).await.map(Some)
     }
 }
 

@@ -21,68 +21,14 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::model::{ApiReading, HostReading};
+use crate::model::ReadingKind;
 use crate::store::{Order, PageRequest, ReadingKey, Store, StoreError};
-
-/// A kind of row a partition page holds.
-pub trait RowKind: Send + Sync + 'static {
-    /// The row.
-    type Row: Send + 'static;
-    /// Reads one page.
-    fn read<S: Store>(
-        store: &S,
-        request: &PageRequest,
-    ) -> impl Future<Output = Result<Vec<Self::Row>, StoreError>> + Send;
-    /// The row's clustering key.
-    fn key(row: &Self::Row) -> ReadingKey;
-}
-
-/// API readings (`metric_readings`).
-#[derive(Debug)]
-pub enum ApiRows {}
-
-impl RowKind for ApiRows {
-    type Row = ApiReading;
-    fn read<S: Store>(
-        store: &S,
-        request: &PageRequest,
-    ) -> impl Future<Output = Result<Vec<ApiReading>, StoreError>> + Send {
-        store.read_api(request)
-    }
-    fn key(row: &ApiReading) -> ReadingKey {
-        ReadingKey {
-            timestamp: row.timestamp,
-            id: row.id,
-        }
-    }
-}
-
-/// Host readings (`host_readings`).
-#[derive(Debug)]
-pub enum HostRows {}
-
-impl RowKind for HostRows {
-    type Row = HostReading;
-    fn read<S: Store>(
-        store: &S,
-        request: &PageRequest,
-    ) -> impl Future<Output = Result<Vec<HostReading>, StoreError>> + Send {
-        store.read_host(request)
-    }
-    fn key(row: &HostReading) -> ReadingKey {
-        ReadingKey {
-            timestamp: row.timestamp,
-            id: row.id,
-        }
-    }
-}
 
 /// The store and the concurrency budget of one query.
 pub struct Reads<S> {
@@ -103,7 +49,7 @@ impl<S: Store> Reads<S> {
     }
 
     /// Starts reading a page in the background.
-    fn spawn<K: RowKind>(&self, request: PageRequest) -> Pending<K::Row> {
+    fn spawn<K: ReadingKind>(&self, request: PageRequest) -> Pending<K> {
         let store = self.store.clone();
         let permits = self.permits.clone();
         Pending(tokio::spawn(async move {
@@ -111,7 +57,7 @@ impl<S: Store> Reads<S> {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            K::read(&*store, &request).await
+            store.read_page::<K>(&request).await
         }))
     }
 }
@@ -135,18 +81,18 @@ impl<R> Drop for Pending<R> {
 }
 
 /// One partition read page by page, with one page fetched ahead.
-struct ShardReader<K: RowKind> {
+struct ShardReader<K: ReadingKind> {
     /// The request for the page after the rows fetched so far.
     request: PageRequest,
-    buffer: VecDeque<K::Row>,
-    pending: Option<Pending<K::Row>>,
+    buffer: VecDeque<K>,
+    pending: Option<Pending<K>>,
     /// The last page was full, so the store may hold more.
     more: bool,
     /// Fetch the next page as soon as a full one arrives.
     read_ahead: bool,
 }
 
-impl<K: RowKind> ShardReader<K> {
+impl<K: ReadingKind> ShardReader<K> {
     fn start<S: Store>(reads: &Reads<S>, request: PageRequest, read_ahead: bool) -> Self {
         Self {
             pending: Some(reads.spawn::<K>(request.clone())),
@@ -158,7 +104,7 @@ impl<K: RowKind> ShardReader<K> {
     }
 
     /// The next row, waiting for its page if needed; `None` once the partition is done.
-    async fn peek<S: Store>(&mut self, reads: &Reads<S>) -> Result<Option<&K::Row>, StoreError> {
+    async fn peek<S: Store>(&mut self, reads: &Reads<S>) -> Result<Option<&K>, StoreError> {
         while self.buffer.is_empty() {
             let pending = match self.pending.take() {
                 Some(pending) => pending,
@@ -168,7 +114,7 @@ impl<K: RowKind> ShardReader<K> {
             let page = pending.join().await?;
             self.more = page.len() >= self.request.limit as usize;
             if let Some(last) = page.last() {
-                self.request = self.request.next_after(K::key(last));
+                self.request = self.request.next_after(ReadingKey::of(last));
             }
             self.buffer.extend(page);
             if self.read_ahead && self.more {
@@ -179,7 +125,7 @@ impl<K: RowKind> ShardReader<K> {
     }
 
     /// Takes the head row; once half a page is left, starts fetching the next one.
-    fn pop<S: Store>(&mut self, reads: &Reads<S>) -> Option<K::Row> {
+    fn pop<S: Store>(&mut self, reads: &Reads<S>) -> Option<K> {
         let row = self.buffer.pop_front();
         let low = self.buffer.len() <= self.request.limit as usize / 2;
         if self.more && self.pending.is_none() && low {
@@ -215,22 +161,22 @@ impl PartialEq for Head {
 impl Eq for Head {}
 
 /// The shards of one bucket, merged.
-struct BucketMerge<K: RowKind> {
+struct BucketMerge<K: ReadingKind> {
     shards: Vec<ShardReader<K>>,
     heap: BinaryHeap<Head>,
     primed: bool,
 }
 
-impl<K: RowKind> BucketMerge<K> {
+impl<K: ReadingKind> BucketMerge<K> {
     async fn next<S: Store>(
         &mut self,
         reads: &Reads<S>,
         order: Order,
-    ) -> Result<Option<K::Row>, StoreError> {
+    ) -> Result<Option<K>, StoreError> {
         if !self.primed {
             for (shard, reader) in self.shards.iter_mut().enumerate() {
                 if let Some(row) = reader.peek(reads).await? {
-                    let key = K::key(row);
+                    let key = ReadingKey::of(row);
                     self.heap.push(Head { key, shard, order });
                 }
             }
@@ -242,7 +188,7 @@ impl<K: RowKind> BucketMerge<K> {
         let reader = &mut self.shards[head.shard];
         let row = reader.pop(reads);
         if let Some(next) = reader.peek(reads).await? {
-            let key = K::key(next);
+            let key = ReadingKey::of(next);
             self.heap.push(Head {
                 key,
                 shard: head.shard,
@@ -254,7 +200,7 @@ impl<K: RowKind> BucketMerge<K> {
 }
 
 /// Every row of a planned range read, in order.
-pub struct OrderedMerge<S, K: RowKind> {
+pub struct OrderedMerge<S, K: ReadingKind> {
     reads: Reads<S>,
     order: Order,
     waiting: VecDeque<Vec<PageRequest>>,
@@ -263,7 +209,7 @@ pub struct OrderedMerge<S, K: RowKind> {
     read_ahead: bool,
 }
 
-impl<S: Store, K: RowKind> OrderedMerge<S, K> {
+impl<S: Store, K: ReadingKind> OrderedMerge<S, K> {
     /// Merges the partitions of `buckets` (from [`plan`](super::plan::plan), in read order).
     /// With `read_ahead`, every partition fetches its next page as soon as a full one arrives
     /// (for reading everything); without, once half a page is used (for a page-limited answer).
@@ -286,7 +232,7 @@ impl<S: Store, K: RowKind> OrderedMerge<S, K> {
     }
 
     /// The next row, or `None` when every partition is done.
-    pub async fn next(&mut self) -> Result<Option<K::Row>, StoreError> {
+    pub async fn next(&mut self) -> Result<Option<K>, StoreError> {
         loop {
             while self.started.len() < self.lookahead {
                 let Some(requests) = self.waiting.pop_front() else {
@@ -315,10 +261,10 @@ impl<S: Store, K: RowKind> OrderedMerge<S, K> {
 
 /// Every page of every partition in `requests`, `concurrency` partitions at a time, in no
 /// particular order.
-pub fn scan<S: Store, K: RowKind>(
+pub fn scan<S: Store, K: ReadingKind>(
     reads: &Reads<S>,
     requests: Vec<PageRequest>,
-) -> BoxStream<'static, Result<Vec<K::Row>, StoreError>> {
+) -> BoxStream<'static, Result<Vec<K>, StoreError>> {
     let store = reads.store.clone();
     stream::iter(requests)
         .map(move |request| partition_pages::<S, K>(store.clone(), request))
@@ -327,20 +273,20 @@ pub fn scan<S: Store, K: RowKind>(
 }
 
 /// The pages of one partition, one request at a time.
-fn partition_pages<S: Store, K: RowKind>(
+fn partition_pages<S: Store, K: ReadingKind>(
     store: Arc<S>,
     request: PageRequest,
-) -> BoxStream<'static, Result<Vec<K::Row>, StoreError>> {
+) -> BoxStream<'static, Result<Vec<K>, StoreError>> {
     stream::try_unfold(Some(request), move |state| {
         let store = store.clone();
         async move {
             let Some(request) = state else {
                 return Ok(None);
             };
-            let page = K::read(&*store, &request).await?;
+            let page = store.read_page::<K>(&request).await?;
             let next = match page.last() {
                 Some(last) if page.len() >= request.limit as usize => {
-                    Some(request.next_after(K::key(last)))
+                    Some(request.next_after(ReadingKey::of(last)))
                 }
                 _ => None,
             };

@@ -1,15 +1,17 @@
 //! Host stats: host readings folded into one cell per (instance, step).
 //!
-//! Per cell: `samples` is the number of host readings; for each gauge, the mean and maximum
-//! over the samples that carried it (a gauge no sample carried is left out); `availability` is
-//! the share of samples reporting `available` that reported `true`. Steps are aligned as for
-//! API stats, and memory is bounded by `max_points` cells.
+//! Per cell: `samples` is the number of host readings; for each numeric gauge the host kind
+//! declares, the mean and maximum over the samples that carried it (a gauge no sample carried
+//! is left out); `availability` is the share of samples reporting `available` that reported
+//! `true`. Cells are kept by [`StepCells`], as for API stats.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::answer::{GaugeStats, HostPoint, HostSeries, HostStatsAnswer};
+use super::cells::StepCells;
 use super::params::{ParamErrors, Step, TimeRange};
-use crate::model::{HostReading, InstanceName, TimestampMs};
+use crate::model::kind::{FieldType, MAX_FIELDS};
+use crate::model::{HostReading, InstanceName, ReadingKind, TimestampMs};
 
 /// Mean and maximum of one gauge, accumulated.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,16 +22,14 @@ struct Gauge {
 }
 
 impl Gauge {
-    fn add(&mut self, value: Option<f64>) {
-        if let Some(v) = value {
-            self.max = if self.samples == 0 {
-                v
-            } else {
-                self.max.max(v)
-            };
-            self.samples += 1;
-            self.sum += v;
-        }
+    fn add(&mut self, v: f64) {
+        self.max = if self.samples == 0 {
+            v
+        } else {
+            self.max.max(v)
+        };
+        self.samples += 1;
+        self.sum += v;
     }
 
     fn stats(&self) -> Option<GaugeStats> {
@@ -40,14 +40,17 @@ impl Gauge {
     }
 }
 
-/// The gauges of a host reading in a fixed order.
-const GAUGES: usize = 8;
+/// Whether field `ty` is a gauge averaged over a step (a number).
+fn is_gauge(ty: FieldType) -> bool {
+    matches!(ty, FieldType::Double | FieldType::BigInt | FieldType::Int)
+}
 
 /// The running totals of one (instance, step).
 #[derive(Debug, Default)]
 struct Cell {
     samples: u64,
-    gauges: [Gauge; GAUGES],
+    /// By field index of the host kind; only numeric fields are used.
+    gauges: [Gauge; MAX_FIELDS],
     available: u64,
     reported: u64,
 }
@@ -65,56 +68,43 @@ impl Cell {
 /// Folds host readings into per-instance stats.
 #[derive(Debug)]
 pub struct HostStats {
-    step: Step,
     /// The queried range: steps of it in which an instance sent nothing are reported as
     /// unavailable (silence is the absence of a heartbeat).
     range: TimeRange,
-    max_points: usize,
-    cells: HashMap<(InstanceName, i64), Cell>,
+    cells: StepCells<InstanceName, Cell>,
 }
 
 impl HostStats {
     /// An empty aggregation.
     pub fn new(step: Step, range: TimeRange, max_points: usize) -> Self {
         Self {
-            step,
             range,
-            max_points,
-            cells: HashMap::new(),
+            cells: StepCells::new(step, max_points),
         }
     }
 
     /// Adds one host reading; fails when it would open more than `max_points` cells.
     pub fn add(&mut self, r: &HostReading) -> Result<(), ParamErrors> {
-        let key = (r.instance.clone(), self.step.start_of(r.timestamp).millis());
-        if self.cells.len() >= self.max_points && !self.cells.contains_key(&key) {
-            return Err(ParamErrors::one(
-                "step",
-                format!(
-                    "the answer would hold more than {} points (instances × steps, --query-max-points); \
-                     use a larger step or pick an instance",
-                    self.max_points
-                ),
-            ));
-        }
-        let cell = self.cells.entry(key).or_default();
-        let g = &r.gauges;
-        let bytes = |v: Option<i64>| v.map(|b| b as f64);
-        let values = [
-            g.cpu_percent,
-            bytes(g.mem_used_bytes),
-            bytes(g.mem_total_bytes),
-            bytes(g.disk_used_bytes),
-            bytes(g.disk_total_bytes),
-            bytes(g.heap_bytes),
-            bytes(g.allocated_bytes),
-            bytes(g.freed_bytes),
-        ];
-        for (gauge, value) in cell.gauges.iter_mut().zip(values) {
-            gauge.add(value);
+        let max_points = self.cells.max_points();
+        let cell = self
+            .cells
+            .cell(r.instance.clone(), r.timestamp)
+            .ok_or_else(|| {
+                ParamErrors::one(
+                    "step",
+                    format!(
+                        "the answer would hold more than {max_points} points (instances × \
+                         steps, --query-max-points); use a larger step or pick an instance"
+                    ),
+                )
+            })?;
+        for (i, field) in HostReading::INFO.fields.iter().enumerate() {
+            if let Some(v) = r.value(i).number().filter(|_| is_gauge(field.ty)) {
+                cell.gauges[i].add(v);
+            }
         }
         cell.samples += 1;
-        if let Some(available) = g.available {
+        if let Some(available) = r.gauges.available {
             cell.reported += 1;
             cell.available += u64::from(available);
         }
@@ -125,18 +115,17 @@ impl HostStats {
     /// instance that was heard at all sent nothing gets a point with `samples: 0` and
     /// `availability: 0` — unless that would exceed `max_points`, then silent steps are absent.
     pub fn finish(self) -> HostStatsAnswer {
-        let mut instances: BTreeMap<InstanceName, BTreeMap<i64, Cell>> = BTreeMap::new();
-        for ((instance, t), cell) in self.cells {
-            instances.entry(instance).or_default().insert(t, cell);
-        }
-        let first = self.step.start_of(self.range.from).millis();
-        let last = self.step.start_of(self.range.to).millis();
-        let steps = usize::try_from((last - first) / self.step.millis() + 1).unwrap_or(usize::MAX);
-        if steps.saturating_mul(instances.len()) <= self.max_points {
+        let step = self.cells.step();
+        let max_points = self.cells.max_points();
+        let mut instances = self.cells.into_groups();
+        let first = step.start_of(self.range.from).millis();
+        let last = step.start_of(self.range.to).millis();
+        let steps = usize::try_from((last - first) / step.millis() + 1).unwrap_or(usize::MAX);
+        if steps.saturating_mul(instances.len()) <= max_points {
             for cells in instances.values_mut() {
                 for i in 0..steps as i64 {
                     cells
-                        .entry(first + i * self.step.millis())
+                        .entry(first + i * step.millis())
                         .or_insert_with(Cell::silent);
                 }
             }
@@ -149,46 +138,42 @@ impl HostStats {
             })
             .collect();
         HostStatsAnswer {
-            step_ms: self.step.millis(),
+            step_ms: step.millis(),
             instances,
         }
     }
 }
 
 fn point(t: i64, cell: &Cell) -> HostPoint {
-    let [cpu, mem_used, mem_total, disk_used, disk_total, heap, allocated, freed] =
-        cell.gauges.map(|g| g.stats());
+    let gauges: BTreeMap<String, GaugeStats> = HostReading::INFO
+        .fields
+        .iter()
+        .zip(&cell.gauges)
+        .filter_map(|(field, gauge)| Some((field.name.to_owned(), gauge.stats()?)))
+        .collect();
     HostPoint {
         t: TimestampMs::from_millis(t).to_rfc3339(),
         samples: cell.samples,
         availability: (cell.reported > 0).then(|| cell.available as f64 / cell.reported as f64),
-        cpu_percent: cpu,
-        mem_used_bytes: mem_used,
-        mem_total_bytes: mem_total,
-        disk_used_bytes: disk_used,
-        disk_total_bytes: disk_total,
-        heap_bytes: heap,
-        allocated_bytes: allocated,
-        freed_bytes: freed,
+        gauges,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HostGauges, ReadingId, ServiceName};
+    use crate::model::reading::sample;
+    use crate::model::HostGauges;
 
     fn sample(at_ms: i64, cpu: Option<f64>, available: Option<bool>) -> HostReading {
         HostReading {
-            id: ReadingId::new(),
-            service: ServiceName::parse("svc").unwrap(),
-            instance: InstanceName::parse("i-1").unwrap(),
             timestamp: TimestampMs::from_millis(at_ms),
             gauges: HostGauges {
                 cpu_percent: cpu,
                 available,
                 ..HostGauges::default()
             },
+            ..sample::host()
         }
     }
 
@@ -206,14 +191,14 @@ mod tests {
         let p = &answer.instances[0].points[0];
         assert_eq!(p.samples, 3);
         assert_eq!(
-            p.cpu_percent,
-            Some(GaugeStats {
+            p.gauges.get("cpu_percent"),
+            Some(&GaugeStats {
                 mean: 20.0,
                 max: 30.0
             })
         );
         assert_eq!(p.availability, Some(0.5));
-        assert_eq!(p.heap_bytes, None);
+        assert_eq!(p.gauges.get("heap_bytes"), None);
     }
 
     #[test]

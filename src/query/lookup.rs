@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt, TryStreamExt};
 
-use super::answer::{
-    ApiReadingOut, HostReadingOut, InstanceSeries, LatestAnswer, MethodPath, SeriesAnswer,
-};
+use super::answer::{InstanceSeries, LatestAnswer, MethodPath, ReadingOut, SeriesAnswer};
 use super::cursor;
 use super::params::ParamErrors;
 use super::requests::{LatestRequest, SeriesRequest};
 use super::{Queries, QueryError};
-use crate::model::{ApiReading, HostReading, InstanceName, Seq, ServiceName, TimeBucket};
+use crate::model::{
+    ApiReading, HostReading, InstanceName, ReadingKind, Seq, ServiceName, TimeBucket,
+};
 use crate::store::Store;
 
 /// How long a service seen in the latest tables stays known without a new look.
@@ -73,27 +73,49 @@ impl<S: Store> Queries<S> {
         if self.known.recently_seen(service) {
             return Ok(());
         }
-        let store = &*self.store;
-        let concurrency = self.limits.concurrency;
-        let api = stream::iter(self.latest_shards())
-            .map(|shard| store.read_latest_api(shard, Some(service)))
-            .buffer_unordered(concurrency)
-            .try_filter(|rows| futures::future::ready(!rows.is_empty()));
-        let mut api = std::pin::pin!(api);
-        let mut known = api.try_next().await?.is_some();
-        if !known {
-            let host = stream::iter(self.latest_shards())
-                .map(|shard| store.read_latest_host(shard, Some(service)))
-                .buffer_unordered(concurrency)
-                .try_filter(|rows| futures::future::ready(!rows.is_empty()));
-            let mut host = std::pin::pin!(host);
-            known = host.try_next().await?.is_some();
-        }
+        let known = self.has_latest::<ApiReading>(service).await?
+            || self.has_latest::<HostReading>(service).await?;
         if !known {
             return Err(unknown_service(service));
         }
         self.known.remember(service);
         Ok(())
+    }
+
+    /// Whether `service` has a latest reading of kind `K` (stops at the first shard with one).
+    async fn has_latest<K: ReadingKind>(&self, service: &ServiceName) -> Result<bool, QueryError> {
+        let store = &*self.store;
+        let found = stream::iter(self.latest_shards())
+            .map(|shard| store.read_latest::<K>(shard, Some(service)))
+            .buffer_unordered(self.limits.concurrency)
+            .try_filter(|rows| futures::future::ready(!rows.is_empty()));
+        let mut found = std::pin::pin!(found);
+        Ok(found.try_next().await?.is_some())
+    }
+
+    /// The latest reading of kind `K` of every series (of one service, or all), unsorted.
+    /// `scanned` counts the rows read by this query so far: past `max_scan_rows` it is refused.
+    async fn all_latest<K: ReadingKind>(
+        &self,
+        service: Option<&ServiceName>,
+        scanned: &mut u64,
+    ) -> Result<Vec<K>, QueryError> {
+        let store = &*self.store;
+        let mut reads = stream::iter(self.latest_shards())
+            .map(|shard| store.read_latest::<K>(shard, service))
+            .buffer_unordered(self.limits.concurrency);
+        let mut all = Vec::new();
+        while let Some(rows) = reads.try_next().await? {
+            *scanned += rows.len() as u64;
+            if *scanned > self.limits.max_scan_rows {
+                return Err(match service {
+                    None => self.too_many("service", "latest readings", "ask for one service"),
+                    Some(_) => self.too_many("service", "latest readings", "it cannot be listed"),
+                });
+            }
+            all.extend(rows);
+        }
+        Ok(all)
     }
 
     /// `GET /v1/series`: the instances of a service in `[from, to]` (bucket granularity) and
@@ -160,36 +182,12 @@ impl<S: Store> Queries<S> {
     /// `GET /v1/latest`: the latest API reading of every series and host reading of every
     /// instance, of one service or all, one page.
     pub async fn latest(&self, request: &LatestRequest) -> Result<LatestAnswer, QueryError> {
-        let store = &*self.store;
         let service = request.service.as_ref();
-        let concurrency = self.limits.concurrency;
-        let too_many = || match service {
-            None => self.too_many("service", "latest readings", "ask for one service"),
-            Some(_) => self.too_many("service", "latest readings", "it cannot be listed"),
-        };
         let mut scanned = 0u64;
-        let mut api = Vec::new();
-        let mut reads = stream::iter(self.latest_shards())
-            .map(|shard| store.read_latest_api(shard, service))
-            .buffer_unordered(concurrency);
-        while let Some(rows) = reads.try_next().await? {
-            scanned += rows.len() as u64;
-            if scanned > self.limits.max_scan_rows {
-                return Err(too_many());
-            }
-            api.extend(rows);
-        }
-        let mut host = Vec::new();
-        let mut reads = stream::iter(self.latest_shards())
-            .map(|shard| store.read_latest_host(shard, service))
-            .buffer_unordered(concurrency);
-        while let Some(rows) = reads.try_next().await? {
-            scanned += rows.len() as u64;
-            if scanned > self.limits.max_scan_rows {
-                return Err(too_many());
-            }
-            host.extend(rows);
-        }
+        let api = self.all_latest::<ApiReading>(service, &mut scanned).await?;
+        let host = self
+            .all_latest::<HostReading>(service, &mut scanned)
+            .await?;
         if let Some(service) = service {
             if api.is_empty() && host.is_empty() {
                 return Err(unknown_service(service));
@@ -215,8 +213,8 @@ impl<S: Store> Queries<S> {
         };
         for entry in page {
             match entry {
-                Latest::Api(r) => answer.api.push(ApiReadingOut::from(r)),
-                Latest::Host(r) => answer.host.push(HostReadingOut::from(r)),
+                Latest::Api(r) => answer.api.push(ReadingOut(r.clone())),
+                Latest::Host(r) => answer.host.push(ReadingOut(r.clone())),
             }
         }
         Ok(answer)
@@ -241,17 +239,16 @@ enum Latest<'a> {
     Host(&'a HostReading),
 }
 
-/// The sort key of a `/v1/latest` entry: API readings (`"api" < "host"`) first.
+/// The sort key of a `/v1/latest` entry: the kind's name (API readings first), then the key of
+/// its latest row (service and series).
 fn latest_key<'a>(entry: &Latest<'a>) -> [&'a str; 5] {
+    fn of<K: ReadingKind>(reading: &K) -> [&str; 5] {
+        let ([service, a, b, c], _) = reading.series().latest_key();
+        [K::INFO.name, service, a, b, c]
+    }
     match entry {
-        Latest::Api(r) => [
-            "api",
-            r.service.as_str(),
-            r.instance.as_str(),
-            r.method.as_str(),
-            r.path.as_str(),
-        ],
-        Latest::Host(r) => ["host", r.service.as_str(), r.instance.as_str(), "", ""],
+        Latest::Api(r) => of(*r),
+        Latest::Host(r) => of(*r),
     }
 }
 

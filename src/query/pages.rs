@@ -7,11 +7,11 @@
 
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use super::fanout::{scan, ApiRows, HostRows};
+use super::fanout::scan;
 use super::params::{ApiFilter, TimeRange};
 use super::plan::{api_shard, host_shard};
 use super::Queries;
-use crate::model::{ApiReading, HostReading, InstanceName, ServiceName};
+use crate::model::{ApiReading, HostReading, InstanceName, ReadingKind, ServiceName};
 use crate::store::{Store, StoreError};
 
 impl<S: Store> Queries<S> {
@@ -25,7 +25,7 @@ impl<S: Store> Queries<S> {
     ) -> BoxStream<'static, Result<Vec<ApiReading>, StoreError>> {
         let shard = api_shard(filter, self.store.settings().shards);
         let partitions = self.all_partitions(service, range, shard);
-        scan::<S, ApiRows>(&self.reads(), partitions)
+        scan::<S, ApiReading>(&self.reads(), partitions)
     }
 
     /// Every page of host readings of `service` in `range`, of one instance's shard or of all.
@@ -37,30 +37,28 @@ impl<S: Store> Queries<S> {
     ) -> BoxStream<'static, Result<Vec<HostReading>, StoreError>> {
         let shard = host_shard(instance, self.store.settings().shards);
         let partitions = self.all_partitions(service, range, shard);
-        scan::<S, HostRows>(&self.reads(), partitions)
+        scan::<S, HostReading>(&self.reads(), partitions)
     }
 
     /// Every service with a row in a latest table, i.e. that sent anything within the
     /// retention; sorted.
     pub async fn services(&self) -> Result<Vec<ServiceName>, StoreError> {
-        let store = &*self.store;
-        let shards: Vec<_> = store.settings().latest_shards.all().collect();
-        let concurrency = self.limits.concurrency;
-        let api: Vec<ServiceName> = stream::iter(shards.clone())
-            .map(|shard| store.read_latest_api(shard, None))
-            .buffer_unordered(concurrency)
-            .map_ok(|rows| rows.into_iter().map(|r| r.service).collect::<Vec<_>>())
-            .try_concat()
-            .await?;
-        let host: Vec<ServiceName> = stream::iter(shards)
-            .map(|shard| store.read_latest_host(shard, None))
-            .buffer_unordered(concurrency)
-            .map_ok(|rows| rows.into_iter().map(|r| r.service).collect::<Vec<_>>())
-            .try_concat()
-            .await?;
-        let mut services: Vec<ServiceName> = api.into_iter().chain(host).collect();
+        let mut services = self.services_of::<ApiReading>().await?;
+        services.extend(self.services_of::<HostReading>().await?);
         services.sort_unstable();
         services.dedup();
         Ok(services)
+    }
+
+    /// The services of every latest row of kind `K`, unsorted.
+    async fn services_of<K: ReadingKind>(&self) -> Result<Vec<ServiceName>, StoreError> {
+        let store = &*self.store;
+        let shards: Vec<_> = store.settings().latest_shards.all().collect();
+        stream::iter(shards)
+            .map(|shard| store.read_latest::<K>(shard, None))
+            .buffer_unordered(self.limits.concurrency)
+            .map_ok(|rows| rows.iter().map(|r| r.service().clone()).collect::<Vec<_>>())
+            .try_concat()
+            .await
     }
 }

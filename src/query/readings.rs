@@ -10,12 +10,13 @@
 //! filter that matches little over a long range): the client follows the cursor as usual, and
 //! every request stays bounded.
 
-use super::answer::{ApiReadingOut, ReadingsAnswer};
+use super::answer::{ReadingOut, ReadingsAnswer};
 use super::cursor;
-use super::fanout::{ApiRows, OrderedMerge, RowKind};
+use super::fanout::OrderedMerge;
 use super::plan::{api_shard, plan, RangeRead};
 use super::requests::ReadingsRequest;
 use super::{Queries, QueryError};
+use crate::model::ApiReading;
 use crate::store::{ReadingKey, Store};
 
 impl<S: Store> Queries<S> {
@@ -42,7 +43,7 @@ impl<S: Store> Queries<S> {
         let read_ahead = page_rows == self.limits.page_rows;
         let buckets = plan(&read, settings);
         let mut merge =
-            OrderedMerge::<S, ApiRows>::new(self.reads(), buckets, request.order, read_ahead);
+            OrderedMerge::<S, ApiReading>::new(self.reads(), buckets, request.order, read_ahead);
         let limit = request.limit as usize;
         let mut readings = Vec::with_capacity(limit.min(1024));
         let mut consumed: Option<ReadingKey> = None;
@@ -55,13 +56,14 @@ impl<S: Store> Queries<S> {
                 break None;
             };
             scanned += 1;
+            let key = ReadingKey::of(&row);
             if filter.matches(&row) {
                 if readings.len() == limit {
                     break consumed;
                 }
-                readings.push(ApiReadingOut::from(&row));
+                readings.push(ReadingOut(row));
             }
-            consumed = Some(ApiRows::key(&row));
+            consumed = Some(key);
         };
         Ok(ReadingsAnswer {
             readings,

@@ -5,16 +5,12 @@
 //! 5xx and 4xx; `mean_ms = Σ(duration × count) / count`; `max_ms` the longest duration. The
 //! percentiles come from a [`Sketch`] (request-weighted, relative error ≤ 1%).
 //!
-//! Steps are aligned to multiples of the step since the epoch (`t` is the step's start); the
-//! first and last step may be only partly inside `[from, to]` and hold only the readings that
-//! are, while their rate is still per full step. Aggregation does not depend on the order
-//! readings arrive in, so the fan-out feeding it may be unordered.
-//!
-//! Memory is bounded by the number of cells, which is capped at `max_points`.
-
-use std::collections::{BTreeMap, HashMap};
+//! Cells are kept by [`StepCells`] (aligned steps, at most `max_points` cells, in any order of
+//! arrival). The first and last step may be only partly inside `[from, to]` and hold only the
+//! readings that are, while their rate is still per full step.
 
 use super::answer::{GroupKeyOut, StatsAnswer, StatsGroup, StatsPoint};
+use super::cells::StepCells;
 use super::params::{ParamErrors, Step};
 use super::requests::GroupBy;
 use super::sketch::Sketch;
@@ -42,20 +38,16 @@ struct Cell {
 /// Folds readings into stats.
 #[derive(Debug)]
 pub struct ApiStats {
-    step: Step,
     group_by: GroupBy,
-    max_points: usize,
-    cells: HashMap<(GroupKey, i64), Cell>,
+    cells: StepCells<GroupKey, Cell>,
 }
 
 impl ApiStats {
     /// An empty aggregation.
     pub fn new(step: Step, group_by: GroupBy, max_points: usize) -> Self {
         Self {
-            step,
             group_by,
-            max_points,
-            cells: HashMap::new(),
+            cells: StepCells::new(step, max_points),
         }
     }
 
@@ -68,11 +60,11 @@ impl ApiStats {
             path: g.path.then(|| r.path.clone()),
             code: g.code.then_some(r.code),
         };
-        let cell_key = (key, self.step.start_of(r.timestamp).millis());
-        if self.cells.len() >= self.max_points && !self.cells.contains_key(&cell_key) {
-            return Err(self.too_many_points());
-        }
-        let cell = self.cells.entry(cell_key).or_default();
+        let (max_points, group_by) = (self.cells.max_points(), self.group_by);
+        let cell = self
+            .cells
+            .cell(key, r.timestamp)
+            .ok_or_else(|| too_many_points(max_points, group_by))?;
         let count = u64::from(r.count);
         cell.count += count;
         if r.code.is_server_error() {
@@ -85,48 +77,38 @@ impl ApiStats {
         Ok(())
     }
 
-    fn too_many_points(&self) -> ParamErrors {
-        let problem = format!(
-            "the answer would hold more than {} points (groups × steps, --query-max-points); \
-             use a larger step, fewer groups or filters",
-            self.max_points
-        );
-        let field = if self.group_by.any() {
-            "group_by"
-        } else {
-            "step"
-        };
-        ParamErrors::one(field, problem)
-    }
-
     /// The answer: groups sorted by key, points by time.
     pub fn finish(self) -> StatsAnswer {
-        let step_ms = self.step.millis();
+        let step_ms = self.cells.step().millis();
         let step_seconds = step_ms as f64 / 1000.0;
-        let mut groups: BTreeMap<GroupKey, Vec<(i64, Cell)>> = BTreeMap::new();
-        for ((key, t), cell) in self.cells {
-            groups.entry(key).or_default().push((t, cell));
-        }
-        let groups = groups
+        let groups = self
+            .cells
+            .into_groups()
             .into_iter()
-            .map(|(key, mut cells)| {
-                cells.sort_by_key(|(t, _)| *t);
-                StatsGroup {
-                    key: GroupKeyOut {
-                        instance: key.instance.map(|i| i.to_string()),
-                        method: key.method.map(|m| m.to_string()),
-                        path: key.path.map(|p| p.to_string()),
-                        code: key.code.map(StatusCode::get),
-                    },
-                    points: cells
-                        .into_iter()
-                        .map(|(t, cell)| point(t, &cell, step_seconds))
-                        .collect(),
-                }
+            .map(|(key, cells)| StatsGroup {
+                key: GroupKeyOut {
+                    instance: key.instance.map(|i| i.to_string()),
+                    method: key.method.map(|m| m.to_string()),
+                    path: key.path.map(|p| p.to_string()),
+                    code: key.code.map(StatusCode::get),
+                },
+                points: cells
+                    .iter()
+                    .map(|(t, cell)| point(*t, cell, step_seconds))
+                    .collect(),
             })
             .collect();
         StatsAnswer { step_ms, groups }
     }
+}
+
+fn too_many_points(max_points: usize, group_by: GroupBy) -> ParamErrors {
+    let problem = format!(
+        "the answer would hold more than {max_points} points (groups × steps, \
+         --query-max-points); use a larger step, fewer groups or filters"
+    );
+    let field = if group_by.any() { "group_by" } else { "step" };
+    ParamErrors::one(field, problem)
 }
 
 fn point(t: i64, cell: &Cell, step_seconds: f64) -> StatsPoint {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 
-use super::fanout::{scan, ApiRows, OrderedMerge, RowKind};
+use super::fanout::{scan, OrderedMerge};
 use super::params::{ApiFilter, TimeRange};
 use super::plan::{plan, RangeRead};
 use super::requests::ReadingsRequest;
@@ -47,7 +47,7 @@ fn dataset(start_ms: i64) -> Vec<ApiReading> {
 }
 
 fn key(r: &ApiReading) -> ReadingKey {
-    ApiRows::key(r)
+    ReadingKey::of(r)
 }
 
 async fn seeded() -> (tempfile::TempDir, Arc<EmbeddedStore>, Vec<ApiReading>, i64) {
@@ -117,7 +117,7 @@ async fn merge_and_scan_return_every_reading_once_in_order() {
             };
             let buckets = plan(&read, store.settings());
             let mut merge =
-                OrderedMerge::<_, ApiRows>::new(queries.reads(), buckets, order, read_ahead);
+                OrderedMerge::<_, ApiReading>::new(queries.reads(), buckets, order, read_ahead);
             let mut got = Vec::new();
             while let Some(r) = merge.next().await.unwrap() {
                 got.push(key(&r));
@@ -126,7 +126,7 @@ async fn merge_and_scan_return_every_reading_once_in_order() {
             assert_eq!(got, want, "{range:?} {order:?} read ahead {read_ahead}");
         }
         let partitions = queries.all_partitions(&service, range, None);
-        let pages: Vec<Vec<ApiReading>> = scan::<_, ApiRows>(&queries.reads(), partitions)
+        let pages: Vec<Vec<ApiReading>> = scan::<_, ApiReading>(&queries.reads(), partitions)
             .try_collect()
             .await
             .unwrap();
@@ -173,7 +173,7 @@ async fn pages_resume_exactly_after_the_cursor() {
             let request = ReadingsRequest::parse(&pairs, queries.limits()).unwrap();
             let page = queries.readings(&request).await.unwrap();
             assert!(page.readings.len() <= 13);
-            got.extend(page.readings.iter().map(|r| r.id));
+            got.extend(page.readings.iter().map(|r| r.0.id.uuid()));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,

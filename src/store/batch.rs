@@ -1,19 +1,21 @@
 //! A flush's worth of readings, grouped the way every backend writes them.
 //!
-//! Grouping is backend-independent and pure: readings by partition `(service, bucket, seq)`, the
-//! newest reading per series for the latest tables, and the series-bucket entries not written yet.
+//! Grouping is backend-independent, pure and the same for every kind: readings by partition
+//! `(service, bucket, seq)`, the newest reading per series for the latest tables, and the
+//! series-bucket entries not written yet. Each kind's share is a typed [`KindBatch`], so a
+//! backend binds a reading's fields without copying it.
 
 mod group;
 
 use hashbrown::HashSet;
 
+use crate::model::kind::{EachKind, Family, PerKind};
 use crate::model::{
-    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, Reading, Seq, ServiceName,
-    Settings, TimeBucket,
+    ApiPath, HttpMethod, InstanceName, Reading, ReadingKind, Seq, ServiceName, Settings, TimeBucket,
 };
-use group::{Partitions, SeriesEntryRef};
+use group::{Grouping, SeriesEntryRef};
 
-/// A partition of `metric_readings` or `host_readings`.
+/// A partition of a kind's readings table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PartitionKey {
     /// The service.
@@ -49,17 +51,37 @@ pub struct SeriesEntry {
     pub path: Option<ApiPath>,
 }
 
+/// One kind's share of a flush.
+#[derive(Debug)]
+pub struct KindBatch<K> {
+    /// The readings by partition, partitions in order of first appearance.
+    pub partitions: Vec<Partition<K>>,
+    /// The newest reading of each series in this flush.
+    pub latest: Vec<K>,
+}
+
+impl<K> Default for KindBatch<K> {
+    fn default() -> Self {
+        Self {
+            partitions: Vec::new(),
+            latest: Vec::new(),
+        }
+    }
+}
+
+/// [`KindBatch`] per kind.
+#[derive(Debug)]
+pub enum Batches {}
+
+impl Family for Batches {
+    type Of<K: ReadingKind> = KindBatch<K>;
+}
+
 /// Everything one flush writes.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
-    /// API readings by partition.
-    pub api: Vec<Partition<ApiReading>>,
-    /// Host readings by partition.
-    pub host: Vec<Partition<HostReading>>,
-    /// The newest API reading of each series in this flush.
-    pub latest_api: Vec<ApiReading>,
-    /// The newest host reading of each instance in this flush.
-    pub latest_host: Vec<HostReading>,
+    /// The readings and latest readings of each kind.
+    pub kinds: PerKind<Batches>,
     /// Series-bucket entries not yet known to be written.
     pub series: Vec<SeriesEntry>,
 }
@@ -101,49 +123,57 @@ impl WriteBatch {
     /// Names are cloned once per partition, per series kept as latest and per new series entry,
     /// not once per reading: the flusher groups tens of thousands of readings per flush.
     pub fn build(readings: Vec<Reading>, settings: &Settings, seen: &SeriesSeen) -> Self {
-        let mut api = Partitions::default();
-        let mut host = Partitions::default();
+        let mut grouping = Grouping::new(settings);
         for reading in readings {
-            match reading {
-                Reading::Api(r) => api.push(r, settings),
-                Reading::Host(r) => host.push(r, settings),
-            }
+            reading.into_kind(&mut grouping);
         }
-        let (latest_api, mut series) = api.latest_and_series(seen);
-        let (latest_host, host_series) = host.latest_and_series(seen);
-        series.extend(host_series);
-        Self {
-            api: api.into_partitions(),
-            host: host.into_partitions(),
-            latest_api,
-            latest_host,
-            series,
-        }
+        grouping.finish(seen)
+    }
+
+    /// Kind `K`'s share.
+    pub fn of<K: ReadingKind>(&self) -> &KindBatch<K> {
+        self.kinds.get::<K>()
     }
 
     /// How many readings the batch holds.
     pub fn readings(&self) -> usize {
-        self.api.iter().map(|p| p.rows.len()).sum::<usize>()
-            + self.host.iter().map(|p| p.rows.len()).sum::<usize>()
+        struct Count(usize);
+        impl EachKind<'_, Batches> for Count {
+            fn each<K: ReadingKind>(&mut self, batch: &KindBatch<K>) {
+                self.0 += batch.partitions.iter().map(|p| p.rows.len()).sum::<usize>();
+            }
+        }
+        let mut count = Count(0);
+        self.kinds.each(&mut count);
+        count.0
+    }
+
+    /// Copies of every reading the batch holds, for a quarantine file.
+    pub fn to_readings(&self) -> Vec<Reading> {
+        struct Readings(Vec<Reading>);
+        impl EachKind<'_, Batches> for Readings {
+            fn each<K: ReadingKind>(&mut self, batch: &KindBatch<K>) {
+                let rows = batch.partitions.iter().flat_map(|p| &p.rows);
+                self.0.extend(rows.map(|r| r.clone().into_reading()));
+            }
+        }
+        let mut copy = Readings(Vec::with_capacity(self.readings()));
+        self.kinds.each(&mut copy);
+        copy.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ReadingId, StatusCode, TimestampMs};
+    use crate::model::reading::sample;
+    use crate::model::{ApiReading, HostGauges, HostReading, TimestampMs};
 
     fn api(instance: &str, at_ms: i64) -> Reading {
         Reading::Api(ApiReading {
-            id: ReadingId::new(),
-            service: ServiceName::parse("checkout").unwrap(),
             instance: InstanceName::parse(instance).unwrap(),
-            method: HttpMethod::parse("GET").unwrap(),
-            path: ApiPath::parse("/cart").unwrap(),
-            code: StatusCode::parse(200).unwrap(),
-            duration_ms: 1.0,
-            count: 1,
             timestamp: TimestampMs::from_millis(at_ms),
+            ..sample::api()
         })
     }
 
@@ -160,7 +190,8 @@ mod tests {
         let batch = WriteBatch::build(readings, &settings, &SeriesSeen::new(10));
         assert_eq!(batch.readings(), 4);
         let latest: Vec<i64> = batch
-            .latest_api
+            .of::<ApiReading>()
+            .latest
             .iter()
             .filter(|r| r.instance.as_str() == "a")
             .map(|r| r.timestamp.millis())
@@ -168,7 +199,7 @@ mod tests {
         assert_eq!(latest, [11 * hour]);
         // a in two buckets, b in one.
         assert_eq!(batch.series.len(), 3);
-        for partition in &batch.api {
+        for partition in &batch.of::<ApiReading>().partitions {
             for row in &partition.rows {
                 assert_eq!(row.bucket(settings.bucket_width), partition.key.bucket);
                 assert_eq!(row.seq(settings.shards), partition.key.seq);
@@ -191,10 +222,11 @@ mod tests {
         let settings = Settings::default();
         let readings: Vec<Reading> = [5, 9, 1, 7].iter().map(|&at| api("a", at)).collect();
         let batch = WriteBatch::build(readings, &settings, &SeriesSeen::new(10));
-        assert_eq!(batch.api.len(), 1);
-        assert_eq!(batch.api[0].rows.len(), 4);
-        assert_eq!(batch.latest_api.len(), 1);
-        assert_eq!(batch.latest_api[0].timestamp.millis(), 9);
+        let api = batch.of::<ApiReading>();
+        assert_eq!(api.partitions.len(), 1);
+        assert_eq!(api.partitions[0].rows.len(), 4);
+        assert_eq!(api.latest.len(), 1);
+        assert_eq!(api.latest[0].timestamp.millis(), 9);
         assert_eq!(batch.series.len(), 1);
     }
 
@@ -203,22 +235,22 @@ mod tests {
         let settings = Settings::default();
         let host = |at_ms: i64| {
             Reading::Host(HostReading {
-                id: ReadingId::new(),
-                service: ServiceName::parse("checkout").unwrap(),
                 instance: InstanceName::parse("i-1").unwrap(),
                 timestamp: TimestampMs::from_millis(at_ms),
-                gauges: crate::model::HostGauges {
+                gauges: HostGauges {
                     cpu_percent: Some(1.0),
-                    ..Default::default()
+                    ..HostGauges::default()
                 },
+                ..sample::host()
             })
         };
         let mut seen = SeriesSeen::new(10);
         let first = WriteBatch::build(vec![host(3), host(8), api("i-1", 5)], &settings, &seen);
-        assert_eq!(first.host.len(), 1);
-        assert_eq!(first.host[0].rows.len(), 2);
-        assert_eq!(first.latest_host.len(), 1);
-        assert_eq!(first.latest_host[0].timestamp.millis(), 8);
+        let hosts = first.of::<HostReading>();
+        assert_eq!(hosts.partitions.len(), 1);
+        assert_eq!(hosts.partitions[0].rows.len(), 2);
+        assert_eq!(hosts.latest.len(), 1);
+        assert_eq!(hosts.latest[0].timestamp.millis(), 8);
         let host_only: Vec<_> = first.series.iter().filter(|e| e.method.is_none()).collect();
         assert_eq!(host_only.len(), 1);
         assert!(host_only[0].path.is_none());

@@ -6,6 +6,7 @@
 pub mod alerting;
 pub mod keyspace;
 mod reader;
+mod row;
 pub mod security;
 pub mod settings;
 mod statements;
@@ -21,6 +22,8 @@ use scylla::policies::load_balancing::DefaultPolicy;
 pub use keyspace::Keyspace;
 pub use security::CqlSecurity;
 pub use writer::CqlStore;
+
+use scylla::errors::{DbError, ExecutionError, NewSessionError, PrepareError, RequestAttemptError};
 
 use super::StoreError;
 
@@ -46,8 +49,61 @@ pub async fn connect_with(nodes: &[String], security: &CqlSecurity) -> Result<Se
         .default_execution_profile_handle(profile.into_handle())
         .build()
         .await
-        .map_err(|source| StoreError::Connect {
-            nodes: nodes.join(","),
-            source: Box::new(source),
+        .map_err(|source: NewSessionError| {
+            StoreError::unavailable(
+                format!("connecting to the CQL cluster at {}", nodes.join(",")),
+                source,
+            )
         })
+}
+
+/// Whether the node refused a statement for what it is (syntax, an invalid value or query, a
+/// missing table): running it again will fail the same way.
+fn refused(error: &RequestAttemptError) -> bool {
+    match error {
+        RequestAttemptError::SerializationError(_)
+        | RequestAttemptError::CqlRequestSerialization(_) => true,
+        RequestAttemptError::DbError(db, _) => matches!(
+            db,
+            DbError::SyntaxError
+                | DbError::Invalid
+                | DbError::AlreadyExists { .. }
+                | DbError::FunctionFailure { .. }
+                | DbError::ProtocolError
+        ),
+        _ => false,
+    }
+}
+
+/// The driver's errors in the store's classes: what the node refused for what it is is
+/// rejected; everything else (no connection, timeouts, overload, too few replicas) is
+/// unavailable, and retried.
+impl StoreError {
+    /// A failed statement, with what it was for.
+    pub fn execute(what: &'static str, source: impl Into<ExecutionError>) -> Self {
+        let source = source.into();
+        let permanent = match &source {
+            ExecutionError::BadQuery(_) => true,
+            ExecutionError::LastAttemptError(attempt) => refused(attempt),
+            _ => false,
+        };
+        if permanent {
+            StoreError::rejected(what, source)
+        } else {
+            StoreError::unavailable(what, source)
+        }
+    }
+
+    /// A statement that could not be prepared: refused (usually the schema is missing or old)
+    /// unless no node could be asked.
+    pub fn prepare(statement: impl Into<String>, source: PrepareError) -> Self {
+        let what = format!(
+            "preparing `{}` (has `timebucket migrate up` run on this keyspace?)",
+            statement.into()
+        );
+        match &source {
+            PrepareError::ConnectionPoolError(_) => StoreError::unavailable(what, source),
+            _ => StoreError::rejected(what, source),
+        }
+    }
 }

@@ -11,7 +11,12 @@
 //! The data model is the CQL one (see `codec` for the byte layouts): rows keyed by
 //! `(service, time_bucket, seq, timestamp, reading_id)`, so a partition's range read is a prefix
 //! scan; latest readings keyed by the same shard sentinel and replaced only by a newer
-//! `(timestamp, reading_id)`; the series index per bucket.
+//! `(timestamp, reading_id)`; the series index per bucket. Row values are the kind's fields
+//! encoded from its declaration (`fields`).
+//!
+//! Expiry agrees with CQL's: a latest row is left out of every answer once its reading is past
+//! the retention (and deleted at open and whenever a window is dropped), a series entry once its
+//! bucket's end is (and deleted with its window); neither is written when already past it.
 //!
 //! Durability: every [`Store::write`] ends with an fdatasync of fjall's journal, because the WAL
 //! is confirmed (and its segments deleted) right after a write returns. The WAL remains the
@@ -22,6 +27,7 @@
 
 pub mod alerting;
 mod codec;
+mod fields;
 mod reader;
 mod writer;
 
@@ -31,8 +37,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
-use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
+use crate::model::kind::{EachKind, Kinds, KINDS};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
+use crate::store::{expired, PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
 
 /// The meta keyspace key of the recorded settings.
 const SETTINGS_KEY: &[u8] = b"settings";
@@ -59,10 +66,16 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
+/// fjall's errors in the store's classes: data that does not decode is a decode error; every
+/// other failure (I/O, a full disk, a poisoned journal that needs a restart) is unavailable, so
+/// the flusher keeps the readings in the WAL and retries rather than quarantining them.
 fn embedded(what: &'static str) -> impl FnOnce(fjall::Error) -> StoreError {
-    move |source| StoreError::Embedded {
-        what,
-        source: Box::new(source),
+    move |source| match source {
+        fjall::Error::Decompress(_)
+        | fjall::Error::InvalidTag(_)
+        | fjall::Error::InvalidTrailer
+        | fjall::Error::InvalidVersion(_) => StoreError::decode(what, source),
+        source => StoreError::unavailable(what, source),
     }
 }
 
@@ -102,12 +115,15 @@ impl EmbeddedStore {
                 settings,
             }),
         };
-        store.drop_expired_windows(TimestampMs::now())?;
+        let now = TimestampMs::now();
+        store.drop_expired_windows(now)?;
+        store.purge_expired_latest(now)?;
         Ok(store)
     }
 
     /// Deletes every window whose readings are all past the retention at `now`; returns how
-    /// many were dropped. Runs at open and before each write.
+    /// many were dropped. Runs at open and before each write. Whenever a window goes (and at
+    /// open), the latest rows past the retention go too; reads already leave them out.
     pub fn drop_expired_windows(&self, now: TimestampMs) -> Result<usize, StoreError> {
         let settings = &self.inner.settings;
         let window = i64::from(settings.compaction_window_seconds);
@@ -129,6 +145,9 @@ impl EmbeddedStore {
                 .collect()
         };
         let dropped = expired.len();
+        if dropped > 0 {
+            self.purge_expired_latest(now)?;
+        }
         for (start, keyspace) in expired {
             tracing::info!(
                 window_start = start,
@@ -140,6 +159,26 @@ impl EmbeddedStore {
                 .map_err(embedded("dropping an expired window"))?;
         }
         Ok(dropped)
+    }
+
+    /// Deletes the latest rows whose reading is past the retention at `now`; returns how many.
+    /// The latest keyspace holds one small row per series, so a full scan is cheap.
+    pub fn purge_expired_latest(&self, now: TimestampMs) -> Result<usize, StoreError> {
+        let mut purge = Purge {
+            store: self,
+            now,
+            batch: self.inner.db.batch(),
+            purged: 0,
+            failed: None,
+        };
+        KINDS.each(&mut purge);
+        if let Some(error) = purge.failed {
+            return Err(error);
+        }
+        if purge.purged > 0 {
+            purge.batch.commit().map_err(embedded(PURGING))?;
+        }
+        Ok(purge.purged)
     }
 
     /// Writes every memtable out as tables and major-compacts every keyspace: the embedded
@@ -220,7 +259,7 @@ fn load_or_record_settings(
     first: Settings,
 ) -> Result<Settings, StoreError> {
     let bad = |reason: String| StoreError::Settings {
-        keyspace: dir.display().to_string(),
+        store: format!("the embedded store at {}", dir.display()),
         reason,
     };
     match meta
@@ -252,11 +291,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let rows = writer::EncodedBatch::encode(batch).with_latest(
-            &batch.latest_api,
-            &batch.latest_host,
-            self.inner.settings.latest_shards,
-        );
+        let rows = writer::EncodedBatch::encode(batch, &self.inner.settings, TimestampMs::now());
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.apply(rows))
             .await
@@ -267,14 +302,18 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
-    async fn read_api(&self, request: &PageRequest) -> Result<Vec<ApiReading>, StoreError> {
+    async fn read_page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
         let (store, request) = (self.clone(), request.clone());
-        blocking(move || store.api_page(&request)).await
+        blocking(move || store.page(&request)).await
     }
 
-    async fn read_host(&self, request: &PageRequest) -> Result<Vec<HostReading>, StoreError> {
-        let (store, request) = (self.clone(), request.clone());
-        blocking(move || store.host_page(&request)).await
+    async fn read_latest<K: ReadingKind>(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<K>, StoreError> {
+        let (store, service) = (self.clone(), service.cloned());
+        blocking(move || store.latest_of(shard, service.as_ref())).await
     }
 
     async fn read_series(
@@ -285,23 +324,40 @@ impl Store for EmbeddedStore {
         let (store, service) = (self.clone(), service.clone());
         blocking(move || store.series_of(&service, bucket)).await
     }
+}
 
-    async fn read_latest_api(
-        &self,
-        shard: Seq,
-        service: Option<&ServiceName>,
-    ) -> Result<Vec<ApiReading>, StoreError> {
-        let (store, service) = (self.clone(), service.cloned());
-        blocking(move || store.latest_of(codec::API, shard, service.as_ref())).await
+const PURGING: &str = "purging expired latest rows";
+
+/// Collects the deletion of every expired latest row, kind by kind.
+struct Purge<'a> {
+    store: &'a EmbeddedStore,
+    now: TimestampMs,
+    batch: fjall::OwnedWriteBatch,
+    purged: usize,
+    failed: Option<StoreError>,
+}
+
+impl Purge<'_> {
+    fn kind<K: ReadingKind>(&mut self) -> Result<(), StoreError> {
+        let latest = &self.store.inner.latest;
+        let ttl = self.store.inner.settings.ttl_seconds;
+        for guard in latest.prefix([K::INFO.tag]) {
+            let (key, value) = guard.into_inner().map_err(embedded(PURGING))?;
+            let reading: K = codec::decode(&value).map_err(|e| StoreError::decode(PURGING, e))?;
+            if expired(reading.timestamp(), ttl, self.now) {
+                self.batch.remove(latest, key);
+                self.purged += 1;
+            }
+        }
+        Ok(())
     }
+}
 
-    async fn read_latest_host(
-        &self,
-        shard: Seq,
-        service: Option<&ServiceName>,
-    ) -> Result<Vec<HostReading>, StoreError> {
-        let (store, service) = (self.clone(), service.cloned());
-        blocking(move || store.latest_of(codec::HOST, shard, service.as_ref())).await
+impl EachKind<'_, Kinds> for Purge<'_> {
+    fn each<K: ReadingKind>(&mut self, _: &()) {
+        if self.failed.is_none() {
+            self.failed = self.kind::<K>().err();
+        }
     }
 }
 
@@ -369,6 +425,26 @@ mod tests {
             after < before,
             "disk {before} -> {after} bytes after dropping a window"
         );
+    }
+
+    #[tokio::test]
+    async fn latest_rows_past_the_retention_are_purged_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let settings = *store.settings();
+        let now = TimestampMs::now();
+        let hour_ms = 3_600_000;
+        let ttl_ms = i64::from(settings.ttl_seconds) * 1000;
+        let batch = WriteBatch::build(
+            readings(now.millis() - ttl_ms + hour_ms, 3),
+            &settings,
+            &SeriesSeen::new(10),
+        );
+        store.write(&batch).await.unwrap();
+        assert_eq!(store.purge_expired_latest(now).unwrap(), 0);
+        let later = TimestampMs::from_millis(now.millis() + 2 * hour_ms);
+        assert_eq!(store.purge_expired_latest(later).unwrap(), 3);
+        assert_eq!(store.inner.latest.iter().count(), 0);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use uuid::Uuid;
 
 use super::batch::PartitionKey;
-use crate::model::{ReadingId, TimestampMs};
+use crate::model::{ReadingId, ReadingKind, TimestampMs};
 
 /// A row's position in its partition: the clustering key `(timestamp, reading_id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +25,14 @@ pub struct ReadingKey {
 }
 
 impl ReadingKey {
+    /// The key of `reading`'s row.
+    pub fn of<K: ReadingKind>(reading: &K) -> Self {
+        Self {
+            timestamp: reading.timestamp(),
+            id: reading.id(),
+        }
+    }
+
     /// A key before every reading at `at` (the nil UUID sorts first in both orders).
     pub fn before_all_at(at: TimestampMs) -> Self {
         Self {

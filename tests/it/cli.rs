@@ -45,7 +45,7 @@ fn an_error_says_each_of_its_causes_once() {
         .find(|line| line.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line in: {stderr}"));
     assert!(
-        error.contains("cannot connect to the CQL cluster at 127.0.0.1:1"),
+        error.contains("connecting to the CQL cluster at 127.0.0.1:1: the store is unavailable"),
         "{error}"
     );
     assert_eq!(

@@ -5,10 +5,13 @@
 //! API, comparing with answers computed here from the written readings.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
 
 use timebucket::model::{
     ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, Reading, ReadingId,
-    ServiceName, StatusCode, TimeBucket, TimestampMs,
+    ReadingKind, ServiceName, StatusCode, TimeBucket, TimestampMs,
 };
 use timebucket::store::{
     Order, PageRequest, PartitionKey, ReadingKey, SeriesSeen, Store, WriteBatch,
@@ -16,7 +19,7 @@ use timebucket::store::{
 
 /// Hour-aligned base time in the recent past, so every reading is within retention.
 fn base_ms() -> i64 {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = Utc::now().timestamp_millis();
     (now / 3_600_000 - 3) * 3_600_000
 }
 
@@ -92,7 +95,7 @@ async fn read_pages<S: Store>(
     };
     let mut pages = Vec::new();
     loop {
-        let page = store.read_api(&request).await.unwrap();
+        let page = store.read_page::<ApiReading>(&request).await.unwrap();
         let last = page.last().map(|r| ReadingKey {
             timestamp: r.timestamp,
             id: r.id,
@@ -242,8 +245,18 @@ pub async fn latest_keeps_the_newest_even_when_older_arrives_later<S: Store>(sto
     let mut api_rows = Vec::new();
     let mut host_rows = Vec::new();
     for shard in store.settings().latest_shards.all() {
-        api_rows.extend(store.read_latest_api(shard, Some(&service)).await.unwrap());
-        host_rows.extend(store.read_latest_host(shard, Some(&service)).await.unwrap());
+        api_rows.extend(
+            store
+                .read_latest::<ApiReading>(shard, Some(&service))
+                .await
+                .unwrap(),
+        );
+        host_rows.extend(
+            store
+                .read_latest::<HostReading>(shard, Some(&service))
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(api_rows.len(), 1);
     assert_eq!((api_rows[0].id, api_rows[0].code.get()), (newer.id, 201));
@@ -304,7 +317,7 @@ pub async fn host_readings_round_trip<S: Store>(store: S) {
     for partition in partitions(&store, "hr", from, to) {
         read.extend(
             store
-                .read_host(&PageRequest {
+                .read_page::<HostReading>(&PageRequest {
                     partition,
                     after: Order::Asc.start_of(from, to),
                     until: to,
@@ -317,6 +330,98 @@ pub async fn host_readings_round_trip<S: Store>(store: S) {
     }
     read.sort_by_key(|r| r.timestamp);
     assert_eq!(read, written);
+}
+
+/// The instances with a latest reading (of either kind) of `service`.
+async fn latest_instances<S: Store>(store: &S, service: &ServiceName) -> BTreeSet<String> {
+    let mut instances = BTreeSet::new();
+    for shard in store.settings().latest_shards.all() {
+        let api = store.read_latest::<ApiReading>(shard, Some(service));
+        instances.extend(
+            api.await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.instance.to_string()),
+        );
+        let host = store.read_latest::<HostReading>(shard, Some(service));
+        instances.extend(
+            host.await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.instance.to_string()),
+        );
+    }
+    instances
+}
+
+/// The instances in the series index of `service` for the bucket holding `at_ms`.
+async fn series_instances<S: Store>(store: &S, service: &ServiceName, at_ms: i64) -> Vec<String> {
+    let width = store.settings().bucket_width;
+    let bucket = TimeBucket::containing(TimestampMs::from_millis(at_ms), width);
+    let entries = store.read_series(service, bucket).await.unwrap();
+    entries
+        .into_iter()
+        .map(|e| e.instance.to_string())
+        .collect()
+}
+
+/// Latest rows expire once their reading is older than the retention, series entries once their
+/// bucket's end is, whatever the backend: what is already older is never listed, and a latest
+/// row disappears when its reading passes the retention.
+pub async fn latest_and_series_expire_with_the_retention<S: Store>(store: S) {
+    let settings = *store.settings();
+    let ttl_ms = i64::from(settings.ttl_seconds) * 1000;
+    let now = Utc::now().timestamp_millis();
+    let old = now - ttl_ms - 2 * settings.bucket_width.millis();
+    let soon = now - ttl_ms + 3_000;
+    let fresh = now - 60_000;
+    write(
+        &store,
+        vec![
+            Reading::Api(api("ex", "old", "/a", old, 200)),
+            Reading::Host(host("ex", "h-old", old, 1.0)),
+            Reading::Api(api("ex", "soon", "/a", soon, 200)),
+            Reading::Host(host("ex", "h-soon", soon, 1.0)),
+            Reading::Api(api("ex", "fresh", "/a", fresh, 200)),
+            Reading::Host(host("ex", "h-fresh", fresh, 1.0)),
+        ],
+    )
+    .await;
+    let service = ServiceName::parse("ex").unwrap();
+    let listed = latest_instances(&store, &service).await;
+    assert!(
+        !listed.contains("old") && !listed.contains("h-old"),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains("fresh") && listed.contains("h-fresh"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        series_instances(&store, &service, old).await,
+        Vec::<String>::new()
+    );
+    let fresh_series = series_instances(&store, &service, fresh).await;
+    assert!(
+        fresh_series.contains(&"fresh".to_owned()),
+        "{fresh_series:?}"
+    );
+
+    // The readings at the edge of the retention pass it within seconds; the fresh ones stay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = latest_instances(&store, &service).await;
+        if !listed.contains("soon") && !listed.contains("h-soon") {
+            let fresh: BTreeSet<String> = ["fresh", "h-fresh"].map(String::from).into();
+            assert_eq!(listed, fresh);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "latest rows past the retention are still listed: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Runs every case against one backend; `$open` is an async expression giving a fresh store.
@@ -360,6 +465,12 @@ macro_rules! conformance_suite {
                 let fixture = $open;
                 super::host_readings_round_trip(fixture.0).await;
             }
+
+            #[tokio::test]
+            async fn latest_and_series_expire_with_the_retention() {
+                let fixture = $open;
+                super::latest_and_series_expire_with_the_retention(fixture.0).await;
+            }
         }
     };
 }
@@ -385,3 +496,44 @@ fn embedded_store() -> (
 
 conformance_suite!(cql, cql_store().await);
 conformance_suite!(embedded, embedded_store());
+
+/// The CQL store writes a latest row with the TTL its reading has left, not the table's: the
+/// node drops it when the reading passes the retention, as the embedded store does.
+#[tokio::test]
+async fn cql_latest_rows_live_as_long_as_their_reading_is_within_the_retention() {
+    let keyspace = crate::support::migrated_keyspace().await;
+    let node = crate::support::cql_node();
+    let store = timebucket::store::cql::CqlStore::open(&[node], &keyspace)
+        .await
+        .unwrap();
+    let ttl_ms = i64::from(store.settings().ttl_seconds) * 1000;
+    let left_ms = 3_600_000;
+    let reading = api(
+        "ttl",
+        "i-1",
+        "/t",
+        Utc::now().timestamp_millis() - ttl_ms + left_ms,
+        200,
+    );
+    write(&store, vec![Reading::Api(reading.clone())]).await;
+    let shard = reading
+        .series()
+        .latest_shard(store.settings().latest_shards);
+    let text = format!(
+        "SELECT TTL(code) FROM {keyspace}.latest_api_readings WHERE shard = ? AND service_name = ?"
+    );
+    let rows = store
+        .session()
+        .query_unpaged(text, (shard.get(), "ttl"))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let (ttl,): (Option<i32>,) = rows.single_row().unwrap();
+    let ttl = i64::from(ttl.expect("the row has a TTL"));
+    assert!(
+        ttl <= left_ms / 1000 && ttl > left_ms / 1000 - 120,
+        "TTL {ttl} s, the reading has {} s left",
+        left_ms / 1000
+    );
+}

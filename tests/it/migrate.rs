@@ -329,7 +329,7 @@ fn bad_input_gives_a_one_line_error_and_a_failure_exit() {
             migrations,
             "status",
         ],
-        "cannot connect to the CQL cluster at 127.0.0.1:1",
+        "connecting to the CQL cluster at 127.0.0.1:1: the store is unavailable",
     );
     assert_one_line_error(
         &[

@@ -163,7 +163,7 @@ async fn sdk_histograms_over_http_protobuf_gzip_reach_stats_series_and_latest() 
     let latest: LatestAnswer =
         serde_json::from_value(collector.get("/v1/latest?service=shop").await).unwrap();
     assert_eq!(latest.host.len(), 1);
-    assert_eq!(latest.host[0].available, Some(true));
+    assert_eq!(latest.host[0].gauges.available, Some(true));
     collector.stop().await;
 }
 
@@ -214,17 +214,17 @@ async fn sdk_over_grpc_with_delta_exponential_histograms_host_gauges_and_an_unkn
         serde_json::from_value(collector.get("/v1/latest?service=billing").await).unwrap();
     let host = &latest.host[0];
     assert_eq!(host.instance, "vm-3");
-    assert!((host.cpu_percent.unwrap() - 45.0).abs() < 1e-9);
+    assert!((host.gauges.cpu_percent.unwrap() - 45.0).abs() < 1e-9);
     assert_eq!(
-        (host.mem_used_bytes, host.mem_total_bytes),
+        (host.gauges.mem_used_bytes, host.gauges.mem_total_bytes),
         (Some(3_000_000_000), Some(8_000_000_000))
     );
     assert_eq!(
-        (host.disk_used_bytes, host.disk_total_bytes),
+        (host.gauges.disk_used_bytes, host.gauges.disk_total_bytes),
         (Some(40_000_000_000), Some(100_000_000_000))
     );
     assert_eq!(
-        (host.heap_bytes, host.available),
+        (host.gauges.heap_bytes, host.gauges.available),
         (Some(123_456_789), Some(true))
     );
     let metrics = collector.metrics().await;

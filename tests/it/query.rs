@@ -13,8 +13,8 @@ use timebucket::query::QueryLimits;
 
 use crate::support::{spawn_app, AppOptions, TestApp};
 use seed::{
-    api_json, as_parsed, finish, rfc3339, seeded_app, series_in, shop_in, weighted_quantile, Seed,
-    HOUR, MINUTE, T0,
+    api_json, as_parsed, finish, rfc3339, seeded_app, series_in, shop_in, t0, weighted_quantile,
+    Seed, HOUR, MINUTE,
 };
 
 /// GETs `path` with `params`; the status and the JSON body.
@@ -92,13 +92,13 @@ async fn check_pages(
 #[tokio::test]
 async fn readings_pages_are_exact_across_buckets_shards_and_filters() {
     let (app, seed) = seeded_app(QueryLimits::default()).await;
-    let all = (T0, T0 + 5 * HOUR);
+    let all = (t0(), t0() + 5 * HOUR);
     check_pages(&app, &seed, all, &[], |_| true, 23).await;
     check_pages(&app, &seed, all, &[("order", "desc")], |_| true, 50).await;
     // Both ends are inclusive, and both hold readings on a bucket boundary.
-    let hour = (T0 + HOUR, T0 + 2 * HOUR);
+    let hour = (t0() + HOUR, t0() + 2 * HOUR);
     check_pages(&app, &seed, hour, &[], |_| true, 10_000).await;
-    let one_instant = (T0 + 2 * HOUR + 777, T0 + 2 * HOUR + 777);
+    let one_instant = (t0() + 2 * HOUR + 777, t0() + 2 * HOUR + 777);
     check_pages(&app, &seed, one_instant, &[], |_| true, 1).await;
     let filtered = [("instance", "i-2"), ("path", "/pay")];
     let pay = |r: &ApiReading| r.instance.as_str() == "i-2" && r.path.as_str() == "/pay";
@@ -138,9 +138,9 @@ async fn readings_pages_are_exact_across_buckets_shards_and_filters() {
 async fn series_are_the_exact_sets_of_the_covering_buckets() {
     let (app, seed) = seeded_app(QueryLimits::default()).await;
     for (from, to) in [
-        (T0, T0 + 5 * HOUR),
-        (T0 + HOUR + 10 * MINUTE, T0 + 2 * HOUR + 5 * MINUTE),
-        (T0 + 5 * HOUR, T0 + 5 * HOUR),
+        (t0(), t0() + 5 * HOUR),
+        (t0() + HOUR + 10 * MINUTE, t0() + 2 * HOUR + 5 * MINUTE),
+        (t0() + 5 * HOUR, t0() + 5 * HOUR),
     ] {
         let (status, body) = get(&app, "/v1/series", &range(from, to)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -184,7 +184,7 @@ async fn series_are_the_exact_sets_of_the_covering_buckets() {
         assert_eq!(instances, want, "paged by 2");
     }
     // The host-only instance is listed, with no API methods.
-    let (_, body) = get(&app, "/v1/series", &range(T0, T0 + HOUR)).await;
+    let (_, body) = get(&app, "/v1/series", &range(t0(), t0() + HOUR)).await;
     let h9 = body["instances"]
         .as_array()
         .unwrap()
@@ -378,7 +378,7 @@ async fn check_stats(
 #[tokio::test]
 async fn stats_match_the_seed_exactly_and_percentiles_within_one_percent() {
     let (app, seed) = seeded_app(QueryLimits::default()).await;
-    let all = (T0, T0 + 5 * HOUR);
+    let all = (t0(), t0() + 5 * HOUR);
     let path_code = |r: &ApiReading| json!({"path": r.path.as_str(), "code": r.code.get()});
     let group_by = [("group_by", "path,code")];
     check_stats(
@@ -391,7 +391,7 @@ async fn stats_match_the_seed_exactly_and_percentiles_within_one_percent() {
         path_code,
     )
     .await;
-    let partial = (T0 + 30 * MINUTE, T0 + 3 * HOUR);
+    let partial = (t0() + 30 * MINUTE, t0() + 3 * HOUR);
     let get_only = |r: &ApiReading| r.method.as_str() == "GET";
     check_stats(
         &app,
@@ -415,7 +415,7 @@ async fn stats_match_the_seed_exactly_and_percentiles_within_one_percent() {
 async fn host_stats_match_the_samples() {
     let (app, seed) = seeded_app(QueryLimits::default()).await;
     let step = 30 * MINUTE;
-    let mut params = range(T0, T0 + 5 * HOUR);
+    let mut params = range(t0(), t0() + 5 * HOUR);
     params.push(("step", "30m".into()));
     let (status, body) = get(&app, "/v1/stats/host", &params).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -326,7 +326,7 @@ fn every_readme_command_parses_and_has_a_runner() {
     let mut kinds = BTreeSet::new();
     for command in &commands {
         match command.subcommand() {
-            Some(kind @ ("migrate" | "serve" | "query" | "agent" | "rules")) => {
+            Some(kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine")) => {
                 kinds.insert(kind);
             }
             other => failures.push(format!(
@@ -356,7 +356,7 @@ fn every_readme_command_parses_and_has_a_runner() {
     assert_no_failures("do not parse", failures);
     assert_eq!(
         kinds,
-        BTreeSet::from(["agent", "migrate", "query", "rules", "serve"]),
+        BTreeSet::from(["agent", "migrate", "quarantine", "query", "rules", "serve"]),
         "the README should show every subcommand; found {} commands",
         commands.len()
     );
@@ -403,6 +403,77 @@ fn readme_rules_commands_run() {
         .filter_map(|command| run_to_end(&sandbox, command).err())
         .collect();
     assert_no_failures("fail", failures);
+}
+
+#[test]
+fn readme_quarantine_commands_run() {
+    let sandbox = Sandbox {
+        node: "127.0.0.1:9".into(),
+        url: "http://127.0.0.1:9".into(),
+        keyspace: "timebucket".parse().unwrap(),
+    };
+    let commands = commands_of("quarantine");
+    assert!(
+        !commands.is_empty(),
+        "the README shows `timebucket quarantine`"
+    );
+    let failures: Vec<String> = commands
+        .iter()
+        .filter_map(|command| {
+            let args = match sandbox.resolve(command) {
+                Ok(args) => args,
+                Err(problem) => return Some(problem),
+            };
+            let dir = tempfile::tempdir().unwrap();
+            // The files the command names, set aside as the flusher would.
+            for name in args.iter().filter(|a| a.ends_with(".quarantine")) {
+                set_aside_a_batch(&dir.path().join("data"), name);
+            }
+            let outcome = Running::start(sandbox.command(&args, dir.path()), dir.path()).finish();
+            judge(command, &outcome).err()
+        })
+        .collect();
+    assert_no_failures("fail", failures);
+}
+
+/// A quarantined batch of one reading in `<data_dir>/quarantine/<name>`.
+fn set_aside_a_batch(data_dir: &Path, name: &str) {
+    use timebucket::ingest::quarantine::{Header, Item, Quarantine, What};
+    use timebucket::ingest::record::{encode, Accepted};
+    use timebucket::model::{
+        HostGauges, HostReading, InstanceName, Reading, ReadingId, ServiceName, TimestampMs,
+    };
+    use timebucket::wal::{Position, SegmentId};
+    let reading = Reading::Host(HostReading {
+        id: ReadingId::new(),
+        service: ServiceName::parse(SERVICE).unwrap(),
+        instance: InstanceName::parse("vm-1").unwrap(),
+        timestamp: TimestampMs::now(),
+        gauges: HostGauges {
+            available: Some(true),
+            ..HostGauges::default()
+        },
+    });
+    let quarantine = Quarantine::in_data_dir(data_dir);
+    let item = Item {
+        header: Header {
+            what: What::Batch,
+            at: TimestampMs::now().to_rfc3339(),
+            wal: "3:24 to 3:300".into(),
+            readings: Some(1),
+            reason: "the store refused it".into(),
+        },
+        payload: encode(&Accepted {
+            at: TimestampMs::now(),
+            readings: vec![reading],
+        }),
+        position: Position {
+            segment: SegmentId(3),
+            offset: 24,
+        },
+    };
+    let written = quarantine.put(&item).unwrap();
+    std::fs::rename(written, quarantine.dir().join(name)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusty_fork::rusty_fork_test;
 use serde_json::json;
+use timebucket::ingest::quarantine::Quarantine;
 use timebucket::ingest::{gate, AcceptConfig, Acceptor, BodyFormat, Flusher, FlusherConfig};
 use timebucket::store::embedded::EmbeddedStore;
 use timebucket::telemetry::Metrics;
@@ -151,6 +152,7 @@ rusty_fork_test! {
                 retry_max: Duration::from_millis(100),
                 ..FlusherConfig::default()
             },
+            Quarantine::in_data_dir(dir.path()),
             tokio::sync::watch::channel(true).0,
         );
         let flushing = runtime.spawn(flusher.run());

@@ -4,11 +4,12 @@ use axum::http::Uri;
 
 use super::*;
 use crate::capture::recorder::RoutePath;
+use crate::client::wire::JsonBody;
 
 fn source() -> Source {
     Source {
-        service: Arc::from("shop"),
-        instance: Arc::from("i-1"),
+        service: ServiceName::parse("shop").unwrap(),
+        instance: InstanceName::parse("i-1").unwrap(),
         normaliser: PathNormaliser::builtin(),
     }
 }
@@ -38,7 +39,14 @@ fn a_series_keeps_exact_count_total_and_max() {
     lines.sort_by(|a, b| (&a.path, a.count).cmp(&(&b.path, b.count)));
     let summary: Vec<_> = lines
         .iter()
-        .map(|l| (l.path.as_ref(), l.count, l.duration_ms, l.timestamp))
+        .map(|l| {
+            (
+                l.path.as_str(),
+                l.count,
+                l.duration_ms,
+                l.timestamp.millis(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -50,7 +58,7 @@ fn a_series_keeps_exact_count_total_and_max() {
     );
     let total: f64 = lines
         .iter()
-        .filter(|l| &*l.path == "/x")
+        .filter(|l| l.path.as_str() == "/x")
         .map(|l| l.duration_ms * f64::from(l.count))
         .sum();
     assert_eq!(total, 16.0);
@@ -67,7 +75,7 @@ fn method_and_code_split_series() {
     assert_eq!(lines.len(), 3);
     assert!(lines
         .iter()
-        .all(|l| l.count == 1 && &*l.service == "shop" && &*l.instance == "i-1"));
+        .all(|l| l.count == 1 && l.service.as_str() == "shop" && l.instance.as_str() == "i-1"));
 }
 
 #[test]
@@ -79,7 +87,7 @@ fn raw_paths_are_normalised_into_one_series() {
     }
     let lines = agg.drain(0);
     assert_eq!(lines.len(), 2);
-    assert!(lines.iter().all(|l| &*l.path == "/users/{id}"));
+    assert!(lines.iter().all(|l| l.path.as_str() == "/users/{id}"));
     assert_eq!(lines.iter().map(|l| l.count).sum::<u32>(), 1000);
 }
 
@@ -108,16 +116,21 @@ fn raw_lines_carry_their_own_time_and_valid_paths() {
         2,
     );
     r.ended = clock.anchor + Duration::from_millis(1500);
-    let line = source().line(&r, &clock).unwrap();
-    assert_eq!(line.timestamp, clock.anchor_ms() + 1500);
+    let line = source().reading(&r, &clock).unwrap();
+    assert_eq!(line.timestamp.millis(), clock.anchor_ms() + 1500);
     assert_eq!(
-        (line.method, &*line.path, line.code, line.count),
+        (
+            line.method.as_str(),
+            line.path.as_str(),
+            line.code.get(),
+            line.count
+        ),
         ("PATCH", "/grpc.Health/Check", 201, 1)
     );
     assert_eq!(line.duration_ms, 2.0);
     let long = record(Method::GET, RoutePath::Template("/x"), 200, 2 * 86_400_000);
     assert_eq!(
-        source().line(&long, &clock).unwrap().duration_ms,
+        source().reading(&long, &clock).unwrap().duration_ms,
         MAX_DURATION_MS
     );
 }
@@ -142,11 +155,11 @@ fn batches_are_cut_with_their_request_counts() {
     }
     let batches = ApiBatch::split(agg.drain(0), 4);
     assert_eq!(
-        batches.iter().map(|b| b.api.len()).collect::<Vec<_>>(),
+        batches.iter().map(|b| b.readings.len()).collect::<Vec<_>>(),
         [4, 2]
     );
     assert_eq!(batches.iter().map(|b| b.requests).sum::<u64>(), 9);
-    let json = serde_json::to_value(&batches[1]).unwrap();
+    let json = serde_json::to_value(JsonBody(&batches[1].readings)).unwrap();
     assert_eq!(
         json.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["api"]

@@ -83,11 +83,11 @@ async fn candidates<S: Store>(
     let heard = latest
         .api
         .iter()
-        .map(|r| (&r.service, &r.timestamp))
-        .chain(latest.host.iter().map(|r| (&r.service, &r.timestamp)));
+        .map(|r| (&r.0.service, r.0.timestamp))
+        .chain(latest.host.iter().map(|r| (&r.0.service, r.0.timestamp)));
     let mut names: Vec<String> = heard
-        .filter(|(_, at)| TimestampMs::parse(at).is_ok_and(|at| at >= range.from))
-        .map(|(service, _)| service.clone())
+        .filter(|(_, at)| *at >= range.from)
+        .map(|(service, _)| service.to_string())
         .collect();
     names.sort();
     names.dedup();

@@ -39,7 +39,7 @@ impl<'a> Instances<'a> {
         let latest: HashMap<&str, &HostReadingOut> = latest
             .host
             .iter()
-            .map(|r| (r.instance.as_str(), r))
+            .map(|r| (r.0.instance.as_str(), r))
             .collect();
         let mut rows: BTreeMap<&str, InstanceRow> = BTreeMap::new();
         for name in series.instances.iter().map(|i| i.instance.as_str()) {
@@ -111,14 +111,14 @@ impl<'a> Instances<'a> {
                         (strip(steps, beats, r.name))
                     }
                 }
-                @match latest.and_then(|l| l.cpu_percent) {
+                @match latest.and_then(|l| l.0.gauges.cpu_percent) {
                     Some(cpu) => td.num data-col="cpu" data-value=(cpu) { (format::cpu_percent(cpu)) },
                     None => td.num.muted { "–" },
                 }
-                (Self::gauge(latest.and_then(|l| l.mem_used_bytes), latest.and_then(|l| l.mem_total_bytes), "mem"))
-                (Self::gauge(latest.and_then(|l| l.disk_used_bytes), latest.and_then(|l| l.disk_total_bytes), "disk"))
+                (Self::gauge(latest.and_then(|l| l.0.gauges.mem_used_bytes), latest.and_then(|l| l.0.gauges.mem_total_bytes), "mem"))
+                (Self::gauge(latest.and_then(|l| l.0.gauges.disk_used_bytes), latest.and_then(|l| l.0.gauges.disk_total_bytes), "disk"))
                 td.muted {
-                    @if let Some(at) = latest.and_then(|l| TimestampMs::parse(&l.timestamp).ok()) {
+                    @if let Some(at) = latest.map(|l| l.0.timestamp) {
                         time datetime=(at.to_rfc3339()) title=(format::instant(at)) { (format::ago(at, self.now)) }
                     } @else {
                         "–"

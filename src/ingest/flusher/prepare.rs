@@ -1,13 +1,18 @@
 //! The first stage of a flush: read the next records from the WAL, decode them and group them
-//! into a [`WriteBatch`], while the writer stage is still writing the previous one.
+//! into a [`WriteBatch`], while the writer stage is still writing the previous one. A record
+//! that cannot be decoded goes to the quarantine, and the batch goes on without it.
+
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
 use super::wal_retry::WalRetry;
 use super::FlushError;
+use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
 use crate::model::{Reading, Settings, TimestampMs};
 use crate::store::{SeriesSeen, WriteBatch};
+use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError, WalReader, WalRecord};
 
 /// Series-bucket entries remembered as written (about 100 bytes each).
@@ -17,6 +22,8 @@ const SERIES_SEEN_CAPACITY: usize = 100_000;
 pub(super) struct Prepared {
     /// The grouped readings.
     pub batch: WriteBatch,
+    /// The WAL position of the batch's first record.
+    pub first: Position,
     /// The WAL position after the batch's last record: confirmed once the batch is stored.
     pub end: Position,
     /// The earliest acceptance time in the batch, for the flush-lag gauge.
@@ -29,6 +36,8 @@ pub(super) struct Preparer {
     pub settings: Settings,
     pub max_read_bytes: usize,
     pub drain: watch::Receiver<bool>,
+    pub quarantine: Quarantine,
+    pub metrics: Arc<Metrics>,
     pub retry: WalRetry,
 }
 
@@ -45,7 +54,10 @@ impl Preparer {
         let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
         let mut read_failures = 0;
         loop {
-            let (back, records) = read_blocking(reader, self.max_read_bytes).await;
+            let Some((back, records)) = read_blocking(reader, self.max_read_bytes).await else {
+                // The runtime is shutting down: nothing unconfirmed is lost.
+                return Ok(());
+            };
             reader = back;
             let records = match records {
                 Ok(records) => records,
@@ -57,7 +69,10 @@ impl Preparer {
                 }
             };
             read_failures = 0;
-            let Some(end) = records.last().map(|record| record.next) else {
+            let (Some(first), Some(end)) = (
+                records.first().map(|record| record.position),
+                records.last().map(|record| record.next),
+            ) else {
                 if *self.drain.borrow() {
                     return Ok(());
                 }
@@ -70,19 +85,22 @@ impl Preparer {
             let mut readings: Vec<Reading> = Vec::new();
             let mut oldest: Option<TimestampMs> = None;
             for record in records {
-                let accepted = decode(&record.payload).map_err(|source| FlushError::Record {
-                    position: record.position,
-                    source,
-                })?;
-                oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
-                readings.extend(accepted.readings);
+                match decode(&record.payload) {
+                    Ok(accepted) => {
+                        oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
+                        readings.extend(accepted.readings);
+                    }
+                    Err(error) => self.set_aside(record, &error.to_string()).await,
+                }
             }
             let batch = WriteBatch::build(readings, &self.settings, &seen);
             seen.remember(&batch.series);
             let prepared = Prepared {
                 batch,
+                first,
                 end,
-                oldest: oldest.expect("at least one record was read"),
+                // Only undecodable records: nothing waits.
+                oldest: oldest.unwrap_or_else(TimestampMs::now),
             };
             if ready.send(prepared).await.is_err() {
                 return Ok(());
@@ -91,15 +109,38 @@ impl Preparer {
     }
 }
 
-/// Reads the next records off the async workers (blocking file reads).
+impl Preparer {
+    /// Puts a record whose payload cannot be decoded in the quarantine.
+    async fn set_aside(&self, record: WalRecord, reason: &str) {
+        let item = Item {
+            header: Header {
+                what: What::Record,
+                at: TimestampMs::now().to_rfc3339(),
+                wal: record.position.to_string(),
+                readings: None,
+                reason: reason.to_owned(),
+            },
+            payload: record.payload,
+            position: record.position,
+        };
+        self.quarantine.set_aside(item, &self.metrics).await;
+    }
+}
+
+/// Reads the next records off the async workers (blocking file reads); `None` when the runtime
+/// shuts down before the read ran.
 async fn read_blocking(
     mut reader: WalReader,
     max_bytes: usize,
-) -> (WalReader, Result<Vec<WalRecord>, WalError>) {
-    tokio::task::spawn_blocking(move || {
+) -> Option<(WalReader, Result<Vec<WalRecord>, WalError>)> {
+    let read = tokio::task::spawn_blocking(move || {
         let records = reader.next_batch(max_bytes);
         (reader, records)
     })
-    .await
-    .expect("WAL reader thread panicked")
+    .await;
+    match read {
+        Ok(read) => Some(read),
+        Err(error) if error.is_cancelled() => None,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
 }

@@ -1,8 +1,12 @@
-//! Answers as aligned text tables for a terminal.
+//! Answers as aligned text tables for a terminal. Reading tables have a column per field of
+//! the kind, and host stats one per gauge, so a new field shows up without a change here.
 
 use crate::alerting::view::{AlertsAnswer, RulesAnswer};
+use crate::model::kind::Value;
+use crate::model::ReadingKind;
 use crate::query::answer::{
-    GaugeStats, HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer,
+    GaugeStats, HostStatsAnswer, LatestAnswer, ReadingOut, ReadingsAnswer, SeriesAnswer,
+    StatsAnswer,
 };
 use crate::scrape::status::TargetsAnswer;
 
@@ -57,47 +61,50 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-fn gauge(g: Option<GaugeStats>) -> String {
-    g.map_or_else(|| "-".to_owned(), |g| format!("{:.1}/{:.1}", g.mean, g.max))
+/// A byte gauge in MiB, any other as it is: `mean/max`.
+fn gauge(name: &str, g: &GaugeStats) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let scale = if name.ends_with("_bytes") { MIB } else { 1.0 };
+    format!("{:.1}/{:.1}", g.mean / scale, g.max / scale)
 }
 
-/// A byte gauge in MiB.
-fn mib(g: Option<GaugeStats>) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    g.map_or_else(
-        || "-".to_owned(),
-        |g| format!("{:.1}/{:.1}", g.mean / MIB, g.max / MIB),
-    )
+fn cell(value: Value<'_>) -> String {
+    match value {
+        Value::Absent => "-".to_owned(),
+        Value::Text(text) => text.to_owned(),
+        Value::Int(n) => n.to_string(),
+        Value::Double(v) => ms(v),
+        Value::Bool(b) => b.to_string(),
+    }
+}
+
+/// Readings of one kind: the service (when asked for), the time, then every field.
+fn reading_rows<K: ReadingKind>(readings: &[ReadingOut<K>], service: bool) -> String {
+    let mut headers: Vec<String> = Vec::new();
+    if service {
+        headers.push("SERVICE".into());
+    }
+    headers.push("TIME".into());
+    headers.extend(K::INFO.fields.iter().map(|f| f.name.to_uppercase()));
+    let rows: Vec<Vec<String>> = readings
+        .iter()
+        .map(|ReadingOut(r)| {
+            let head = [r.service().to_string(), r.timestamp().to_rfc3339()];
+            let head = if service { &head[..] } else { &head[1..] };
+            head.iter()
+                .cloned()
+                .chain((0..K::INFO.fields.len()).map(|i| cell(r.value(i))))
+                .collect()
+        })
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    render(&headers, &rows)
 }
 
 /// `/v1/readings`.
 pub fn readings(answer: &ReadingsAnswer) -> String {
-    let rows: Vec<Vec<String>> = answer
-        .readings
-        .iter()
-        .map(|r| {
-            vec![
-                r.timestamp.clone(),
-                r.instance.clone(),
-                r.method.clone(),
-                r.path.clone(),
-                r.code.to_string(),
-                ms(r.duration_ms),
-                r.count.to_string(),
-            ]
-        })
-        .collect();
-    let headers = [
-        "TIME",
-        "INSTANCE",
-        "METHOD",
-        "PATH",
-        "CODE",
-        "DURATION_MS",
-        "COUNT",
-    ];
-    let mut out = render(&headers, &rows);
-    out += &format!("{} readings", rows.len());
+    let mut out = reading_rows(&answer.readings, false);
+    out += &format!("{} readings", answer.readings.len());
     match &answer.next_cursor {
         Some(cursor) => out += &format!("; more with --cursor {cursor}\n"),
         None => out += "\n",
@@ -129,64 +136,10 @@ pub fn series(answer: &SeriesAnswer) -> String {
 
 /// `/v1/latest`.
 pub fn latest(answer: &LatestAnswer) -> String {
-    let api: Vec<Vec<String>> = answer
-        .api
-        .iter()
-        .map(|r| {
-            vec![
-                r.service.clone(),
-                r.instance.clone(),
-                r.method.clone(),
-                r.path.clone(),
-                r.code.to_string(),
-                ms(r.duration_ms),
-                r.count.to_string(),
-                r.timestamp.clone(),
-            ]
-        })
-        .collect();
-    let host: Vec<Vec<String>> = answer
-        .host
-        .iter()
-        .map(|h| {
-            vec![
-                h.service.clone(),
-                h.instance.clone(),
-                or_dash(h.cpu_percent.map(|c| format!("{c:.1}"))),
-                or_dash(h.mem_used_bytes),
-                or_dash(h.mem_total_bytes),
-                or_dash(h.disk_used_bytes),
-                or_dash(h.heap_bytes),
-                or_dash(h.available),
-                h.timestamp.clone(),
-            ]
-        })
-        .collect();
-    let api_headers = [
-        "SERVICE",
-        "INSTANCE",
-        "METHOD",
-        "PATH",
-        "CODE",
-        "DURATION_MS",
-        "COUNT",
-        "TIME",
-    ];
-    let host_headers = [
-        "SERVICE",
-        "INSTANCE",
-        "CPU%",
-        "MEM_USED",
-        "MEM_TOTAL",
-        "DISK_USED",
-        "HEAP",
-        "AVAILABLE",
-        "TIME",
-    ];
     format!(
         "API\n{}\nHOST\n{}",
-        render(&api_headers, &api),
-        render(&host_headers, &host)
+        reading_rows(&answer.api, true),
+        reading_rows(&answer.host, true)
     )
 }
 
@@ -232,33 +185,40 @@ pub fn stats(answer: &StatsAnswer) -> String {
     render(&headers, &rows)
 }
 
-/// `/v1/stats/host`: gauges as mean/max.
+/// `/v1/stats/host`: each gauge any point carries, as mean/max (bytes in MiB).
 pub fn host_stats(answer: &HostStatsAnswer) -> String {
+    let points = answer.instances.iter().flat_map(|s| &s.points);
+    let mut gauges: Vec<&str> = points
+        .flat_map(|p| p.gauges.keys())
+        .map(String::as_str)
+        .collect();
+    gauges.sort_unstable();
+    gauges.dedup();
     let mut rows = Vec::new();
     for series in &answer.instances {
         for p in &series.points {
-            rows.push(vec![
+            let mut row = vec![
                 p.t.clone(),
                 series.instance.clone(),
                 p.samples.to_string(),
                 or_dash(p.availability.map(percent)),
-                gauge(p.cpu_percent),
-                mib(p.mem_used_bytes),
-                mib(p.disk_used_bytes),
-                mib(p.heap_bytes),
-            ]);
+            ];
+            row.extend(
+                gauges
+                    .iter()
+                    .map(|name| p.gauges.get(*name).map_or("-".into(), |g| gauge(name, g))),
+            );
+            rows.push(row);
         }
     }
-    let headers = [
-        "T",
-        "INSTANCE",
-        "SAMPLES",
-        "AVAILABLE",
-        "CPU% mean/max",
-        "MEM_USED mean/max",
-        "DISK_USED mean/max",
-        "HEAP mean/max",
-    ];
+    let mut headers: Vec<String> = ["T", "INSTANCE", "SAMPLES", "AVAILABLE"]
+        .map(String::from)
+        .to_vec();
+    headers.extend(gauges.iter().map(|name| {
+        let unit = if name.ends_with("_bytes") { " MiB" } else { "" };
+        format!("{}{unit} mean/max", name.to_uppercase())
+    }));
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     render(&headers, &rows)
 }
 

@@ -1,93 +1,36 @@
-//! The grouping behind [`WriteBatch::build`](super::WriteBatch::build), shared by both kinds of
-//! reading.
+//! The grouping behind [`WriteBatch::build`](super::WriteBatch::build), one generic path for
+//! every kind of reading.
 //!
 //! Readings move into their partitions first; the newest reading and the buckets of each series
 //! are then found with keys that borrow from those rows, so names are cloned only for what the
 //! batch keeps. Lookups by borrowed key rely on the borrowed and owned key types hashing alike:
-//! both derive `Hash` over the same fields in the same order (`&T` hashes as `T`).
+//! both derive `Hash` over the same fields in the same order (`&T` hashes as `T`, and a tuple
+//! hashes its elements in order).
 
 use hashbrown::{Equivalent, HashMap};
 
-use super::{Partition, PartitionKey, SeriesEntry, SeriesSeen};
+use super::{Batches, KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
+use crate::model::kind::{EachKindMut, PerKind, TakeKind};
 use crate::model::{
-    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, ReadingId, Seq, ServiceName,
-    Settings, TimeBucket, TimestampMs,
+    ApiPath, HttpMethod, InstanceName, ReadingKind, Seq, SeriesRef, ServiceName, Settings,
+    TimeBucket,
 };
 
-/// What grouping needs from a reading of either kind.
-pub(super) trait Row: Clone {
-    /// The series the reading belongs to.
-    fn series(&self) -> SeriesRef<'_>;
-    /// The order in which readings of one series replace each other as latest.
-    fn recency(&self) -> (TimestampMs, ReadingId);
-    /// The reading's bucket and shard.
-    fn place(&self, settings: &Settings) -> (TimeBucket, Seq);
-}
-
-impl Row for ApiReading {
-    fn series(&self) -> SeriesRef<'_> {
-        SeriesRef {
-            service: &self.service,
-            instance: &self.instance,
-            method: Some(&self.method),
-            path: Some(&self.path),
-        }
-    }
-
-    fn recency(&self) -> (TimestampMs, ReadingId) {
-        (self.timestamp, self.id)
-    }
-
-    fn place(&self, settings: &Settings) -> (TimeBucket, Seq) {
-        (
-            self.bucket(settings.bucket_width),
-            self.seq(settings.shards),
-        )
-    }
-}
-
-impl Row for HostReading {
-    fn series(&self) -> SeriesRef<'_> {
-        SeriesRef {
-            service: &self.service,
-            instance: &self.instance,
-            method: None,
-            path: None,
-        }
-    }
-
-    fn recency(&self) -> (TimestampMs, ReadingId) {
-        (self.timestamp, self.id)
-    }
-
-    fn place(&self, settings: &Settings) -> (TimeBucket, Seq) {
-        (
-            self.bucket(settings.bucket_width),
-            self.seq(settings.shards),
-        )
-    }
-}
-
-/// A series, borrowed from one of its readings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct SeriesRef<'a> {
-    service: &'a ServiceName,
-    instance: &'a InstanceName,
-    method: Option<&'a HttpMethod>,
-    path: Option<&'a ApiPath>,
-}
-
-/// A [`PartitionKey`], borrowed. Fields in `PartitionKey`'s order, so the hashes agree.
+/// A `(kind index, PartitionKey)`, borrowed. Fields in that order, so the hashes agree.
 #[derive(Hash)]
 struct PartitionKeyRef<'a> {
+    kind: usize,
     service: &'a ServiceName,
     bucket: TimeBucket,
     seq: Seq,
 }
 
-impl Equivalent<PartitionKey> for PartitionKeyRef<'_> {
-    fn equivalent(&self, key: &PartitionKey) -> bool {
-        *self.service == key.service && self.bucket == key.bucket && self.seq == key.seq
+impl Equivalent<(usize, PartitionKey)> for PartitionKeyRef<'_> {
+    fn equivalent(&self, (kind, key): &(usize, PartitionKey)) -> bool {
+        self.kind == *kind
+            && *self.service == key.service
+            && self.bucket == key.bucket
+            && self.seq == key.seq
     }
 }
 
@@ -123,18 +66,69 @@ impl SeriesEntryRef<'_> {
     }
 }
 
-/// Readings of one kind grouped by partition, in order of first appearance.
-pub(super) struct Partitions<R> {
-    partitions: Vec<Partition<R>>,
-    index: HashMap<PartitionKey, usize>,
+/// Readings of every kind grouped by partition, each kind's in order of first appearance.
+pub(super) struct Grouping<'s> {
+    settings: &'s Settings,
+    kinds: PerKind<Batches>,
+    /// Where each partition is in its kind's list.
+    index: HashMap<(usize, PartitionKey), usize>,
 }
 
-impl<R> Default for Partitions<R> {
-    fn default() -> Self {
+impl<'s> Grouping<'s> {
+    pub(super) fn new(settings: &'s Settings) -> Self {
         Self {
-            partitions: Vec::new(),
+            settings,
+            kinds: PerKind::default(),
             index: HashMap::new(),
         }
+    }
+
+    /// The batch: the newest reading of each series, and the series entries `seen` does not
+    /// know yet.
+    pub(super) fn finish(mut self, seen: &SeriesSeen) -> WriteBatch {
+        let mut latest = LatestAndSeries {
+            seen,
+            series: Vec::new(),
+        };
+        self.kinds.each_mut(&mut latest);
+        WriteBatch {
+            kinds: self.kinds,
+            series: latest.series,
+        }
+    }
+}
+
+impl TakeKind for Grouping<'_> {
+    /// Adds `reading` to its partition.
+    fn take<K: ReadingKind>(&mut self, reading: K) {
+        let series = reading.series();
+        let bucket = reading.bucket_of(self.settings.bucket_width);
+        let seq = series.seq(self.settings.shards);
+        let partitions = &mut self.kinds.get_mut::<K>().partitions;
+        let key = PartitionKeyRef {
+            kind: K::INFO.index,
+            service: series.service,
+            bucket,
+            seq,
+        };
+        let at = match self.index.get(&key) {
+            Some(&at) => at,
+            None => {
+                let at = partitions.len();
+                let key = PartitionKey {
+                    service: series.service.clone(),
+                    bucket,
+                    seq,
+                };
+                self.index.insert((K::INFO.index, key.clone()), at);
+                partitions.push(Partition {
+                    key,
+                    rows: Vec::new(),
+                });
+                at
+            }
+        };
+        partitions[at].rows.push(reading);
     }
 }
 
@@ -144,47 +138,26 @@ struct SeriesInFlush {
     buckets: Vec<TimeBucket>,
 }
 
-impl<R: Row> Partitions<R> {
-    /// Adds `row` to its partition.
-    pub(super) fn push(&mut self, row: R, settings: &Settings) {
-        let (bucket, seq) = row.place(settings);
-        let service = row.series().service;
-        let key = PartitionKeyRef {
-            service,
-            bucket,
-            seq,
-        };
-        let at = match self.index.get(&key) {
-            Some(&at) => at,
-            None => {
-                let at = self.partitions.len();
-                let key = PartitionKey {
-                    service: service.clone(),
-                    bucket,
-                    seq,
-                };
-                self.index.insert(key.clone(), at);
-                self.partitions.push(Partition {
-                    key,
-                    rows: Vec::new(),
-                });
-                at
-            }
-        };
-        self.partitions[at].rows.push(row);
-    }
+/// Fills each kind's latest readings and collects the new series entries.
+struct LatestAndSeries<'a> {
+    seen: &'a SeriesSeen,
+    series: Vec<SeriesEntry>,
+}
 
-    /// The newest reading of each series, and the series entries `seen` does not know yet.
-    pub(super) fn latest_and_series(&self, seen: &SeriesSeen) -> (Vec<R>, Vec<SeriesEntry>) {
+impl EachKindMut<Batches> for LatestAndSeries<'_> {
+    fn each<K: ReadingKind>(&mut self, batch: &mut KindBatch<K>) {
+        let partitions = &batch.partitions;
+        let row = |(p, r): (usize, usize)| &partitions[p].rows[r];
+        let recency = |row: &K| (row.timestamp(), row.id());
         let mut series: HashMap<SeriesRef<'_>, SeriesInFlush> = HashMap::new();
-        for (p, partition) in self.partitions.iter().enumerate() {
+        for (p, partition) in partitions.iter().enumerate() {
             let bucket = partition.key.bucket;
-            for (r, row) in partition.rows.iter().enumerate() {
-                let found = series.entry(row.series()).or_insert(SeriesInFlush {
+            for (r, reading) in partition.rows.iter().enumerate() {
+                let found = series.entry(reading.series()).or_insert(SeriesInFlush {
                     newest: (p, r),
                     buckets: Vec::new(),
                 });
-                if row.recency() > self.row(found.newest).recency() {
+                if recency(reading) > recency(row(found.newest)) {
                     found.newest = (p, r);
                 }
                 if !found.buckets.contains(&bucket) {
@@ -193,9 +166,8 @@ impl<R: Row> Partitions<R> {
             }
         }
         let mut latest = Vec::with_capacity(series.len());
-        let mut entries = Vec::new();
         for (key, in_flush) in series {
-            latest.push(self.row(in_flush.newest).clone());
+            latest.push(row(in_flush.newest).clone());
             for bucket in in_flush.buckets {
                 let entry = SeriesEntryRef {
                     service: key.service,
@@ -204,20 +176,11 @@ impl<R: Row> Partitions<R> {
                     method: key.method,
                     path: key.path,
                 };
-                if !seen.contains(&entry) {
-                    entries.push(entry.to_owned());
+                if !self.seen.contains(&entry) {
+                    self.series.push(entry.to_owned());
                 }
             }
         }
-        (latest, entries)
-    }
-
-    /// The partitions, for the batch.
-    pub(super) fn into_partitions(self) -> Vec<Partition<R>> {
-        self.partitions
-    }
-
-    fn row(&self, (p, r): (usize, usize)) -> &R {
-        &self.partitions[p].rows[r]
+        batch.latest = latest;
     }
 }

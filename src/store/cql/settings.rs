@@ -33,15 +33,15 @@ pub async fn read_pairs(
 /// Reads and validates the settings; fails if `migrate up` has not recorded them.
 pub async fn load(session: &Session, keyspace: &Keyspace) -> Result<Settings, StoreError> {
     let pairs = read_pairs(session, keyspace).await.map_err(|e| match e {
-        StoreError::Prepare { .. } => StoreError::Settings {
-            keyspace: keyspace.to_string(),
+        StoreError::Rejected { .. } => StoreError::Settings {
+            store: format!("keyspace `{keyspace}`"),
             reason: "the table timebucket_settings does not exist".into(),
         },
         other => other,
     })?;
     Settings::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), *v))).map_err(|reason| {
         StoreError::Settings {
-            keyspace: keyspace.to_string(),
+            store: format!("keyspace `{keyspace}`"),
             reason,
         }
     })

@@ -12,14 +12,17 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use scylla::client::session::Session;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
-use scylla::value::{CqlTimestamp, MaybeUnset};
+use scylla::statement::prepared::PreparedStatement;
 
+use super::row::{LatestValues, RowValues};
 use super::statements::Statements;
 use super::{connect_with, settings, CqlSecurity, Keyspace};
-use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket};
-use crate::store::batch::{Partition, SeriesEntry, WriteBatch};
-use crate::store::{PageRequest, Store, StoreError};
+use crate::model::kind::EachKind;
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
+use crate::store::batch::{Batches, KindBatch, SeriesEntry, WriteBatch};
+use crate::store::{remaining_ttl_seconds, PageRequest, Store, StoreError};
 
 /// Partitions written at once per flush (one request in flight each): enough to keep every
 /// connection busy, bounded so a big flush cannot flood the cluster.
@@ -71,73 +74,14 @@ impl CqlStore {
         &self.session
     }
 
-    fn api_batches<'a>(&'a self, partition: &'a Partition<ApiReading>) -> Request<'a> {
-        in_sequence(partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
-            let key = &partition.key;
-            let values: Vec<_> = rows
-                .iter()
-                .map(|r| {
-                    (
-                        key.service.as_str(),
-                        key.bucket.epoch_seconds(),
-                        key.seq.get(),
-                        CqlTimestamp(r.timestamp.millis()),
-                        r.id.uuid(),
-                        r.instance.as_str(),
-                        r.method.as_str(),
-                        r.path.as_str(),
-                        i32::from(r.code.get()),
-                        r.duration_ms,
-                        i32::try_from(r.count).unwrap_or(i32::MAX),
-                    )
-                })
-                .collect();
-            self.run_batch(&self.statements.insert_api, values, "writing API readings")
-        }))
-    }
-
-    fn host_batches<'a>(&'a self, partition: &'a Partition<HostReading>) -> Request<'a> {
-        in_sequence(partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
-            let key = &partition.key;
-            let values: Vec<_> = rows
-                .iter()
-                .map(|r| {
-                    let g = &r.gauges;
-                    (
-                        key.service.as_str(),
-                        key.bucket.epoch_seconds(),
-                        key.seq.get(),
-                        CqlTimestamp(r.timestamp.millis()),
-                        r.id.uuid(),
-                        r.instance.as_str(),
-                        unset(g.cpu_percent),
-                        unset(g.mem_used_bytes),
-                        unset(g.mem_total_bytes),
-                        unset(g.disk_used_bytes),
-                        unset(g.disk_total_bytes),
-                        unset(g.available),
-                        unset(g.heap_bytes),
-                        unset(g.allocated_bytes),
-                        unset(g.freed_bytes),
-                    )
-                })
-                .collect();
-            self.run_batch(
-                &self.statements.insert_host,
-                values,
-                "writing host readings",
-            )
-        }))
-    }
-
     fn run_batch<'a, V>(
         &'a self,
-        statement: &scylla::statement::prepared::PreparedStatement,
+        statement: &PreparedStatement,
         values: Vec<V>,
         what: &'static str,
     ) -> Request<'a>
     where
-        V: scylla::serialize::row::SerializeRow + Send + Sync + 'a,
+        V: SerializeRow + Send + Sync + 'a,
     {
         let mut batch = Batch::new(BatchType::Unlogged);
         for _ in &values {
@@ -154,79 +98,21 @@ impl CqlStore {
         .boxed()
     }
 
-    /// Latest API rows, one unlogged batch per latest shard (each shard is one partition).
-    fn latest_api_batches<'a>(&'a self, readings: &'a [ApiReading]) -> Vec<Request<'a>> {
-        let rows = readings.iter().map(|r| {
-            let shard = self.latest_shard(&[
-                r.service.as_str(),
-                r.instance.as_str(),
-                r.method.as_str(),
-                r.path.as_str(),
-            ]);
-            let values = (
-                shard,
-                r.service.as_str(),
-                r.instance.as_str(),
-                r.method.as_str(),
-                r.path.as_str(),
-                CqlTimestamp(r.timestamp.millis()),
-                r.id.uuid(),
-                i32::from(r.code.get()),
-                r.duration_ms,
-                i32::try_from(r.count).unwrap_or(i32::MAX),
-                r.timestamp.micros(),
-            );
-            (shard, values)
-        });
-        self.partition_batches(
-            rows,
-            &self.statements.upsert_latest_api,
-            "upserting latest API readings",
-        )
-    }
-
-    /// Latest host rows, one unlogged batch per latest shard.
-    fn latest_host_batches<'a>(&'a self, readings: &'a [HostReading]) -> Vec<Request<'a>> {
-        let rows = readings.iter().map(|r| {
-            let shard = self.latest_shard(&[r.service.as_str(), r.instance.as_str()]);
-            let g = &r.gauges;
-            let values = (
-                shard,
-                r.service.as_str(),
-                r.instance.as_str(),
-                CqlTimestamp(r.timestamp.millis()),
-                r.id.uuid(),
-                g.cpu_percent,
-                g.mem_used_bytes,
-                g.mem_total_bytes,
-                g.disk_used_bytes,
-                g.disk_total_bytes,
-                g.available,
-                g.heap_bytes,
-                g.allocated_bytes,
-                g.freed_bytes,
-                r.timestamp.micros(),
-            );
-            (shard, values)
-        });
-        self.partition_batches(
-            rows,
-            &self.statements.upsert_latest_host,
-            "upserting latest host readings",
-        )
-    }
-
-    /// Series index rows, one unlogged batch per `(service, bucket)` partition.
-    fn series<'a>(&'a self, entries: &'a [SeriesEntry]) -> Vec<Request<'a>> {
-        let rows = entries.iter().map(|e| {
+    /// Series index rows, one unlogged batch per `(service, bucket)` partition; entries of a
+    /// bucket already past the retention are left out.
+    fn series<'a>(&'a self, entries: &'a [SeriesEntry], now: TimestampMs) -> Vec<Request<'a>> {
+        let (width, ttl) = (self.settings.bucket_width, self.settings.ttl_seconds);
+        let rows = entries.iter().filter_map(|e| {
+            let ttl = remaining_ttl_seconds(e.bucket.end(width), ttl, now);
             let values = (
                 e.service.as_str(),
                 e.bucket.epoch_seconds(),
                 e.instance.as_str(),
                 e.method.as_ref().map_or("", |m| m.as_str()),
                 e.path.as_ref().map_or("", |p| p.as_str()),
+                ttl,
             );
-            ((e.service.as_str(), e.bucket.epoch_seconds()), values)
+            (ttl > 0).then_some(((e.service.as_str(), e.bucket.epoch_seconds()), values))
         });
         self.partition_batches(rows, &self.statements.insert_series, "recording series")
     }
@@ -234,17 +120,17 @@ impl CqlStore {
     /// Groups `(partition, values)` rows by partition and sends each group as unlogged batches
     /// of at most [`MAX_ROWS_PER_BATCH`] rows, one after another: one request per partition
     /// instead of one per row.
-    fn partition_batches<'a, K, V>(
+    fn partition_batches<'a, P, V>(
         &'a self,
-        rows: impl Iterator<Item = (K, V)>,
-        statement: &scylla::statement::prepared::PreparedStatement,
+        rows: impl Iterator<Item = (P, V)>,
+        statement: &PreparedStatement,
         what: &'static str,
     ) -> Vec<Request<'a>>
     where
-        K: std::hash::Hash + Eq,
-        V: scylla::serialize::row::SerializeRow + Clone + Send + Sync + 'a,
+        P: std::hash::Hash + Eq,
+        V: SerializeRow + Clone + Send + Sync + 'a,
     {
-        let mut by_partition: std::collections::HashMap<K, Vec<V>> =
+        let mut by_partition: std::collections::HashMap<P, Vec<V>> =
             std::collections::HashMap::new();
         for (key, values) in rows {
             by_partition.entry(key).or_default().push(values);
@@ -260,9 +146,51 @@ impl CqlStore {
             })
             .collect()
     }
+}
 
-    fn latest_shard(&self, parts: &[&str]) -> i32 {
-        self.settings.latest_shards.shard_of(parts).get()
+/// The write requests of a batch, kind by kind.
+struct Requests<'a> {
+    store: &'a CqlStore,
+    /// When the write started: the latest rows' TTLs count from it.
+    now: TimestampMs,
+    list: Vec<Request<'a>>,
+}
+
+impl<'a> EachKind<'a, Batches> for Requests<'a> {
+    /// Each partition's rows as unlogged batches in sequence; the latest rows as one unlogged
+    /// batch per latest shard (each shard is one partition), leaving out rows already past the
+    /// retention.
+    fn each<K: ReadingKind>(&mut self, batch: &'a KindBatch<K>) {
+        const WHAT: &str = "writing readings";
+        const LATEST: &str = "upserting latest readings";
+        let store = self.store;
+        let statements = store.statements.of::<K>();
+        for partition in &batch.partitions {
+            let rows = partition.rows.chunks(MAX_ROWS_PER_BATCH).map(|rows| {
+                let values = rows
+                    .iter()
+                    .map(|reading| RowValues {
+                        partition: &partition.key,
+                        reading,
+                    })
+                    .collect();
+                store.run_batch(&statements.insert, values, WHAT)
+            });
+            self.list.push(in_sequence(rows));
+        }
+        let (settings, now) = (&store.settings, self.now);
+        let latest = batch.latest.iter().filter_map(|reading| {
+            let ttl = remaining_ttl_seconds(reading.timestamp(), settings.ttl_seconds, now);
+            let shard = reading.series().latest_shard(settings.latest_shards).get();
+            let values = LatestValues {
+                shard,
+                reading,
+                ttl_seconds: ttl,
+            };
+            (ttl > 0).then_some((shard, values))
+        });
+        let latest = store.partition_batches(latest, &statements.upsert_latest, LATEST);
+        self.list.extend(latest);
     }
 }
 
@@ -281,26 +209,21 @@ fn in_sequence<'a>(requests: impl Iterator<Item = Request<'a>>) -> Request<'a> {
     .boxed()
 }
 
-fn unset<T>(value: Option<T>) -> MaybeUnset<T> {
-    value.map_or(MaybeUnset::Unset, MaybeUnset::Set)
-}
-
 impl Store for CqlStore {
     fn settings(&self) -> &Settings {
         &self.settings
     }
 
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let mut requests: Vec<Request<'_>> = Vec::new();
-        for partition in &batch.api {
-            requests.push(self.api_batches(partition));
-        }
-        for partition in &batch.host {
-            requests.push(self.host_batches(partition));
-        }
-        requests.extend(self.latest_api_batches(&batch.latest_api));
-        requests.extend(self.latest_host_batches(&batch.latest_host));
-        requests.extend(self.series(&batch.series));
+        let now = TimestampMs::now();
+        let mut requests = Requests {
+            store: self,
+            now,
+            list: Vec::new(),
+        };
+        batch.kinds.each(&mut requests);
+        let mut requests = requests.list;
+        requests.extend(self.series(&batch.series, now));
         futures::stream::iter(requests)
             .buffer_unordered(MAX_IN_FLIGHT)
             .try_collect::<()>()
@@ -315,12 +238,16 @@ impl Store for CqlStore {
             .map_err(|source| StoreError::execute("ping", source))
     }
 
-    async fn read_api(&self, request: &PageRequest) -> Result<Vec<ApiReading>, StoreError> {
-        self.read_api_page(request).await
+    async fn read_page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
+        self.read_partition_page(request).await
     }
 
-    async fn read_host(&self, request: &PageRequest) -> Result<Vec<HostReading>, StoreError> {
-        self.read_host_page(request).await
+    async fn read_latest<K: ReadingKind>(
+        &self,
+        shard: Seq,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<K>, StoreError> {
+        self.read_latest_shard(shard, service).await
     }
 
     async fn read_series(
@@ -329,21 +256,5 @@ impl Store for CqlStore {
         bucket: TimeBucket,
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         self.read_series_partition(service, bucket).await
-    }
-
-    async fn read_latest_api(
-        &self,
-        shard: Seq,
-        service: Option<&ServiceName>,
-    ) -> Result<Vec<ApiReading>, StoreError> {
-        self.read_latest_api_shard(shard, service).await
-    }
-
-    async fn read_latest_host(
-        &self,
-        shard: Seq,
-        service: Option<&ServiceName>,
-    ) -> Result<Vec<HostReading>, StoreError> {
-        self.read_latest_host_shard(shard, service).await
     }
 }

@@ -7,51 +7,23 @@
 //!
 //! ```text
 //! window keyspace "w<window start>":
-//!   API row   'a' service 0x00 bucket:i64 seq:i32 timestamp:i64 reading_id:16  -> ApiValue
-//!   host row  'h' service 0x00 bucket:i64 seq:i32 timestamp:i64 reading_id:16  -> HostValue
-//!   series    's' service 0x00 bucket:i64 instance 0x00 method 0x00 path       -> (empty)
+//!   row      tag service 0x00 bucket:i64 seq:i32 timestamp:i64 reading_id:16  -> fields (see `fields`)
+//!   series   's' service 0x00 bucket:i64 instance 0x00 method 0x00 path       -> (empty)
 //! keyspace "latest":
-//!   API       'a' shard:u16 service 0x00 instance 0x00 method 0x00 path        -> ApiReading
-//!   host      'h' shard:u16 service 0x00 instance                             -> HostReading
+//!   latest   tag shard:u16 service 0x00 series names (0x00-terminated)        -> the reading (postcard)
 //! ```
+//!
+//! `tag` is the kind's [`KindInfo::tag`](crate::model::kind::KindInfo::tag) (`a` for API
+//! readings, `h` for host readings); the series names are the instance, then method and path
+//! for API series.
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{HostGauges, ReadingId, TimestampMs};
+use crate::model::{ReadingId, SeriesRef, TimestampMs};
 use crate::store::batch::PartitionKey;
 
-/// Tag of API reading rows.
-pub const API: u8 = b'a';
-/// Tag of host reading rows.
-pub const HOST: u8 = b'h';
 /// Tag of series index rows.
 pub const SERIES: u8 = b's';
-
-/// The columns of an API row that are not in its key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiValue {
-    /// Instance name.
-    pub instance: String,
-    /// HTTP method.
-    pub method: String,
-    /// Path template.
-    pub path: String,
-    /// Status code.
-    pub code: u16,
-    /// Duration, ms.
-    pub duration_ms: f64,
-    /// Requests summarised.
-    pub count: u32,
-}
-
-/// The columns of a host row that are not in its key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostValue {
-    /// Instance name.
-    pub instance: String,
-    /// The gauges.
-    pub gauges: HostGauges,
-}
 
 /// Appends a signed number so that byte order equals numeric order.
 pub fn push_i64(key: &mut Vec<u8>, value: i64) {
@@ -68,7 +40,7 @@ pub fn push_text(key: &mut Vec<u8>, text: &str) {
     key.push(0);
 }
 
-/// The key prefix shared by every row of one partition (`tag` is [`API`] or [`HOST`]).
+/// The key prefix shared by every row of one partition of the kind tagged `tag`.
 pub fn partition_prefix(tag: u8, partition: &PartitionKey) -> Vec<u8> {
     let mut key = Vec::with_capacity(64);
     key.push(tag);
@@ -94,6 +66,23 @@ pub fn row_suffix(key: &[u8]) -> Option<(TimestampMs, ReadingId)> {
     let millis = (u64::from_be_bytes(time.try_into().ok()?) ^ (1 << 63)) as i64;
     let id = uuid::Uuid::from_slice(id).ok()?;
     Some((TimestampMs::from_millis(millis), ReadingId::from_uuid(id)))
+}
+
+/// The key of a latest row: tag, shard, then the service and the series' names (a prefix of
+/// it — the tag, shard and service alone — selects one service's rows).
+pub fn latest_key(tag: u8, shard: i32, parts: &[&str]) -> Vec<u8> {
+    let mut key = vec![tag];
+    key.extend_from_slice(&u16::try_from(shard).unwrap_or(u16::MAX).to_be_bytes());
+    for part in parts {
+        push_text(&mut key, part);
+    }
+    key
+}
+
+/// The key of the latest row of `series` in latest shard `shard`.
+pub fn series_latest_key(tag: u8, shard: i32, series: &SeriesRef<'_>) -> Vec<u8> {
+    let (parts, len) = series.latest_key();
+    latest_key(tag, shard, &parts[..len])
 }
 
 /// Serializes a value (postcard).
@@ -125,7 +114,7 @@ mod tests {
     proptest! {
         #[test]
         fn key_order_is_time_order(a in -4_000_000_000_000i64..4_000_000_000_000, b in -4_000_000_000_000i64..4_000_000_000_000) {
-            let prefix = partition_prefix(API, &partition("svc", 3600));
+            let prefix = partition_prefix(b'a', &partition("svc", 3600));
             let id = ReadingId::new();
             let (ka, kb) = (row_key(&prefix, TimestampMs::from_millis(a), id), row_key(&prefix, TimestampMs::from_millis(b), id));
             prop_assert_eq!(a.cmp(&b), ka.cmp(&kb));
@@ -135,8 +124,8 @@ mod tests {
 
     #[test]
     fn a_service_name_is_never_a_prefix_of_another_partition() {
-        let short = partition_prefix(API, &partition("ab", 0));
-        let long = partition_prefix(API, &partition("abc", 0));
+        let short = partition_prefix(b'a', &partition("ab", 0));
+        let long = partition_prefix(b'a', &partition("abc", 0));
         assert!(!long.starts_with(&short));
     }
 }

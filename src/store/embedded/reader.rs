@@ -10,31 +10,27 @@ use std::ops::Bound;
 
 use uuid::Uuid;
 
-use super::codec::{self, ApiValue, HostValue, API, HOST, SERIES};
-use super::writer::latest_key;
-use super::{embedded, EmbeddedStore};
+use super::codec::{self, SERIES};
+use super::{embedded, fields, EmbeddedStore};
+use crate::model::kind::Head;
 use crate::model::{
-    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, ReadingId, Seq, ServiceName,
-    StatusCode, TimeBucket, TimestampMs,
+    ApiPath, HttpMethod, InstanceName, ReadingId, ReadingKind, Seq, ServiceName, TimeBucket,
+    TimestampMs,
 };
-use crate::store::{Order, PageRequest, SeriesEntry, StoreError};
+use crate::store::{expired, Order, PageRequest, SeriesEntry, Store, StoreError};
 
 fn bad(what: &'static str, reason: impl std::fmt::Display) -> StoreError {
     StoreError::decode(what, reason)
 }
 
 impl EmbeddedStore {
-    /// The `(time, id, value)` of up to `limit` rows of one partition, in the request's order.
-    fn page_rows(
-        &self,
-        tag: u8,
-        request: &PageRequest,
-        what: &'static str,
-    ) -> Result<Vec<(TimestampMs, ReadingId, fjall::UserValue)>, StoreError> {
+    /// See [`Store::read_page`].
+    pub(super) fn page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
+        const WHAT: &str = "reading readings";
         let Some(keyspace) = self.existing_window_of(request.partition.bucket) else {
             return Ok(Vec::new());
         };
-        let prefix = codec::partition_prefix(tag, &request.partition);
+        let prefix = codec::partition_prefix(K::INFO.tag, &request.partition);
         let after = codec::row_key(&prefix, request.after.timestamp, request.after.id);
         let limit = request.limit as usize;
         let rows: Box<dyn Iterator<Item = fjall::Guard>> = match request.order {
@@ -60,61 +56,33 @@ impl EmbeddedStore {
         };
         rows.take(limit)
             .map(|guard| {
-                let (key, value) = guard.into_inner().map_err(embedded(what))?;
-                let (at, id) =
-                    codec::row_suffix(&key).ok_or_else(|| bad(what, "a row key is too short"))?;
-                Ok((at, id, value))
-            })
-            .collect()
-    }
-
-    /// See [`Store::read_api`](crate::store::Store::read_api).
-    pub(super) fn api_page(&self, request: &PageRequest) -> Result<Vec<ApiReading>, StoreError> {
-        const WHAT: &str = "reading API readings";
-        self.page_rows(API, request, WHAT)?
-            .into_iter()
-            .map(|(timestamp, id, value)| {
-                let v: ApiValue = codec::decode(&value).map_err(|e| bad(WHAT, e))?;
-                Ok(ApiReading {
+                let (key, value) = guard.into_inner().map_err(embedded(WHAT))?;
+                let (timestamp, id) =
+                    codec::row_suffix(&key).ok_or_else(|| bad(WHAT, "a row key is too short"))?;
+                let head = Head {
                     id,
                     service: request.partition.service.clone(),
-                    instance: InstanceName::parse(&v.instance).map_err(|e| bad(WHAT, e))?,
-                    method: HttpMethod::parse(&v.method).map_err(|e| bad(WHAT, e))?,
-                    path: ApiPath::parse(&v.path).map_err(|e| bad(WHAT, e))?,
-                    code: StatusCode::parse(i64::from(v.code)).map_err(|e| bad(WHAT, e))?,
-                    duration_ms: v.duration_ms,
-                    count: v.count,
                     timestamp,
-                })
+                };
+                fields::decode(head, &value).map_err(|e| bad(WHAT, e))
             })
             .collect()
     }
-
-    /// See [`Store::read_host`](crate::store::Store::read_host).
-    pub(super) fn host_page(&self, request: &PageRequest) -> Result<Vec<HostReading>, StoreError> {
-        const WHAT: &str = "reading host readings";
-        self.page_rows(HOST, request, WHAT)?
-            .into_iter()
-            .map(|(timestamp, id, value)| {
-                let v: HostValue = codec::decode(&value).map_err(|e| bad(WHAT, e))?;
-                Ok(HostReading {
-                    id,
-                    service: request.partition.service.clone(),
-                    instance: InstanceName::parse(&v.instance).map_err(|e| bad(WHAT, e))?,
-                    timestamp,
-                    gauges: v.gauges,
-                })
-            })
-            .collect()
-    }
-
-    /// See [`Store::read_series`](crate::store::Store::read_series).
+    /// See [`Store::read_series`].
     pub(super) fn series_of(
         &self,
         service: &ServiceName,
         bucket: TimeBucket,
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         const WHAT: &str = "reading the series index";
+        let settings = self.settings();
+        if expired(
+            bucket.end(settings.bucket_width),
+            settings.ttl_seconds,
+            TimestampMs::now(),
+        ) {
+            return Ok(Vec::new());
+        }
         let Some(keyspace) = self.existing_window_of(bucket) else {
             return Ok(Vec::new());
         };
@@ -149,23 +117,25 @@ impl EmbeddedStore {
             .collect()
     }
 
-    /// Every latest row under `tag` in `shard` (of one service, or all), decoded as `T`.
-    pub(super) fn latest_of<T: serde::de::DeserializeOwned>(
+    /// See [`Store::read_latest`]: every latest row of kind `K` in `shard` (of one service, or
+    /// all) whose reading is within the retention.
+    pub(super) fn latest_of<K: ReadingKind>(
         &self,
-        tag: u8,
         shard: Seq,
         service: Option<&ServiceName>,
-    ) -> Result<Vec<T>, StoreError> {
+    ) -> Result<Vec<K>, StoreError> {
         const WHAT: &str = "reading latest readings";
         let parts: Vec<&str> = service.iter().map(|s| s.as_str()).collect();
-        let prefix = latest_key(tag, shard.get(), &parts);
-        self.inner
-            .latest
-            .prefix(&prefix)
-            .map(|guard| {
-                let value = guard.value().map_err(embedded(WHAT))?;
-                codec::decode(&value).map_err(|e| bad(WHAT, e))
-            })
-            .collect()
+        let prefix = codec::latest_key(K::INFO.tag, shard.get(), &parts);
+        let (ttl, now) = (self.settings().ttl_seconds, TimestampMs::now());
+        let mut rows = Vec::new();
+        for guard in self.inner.latest.prefix(&prefix) {
+            let value = guard.value().map_err(embedded(WHAT))?;
+            let reading: K = codec::decode(&value).map_err(|e| bad(WHAT, e))?;
+            if !expired(reading.timestamp(), ttl, now) {
+                rows.push(reading);
+            }
+        }
+        Ok(rows)
     }
 }

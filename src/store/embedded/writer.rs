@@ -1,16 +1,23 @@
 //! The embedded store's write path: a [`WriteBatch`] encoded to keys and values on the async
 //! side, then applied in one atomic fjall batch on a blocking thread.
+//!
+//! Latest rows and series entries already past the retention are left out, as the CQL store
+//! leaves them out (it could only write them with a TTL of zero).
 
-use super::codec::{self, ApiValue, HostValue, API, HOST, SERIES};
-use super::{embedded, EmbeddedStore};
-use crate::model::{ApiReading, HostReading, ReadingId, TimeBucket, TimestampMs};
-use crate::store::{StoreError, WriteBatch};
+use super::codec::{self, SERIES};
+use super::{embedded, fields, EmbeddedStore};
+use crate::model::kind::EachKind;
+use crate::model::{ReadingId, ReadingKind, Settings, TimeBucket, TimestampMs};
+use crate::store::batch::{Batches, KindBatch};
+use crate::store::{expired, StoreError, WriteBatch};
 
 /// A latest-row candidate: written only if newer than what is stored.
 pub struct LatestCandidate {
     key: Vec<u8>,
     at: (TimestampMs, ReadingId),
     value: Vec<u8>,
+    /// The `(timestamp, id)` of a stored latest row of the same kind.
+    stored_at: fn(&[u8]) -> Option<(TimestampMs, ReadingId)>,
 }
 
 /// A write batch as raw keys and values.
@@ -21,125 +28,80 @@ pub struct EncodedBatch {
     latest: Vec<LatestCandidate>,
 }
 
+/// Encodes each kind's rows and latest candidates.
+struct Encode<'s> {
+    settings: &'s Settings,
+    now: TimestampMs,
+    out: EncodedBatch,
+}
+
+impl EachKind<'_, Batches> for Encode<'_> {
+    fn each<K: ReadingKind>(&mut self, batch: &KindBatch<K>) {
+        let tag = K::INFO.tag;
+        for partition in &batch.partitions {
+            let prefix = codec::partition_prefix(tag, &partition.key);
+            for r in &partition.rows {
+                self.out.rows.push((
+                    partition.key.bucket,
+                    codec::row_key(&prefix, r.timestamp(), r.id()),
+                    fields::encode(r),
+                ));
+            }
+        }
+        let ttl = self.settings.ttl_seconds;
+        for r in batch
+            .latest
+            .iter()
+            .filter(|r| !expired(r.timestamp(), ttl, self.now))
+        {
+            let series = r.series();
+            let shard = series.latest_shard(self.settings.latest_shards).get();
+            self.out.latest.push(LatestCandidate {
+                key: codec::series_latest_key(tag, shard, &series),
+                at: (r.timestamp(), r.id()),
+                value: codec::encode(r),
+                stored_at: stored_at::<K>,
+            });
+        }
+    }
+}
+
 impl EncodedBatch {
-    /// Encodes every row of `batch`.
-    pub fn encode(batch: &WriteBatch) -> Self {
-        let mut rows = Vec::with_capacity(batch.readings() + batch.series.len());
-        for partition in &batch.api {
-            let prefix = codec::partition_prefix(API, &partition.key);
-            for r in &partition.rows {
-                let value = ApiValue {
-                    instance: r.instance.as_str().to_owned(),
-                    method: r.method.as_str().to_owned(),
-                    path: r.path.as_str().to_owned(),
-                    code: r.code.get(),
-                    duration_ms: r.duration_ms,
-                    count: r.count,
-                };
-                rows.push((
-                    partition.key.bucket,
-                    codec::row_key(&prefix, r.timestamp, r.id),
-                    codec::encode(&value),
-                ));
-            }
-        }
-        for partition in &batch.host {
-            let prefix = codec::partition_prefix(HOST, &partition.key);
-            for r in &partition.rows {
-                let value = HostValue {
-                    instance: r.instance.as_str().to_owned(),
-                    gauges: r.gauges.clone(),
-                };
-                rows.push((
-                    partition.key.bucket,
-                    codec::row_key(&prefix, r.timestamp, r.id),
-                    codec::encode(&value),
-                ));
-            }
-        }
+    /// Encodes every row of `batch`, as of `now`.
+    pub fn encode(batch: &WriteBatch, settings: &Settings, now: TimestampMs) -> Self {
+        let rows = Vec::with_capacity(batch.readings() + batch.series.len());
+        let mut encode = Encode {
+            settings,
+            now,
+            out: Self {
+                rows,
+                latest: Vec::new(),
+            },
+        };
+        batch.kinds.each(&mut encode);
+        let mut out = encode.out;
+        let (width, ttl) = (settings.bucket_width, settings.ttl_seconds);
         for entry in &batch.series {
+            if expired(entry.bucket.end(width), ttl, now) {
+                continue;
+            }
             let mut key = vec![SERIES];
             codec::push_text(&mut key, entry.service.as_str());
             codec::push_i64(&mut key, entry.bucket.epoch_seconds());
             codec::push_text(&mut key, entry.instance.as_str());
             codec::push_text(&mut key, entry.method.as_ref().map_or("", |m| m.as_str()));
             codec::push_text(&mut key, entry.path.as_ref().map_or("", |p| p.as_str()));
-            rows.push((entry.bucket, key, Vec::new()));
+            out.rows.push((entry.bucket, key, Vec::new()));
         }
-        Self {
-            rows,
-            latest: Vec::new(),
-        }
-    }
-
-    /// Adds the latest-row candidates, keyed by the store's latest shards.
-    pub fn with_latest(
-        mut self,
-        api: &[ApiReading],
-        host: &[HostReading],
-        shards: crate::model::ShardCount,
-    ) -> Self {
-        for r in api {
-            let shard = shards.shard_of(&[
-                r.service.as_str(),
-                r.instance.as_str(),
-                r.method.as_str(),
-                r.path.as_str(),
-            ]);
-            let key = latest_key(
-                API,
-                shard.get(),
-                &[
-                    r.service.as_str(),
-                    r.instance.as_str(),
-                    r.method.as_str(),
-                    r.path.as_str(),
-                ],
-            );
-            self.latest.push(LatestCandidate {
-                key,
-                at: (r.timestamp, r.id),
-                value: codec::encode(r),
-            });
-        }
-        for r in host {
-            let shard = shards.shard_of(&[r.service.as_str(), r.instance.as_str()]);
-            let key = latest_key(
-                HOST,
-                shard.get(),
-                &[r.service.as_str(), r.instance.as_str()],
-            );
-            self.latest.push(LatestCandidate {
-                key,
-                at: (r.timestamp, r.id),
-                value: codec::encode(r),
-            });
-        }
-        self
+        out
     }
 }
 
-/// The key of a latest row: tag, shard, then the series' names.
-pub fn latest_key(tag: u8, shard: i32, parts: &[&str]) -> Vec<u8> {
-    let mut key = vec![tag];
-    key.extend_from_slice(&u16::try_from(shard).unwrap_or(u16::MAX).to_be_bytes());
-    for part in parts {
-        codec::push_text(&mut key, part);
-    }
-    key
-}
-
-/// `(timestamp, id)` of a stored latest row, decoded by its tag.
-fn stored_at(tag: u8, value: &[u8]) -> Option<(TimestampMs, ReadingId)> {
-    if tag == API {
-        codec::decode::<ApiReading>(value)
-            .ok()
-            .map(|r| (r.timestamp, r.id))
-    } else {
-        codec::decode::<HostReading>(value)
-            .ok()
-            .map(|r| (r.timestamp, r.id))
-    }
+/// `(timestamp, id)` of a stored latest row of kind `K`.
+fn stored_at<K: ReadingKind>(value: &[u8]) -> Option<(TimestampMs, ReadingId)> {
+    codec::decode::<K>(value)
+        .ok()
+        .map(|r| (r.timestamp(), r.id()))
 }
 
 impl EmbeddedStore {
@@ -151,7 +113,6 @@ impl EmbeddedStore {
             batch.insert(&self.window_of(bucket)?, key, value);
         }
         for candidate in encoded.latest {
-            let tag = candidate.key[0];
             let stored = self
                 .inner
                 .latest
@@ -159,7 +120,7 @@ impl EmbeddedStore {
                 .map_err(embedded("reading a latest row"))?;
             let newer = stored
                 .as_deref()
-                .and_then(|v| stored_at(tag, v))
+                .and_then(candidate.stored_at)
                 .is_none_or(|at| candidate.at > at);
             if newer {
                 batch.insert(&self.inner.latest, candidate.key, candidate.value);

@@ -8,7 +8,7 @@ use timebucket::query::cli::QueryCliError;
 use timebucket::query::QueryLimits;
 
 use super::get;
-use super::seed::{finish, seeded_app, HOUR, T0};
+use super::seed::{finish, seeded_app, t0, HOUR};
 
 #[tokio::test]
 async fn every_bad_request_is_a_400_naming_its_parameter() {
@@ -19,7 +19,7 @@ async fn every_bad_request_is_a_400_naming_its_parameter() {
         ..QueryLimits::default()
     };
     let (app, _seed) = seeded_app(limits).await;
-    let (from, to) = (T0.to_string(), (T0 + HOUR).to_string());
+    let (from, to) = (t0().to_string(), (t0() + HOUR).to_string());
     let range = format!("service=shop&from={from}&to={to}");
     let (_, first) = get(&app, &format!("/v1/readings?{range}&limit=1"), &[]).await;
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
@@ -106,7 +106,7 @@ async fn run_cli(args: &[&str]) -> Result<String, QueryCliError> {
 #[tokio::test]
 async fn the_cli_prints_tables_json_and_the_service_errors() {
     let (app, _seed) = seeded_app(QueryLimits::default()).await;
-    let (from, to) = (T0.to_string(), (T0 + HOUR).to_string());
+    let (from, to) = (t0().to_string(), (t0() + HOUR).to_string());
     let range = ["--service", "shop", "--from", &from, "--to", &to];
     let url = ["--url", app.url.as_str()];
 

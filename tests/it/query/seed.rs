@@ -21,8 +21,16 @@ use timebucket::store::{SeriesSeen, Store, WriteBatch};
 
 use crate::support::{cql_node, session, spawn_app, AppOptions, TestApp};
 
-/// 2024-03-01T08:00:00Z: a bucket start (one-hour buckets).
-pub const T0: i64 = 1_709_280_000_000;
+/// The seed's start: a bucket start (one-hour buckets) eight hours ago, so the five hours of
+/// readings lie within the retention, which both stores count from the readings' own time.
+pub fn t0() -> i64 {
+    static START: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+        let now = chrono::Utc::now().timestamp_millis();
+        (now / HOUR - 8) * HOUR
+    });
+    *START
+}
+
 pub const HOUR: i64 = 3_600_000;
 pub const MINUTE: i64 = 60_000;
 
@@ -68,11 +76,11 @@ fn generate() -> (Vec<ApiReading>, Vec<HostReading>, ApiReading) {
         r
     };
     let mut readings: Vec<ApiReading> = (0..2400)
-        .map(|_| random("shop", T0 + rng.i64(0..5 * HOUR), &mut rng))
+        .map(|_| random("shop", t0() + rng.i64(0..5 * HOUR), &mut rng))
         .collect();
     // Bucket boundaries, and the last millisecond before them, in three shards at once.
     for k in 0..=5 {
-        for at in [T0 + k * HOUR, T0 + k * HOUR - 1] {
+        for at in [t0() + k * HOUR, t0() + k * HOUR - 1] {
             for instance in instances {
                 let mut r = random("shop", at, &mut rng);
                 r.instance = InstanceName::parse(instance).unwrap();
@@ -82,7 +90,7 @@ fn generate() -> (Vec<ApiReading>, Vec<HostReading>, ApiReading) {
     }
     // Readings of one series at one instant: one partition, ordered by id alone.
     for _ in 0..4 {
-        let mut r = api("shop", "i-2", "GET", "/pay", 200, T0 + 2 * HOUR + 777);
+        let mut r = api("shop", "i-2", "GET", "/pay", 200, t0() + 2 * HOUR + 777);
         r.duration_ms = 3.25;
         readings.push(r);
     }
@@ -93,16 +101,16 @@ fn generate() -> (Vec<ApiReading>, Vec<HostReading>, ApiReading) {
         "POST",
         "/cart",
         200,
-        T0 + 5 * HOUR - 3 * MINUTE,
+        t0() + 5 * HOUR - 3 * MINUTE,
     ));
-    let late = api("shop", "i-1", "POST", "/cart", 503, T0 + 30 * MINUTE);
+    let late = api("shop", "i-1", "POST", "/cart", 503, t0() + 30 * MINUTE);
     // Another service at the same times, which no `shop` answer may contain.
-    readings.extend((0..300).map(|_| random("other", T0 + rng.i64(0..5 * HOUR), &mut rng)));
+    readings.extend((0..300).map(|_| random("other", t0() + rng.i64(0..5 * HOUR), &mut rng)));
 
     let mut host = Vec::new();
     for (i, instance) in ["i-1", "i-2", "h-9"].into_iter().enumerate() {
         for step in 0..30 {
-            let at = T0 + step * 10 * MINUTE + i as i64 * 1000;
+            let at = t0() + step * 10 * MINUTE + i as i64 * 1000;
             host.push(HostReading {
                 id: ReadingId::new(),
                 service: ServiceName::parse("shop").unwrap(),
@@ -158,7 +166,7 @@ pub async fn finish(app: TestApp) {
         .unwrap();
 }
 
-/// `2024-03-01T08:00:00.000Z`
+/// `2024-03-01T08:00:00.000Z` (RFC 3339, milliseconds, UTC)
 pub fn rfc3339(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .unwrap()

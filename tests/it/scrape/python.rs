@@ -36,7 +36,7 @@ async fn python_client_counts_are_exact_deltas_across_scrapes_and_a_counter_rese
     collector.wait_available("pyshop", &address, true).await;
     let latest = collector.latest("pyshop").await.unwrap();
     assert!(
-        latest.host[0].heap_bytes.unwrap_or(0) > 0,
+        latest.host[0].gauges.heap_bytes.unwrap_or(0) > 0,
         "process_resident_memory_bytes → heap_bytes"
     );
 

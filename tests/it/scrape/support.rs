@@ -231,7 +231,7 @@ impl Collector {
                 l.host
                     .iter()
                     .find(|h| h.instance == instance)
-                    .and_then(|h| h.available)
+                    .and_then(|h| h.gauges.available)
             });
             if available == Some(up) {
                 return;

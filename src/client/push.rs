@@ -1,8 +1,8 @@
 //! Pushing readings to a collector's `POST /v1/metrics`, shared by the capture pipeline and the
 //! host agent.
 //!
-//! A batch is encoded once, as gzip-compressed JSON (`{"api": [...]}` or `{"host": [...]}`), and the
-//! very same bytes are resent on a retry. Delivery is at least once: the collector gives each
+//! A batch is encoded once, as a gzip-compressed JSON body of the [`wire`](super::wire) format
+//! (`{"api": [...]}` or `{"host": [...]}`), and the very same bytes are resent on a retry. Delivery is at least once: the collector gives each
 //! reading its id on receipt, so a retry after a `202` lost on the way back stores the batch
 //! twice; a lost batch is the worse failure for metrics.
 //!
