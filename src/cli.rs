@@ -20,6 +20,7 @@
 pub mod access;
 pub mod agent;
 pub mod alerting;
+pub mod client;
 pub mod cql;
 pub mod migrate;
 pub mod serve;

@@ -81,7 +81,8 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
     };
     let mut extra = Vec::new();
     for (key, value) in &table {
-        if key == TOKEN_KEY {
+        // `[[token]]` tables (a client's `token = "..."` is an ordinary flag).
+        if key == TOKEN_KEY && value.is_array() {
             if let Some(arg) = find_arg(&chain, "tokens_file") {
                 let file = toml::Value::String(path.to_string_lossy().into_owned());
                 push_flag(&mut extra, &args, arg, "tokens_file", &file).map_err(key_error)?;
@@ -363,6 +364,19 @@ mod tests {
         )
         .unwrap_err()
         .contains("not a flag of `migrate`"));
+    }
+
+    #[test]
+    fn token_tables_make_the_file_the_tokens_file_of_serve_only() {
+        let file = "[[token]]\nname = \"a\"\nscope = \"read\"\nhash = \"sha256:x\"\n";
+        let cli = parse_with(file, &["timebucket", "serve"]).unwrap();
+        let Sub::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        let path = serve.access.tokens_file.expect("the config file");
+        assert!(path.ends_with("timebucket.toml"), "{path:?}");
+        parse_with(file, &["timebucket", "migrate", "status"]).unwrap();
+        parse_with(file, &["timebucket", "query", "targets"]).unwrap();
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! posture, and tokens kept out of logs.
 
 mod binary;
+mod clients;
 mod limits;
 mod matrix;
 mod support;
