@@ -15,15 +15,19 @@ use crate::model::TimestampMs;
 use crate::rollup::Resolution;
 
 /// `?source=`: what a stats query may read.
+///
+/// The default is `raw`: readings stored before rollups existed (or written around the
+/// flusher) have none, and nothing records yet from when a store has them, so rollups are
+/// asked for explicitly until `timebucket rollup rebuild` can fill them in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Source {
-    /// Raw readings only.
+    /// Raw readings only (the default).
+    #[default]
     Raw,
     /// Rollups wherever they can serve, raw readings for the edges; refused when the step is
     /// not a whole number of minutes.
     Rollup,
-    /// As `rollup` when the step allows, else raw (the default).
-    #[default]
+    /// As `rollup` when the step allows, else raw.
     Auto,
 }
 

@@ -283,8 +283,10 @@ async fn raw_and_rollups_agree_through_replays_and_two_writers<S: Store>(store: 
             "step {step}"
         );
         assert_same_api(&raw, &rolled, &format!("step {step}{extra}"));
-        let auto = api_stats(&queries, &query).await;
+        let auto = api_stats(&queries, &format!("{query}&source=auto")).await;
         assert_eq!(auto.source, rolled.source, "auto reads rollups");
+        let default = api_stats(&queries, &query).await;
+        assert_eq!(default.source, raw.source, "raw unless asked");
     }
     // The whole data set from rollups alone: every request once.
     let all = format!(
