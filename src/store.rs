@@ -31,6 +31,7 @@ pub use batch::{KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, Wri
 pub use read::{Order, PageRequest, ReadingKey};
 
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
+use crate::rollup::{RollupRequest, RollupRow};
 
 /// A storage backend.
 pub trait Store: Send + Sync + 'static {
@@ -60,6 +61,13 @@ pub trait Store: Send + Sync + 'static {
         shard: Seq,
         service: Option<&ServiceName>,
     ) -> impl Future<Output = Result<Vec<K>, StoreError>> + Send;
+
+    /// Every partial rollup row of one rollup partition with its slot in the requested range
+    /// (see [`RollupRequest`]), partials unmerged; none once past the level's retention.
+    fn read_rollups(
+        &self,
+        request: &RollupRequest,
+    ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
 
     /// Every entry of the series index for `service` in `bucket` (one small partition); none
     /// once the bucket's end is older than the retention.

@@ -6,6 +6,7 @@
 pub mod alerting;
 pub mod keyspace;
 mod reader;
+mod rollup;
 mod row;
 pub mod settings;
 mod statements;

@@ -22,6 +22,8 @@
 //! is confirmed (and its segments deleted) right after a write returns. The WAL remains the
 //! durability boundary for accepted-but-unwritten readings.
 //!
+//! Rollup rows live in their own windowed keyspaces with their levels' retentions (`rollup`).
+//!
 //! Invariant: the flusher is the only writer, so the read-compare-write of latest rows needs no
 //! transaction.
 
@@ -29,6 +31,7 @@ pub mod alerting;
 mod codec;
 mod fields;
 mod reader;
+mod rollup;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -55,6 +58,8 @@ struct Inner {
     latest: Keyspace,
     /// Open window keyspaces by window start (epoch seconds).
     windows: Mutex<BTreeMap<i64, Keyspace>>,
+    /// Open rollup window keyspaces (see `rollup`).
+    rollups: Mutex<rollup::Windows>,
     settings: Settings,
 }
 
@@ -107,16 +112,19 @@ impl EmbeddedStore {
                 windows.insert(start, keyspace);
             }
         }
+        let rollups = rollup::open_windows(&db)?;
         let store = Self {
             inner: Arc::new(Inner {
                 db,
                 latest,
                 windows: Mutex::new(windows),
+                rollups: Mutex::new(rollups),
                 settings,
             }),
         };
         let now = TimestampMs::now();
         store.drop_expired_windows(now)?;
+        store.drop_expired_rollup_windows(now)?;
         store.purge_expired_latest(now)?;
         Ok(store)
     }
@@ -323,6 +331,14 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         let (store, service) = (self.clone(), service.clone());
         blocking(move || store.series_of(&service, bucket)).await
+    }
+
+    async fn read_rollups(
+        &self,
+        request: &crate::rollup::RollupRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.rollups_of(&request)).await
     }
 }
 

@@ -21,6 +21,7 @@ mod promql;
 mod proxy;
 mod query;
 mod readme;
+mod rollups;
 mod scrape;
 mod settings;
 mod support;

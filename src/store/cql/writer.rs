@@ -16,6 +16,7 @@ use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
+use super::rollup::RollupStatements;
 use super::row::{LatestValues, RowValues};
 use super::statements::Statements;
 use super::{connect, settings, Keyspace};
@@ -36,6 +37,8 @@ pub const MAX_ROWS_PER_BATCH: usize = 512;
 pub struct CqlStore {
     pub(super) session: Arc<Session>,
     pub(super) statements: Arc<Statements>,
+    /// The statements of the rollup tables.
+    rollups: Arc<RollupStatements>,
     settings: Settings,
 }
 
@@ -53,11 +56,21 @@ impl CqlStore {
         let session = connect(nodes).await?;
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
+        let rollups = RollupStatements::prepare(&session, keyspace).await?;
         Ok(Self {
             session: Arc::new(session),
             statements: Arc::new(statements),
+            rollups: Arc::new(rollups),
             settings,
         })
+    }
+
+    pub(super) fn rollup_statements(&self) -> &RollupStatements {
+        &self.rollups
+    }
+
+    pub(super) fn settings_ref(&self) -> &Settings {
+        &self.settings
     }
 
     /// The driver session, for queries.
@@ -111,7 +124,7 @@ impl CqlStore {
     /// Groups `(partition, values)` rows by partition and sends each group as unlogged batches
     /// of at most [`MAX_ROWS_PER_BATCH`] rows, one after another: one request per partition
     /// instead of one per row.
-    fn partition_batches<'a, P, V>(
+    pub(super) fn partition_batches<'a, P, V>(
         &'a self,
         rows: impl Iterator<Item = (P, V)>,
         statement: &PreparedStatement,
@@ -186,7 +199,7 @@ impl<'a> EachKind<'a, Batches> for Requests<'a> {
 }
 
 /// One write request, or the requests of one partition in sequence.
-type Request<'a> = BoxFuture<'a, Result<(), StoreError>>;
+pub(super) type Request<'a> = BoxFuture<'a, Result<(), StoreError>>;
 
 /// Runs `requests` one after another, stopping at the first failure.
 fn in_sequence<'a>(requests: impl Iterator<Item = Request<'a>>) -> Request<'a> {
@@ -215,6 +228,7 @@ impl Store for CqlStore {
         batch.kinds.each(&mut requests);
         let mut requests = requests.list;
         requests.extend(self.series(&batch.series, now));
+        requests.extend(self.rollup_requests(&batch.rollups, now));
         futures::stream::iter(requests)
             .buffer_unordered(MAX_IN_FLIGHT)
             .try_collect::<()>()
@@ -247,5 +261,12 @@ impl Store for CqlStore {
         bucket: TimeBucket,
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         self.read_series_partition(service, bucket).await
+    }
+
+    async fn read_rollups(
+        &self,
+        request: &crate::rollup::RollupRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        self.read_rollup_partition(request).await
     }
 }
