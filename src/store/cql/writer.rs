@@ -11,12 +11,14 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlTimestamp, MaybeUnset};
 
+use super::session::{connect_with, SessionConfig};
 use super::statements::Statements;
-use super::{connect, settings, Keyspace};
+use super::{settings, Keyspace};
 use crate::model::{ApiReading, HostReading, Seq, ServiceName, Settings, TimeBucket};
 use crate::store::batch::{Partition, SeriesEntry, WriteBatch};
 use crate::store::{PageRequest, Store, StoreError};
@@ -33,6 +35,8 @@ pub const MAX_ROWS_PER_BATCH: usize = 512;
 pub struct CqlStore {
     pub(super) session: Arc<Session>,
     pub(super) statements: Arc<Statements>,
+    /// Every write batch runs with it (the write consistency, no speculative execution).
+    write_profile: ExecutionProfileHandle,
     settings: Settings,
 }
 
@@ -45,14 +49,25 @@ impl std::fmt::Debug for CqlStore {
 }
 
 impl CqlStore {
-    /// Connects, reads the settings of `keyspace` and prepares every statement for its tables.
+    /// Connects, reads the settings of `keyspace` and prepares every statement for its tables,
+    /// at the default consistency levels.
     pub async fn open(nodes: &[String], keyspace: &Keyspace) -> Result<Self, StoreError> {
-        let session = connect(nodes).await?;
+        Self::open_with(nodes, keyspace, &SessionConfig::default()).await
+    }
+
+    /// Like [`CqlStore::open`], reading and writing at the levels of `config`.
+    pub async fn open_with(
+        nodes: &[String],
+        keyspace: &Keyspace,
+        config: &SessionConfig,
+    ) -> Result<Self, StoreError> {
+        let (session, write_profile) = connect_with(nodes, config).await?;
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
         Ok(Self {
             session: Arc::new(session),
             statements: Arc::new(statements),
+            write_profile,
             settings,
         })
     }
@@ -135,6 +150,7 @@ impl CqlStore {
             batch.append_statement(statement.clone());
         }
         batch.set_is_idempotent(true);
+        batch.set_execution_profile_handle(Some(self.write_profile.clone()));
         async move {
             self.session
                 .batch(&batch, values)
