@@ -6,6 +6,7 @@ mod agent;
 mod bodies;
 mod capture;
 mod cli;
+mod cluster;
 mod conformance;
 mod cql_docs;
 mod crash;
