@@ -2,9 +2,9 @@
 # scripts/cassandra, whose helpers it uses: each node is the single-node machinery pointed at its
 # own address, folder, JMX port and conf).
 #
-#   scripts/cassandra cluster start        start every node that is down, in order (node 1, the
-#                                          seed, first), and wait until each answers CQL and sees
-#                                          every other node up
+#   scripts/cassandra cluster start        start every node that is down (node 1, the seed, first,
+#                                          then the others together), and wait until each answers
+#                                          CQL and sees every other node up
 #   scripts/cassandra cluster stop         stop every node (TERM, then KILL after 30 s)
 #   scripts/cassandra cluster status       one line per node; exit 0 only when all are up
 #   scripts/cassandra cluster kill N       kill -9 node N (1-based), as a crash would
@@ -164,10 +164,20 @@ cluster_start() {
     node_pid >/dev/null || cluster_refuse_taken
   done
   fetch
-  for n in $(seq ${#CLUSTER_NODES[@]}); do
-    cluster_node "$n"
-    cluster_launch
+  # Node 1, the seed, first; then the others together: they do not bootstrap (no data to
+  # stream), so they may join at once, and their JVMs start in parallel.
+  cluster_node 1
+  cluster_launch
+  local pids=() failed=0
+  for n in $(seq 2 ${#CLUSTER_NODES[@]}); do
+    (
+      cluster_node "$n"
+      cluster_launch
+    ) &
+    pids+=($!)
   done
+  for n in "${pids[@]}"; do wait "$n" || failed=1; done
+  ((failed == 0)) || die "a node did not start; see $CLUSTER_DIR/node*/logs"
   cluster_wait_agreement
   log "cluster: started in $(since "$t0") s; contact points $(cluster_contact_points)"
 }
