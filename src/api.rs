@@ -3,6 +3,7 @@
 //! Handlers are thin: they negotiate HTTP (content types, limits, status codes) and call the
 //! ingest or query modules, which know nothing of HTTP.
 
+pub mod alerting;
 pub mod error;
 pub mod health;
 pub mod ingest;
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::alerting::AlertsView;
 use crate::ingest::Acceptor;
 use crate::query::Queries;
 use crate::reload::ReloadHub;
@@ -52,6 +54,8 @@ pub struct AppState<S> {
     pub scraper: Option<Scraper>,
     /// What `POST /-/reload` triggers.
     pub reload: ReloadHub,
+    /// The alerting state (empty without `--rules`).
+    pub alerts: AlertsView,
 }
 
 impl<S> Clone for AppState<S> {
@@ -65,12 +69,17 @@ impl<S> Clone for AppState<S> {
             promql: self.promql.clone(),
             scraper: self.scraper.clone(),
             reload: self.reload.clone(),
+            alerts: self.alerts.clone(),
         }
     }
 }
 
 /// Every route of the service.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let console = crate::console::router(crate::console::Console::new(
+        state.queries.clone(),
+        state.alerts.clone(),
+    ));
     Router::new()
         .route("/v1/metrics", post(ingest::post_metrics::<S>))
         .route("/v1/readings", get(query::readings::<S>))
@@ -104,7 +113,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/api/v1/query_exemplars",
             get(prometheus::query_exemplars).post(prometheus::query_exemplars),
         )
-        .route("/api/v1/rules", get(prometheus::rules))
+        .route("/api/v1/rules", get(alerting::rules::<S>))
+        .route("/api/v1/alerts", get(alerting::alerts::<S>))
         .route(
             "/api/v1/format_query",
             get(prometheus::format_query).post(prometheus::format_query),
@@ -116,4 +126,5 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/readyz/ingest", get(health::readyz_ingest::<S>))
         .route("/metrics", get(health::metrics::<S>))
         .with_state(state)
+        .merge(console)
 }

@@ -18,6 +18,7 @@
 //! live with that client, in [`crate::query::cli`].
 
 pub mod agent;
+pub mod alerting;
 pub mod migrate;
 pub mod serve;
 pub mod store;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use agent::AgentArgs;
+pub use alerting::{AlertingArgs, RulesAction, RulesArgs};
 pub use migrate::{MigrateAction, MigrateArgs, UpArgs};
 pub use serve::{QueryLimitArgs, ServeArgs};
 pub use store::{SettingsArgs, StoreArgs};
@@ -58,6 +60,9 @@ pub enum LogFormat {
 }
 
 /// The subcommands.
+// One value per process, parsed once at start: `serve`'s many flags make its variant the
+// largest by far, and boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the ingest and query HTTP service.
@@ -66,8 +71,10 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Push this host's CPU, memory, disk and heartbeat (and a process's memory) to a collector.
     Agent(AgentArgs),
-    /// Ask a running service: readings, series, latest, stats, host-stats.
+    /// Ask a running service: readings, series, latest, stats, host-stats, targets, alerts, rules.
     Query(crate::query::cli::QueryArgs),
+    /// Check alerting rule files.
+    Rules(RulesArgs),
 }
 
 /// A flag value a command cannot run with. Displayed as `--flag problem`, e.g.

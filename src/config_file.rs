@@ -325,7 +325,7 @@ mod tests {
                         crate::cli::MigrateAction::Status => Ok(()),
                     },
                     Sub::Agent(agent) => agent.config().map(drop),
-                    Sub::Query(_) => Ok(()),
+                    Sub::Query(_) | Sub::Rules(_) => Ok(()),
                 };
                 valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
             }

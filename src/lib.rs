@@ -10,6 +10,7 @@
 //! - [`query`]: time-range reads fanned out over buckets and shards, stats, and the `query` CLI.
 //! - [`promql`]: a PromQL engine over the readings (virtual Prometheus metric families).
 //! - [`api`]: the HTTP routes.
+//! - [`console`]: the web console at `/`, pages over the query layer.
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
 //! - [`cli`], [`config_file`]: command-line flags, and the same settings from a TOML file.
@@ -19,12 +20,16 @@
 //! - [`agent`]: `timebucket agent`, the host agent pushing CPU, memory, disk and heartbeat readings.
 //! - [`scrape`]: pull: scraping Prometheus / OpenMetrics endpoints into readings.
 //! - [`reload`]: the reload hub (SIGHUP, `POST /-/reload`) that config-driven subsystems join.
+//! - [`alerting`]: Prometheus-format alerting rules evaluated over the readings, alerts kept in
+//!   the store and sent to Alertmanager and webhooks, one evaluator among replicas.
 
 pub mod agent;
+pub mod alerting;
 pub mod api;
 pub mod capture;
 pub mod cli;
 pub mod config_file;
+pub mod console;
 pub mod foreign;
 pub mod ingest;
 pub mod migrate;

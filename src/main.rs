@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use timebucket::cli::{Cli, Command, FlagError, LogFormat, MigrateAction, MigrateArgs, ServeArgs};
+use timebucket::cli::{
+    Cli, Command, FlagError, LogFormat, MigrateAction, MigrateArgs, RulesAction, ServeArgs,
+};
 use timebucket::migrate::{self, Described, MigrationState};
 use timebucket::server;
 use timebucket::store::cql;
@@ -84,6 +86,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::query::cli::run(&args).await?);
             Ok(())
         }
+        Command::Rules(args) => match args.action {
+            RulesAction::Check(check) => {
+                let (report, passed) = timebucket::alerting::rules::check(&check.files);
+                print!("{report}");
+                anyhow::ensure!(passed, "the rule files have problems (listed above)");
+                Ok(())
+            }
+        },
     }
 }
 

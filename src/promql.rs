@@ -65,6 +65,15 @@ impl Query {
         Ok(Self { expr })
     }
 
+    /// True when the query's value is an instant vector or a scalar: what an alerting rule's
+    /// expression must be.
+    pub fn is_instant_or_scalar(&self) -> bool {
+        matches!(
+            self.expr.value_type(),
+            parser::value::ValueType::Vector | parser::value::ValueType::Scalar
+        )
+    }
+
     /// Prometheus' canonical (pretty) form of the query.
     pub fn pretty(&self) -> String {
         self.expr.prettify()

@@ -1,7 +1,7 @@
 //! `timebucket serve`: wires the WAL, the store, the flusher and the HTTP API together, and
 //! shuts them down in the order that loses nothing.
 //!
-//! Shutdown order: stop scraping, stop accepting HTTP and OTLP (in-flight requests finish, so every 202 already
+//! Shutdown order: stop scraping and alerting (the evaluator lease is given up), stop accepting HTTP and OTLP (in-flight requests finish, so every 202 already
 //! sent is in the WAL) → let the flusher catch up → stop it (whatever it had not confirmed is still in
 //! the WAL and is replayed at the next start) → close the WAL. `shutdown_deadline` bounds the
 //! HTTP drain and the flusher's catch-up together: at the deadline, connections still open are
@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinError;
 use tokio::time::Instant;
 
+use crate::alerting::{Alerting, AlertingConfig, AlertsView, RulesError};
 use crate::api::{self, AppState, Health};
 use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{Described, MigrateError, SettingsRequest};
@@ -33,8 +34,11 @@ use crate::promql::{Engine, EngineConfig};
 use crate::query::{Queries, QueryLimits};
 use crate::reload::ReloadHub;
 use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
+use crate::store::alerting::AlertStore;
+use crate::store::cql::alerting::CqlAlertStore;
 use crate::store::cql::session::level_name;
 use crate::store::cql::{CqlStore, Keyspace, SessionConfig};
+use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
@@ -74,6 +78,8 @@ pub struct ServeConfig {
     pub otlp: OtlpListen,
     /// Scraping: the scrape config file (none: no scraping) and this replica's share.
     pub scrape: ScrapeSettings,
+    /// Alerting: rule files (none: no alerting), receivers, the evaluator lease.
+    pub alerting: AlertingConfig,
 }
 
 impl ServeConfig {
@@ -96,6 +102,7 @@ impl ServeConfig {
             settings: SettingsRequest::default(),
             otlp: OtlpListen::default(),
             scrape: ScrapeSettings::default(),
+            alerting: AlertingConfig::off(data_dir.join("alerting")),
         }
     }
 }
@@ -155,6 +162,9 @@ pub enum ServeError {
     /// The scrape config cannot be used.
     #[error(transparent)]
     Scrape(#[from] ConfigError),
+    /// The rule files cannot be used.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -166,6 +176,13 @@ pub async fn run(
     // A bad scrape config stops the start before anything is opened.
     if let Some(path) = &config.scrape.config_file {
         crate::scrape::config::load(path)?;
+    }
+    // So are bad rule files.
+    if config.alerting.enabled() {
+        crate::alerting::rules::load(
+            &config.alerting.rule_files,
+            config.alerting.default_interval,
+        )?;
     }
     // Bound first, so a taken port stops `serve` before anything opens.
     let otlp = OtlpListeners::bind(config.otlp, TimestampMs::now()).await?;
@@ -187,7 +204,8 @@ pub async fn run(
             tracing::info!(backend = "embedded", store = %dir.display(), wal = %wal_dir,
                 settings = %Described(store.settings()),
                 "store opened (no --cql-nodes: using the embedded store)");
-            serve_with(store, wal, &config, listener, otlp, shutdown).await
+            let alerts = Arc::new(FileAlertStore::new(&config.alerting.state_dir));
+            serve_with(store, Some(alerts), wal, &config, listener, otlp, shutdown).await
         }
         StoreTarget::Cql { nodes, keyspace } => {
             let session = &config.cql_session;
@@ -202,7 +220,14 @@ pub async fn run(
                 write_consistency = level_name(session.write_consistency),
                 read_consistency = level_name(session.read_consistency),
                 settings = %Described(store.settings()), wal = %wal_dir, "store opened");
-            serve_with(store, wal, &config, listener, otlp, shutdown).await
+            // The alerting tables (migration 0002) are needed only when there are rules.
+            let alerts = match config.alerting.enabled() {
+                true => Some(Arc::new(
+                    CqlAlertStore::open(store.session().clone(), keyspace).await?,
+                )),
+                false => None,
+            };
+            serve_with(store, alerts, wal, &config, listener, otlp, shutdown).await
         }
     }
 }
@@ -227,8 +252,9 @@ fn check_settings(
     })
 }
 
-async fn serve_with<S: Store>(
+async fn serve_with<S: Store, A: AlertStore>(
     store: Arc<S>,
+    alert_store: Option<Arc<A>>,
     wal: Wal,
     config: &ServeConfig,
     listener: TcpListener,
@@ -268,6 +294,31 @@ async fn serve_with<S: Store>(
             async move { Ok(scraper.reload().await?) }
         });
     }
+    let promql = Engine::new(QueriesSource::new(queries.clone()), config.promql);
+    let alerting = match alert_store {
+        Some(alert_store) if config.alerting.enabled() => {
+            let external_url = match &config.alerting.external_url {
+                Some(url) => url.clone(),
+                None => format!("http://{}", listener.local_addr()?),
+            };
+            let alerting = Alerting::start(
+                &config.alerting,
+                external_url,
+                promql.clone(),
+                alert_store,
+                metrics.clone(),
+            )
+            .await?;
+            Some(Arc::new(alerting))
+        }
+        _ => None,
+    };
+    if let Some(alerting) = alerting.clone() {
+        reload.subscribe("rules", move || {
+            let alerting = alerting.clone();
+            async move { Ok(alerting.reload().await?) }
+        });
+    }
     let hangups = reload.reload_on_sighup();
     let state = AppState {
         acceptor,
@@ -277,10 +328,13 @@ async fn serve_with<S: Store>(
             store_reachable,
             flush_ok,
         },
-        queries: queries.clone(),
-        promql: Engine::new(QueriesSource::new(queries), config.promql),
+        queries,
+        promql,
         scraper: scraper.clone(),
         reload,
+        alerts: alerting
+            .as_ref()
+            .map_or_else(AlertsView::disabled, |a| a.view()),
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop = stopped(stop_rx);
@@ -297,6 +351,9 @@ async fn serve_with<S: Store>(
     hangups.abort();
     if let Some(scraper) = &scraper {
         scraper.stop().await;
+    }
+    if let Some(alerting) = &alerting {
+        alerting.stop().await;
     }
     let (http_outcome, flusher_failed) = match ended {
         Ended::Http(outcome) => {

@@ -11,6 +11,7 @@
 //! Errors say which operation failed and classify themselves with
 //! [`StoreError::is_retryable`], never by string matching.
 
+pub mod alerting;
 pub mod batch;
 pub mod cql;
 pub mod embedded;

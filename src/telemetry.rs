@@ -4,6 +4,8 @@
 //! the WAL are refreshed from the WAL's own counters when `/metrics` is scraped, so they cannot
 //! drift from the truth.
 
+pub mod alerting;
+
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
@@ -64,6 +66,8 @@ pub struct Metrics {
     pub scrape_duration_seconds: Histogram,
     /// How late a scrape started after its slot, seconds.
     pub scrape_lateness_seconds: Histogram,
+    /// Rule evaluation, alerts, notifications and the evaluator lease.
+    pub alerting: alerting::AlertingMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -103,6 +107,7 @@ impl Metrics {
             scrape_readings: Family::default(),
             scrape_duration_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             scrape_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            alerting: alerting::AlertingMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -176,6 +181,7 @@ impl Metrics {
             metrics.otlp_rejected_points.clone(),
         );
         metrics.register_scrape(&mut registry);
+        metrics.alerting.register(&mut registry);
         Self {
             registry,
             ..metrics

@@ -46,7 +46,7 @@ impl From<PromqlError> for PromError {
     }
 }
 
-fn bad(message: impl Into<String>) -> PromError {
+pub(super) fn bad(message: impl Into<String>) -> PromError {
     PromError(PromqlError::BadData(message.into()))
 }
 
@@ -68,16 +68,16 @@ impl IntoResponse for PromError {
 }
 
 /// `{"status": "success", "data": data}`.
-fn success(data: impl Serialize) -> Response {
+pub(super) fn success(data: impl Serialize) -> Response {
     Json(json!({ "status": "success", "data": serde_json::to_value(data).unwrap_or_default() }))
         .into_response()
 }
 
 /// The request's parameters: the query string, then a form body.
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn read(query: Option<String>, body: &Bytes) -> Self {
+    pub(super) fn read(query: Option<String>, body: &Bytes) -> Self {
         let mut pairs: Vec<(String, String)> =
             form_urlencoded::parse(query.unwrap_or_default().as_bytes())
                 .into_owned()
@@ -86,7 +86,7 @@ impl Params {
         Self(pairs)
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -94,7 +94,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, name: &str) -> Vec<&str> {
+    pub(super) fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(n, _)| n == name)
@@ -438,12 +438,6 @@ pub async fn query_exemplars(RawQuery(q): RawQuery, body: Bytes) -> Result<Respo
         promql_parser::parser::parse(text).map_err(PromqlError::Parse)?;
     }
     Ok(success(Vec::<()>::new()))
-}
-
-/// `GET /api/v1/rules`: no recording or alerting rules (Grafana reads them to expand
-/// recording rules).
-pub async fn rules() -> Response {
-    success(json!({ "groups": [] }))
 }
 
 /// `GET|POST /api/v1/format_query`: the query in Prometheus' canonical form.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::alerting::AlertingArgs;
 use super::store::{ConsistencyArgs, SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
 use crate::ingest::{AcceptLimits, FlusherConfig};
@@ -98,6 +99,9 @@ pub struct ServeArgs {
     /// How many replicas share the scrape targets; each target is scraped by exactly one.
     #[arg(long, env = "TIMEBUCKET_REPLICA_COUNT", default_value_t = 1)]
     pub replica_count: u32,
+    /// Alerting: rule files, receivers, the evaluator lease.
+    #[command(flatten)]
+    pub alerting: AlertingArgs,
 }
 
 impl ServeArgs {
@@ -151,6 +155,7 @@ impl ServeArgs {
                 replica: self.replica()?,
             },
             settings: self.settings.request()?,
+            alerting: self.alerting.config(&self.data_dir)?,
         })
     }
 
@@ -303,6 +308,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::alerting::{AlertingConfig, NotifyConfig};
     use crate::cli::{Cli, Command};
     use crate::store::cql::SessionConfig;
 
@@ -334,6 +340,48 @@ mod tests {
         assert_eq!(config.wal.dir, PathBuf::from(DEFAULT_DATA_DIR).join("wal"));
         assert!(matches!(config.store, StoreTarget::Embedded { .. }));
         assert_eq!(config.cql_session, SessionConfig::default());
+        let alerting = &config.alerting;
+        assert!(!alerting.enabled());
+        assert_eq!(
+            alerting.default_interval,
+            AlertingConfig::DEFAULT_EVALUATION_INTERVAL
+        );
+        assert_eq!(alerting.resend_delay, AlertingConfig::DEFAULT_RESEND_DELAY);
+        assert_eq!(alerting.lease_ttl, AlertingConfig::DEFAULT_LEASE_TTL);
+        assert_eq!(alerting.notify, NotifyConfig::default());
+        assert_eq!(
+            alerting.state_dir,
+            PathBuf::from(DEFAULT_DATA_DIR).join("alerting")
+        );
+    }
+
+    #[test]
+    fn rule_files_and_receivers_repeat_or_take_commas() {
+        let config = serve(&[
+            "--rules",
+            "a.yml",
+            "rules/*.yml",
+            "--rules",
+            "c.yml,d.yml",
+            "--alertmanager-url",
+            "http://am1:9093",
+            "--alertmanager-url",
+            "http://am2:9093",
+            "--alert-webhook",
+            "http://hooks:8080/alert",
+        ])
+        .config()
+        .unwrap();
+        let alerting = config.alerting;
+        assert_eq!(
+            alerting.rule_files,
+            ["a.yml", "rules/*.yml", "c.yml", "d.yml"]
+        );
+        assert_eq!(
+            alerting.notify.alertmanagers,
+            ["http://am1:9093", "http://am2:9093"]
+        );
+        assert_eq!(alerting.notify.webhooks, ["http://hooks:8080/alert"]);
     }
 
     #[test]
@@ -359,6 +407,21 @@ mod tests {
             (&["--query-max-range", "10ms"], "--query-max-range"),
             (&["--retention", "1500ms"], "--retention"),
             (&["--cql-nodes", "db"], "--cql-nodes"),
+            (&["--alert-lease-ttl", "1500ms"], "--alert-lease-ttl"),
+            (&["--alert-lease-ttl", "0s"], "--alert-lease-ttl"),
+            (
+                &["--alertmanager-url", "https://am:9093"],
+                "--alertmanager-url",
+            ),
+            (&["--alert-webhook", "hooks:8080/x"], "--alert-webhook"),
+            (&["--alert-queue-capacity", "0"], "--alert-queue-capacity"),
+            (
+                &["--rule-evaluation-interval", "0s"],
+                "--rule-evaluation-interval",
+            ),
+            (&["--alert-resend-delay", "0s"], "--alert-resend-delay"),
+            (&["--alert-notify-timeout", "0s"], "--alert-notify-timeout"),
+            (&["--external-url", "tb.example"], "--external-url"),
         ];
         for (flags, flag) in cases {
             let error = serve(flags).config().unwrap_err();

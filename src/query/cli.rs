@@ -1,4 +1,4 @@
-//! `timebucket query readings|series|latest|stats|host-stats|targets`: the query endpoints of a running
+//! `timebucket query readings|series|latest|stats|host-stats|targets|alerts|rules`: the query endpoints of a running
 //! service from the command line, printed as a table (or, with `--json`, the answer as is).
 //!
 //! The client only builds the query string and renders the answer; every check happens in the
@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::answer::{HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer};
+use crate::alerting::view::{AlertsAnswer, RulesAnswer};
 use crate::model::TimestampMs;
 use crate::scrape::status::TargetsAnswer;
 
@@ -50,6 +51,16 @@ pub enum QueryCommand {
     HostStats(HostStatsArgs),
     /// The scrape targets and their last scrape (`GET /v1/targets`).
     Targets,
+    /// The firing and pending alerts (`GET /api/v1/alerts`).
+    Alerts,
+    /// The alerting rules, their state and health (`GET /api/v1/rules`).
+    Rules,
+}
+
+/// The `data` of a Prometheus API answer.
+#[derive(Deserialize)]
+struct PromAnswer<T> {
+    data: T,
 }
 
 /// A service and a time range.
@@ -284,6 +295,8 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
         QueryCommand::Stats(s) => ("/v1/stats", s.range.pairs()?),
         QueryCommand::HostStats(h) => ("/v1/stats/host", h.range.pairs()?),
         QueryCommand::Targets => ("/v1/targets", Vec::new()),
+        QueryCommand::Alerts => ("/api/v1/alerts", Vec::new()),
+        QueryCommand::Rules => ("/api/v1/rules", Vec::new()),
     };
     let url = format!("{base}{path}");
     let print = |body: &str| -> Result<String, QueryCliError> {
@@ -299,6 +312,12 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
                 table::host_stats(&decode::<HostStatsAnswer>(&url, body)?)
             }
             QueryCommand::Targets => table::targets(&decode::<TargetsAnswer>(&url, body)?),
+            QueryCommand::Alerts => {
+                table::alerts(&decode::<PromAnswer<AlertsAnswer>>(&url, body)?.data)
+            }
+            QueryCommand::Rules => {
+                table::rules(&decode::<PromAnswer<RulesAnswer>>(&url, body)?.data)
+            }
         })
     };
     match &args.what {
@@ -370,7 +389,7 @@ pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
                 table::latest(&all)
             });
         }
-        QueryCommand::Targets => {}
+        QueryCommand::Targets | QueryCommand::Alerts | QueryCommand::Rules => {}
     }
     print(&get(&client, &url, &pairs).await?)
 }

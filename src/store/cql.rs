@@ -4,6 +4,7 @@
 //! shard-aware), statements prepared once at start; consistency, retries and speculative
 //! execution are chosen in [`session`].
 
+pub mod alerting;
 pub mod keyspace;
 mod reader;
 pub mod session;

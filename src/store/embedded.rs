@@ -20,6 +20,7 @@
 //! Invariant: the flusher is the only writer, so the read-compare-write of latest rows needs no
 //! transaction.
 
+pub mod alerting;
 mod codec;
 mod reader;
 mod writer;

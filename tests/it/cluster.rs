@@ -4,10 +4,11 @@
 //! ingest and then reads the tables back: every acknowledged reading is stored, exactly once
 //! (see [`load::Verdict`] for the one exception a client retry allows, and how it is checked).
 //!
-//! These tests need the local cluster of `scripts/cassandra cluster start` (the addresses in
-//! `CASSANDRA_CLUSTER_ADDRESSES`, as for the script) and HAProxy (`scripts/tools haproxy`);
-//! without them they fail saying so. `scripts/test --cluster` starts both and runs only these;
-//! plain `scripts/test` leaves them out, as it runs on a single node. They kill nodes, so they
+//! These tests need the local cluster of `scripts/cassandra cluster start`, its addresses in
+//! `TIMEBUCKET_TEST_CLUSTER` (as `CASSANDRA_CLUSTER_ADDRESSES` gives them to the script), and
+//! HAProxy (`scripts/tools haproxy`); without them they fail saying so. `scripts/cluster-test`
+//! starts both, runs only these and stops the cluster; plain `scripts/test` leaves them out
+//! unless `TIMEBUCKET_TEST_CLUSTER` is set. They kill nodes, so they
 //! take turns ([`exclusive`]), and each starts by bringing back any node a failed test left
 //! down.
 

@@ -3,11 +3,13 @@
 //! Every test works in a keyspace of its own, so the tests run in parallel without sharing state.
 
 mod agent;
+mod alerting;
 mod bodies;
 mod capture;
 mod cli;
 mod cluster;
 mod conformance;
+mod console;
 mod cql_docs;
 mod crash;
 mod edge;

@@ -11,6 +11,7 @@
 //! | `serve` | in a temp working directory, listening on a free port | `/healthz` answers, then SIGTERM ends it with 0 |
 //! | `query` | against a service the test runs, seeded with every `--service` the README names | it exits 0 |
 //! | `agent` | pushing to that service | it starts, delivers, and SIGTERM ends it with 0 |
+//! | `rules` | in a temp working directory | it exits 0 |
 //!
 //! A command the README shows failing (`error: ...` under it in a console block) must fail with
 //! that first line instead. A command in an inline code span may name a command without its
@@ -23,7 +24,8 @@
 //!
 //! A command may name a file the README shows whole in a fenced block marked `file=NAME`
 //! (```` ```yaml file=scrape.yml ````): every such file is written into the command's working
-//! directory first.
+//! directory first, and so is a copy of the repository's `examples/` folder (`--rules
+//! examples/rules.yml`).
 //!
 //! Adding a command to the README needs nothing here, unless it is a new subcommand (the test
 //! then fails asking for a runner) or uses a new placeholder.
@@ -136,6 +138,12 @@ impl Sandbox {
     fn command(&self, args: &[String], cwd: &Path) -> Command {
         for (name, content) in documented_files() {
             std::fs::write(cwd.join(name), content).unwrap();
+        }
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        std::fs::create_dir_all(cwd.join("examples")).unwrap();
+        for entry in std::fs::read_dir(&examples).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), cwd.join("examples").join(entry.file_name())).unwrap();
         }
         let mut command = timebucket_command();
         command
@@ -318,7 +326,7 @@ fn every_readme_command_parses_and_has_a_runner() {
     let mut kinds = BTreeSet::new();
     for command in &commands {
         match command.subcommand() {
-            Some(kind @ ("migrate" | "serve" | "query" | "agent")) => {
+            Some(kind @ ("migrate" | "serve" | "query" | "agent" | "rules")) => {
                 kinds.insert(kind);
             }
             other => failures.push(format!(
@@ -348,7 +356,7 @@ fn every_readme_command_parses_and_has_a_runner() {
     assert_no_failures("do not parse", failures);
     assert_eq!(
         kinds,
-        BTreeSet::from(["agent", "migrate", "query", "serve"]),
+        BTreeSet::from(["agent", "migrate", "query", "rules", "serve"]),
         "the README should show every subcommand; found {} commands",
         commands.len()
     );
@@ -374,6 +382,25 @@ async fn readme_migrate_commands_run() {
             let outcome = Running::start(process, dir.path()).finish();
             judge(command, &outcome).err()
         })
+        .collect();
+    assert_no_failures("fail", failures);
+}
+
+#[test]
+fn readme_rules_commands_run() {
+    let sandbox = Sandbox {
+        node: "127.0.0.1:9".into(),
+        url: "http://127.0.0.1:9".into(),
+        keyspace: "timebucket".parse().unwrap(),
+    };
+    let commands = commands_of("rules");
+    assert!(
+        !commands.is_empty(),
+        "the README shows `timebucket rules check`"
+    );
+    let failures: Vec<String> = commands
+        .iter()
+        .filter_map(|command| run_to_end(&sandbox, command).err())
         .collect();
     assert_no_failures("fail", failures);
 }

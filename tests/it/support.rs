@@ -1,5 +1,7 @@
 //! Fixtures: the CQL node under test and a fresh keyspace per test, dropped when the test ends.
 
+mod containers;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -12,16 +14,30 @@ use timebucket::server::{ServeConfig, StoreTarget};
 use timebucket::store::cql::{self, Keyspace};
 use timebucket::wal::WalConfig;
 
-/// The `host:port` of the node under test. A missing node fails the test with instructions; it
-/// never skips.
+/// The `host:port` of the node under test: a container started for this test binary when
+/// `TIMEBUCKET_TEST_CONTAINERS=1` ([`containers`]), else `TIMEBUCKET_TEST_CQL`. A missing node
+/// fails the test with instructions; it never skips.
 pub fn cql_node() -> String {
+    if containers::enabled() {
+        return containers::node();
+    }
     std::env::var("TIMEBUCKET_TEST_CQL").unwrap_or_else(|_| {
         panic!(
             "TIMEBUCKET_TEST_CQL is not set. These tests need a real Cassandra or Scylla node: \
              run `scripts/test` (it starts one with `scripts/cassandra start`), or start a node \
-             yourself and set TIMEBUCKET_TEST_CQL=127.0.0.1:9042"
+             yourself and set TIMEBUCKET_TEST_CQL=127.0.0.1:9042, or set \
+             TIMEBUCKET_TEST_CONTAINERS=1 to have the tests start one in a container"
         )
     })
+}
+
+/// The node under test if one is known without starting anything.
+fn known_cql_node() -> Option<String> {
+    if containers::enabled() {
+        containers::started_node()
+    } else {
+        std::env::var("TIMEBUCKET_TEST_CQL").ok()
+    }
 }
 
 /// A session to the node under test.
@@ -84,7 +100,7 @@ fn keyspace_dropper() -> &'static tokio::sync::mpsc::UnboundedSender<DropRequest
                     .build()
                     .expect("a runtime for the keyspace dropper");
                 runtime.block_on(async move {
-                    let Ok(node) = std::env::var("TIMEBUCKET_TEST_CQL") else {
+                    let Some(node) = known_cql_node() else {
                         return;
                     };
                     let session = match cql::connect(std::slice::from_ref(&node)).await {
@@ -293,6 +309,19 @@ impl TestApp {
     pub async fn stop(mut self) -> Result<(), timebucket::server::ServeError> {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap()
+    }
+
+    /// Stops the service gracefully and hands its data dir back, for a restart on it.
+    pub async fn stop_keeping_data(
+        mut self,
+    ) -> (
+        Result<(), timebucket::server::ServeError>,
+        tempfile::TempDir,
+    ) {
+        let _ = self.stop.take().unwrap().send(());
+        let outcome = self.task.take().unwrap().await.unwrap();
+        let dir = std::mem::replace(&mut self._data_dir, tempfile::tempdir().unwrap());
+        (outcome, dir)
     }
 
     /// How `serve` ended by itself (without being stopped), or `None` if it still runs after

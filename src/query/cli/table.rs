@@ -1,5 +1,6 @@
 //! Answers as aligned text tables for a terminal.
 
+use crate::alerting::view::{AlertsAnswer, RulesAnswer};
 use crate::query::answer::{
     GaugeStats, HostStatsAnswer, LatestAnswer, ReadingsAnswer, SeriesAnswer, StatsAnswer,
 };
@@ -301,6 +302,89 @@ pub fn targets(answer: &TargetsAnswer) -> String {
         replica.count,
         answer.dropped_targets.len()
     );
+    out
+}
+
+/// `/api/v1/alerts`: firing first, the labels other than `alertname` as `k=v`.
+pub fn alerts(answer: &AlertsAnswer) -> String {
+    let rows: Vec<Vec<String>> = answer
+        .alerts
+        .iter()
+        .map(|a| {
+            let labels: Vec<String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            vec![
+                a.state.to_uppercase(),
+                a.labels.get("alertname").cloned().unwrap_or_default(),
+                labels.join(","),
+                a.active_at.clone(),
+                a.value.clone(),
+                a.annotations
+                    .get("summary")
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut out = render(
+        &[
+            "STATE",
+            "ALERT",
+            "LABELS",
+            "ACTIVE_SINCE",
+            "VALUE",
+            "SUMMARY",
+        ],
+        &rows,
+    );
+    let firing = answer.alerts.iter().filter(|a| a.state == "firing").count();
+    out += &format!(
+        "{firing} firing, {} pending\n",
+        answer.alerts.len() - firing
+    );
+    out
+}
+
+/// `/api/v1/rules`: one line per rule.
+pub fn rules(answer: &RulesAnswer) -> String {
+    let rows: Vec<Vec<String>> = answer
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.rules.iter().map(|r| {
+                vec![
+                    g.name.clone(),
+                    r.name.clone(),
+                    r.state.clone(),
+                    r.health.clone(),
+                    r.alerts.as_ref().map_or(0, Vec::len).to_string(),
+                    r.last_evaluation.clone(),
+                    format!("{:.3}", r.evaluation_time * 1000.0),
+                    if r.last_error.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        r.last_error.clone()
+                    },
+                ]
+            })
+        })
+        .collect();
+    let headers = [
+        "GROUP",
+        "RULE",
+        "STATE",
+        "HEALTH",
+        "ALERTS",
+        "LAST_EVALUATION",
+        "MS",
+        "ERROR",
+    ];
+    let mut out = render(&headers, &rows);
+    out += &format!("{} rules in {} groups\n", rows.len(), answer.groups.len());
     out
 }
 

@@ -13,8 +13,9 @@ use tokio::process::{Child, Command};
 use crate::crash::free_port;
 use crate::support::timebucket_command;
 
-/// The addresses `scripts/cassandra cluster` uses when `CASSANDRA_CLUSTER_ADDRESSES` is unset.
-const DEFAULT_ADDRESSES: &str = "127.0.0.1,127.0.0.2,127.0.0.3";
+/// Names the addresses of the local cluster (as `CASSANDRA_CLUSTER_ADDRESSES` does for
+/// `scripts/cassandra cluster`); `scripts/cluster-test` sets it.
+const CLUSTER_VARIABLE: &str = "TIMEBUCKET_TEST_CLUSTER";
 /// The data center of the local cluster (scripts/cassandra.d/cassandra-rackdc.properties).
 pub const REPLICATION: &str = "NetworkTopologyStrategy:datacenter1=3";
 
@@ -24,6 +25,8 @@ fn repository() -> &'static Path {
 
 /// The local 3-node cluster.
 pub struct Cluster {
+    /// The nodes' addresses, comma-separated, as `scripts/cassandra cluster` takes them.
+    addresses: String,
     /// `address:9042` of each node, node 1 first.
     pub nodes: Vec<String>,
 }
@@ -32,19 +35,28 @@ impl Cluster {
     /// The cluster with every node up. A node that an earlier (failed) test left down is started
     /// again; a cluster that is not running at all fails the test, saying how to start it.
     pub async fn up() -> Cluster {
-        let addresses = std::env::var("CASSANDRA_CLUSTER_ADDRESSES")
-            .unwrap_or_else(|_| DEFAULT_ADDRESSES.to_owned());
+        let Ok(addresses) = std::env::var(CLUSTER_VARIABLE) else {
+            panic!(
+                "the cluster tests need the local 3-node Cassandra cluster, and {CLUSTER_VARIABLE} \
+                 names none. Run them with `scripts/cluster-test` (it starts the cluster on \
+                 127.0.0.1-3 and HAProxy, runs them, stops it; with the single node on \
+                 127.0.0.1:9042 running, `CASSANDRA_CLUSTER_ADDRESSES=127.0.0.11,127.0.0.12,\
+                 127.0.0.13 scripts/cluster-test`), or start it with `scripts/cassandra cluster \
+                 start` and set {CLUSTER_VARIABLE} to its addresses, e.g. \
+                 {CLUSTER_VARIABLE}=127.0.0.1,127.0.0.2,127.0.0.3"
+            )
+        };
         let nodes: Vec<String> = addresses.split(',').map(|a| format!("{a}:9042")).collect();
-        let cluster = Cluster { nodes };
-        let (ok, status) = script(&["cluster", "status"]).await;
+        let cluster = Cluster { addresses, nodes };
+        let (ok, status) = cluster.script(&["cluster", "status"]).await;
         if !ok {
             if !status.contains(" up ") {
                 panic!(
-                    "the cluster tests need the local 3-node Cassandra cluster on {addresses}, and \
-                     none of its nodes is up:\n{status}\nStart it with `scripts/cassandra cluster \
-                     start` (or run `scripts/test --cluster`, which also does the rest); if it runs \
-                     on other addresses, set CASSANDRA_CLUSTER_ADDRESSES as for the script, e.g. \
-                     CASSANDRA_CLUSTER_ADDRESSES=127.0.0.11,127.0.0.12,127.0.0.13"
+                    "the cluster tests need the local 3-node Cassandra cluster on {}, and none of \
+                     its nodes is up:\n{status}\nStart it with `CASSANDRA_CLUSTER_ADDRESSES={} \
+                     scripts/cassandra cluster start`, or run `scripts/cluster-test`, which also \
+                     does the rest",
+                    cluster.addresses, cluster.addresses
                 );
             }
             eprintln!("a node is down (left by an earlier test?):\n{status}starting it again");
@@ -89,7 +101,7 @@ impl Cluster {
         keyspace
     }
 
-    /// Drops a test's keyspace (scripts/test --cluster also sweeps leftovers of failed tests).
+    /// Drops a test's keyspace (scripts/cluster-test also sweeps leftovers of failed tests).
     pub async fn drop_keyspace(&self, session: &Session, keyspace: &Keyspace) {
         if let Err(e) = session
             .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
@@ -110,22 +122,24 @@ impl Cluster {
     }
 
     async fn run(&self, args: &[&str]) {
-        let (ok, output) = script(args).await;
+        let (ok, output) = self.script(args).await;
         assert!(ok, "scripts/cassandra {} failed:\n{output}", args.join(" "));
     }
-}
 
-/// Runs `scripts/cassandra ARGS`; whether it succeeded, and what it printed.
-async fn script(args: &[&str]) -> (bool, String) {
-    let output = Command::new(repository().join("scripts/cassandra"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("scripts/cassandra runs");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
+    /// Runs `scripts/cassandra ARGS` on this cluster's addresses; whether it succeeded, and
+    /// what it printed.
+    async fn script(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(repository().join("scripts/cassandra"))
+            .args(args)
+            .env("CASSANDRA_CLUSTER_ADDRESSES", &self.addresses)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("scripts/cassandra runs");
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
+    }
 }
 
 /// Polls `check` every 100 ms until it holds, or fails saying `what` after `within`.
@@ -319,7 +333,7 @@ impl Haproxy {
             .into_iter()
             .find(|b| std::process::Command::new(b).arg("-v").output().is_ok())
             .unwrap_or_else(|| {
-                panic!("HAProxy is not installed: run `scripts/tools haproxy` (or `scripts/test --cluster`)")
+                panic!("HAProxy is not installed: run `scripts/tools haproxy` (or `scripts/cluster-test`)")
             });
         let listen = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
