@@ -58,11 +58,18 @@ pub fn measure(keyspace: &str, nodes: usize) -> anyhow::Result<Option<Footprint>
         let node = (nodes > 1).then_some(i + 1);
         nodetool(node, &["flush", keyspace])?;
         nodetool(node, &["compact", keyspace])?;
-        let stats = nodetool(node, &["tablestats", &format!("{keyspace}.metric_readings")])?;
+        let stats = nodetool(
+            node,
+            &["tablestats", &format!("{keyspace}.metric_readings")],
+        )?;
         footprint.keyspace_bytes += apparent_size(&dir.join(keyspace))?;
         let readings = std::fs::read_dir(dir.join(keyspace))?
             .filter_map(Result::ok)
-            .find(|e| e.file_name().to_string_lossy().starts_with("metric_readings-"))
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("metric_readings-")
+            })
             .context("no metric_readings folder")?;
         footprint.readings_bytes += apparent_size(&readings.path())?;
         footprint.compression_ratio += stat(&stats, "SSTable Compression Ratio")? / nodes as f64;
