@@ -242,6 +242,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let session = Arc::new(session);
     let mut keyspaces = Vec::new();
     let outcome = phases(&options, &session, &writes, &data, &mut keyspaces).await;
+    if options.cluster() {
+        // See `done_with`: the nodes finish their writes and hints first.
+        support::cpu::settle(options.settle, options.settle_max, 0.2).await;
+    }
     for keyspace in &keyspaces {
         if let Err(e) = db::drop_keyspace(&session, keyspace).await {
             eprintln!("warning: {e:#}");
@@ -307,7 +311,7 @@ async fn baseline_trial(
         elapsed.as_secs_f64(),
         usage.describe()
     );
-    db::drop_keyspace(session, &keyspace).await?;
+    done_with(options, session, &keyspace).await?;
     Ok(Step {
         label,
         baseline: true,
@@ -315,6 +319,22 @@ async fn baseline_trial(
         elapsed,
         cpu: usage,
     })
+}
+
+/// A step's keyspace is no longer needed: dropped now on a single node; on a cluster, left to
+/// the end of the run (in `keyspaces`). Dropping a keyspace while the slowest replica still
+/// receives its writes (or hints of writes that timed out on it) trips a race in Cassandra 5.0
+/// ("Unknown CF" while the commit log is recycled) that leaves that node announcing a stale
+/// schema version, and every later schema change waits for an agreement that never comes.
+async fn done_with(
+    options: &Options,
+    session: &Session,
+    keyspace: &Keyspace,
+) -> anyhow::Result<()> {
+    if options.cluster() {
+        return Ok(());
+    }
+    db::drop_keyspace(session, keyspace).await
 }
 
 /// One end-to-end round in its own keyspace, checked row by row at the end; with `measure`, its
@@ -424,7 +444,7 @@ async fn end_to_end(
     } else {
         None
     };
-    db::drop_keyspace(session, &keyspace).await?;
+    done_with(options, session, &keyspace).await?;
     let step = Step {
         label,
         baseline: false,
