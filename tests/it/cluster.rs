@@ -12,7 +12,7 @@
 //! take turns ([`exclusive`]), and each starts by bringing back any node a failed test left
 //! down.
 
-mod harness;
+pub(crate) mod harness;
 mod load;
 mod nodes;
 mod replicas;

@@ -12,6 +12,7 @@ mod conformance;
 mod console;
 mod cql_docs;
 mod crash;
+mod deploy;
 mod edge;
 mod fixtures;
 mod full_disk;
