@@ -119,8 +119,22 @@ cluster_launch() { # starts node $NODE (already pointed at) unless it runs; wait
   write_conf cluster.yaml.template \
     "s/@@ADDRESS@@/$HOST/g" \
     "s/@@SEEDS@@/${CLUSTER_NODES[0]}:$STORAGE_PORT/g"
-  log "node $NODE:"
-  launch_node
+  # A starting node first asks the seed for the ring (gossip's shadow round) and gives up after
+  # the ring delay, 2 s here; on a loaded machine the answer can come later ("Unable to gossip
+  # with any peers"), and starting again is all it takes. Any other failure ends the start.
+  # (In the background and waited for, so that `set -e` holds inside launch_node.)
+  local attempt
+  for attempt in 1 2 3; do
+    log "node $NODE:"
+    (launch_node) &
+    if wait $!; then
+      return 0
+    fi
+    grep -q "Unable to gossip with any peers" "$LOG_DIR/stdout.log" 2>/dev/null || exit 1
+    ((attempt < 3)) || break
+    log "node $NODE: the seed did not answer its gossip in time (a busy machine?); starting it again (try $((attempt + 1)) of 3)"
+  done
+  exit 1
 }
 
 # Every node, as coordinator, reads a table replicated to every node at consistency ALL: that
