@@ -223,7 +223,9 @@ pub async fn run(
             // The alerting tables (migration 0002) are needed only when there are rules.
             let alerts = match config.alerting.enabled() {
                 true => Some(Arc::new(
-                    CqlAlertStore::open(store.session().clone(), keyspace).await?,
+                    CqlAlertStore::open(store.session().clone(), keyspace)
+                        .await?
+                        .with_write_profile(store.write_profile().clone()),
                 )),
                 false => None,
             };

@@ -77,6 +77,11 @@ impl CqlStore {
         &self.session
     }
 
+    /// The profile of every write (`--write-consistency`), for other writers sharing the session.
+    pub fn write_profile(&self) -> &ExecutionProfileHandle {
+        &self.write_profile
+    }
+
     fn api_batches<'a>(&'a self, partition: &'a Partition<ApiReading>) -> Request<'a> {
         in_sequence(partition.rows.chunks(MAX_ROWS_PER_BATCH).map(move |rows| {
             let key = &partition.key;
