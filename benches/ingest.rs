@@ -23,10 +23,11 @@
 //!    configuration, so both sides see the same conditions on a shared machine; the best round
 //!    is compared with the best baseline trial (noise only ever slows a step down). Every trial
 //!    and round gets a fresh keyspace and starts once the node has gone quiet.
-//! 3. **Acceptance only** (single node only): the binary is started through a TCP proxy to the node, which is then
-//!    cut, so the flusher cannot write (it backs off and retries) and acceptance into the WAL is
-//!    measured without the flusher or Cassandra competing for the CPU: `ACCEPT_READINGS`
-//!    readings, cycling through the same bodies (the service gives every reading a new id),
+//! 3. **Acceptance only** (single node only): the binary is started through a TCP proxy to the
+//!    node, which is then cut, so the flusher cannot write (it backs off and retries) and
+//!    acceptance into the WAL is measured without the flusher or Cassandra competing for the
+//!    CPU: `ACCEPT_READINGS` readings, cycling through the same bodies (the service gives every
+//!    reading a new id),
 //!    with `--max-backlog-bytes` raised so nothing is refused. Reported: accepted readings/s,
 //!    ack latency, and RSS with the resulting WAL backlog. Then the proxy is restored and the
 //!    flusher drains that backlog for `DRAIN_SECONDS` while RSS is watched (the catch-up after
