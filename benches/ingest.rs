@@ -27,9 +27,8 @@
 //!    node, which is then cut, so the flusher cannot write (it backs off and retries) and
 //!    acceptance into the WAL is measured without the flusher or Cassandra competing for the
 //!    CPU: `ACCEPT_READINGS` readings, cycling through the same bodies (the service gives every
-//!    reading a new id),
-//!    with `--max-backlog-bytes` raised so nothing is refused. Reported: accepted readings/s,
-//!    ack latency, and RSS with the resulting WAL backlog. Then the proxy is restored and the
+//!    reading a new id), with `--max-backlog-bytes` raised so nothing is refused. Reported:
+//!    accepted readings/s, ack latency, and RSS with the resulting WAL backlog. Then the proxy is restored and the
 //!    flusher drains that backlog for `DRAIN_SECONDS` while RSS is watched (the catch-up after
 //!    an outage is when a flusher that buffered too much would blow up). The process is then
 //!    killed and its WAL discarded.
