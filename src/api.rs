@@ -123,6 +123,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/-/reload", post(scrape::reload::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
+        .route("/readyz/ingest", get(health::readyz_ingest::<S>))
         .route("/metrics", get(health::metrics::<S>))
         .with_state(state)
         .merge(console)

@@ -37,7 +37,8 @@ use crate::reload::ReloadHub;
 use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
 use crate::store::alerting::AlertStore;
 use crate::store::cql::alerting::CqlAlertStore;
-use crate::store::cql::{CqlStore, Keyspace};
+use crate::store::cql::session::level_name;
+use crate::store::cql::{CqlStore, Keyspace, SessionConfig};
 use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
@@ -55,6 +56,8 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 pub struct ServeConfig {
     /// Where readings are stored.
     pub store: StoreTarget,
+    /// Consistency levels of the CQL store (unused by the embedded store).
+    pub cql_session: SessionConfig,
     /// The WAL: its directory, segment and record sizes, repair.
     pub wal: WalConfig,
     /// Limits of the accepting side.
@@ -91,6 +94,7 @@ impl ServeConfig {
     pub fn with_defaults(store: StoreTarget, data_dir: &Path) -> Self {
         Self {
             store,
+            cql_session: SessionConfig::default(),
             wal: WalConfig::new(data_dir.join("wal")),
             accept: AcceptLimits::default(),
             flusher: FlusherConfig::default(),
@@ -208,7 +212,8 @@ pub async fn run(
             serve_with(store, Some(alerts), wal, &config, listener, otlp, shutdown).await
         }
         StoreTarget::Cql { nodes, keyspace } => {
-            let store = Arc::new(CqlStore::open(nodes, keyspace).await?);
+            let session = &config.cql_session;
+            let store = Arc::new(CqlStore::open_with(nodes, keyspace, session).await?);
             check_settings(
                 &config.settings,
                 store.settings(),
@@ -216,11 +221,15 @@ pub async fn run(
                 "by the first `migrate up`",
             )?;
             tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
+                write_consistency = level_name(session.write_consistency),
+                read_consistency = level_name(session.read_consistency),
                 settings = %Described(store.settings()), wal = %wal_dir, "store opened");
             // The alerting tables (migration 0002) are needed only when there are rules.
             let alerts = match config.alerting.enabled() {
                 true => Some(Arc::new(
-                    CqlAlertStore::open(store.session().clone(), keyspace).await?,
+                    CqlAlertStore::open(store.session().clone(), keyspace)
+                        .await?
+                        .with_write_profile(store.write_profile().clone()),
                 )),
                 false => None,
             };

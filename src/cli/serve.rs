@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::alerting::AlertingArgs;
-use super::store::{SettingsArgs, StoreArgs};
+use super::store::{ConsistencyArgs, SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptLimits, FlusherConfig};
@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// The store to write to.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Consistency levels of the CQL store's reads and writes.
+    #[command(flatten)]
+    pub consistency: ConsistencyArgs,
     /// Deployment settings: recorded by the first start of the embedded store; with
     /// `--cql-nodes` (where `migrate up` records them) they are only checked.
     #[command(flatten)]
@@ -136,6 +139,7 @@ impl ServeArgs {
         };
         Ok(ServeConfig {
             store,
+            cql_session: self.consistency.config(),
             wal: self.wal(accept.max_body_bytes)?,
             accept,
             flusher,
@@ -308,6 +312,7 @@ mod tests {
     use super::*;
     use crate::alerting::{AlertingConfig, NotifyConfig};
     use crate::cli::{Cli, Command};
+    use crate::store::cql::SessionConfig;
 
     fn serve(flags: &[&str]) -> ServeArgs {
         let argv = ["timebucket", "serve"].iter().chain(flags);
@@ -336,6 +341,7 @@ mod tests {
         assert_eq!(config.wal.max_record_bytes, DEFAULT_MAX_RECORD_BYTES);
         assert_eq!(config.wal.dir, PathBuf::from(DEFAULT_DATA_DIR).join("wal"));
         assert!(matches!(config.store, StoreTarget::Embedded { .. }));
+        assert_eq!(config.cql_session, SessionConfig::default());
         let alerting = &config.alerting;
         assert!(!alerting.enabled());
         assert_eq!(
@@ -462,5 +468,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn consistency_levels_that_break_a_promise_are_refused_by_flag() {
+        for (flag, level) in [
+            ("--write-consistency", "ANY"),
+            ("--write-consistency", "QUROUM"),
+            ("--read-consistency", "EACH_QUORUM"),
+            ("--read-consistency", "LOCAL_SERIAL"),
+        ] {
+            let argv = ["timebucket", "serve", flag, level];
+            let error = Cli::try_parse_from(argv).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("invalid value '{level}' for '{flag}")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn consistency_levels_are_read_by_their_cql_names() {
+        use scylla::statement::Consistency;
+        let config = serve(&[
+            "--write-consistency",
+            "quorum",
+            "--read-consistency",
+            "LOCAL_ONE",
+        ])
+        .config()
+        .unwrap();
+        assert_eq!(config.cql_session.write_consistency, Consistency::Quorum);
+        assert_eq!(config.cql_session.read_consistency, Consistency::LocalOne);
     }
 }

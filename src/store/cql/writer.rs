@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
@@ -19,7 +20,8 @@ use scylla::statement::prepared::PreparedStatement;
 use super::rollup::RollupStatements;
 use super::row::{LatestValues, RowValues};
 use super::statements::Statements;
-use super::{connect, settings, Keyspace};
+use super::session::{connect_with, SessionConfig};
+use super::{settings, Keyspace};
 use crate::model::kind::EachKind;
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::store::batch::{Batches, KindBatch, SeriesEntry, WriteBatch};
@@ -39,6 +41,8 @@ pub struct CqlStore {
     pub(super) statements: Arc<Statements>,
     /// The statements of the rollup tables.
     rollups: Arc<RollupStatements>,
+    /// Every write batch runs with it (the write consistency, no speculative execution).
+    write_profile: ExecutionProfileHandle,
     settings: Settings,
 }
 
@@ -51,9 +55,19 @@ impl std::fmt::Debug for CqlStore {
 }
 
 impl CqlStore {
-    /// Connects, reads the settings of `keyspace` and prepares every statement for its tables.
+    /// Connects, reads the settings of `keyspace` and prepares every statement for its tables,
+    /// at the default consistency levels.
     pub async fn open(nodes: &[String], keyspace: &Keyspace) -> Result<Self, StoreError> {
-        let session = connect(nodes).await?;
+        Self::open_with(nodes, keyspace, &SessionConfig::default()).await
+    }
+
+    /// Like [`CqlStore::open`], reading and writing at the levels of `config`.
+    pub async fn open_with(
+        nodes: &[String],
+        keyspace: &Keyspace,
+        config: &SessionConfig,
+    ) -> Result<Self, StoreError> {
+        let (session, write_profile) = connect_with(nodes, config).await?;
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
         let rollups = RollupStatements::prepare(&session, keyspace).await?;
@@ -61,6 +75,7 @@ impl CqlStore {
             session: Arc::new(session),
             statements: Arc::new(statements),
             rollups: Arc::new(rollups),
+            write_profile,
             settings,
         })
     }
@@ -78,6 +93,11 @@ impl CqlStore {
         &self.session
     }
 
+    /// The profile of every write (`--write-consistency`), for other writers sharing the session.
+    pub fn write_profile(&self) -> &ExecutionProfileHandle {
+        &self.write_profile
+    }
+
     fn run_batch<'a, V>(
         &'a self,
         statement: &PreparedStatement,
@@ -92,6 +112,7 @@ impl CqlStore {
             batch.append_statement(statement.clone());
         }
         batch.set_is_idempotent(true);
+        batch.set_execution_profile_handle(Some(self.write_profile.clone()));
         async move {
             self.session
                 .batch(&batch, values)
