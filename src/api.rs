@@ -30,8 +30,8 @@ use crate::wal::Wal;
 /// What readiness is made of, each kept current by its own task.
 #[derive(Debug, Clone)]
 pub struct Health {
-    /// The store answered the last ping.
-    pub store_reachable: watch::Receiver<bool>,
+    /// Why the last ping of the store failed; `None` when it answered.
+    pub store_problem: watch::Receiver<Option<String>>,
     /// The last flush attempt succeeded.
     pub flush_ok: watch::Receiver<bool>,
 }

@@ -37,6 +37,7 @@ use crate::reload::ReloadHub;
 use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
 use crate::store::alerting::AlertStore;
 use crate::store::cql::alerting::CqlAlertStore;
+use crate::store::cql::deferred::{DeferredCql, SettingsCache};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::EmbeddedStore;
@@ -80,6 +81,9 @@ pub struct ServeConfig {
     pub alerting: AlertingConfig,
     /// Where the flusher sets aside what the store refuses for good (`<data_dir>/quarantine`).
     pub quarantine: Quarantine,
+    /// Where the CQL keyspace's settings are cached for a start during an outage
+    /// (`<data_dir>/cql-settings.json`).
+    pub settings_cache: SettingsCache,
 }
 
 impl ServeConfig {
@@ -103,6 +107,7 @@ impl ServeConfig {
             scrape: ScrapeSettings::default(),
             alerting: AlertingConfig::off(data_dir.join("alerting")),
             quarantine: Quarantine::in_data_dir(data_dir),
+            settings_cache: SettingsCache::in_data_dir(data_dir),
         }
     }
 }
@@ -208,24 +213,140 @@ pub async fn run(
             serve_with(store, Some(alerts), wal, &config, listener, otlp, shutdown).await
         }
         StoreTarget::Cql { nodes, keyspace } => {
-            let store = Arc::new(CqlStore::open(nodes, keyspace).await?);
+            serve_cql(nodes, keyspace, wal, &config, listener, otlp, shutdown).await
+        }
+    }
+}
+
+/// Serves on a CQL cluster that may be unreachable: the WAL and HTTP start at once, the
+/// connection is made in the background (see [`DeferredCql`]). Settings that conflict with the
+/// flags stop `serve` with an error once they are known: at once from the cache, otherwise when
+/// connected.
+async fn serve_cql(
+    nodes: &[String],
+    keyspace: &Keyspace,
+    wal: Wal,
+    config: &ServeConfig,
+    listener: TcpListener,
+    otlp: OtlpListeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let settings_error = |e: MigrateError| ServeError::Settings(e.to_string());
+    let cache = config.settings_cache.clone();
+    let provisional = match cache.load() {
+        Ok(Some(cached)) => {
             check_settings(
                 &config.settings,
-                store.settings(),
+                &cached,
                 &format!("keyspace {keyspace}"),
                 "by the first `migrate up`",
             )?;
-            tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
-                settings = %Described(store.settings()), wal = %wal_dir, "store opened");
-            // The alerting tables (migration 0002) are needed only when there are rules.
-            let alerts = match config.alerting.enabled() {
-                true => Some(Arc::new(
-                    CqlAlertStore::open(store.session().clone(), keyspace).await?,
-                )),
-                false => None,
-            };
-            serve_with(store, alerts, wal, &config, listener, otlp, shutdown).await
+            cached
         }
+        Ok(None) => config.settings.resolve_fresh().map_err(settings_error)?,
+        Err(error) => {
+            tracing::warn!(%error, "ignoring the settings cache");
+            config.settings.resolve_fresh().map_err(settings_error)?
+        }
+    };
+    let store = DeferredCql::new(provisional);
+    let what = format!("keyspace {keyspace}");
+    let accept = |cql: &CqlStore| {
+        check_settings(
+            &config.settings,
+            cql.settings(),
+            &what,
+            "by the first `migrate up`",
+        )?;
+        tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
+            settings = %Described(cql.settings()), wal = %config.wal.dir.display(), "store opened");
+        Ok::<_, ServeError>(())
+    };
+    // One attempt before serving: a reachable cluster with the wrong settings or schema stops
+    // the start at once, as before; an unreachable one is waited for in the background.
+    let mut connect = None;
+    match CqlStore::open(nodes, keyspace).await {
+        Ok(cql) => {
+            accept(&cql)?;
+            store.install(cql, &cache);
+        }
+        Err(error) if !error.is_retryable() => return Err(error.into()),
+        Err(error) => {
+            store.failed(&error);
+            let (store, nodes, keyspace) = (store.clone(), nodes.to_vec(), keyspace.clone());
+            let (request, wal_dir) = (config.settings, config.wal.dir.display().to_string());
+            connect = Some(async move {
+                let what = format!("keyspace {keyspace}");
+                store
+                    .connect_until_done(&nodes, &keyspace, &cache, |cql| {
+                        check_settings(
+                            &request,
+                            cql.settings(),
+                            &what,
+                            "by the first `migrate up`",
+                        )?;
+                        tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
+                            settings = %Described(cql.settings()), wal = %wal_dir, "store opened");
+                        Ok(())
+                    })
+                    .await
+            });
+        }
+    }
+    // The alerting tables (migration 0002) are needed only when there are rules, and the
+    // evaluator needs its lease from the start: with rules, serving waits for the cluster.
+    if config.alerting.enabled() {
+        if let Some(connect) = connect {
+            connect.await?;
+        }
+        let session = store.get().expect("connected").session().clone();
+        let alerts = Arc::new(CqlAlertStore::open(session, keyspace).await?);
+        return serve_with(store, Some(alerts), wal, config, listener, otlp, shutdown).await;
+    }
+    let Some(connect) = connect else {
+        return serve_with(
+            store,
+            None::<Arc<CqlAlertStore>>,
+            wal,
+            config,
+            listener,
+            otlp,
+            shutdown,
+        )
+        .await;
+    };
+    // Settings found to conflict once connected stop `serve` as a shutdown would, with that error.
+    let connecting = tokio::spawn(connect);
+    let stop_connecting = connecting.abort_handle();
+    let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = &mut shutdown => return,
+            outcome = connecting => {
+                if let Ok(Err(error)) = outcome {
+                    let _ = failed_tx.send(error);
+                    return;
+                }
+            }
+        }
+        // Connected: serve until the real shutdown.
+        shutdown.await
+    };
+    let served = serve_with(
+        store,
+        None::<Arc<CqlAlertStore>>,
+        wal,
+        config,
+        listener,
+        otlp,
+        shutdown,
+    )
+    .await;
+    stop_connecting.abort();
+    match failed.await {
+        Ok(error) => Err(error),
+        Err(_) => served,
     }
 }
 
@@ -260,7 +381,7 @@ async fn serve_with<S: Store, A: AlertStore>(
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let (flush_ok_tx, flush_ok) = watch::channel(true);
-    let (reachable_tx, store_reachable) = watch::channel(true);
+    let (problem_tx, store_problem) = watch::channel(None);
     let quarantine = config.quarantine.clone();
     quarantine.report();
     let (flusher, flusher_handle) = Flusher::new(
@@ -271,8 +392,13 @@ async fn serve_with<S: Store, A: AlertStore>(
         quarantine,
         flush_ok_tx,
     );
-    let mut flusher_task = tokio::spawn(flusher.run());
-    let pinger = tokio::spawn(ping_forever(store.clone(), reachable_tx));
+    let connected = store.clone();
+    let mut flusher_task = tokio::spawn(async move {
+        // Batches are grouped with the store's settings: never with provisional ones.
+        connected.connected().await;
+        flusher.run().await
+    });
+    let pinger = tokio::spawn(ping_forever(store.clone(), problem_tx));
 
     let retention_ms = i64::from(store.settings().ttl_seconds) * 1000;
     let acceptor = Acceptor::new(
@@ -325,7 +451,7 @@ async fn serve_with<S: Store, A: AlertStore>(
         wal: wal.clone(),
         metrics,
         health: Health {
-            store_reachable,
+            store_problem,
             flush_ok,
         },
         queries,
@@ -445,17 +571,17 @@ fn http_outcome(outcome: Result<std::io::Result<()>, JoinError>) -> Result<(), S
     }
 }
 
-async fn ping_forever<S: Store>(store: Arc<S>, reachable: watch::Sender<bool>) {
+async fn ping_forever<S: Store>(store: Arc<S>, problem: watch::Sender<Option<String>>) {
     loop {
-        let ok = match tokio::time::timeout(PING_EVERY, store.ping()).await {
-            Ok(Ok(())) => true,
+        let outcome = match tokio::time::timeout(PING_EVERY, store.ping()).await {
+            Ok(Ok(())) => None,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "store ping failed");
-                false
+                Some(error.to_string())
             }
-            Err(_) => false,
+            Err(_) => Some(format!("no answer to a ping within {PING_EVERY:?}")),
         };
-        reachable.send_replace(ok);
+        problem.send_replace(outcome);
         tokio::time::sleep(PING_EVERY).await;
     }
 }

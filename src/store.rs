@@ -41,6 +41,13 @@ pub trait Store: Send + Sync + 'static {
     /// whole batch.
     fn write(&self, batch: &WriteBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Resolves once the store can be written to with its real [`Store::settings`]: at once for
+    /// a store opened whole; a store that connects in the background (`cql::deferred`) resolves
+    /// it once connected. The flusher waits for it before grouping any batch.
+    fn connected(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

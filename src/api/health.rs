@@ -18,8 +18,10 @@ pub async fn healthz() -> Response {
 /// can be written; otherwise 503 with the reasons.
 pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
     let mut problems = Vec::new();
-    if !*state.health.store_reachable.borrow() {
-        problems.push("the store does not answer".to_owned());
+    if let Some(problem) = &*state.health.store_problem.borrow() {
+        problems.push(format!(
+            "the store does not answer ({problem}); queries answer 503"
+        ));
     }
     if !*state.health.flush_ok.borrow() {
         problems.push("the last flush to the store failed; readings wait in the WAL".to_owned());

@@ -19,6 +19,7 @@ use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
 use crate::scrape::{Replica, ScrapeSettings};
 use crate::server::{HttpLimits, OtlpListen, ServeConfig, StoreTarget};
+use crate::store::cql::deferred::SettingsCache;
 use crate::wal::{WalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES};
 
 /// Default `--listen`: loopback only, so a first start exposes nothing.
@@ -154,6 +155,7 @@ impl ServeArgs {
             settings: self.settings.request()?,
             alerting: self.alerting.config(&self.data_dir)?,
             quarantine: Quarantine::in_data_dir(&self.data_dir),
+            settings_cache: SettingsCache::in_data_dir(&self.data_dir),
         })
     }
 

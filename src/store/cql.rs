@@ -4,6 +4,7 @@
 //! shard-aware), statements prepared once at start.
 
 pub mod alerting;
+pub mod deferred;
 pub mod keyspace;
 mod reader;
 mod row;

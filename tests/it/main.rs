@@ -17,6 +17,7 @@ mod full_disk;
 mod ingest;
 mod migrate;
 mod otlp;
+mod outage;
 mod promql;
 mod proxy;
 mod query;
