@@ -34,6 +34,10 @@ pub struct Health {
     pub store_problem: watch::Receiver<Option<String>>,
     /// The last flush attempt succeeded.
     pub flush_ok: watch::Receiver<bool>,
+    /// How long the flusher's write in progress has been running.
+    pub flush_clock: crate::store::watched::WriteClock,
+    /// A flush running longer than this is reported as stalled (`--flush-stall-timeout`).
+    pub flush_stall_timeout: std::time::Duration,
 }
 
 /// State shared by every handler.

@@ -41,6 +41,7 @@ use crate::store::cql::deferred::{DeferredCql, SettingsCache};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::watched::{Watched, WriteClock};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalConfig, WalError};
@@ -48,8 +49,9 @@ pub use http::HttpLimits;
 pub use otlp::OtlpListen;
 use otlp::OtlpListeners;
 
-/// How often the store is pinged for readiness.
-const PING_EVERY: Duration = Duration::from_secs(5);
+/// How often the store is pinged for readiness, and how long a ping may take: a stalled store
+/// shows in `/readyz` within two of these.
+const PING_EVERY: Duration = Duration::from_secs(2);
 
 /// Everything `serve` needs, validated (by [`crate::cli::ServeArgs::config`] for the binary).
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ pub struct ServeConfig {
     pub flusher: FlusherConfig,
     /// How long shutdown waits for requests in progress and then the flusher, together.
     pub shutdown_deadline: Duration,
+    /// A write to the store running longer than this makes `/readyz` report a stalled flush.
+    pub flush_stall_timeout: Duration,
     /// Bounds of the HTTP listener.
     pub http: HttpLimits,
     /// Limits of the query endpoints.
@@ -90,6 +94,9 @@ impl ServeConfig {
     /// Default `shutdown_deadline`: long enough for a few flushes, short enough for an
     /// orchestrator's stop timeout.
     pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+    /// Default `flush_stall_timeout`: a flush of a few MiB takes well under a second on a
+    /// healthy store; 10 s is a stall, and a third of the CQL driver's request timeout.
+    pub const DEFAULT_FLUSH_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Every default, over `store`, with the WAL in `<data_dir>/wal`.
     pub fn with_defaults(store: StoreTarget, data_dir: &Path) -> Self {
@@ -99,6 +106,7 @@ impl ServeConfig {
             accept: AcceptLimits::default(),
             flusher: FlusherConfig::default(),
             shutdown_deadline: Self::DEFAULT_SHUTDOWN_DEADLINE,
+            flush_stall_timeout: Self::DEFAULT_FLUSH_STALL_TIMEOUT,
             http: HttpLimits::default(),
             query: QueryLimits::default(),
             promql: EngineConfig::default(),
@@ -384,9 +392,10 @@ async fn serve_with<S: Store, A: AlertStore>(
     let (problem_tx, store_problem) = watch::channel(None);
     let quarantine = config.quarantine.clone();
     quarantine.report();
+    let flush_clock = WriteClock::default();
     let (flusher, flusher_handle) = Flusher::new(
         wal.clone(),
-        store.clone(),
+        Arc::new(Watched::new(store.clone(), flush_clock.clone())),
         metrics.clone(),
         config.flusher,
         quarantine,
@@ -453,6 +462,8 @@ async fn serve_with<S: Store, A: AlertStore>(
         health: Health {
             store_problem,
             flush_ok,
+            flush_clock,
+            flush_stall_timeout: config.flush_stall_timeout,
         },
         queries,
         promql,

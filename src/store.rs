@@ -21,6 +21,7 @@ pub mod batch;
 pub mod cql;
 pub mod embedded;
 pub mod read;
+pub mod watched;
 
 use std::borrow::Cow;
 use std::future::Future;

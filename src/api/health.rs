@@ -14,7 +14,8 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Readiness: 200 when the store answers, the last flush succeeded, the WAL has room and
+/// Readiness: 200 when the store answers, the last flush succeeded and none has run past
+/// `--flush-stall-timeout`, the WAL has room and
 /// can be written; otherwise 503 with the reasons.
 pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
     let mut problems = Vec::new();
@@ -25,6 +26,17 @@ pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
     }
     if !*state.health.flush_ok.borrow() {
         problems.push("the last flush to the store failed; readings wait in the WAL".to_owned());
+    }
+    if let Some(running) = state.health.flush_clock.running_for() {
+        let bound = state.health.flush_stall_timeout;
+        if running > bound {
+            problems.push(format!(
+                "a flush to the store has been running for {}s (over --flush-stall-timeout, {}); \
+                 readings wait in the WAL",
+                running.as_secs(),
+                humantime::format_duration(bound)
+            ));
+        }
     }
     if !state.acceptor.has_room() {
         problems.push("the WAL backlog is over its limit; ingest answers 503".to_owned());

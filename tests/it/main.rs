@@ -24,6 +24,7 @@ mod query;
 mod readme;
 mod scrape;
 mod settings;
+mod stall;
 mod support;
 mod wal_faults;
 mod wal_repair;
