@@ -40,6 +40,7 @@ use crate::store::cql::alerting::CqlAlertStore;
 use crate::store::cql::deferred::{DeferredCql, SettingsCache};
 use crate::store::cql::{CqlStore, Keyspace};
 use crate::store::embedded::alerting::FileAlertStore;
+use crate::store::embedded::recovering::Recovering;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::watched::{Watched, WriteClock};
 use crate::store::{Store, StoreError};
@@ -207,7 +208,7 @@ pub async fn run(
                 .settings
                 .resolve_fresh()
                 .map_err(|e| ServeError::Settings(e.to_string()))?;
-            let store = Arc::new(EmbeddedStore::open_with(dir, fresh)?);
+            let store = EmbeddedStore::open_with(dir, fresh)?;
             check_settings(
                 &config.settings,
                 store.settings(),
@@ -218,7 +219,19 @@ pub async fn run(
                 settings = %Described(store.settings()),
                 "store opened (no --cql-nodes: using the embedded store)");
             let alerts = Arc::new(FileAlertStore::new(&config.alerting.state_dir));
-            serve_with(store, Some(alerts), wal, &config, listener, otlp, shutdown).await
+            let store = Arc::new(Recovering::new(store, dir.clone()));
+            let refusing = Some(store.refusing());
+            serve_with(
+                store,
+                Some(alerts),
+                refusing,
+                wal,
+                &config,
+                listener,
+                otlp,
+                shutdown,
+            )
+            .await
         }
         StoreTarget::Cql { nodes, keyspace } => {
             serve_cql(nodes, keyspace, wal, &config, listener, otlp, shutdown).await
@@ -309,12 +322,23 @@ async fn serve_cql(
         }
         let session = store.get().expect("connected").session().clone();
         let alerts = Arc::new(CqlAlertStore::open(session, keyspace).await?);
-        return serve_with(store, Some(alerts), wal, config, listener, otlp, shutdown).await;
+        return serve_with(
+            store,
+            Some(alerts),
+            None,
+            wal,
+            config,
+            listener,
+            otlp,
+            shutdown,
+        )
+        .await;
     }
     let Some(connect) = connect else {
         return serve_with(
             store,
             None::<Arc<CqlAlertStore>>,
+            None,
             wal,
             config,
             listener,
@@ -344,6 +368,7 @@ async fn serve_cql(
     let served = serve_with(
         store,
         None::<Arc<CqlAlertStore>>,
+        None,
         wal,
         config,
         listener,
@@ -378,9 +403,11 @@ fn check_settings(
     })
 }
 
+#[allow(clippy::too_many_arguments)] // the parts `run` opened, each once
 async fn serve_with<S: Store, A: AlertStore>(
     store: Arc<S>,
     alert_store: Option<Arc<A>>,
+    store_refusing: Option<watch::Receiver<Option<String>>>,
     wal: Wal,
     config: &ServeConfig,
     listener: TcpListener,
@@ -410,7 +437,7 @@ async fn serve_with<S: Store, A: AlertStore>(
     let pinger = tokio::spawn(ping_forever(store.clone(), problem_tx));
 
     let retention_ms = i64::from(store.settings().ttl_seconds) * 1000;
-    let acceptor = Acceptor::new(
+    let mut acceptor = Acceptor::new(
         wal.clone(),
         AcceptConfig {
             limits: config.accept,
@@ -418,6 +445,9 @@ async fn serve_with<S: Store, A: AlertStore>(
         },
         metrics.clone(),
     );
+    if let Some(refusing) = store_refusing {
+        acceptor = acceptor.refusing_while(refusing);
+    }
     let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
     let otlp_tasks = otlp.spawn(&acceptor, &metrics, config.http, &stop_rx)?;
     let queries = Queries::new(store.clone(), config.query);

@@ -38,6 +38,11 @@ pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
             ));
         }
     }
+    if let Some(reason) = state.acceptor.store_refusal() {
+        problems.push(format!(
+            "{reason}; ingest answers 503 until it writes again"
+        ));
+    }
     if !state.acceptor.has_room() {
         problems.push("the WAL backlog is over its limit; ingest answers 503".to_owned());
     }

@@ -29,6 +29,7 @@ pub mod alerting;
 mod codec;
 mod fields;
 mod reader;
+pub mod recovering;
 mod writer;
 
 use std::collections::BTreeMap;
