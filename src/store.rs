@@ -21,6 +21,7 @@ pub mod batch;
 pub mod cql;
 pub mod embedded;
 pub mod read;
+pub mod watched;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -41,6 +42,13 @@ pub trait Store: Send + Sync + 'static {
     /// Writes everything in `batch`. Idempotent: on a retryable error the caller retries the
     /// whole batch.
     fn write(&self, batch: &WriteBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Resolves once the store can be written to with its real [`Store::settings`]: at once for
+    /// a store opened whole; a store that connects in the background (`cql::deferred`) resolves
+    /// it once connected. The flusher waits for it before grouping any batch.
+    fn connected(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

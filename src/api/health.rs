@@ -15,7 +15,8 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Readiness: 200 when the store answers, the last flush succeeded, the WAL has room and
+/// Readiness: 200 when the store answers, the last flush succeeded and none has run past
+/// `--flush-stall-timeout`, the WAL has room and
 /// can be written; otherwise 503 with the reasons.
 pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
     let mut problems = store_problems(&state);
@@ -48,21 +49,41 @@ pub async fn readyz_ingest<S: Store>(State(state): State<AppState<S>>) -> Respon
     }
 }
 
-/// Why the store side is not healthy: it does not answer pings, or the last flush failed.
+/// Why the store side is not healthy: it does not answer pings, the last flush failed, or a
+/// flush has run past `--flush-stall-timeout`.
 fn store_problems<S: Store>(state: &AppState<S>) -> Vec<String> {
     let mut problems = Vec::new();
-    if !*state.health.store_reachable.borrow() {
-        problems.push("the store does not answer".to_owned());
+    if let Some(problem) = &*state.health.store_problem.borrow() {
+        problems.push(format!(
+            "the store does not answer ({problem}); queries answer 503"
+        ));
     }
     if !*state.health.flush_ok.borrow() {
         problems.push("the last flush to the store failed; readings wait in the WAL".to_owned());
     }
+    if let Some(running) = state.health.flush_clock.running_for() {
+        let bound = state.health.flush_stall_timeout;
+        if running > bound {
+            problems.push(format!(
+                "a flush to the store has been running for {}s (over --flush-stall-timeout, {}); \
+                 readings wait in the WAL",
+                running.as_secs(),
+                humantime::format_duration(bound)
+            ));
+        }
+    }
     problems
 }
 
-/// Why ingest cannot accept: the backlog is over its limit, or the WAL cannot be written.
+/// Why ingest cannot accept: the embedded store refuses writes, the backlog is over its limit,
+/// or the WAL cannot be written.
 fn wal_problems<S: Store>(state: &AppState<S>) -> Vec<String> {
     let mut problems = Vec::new();
+    if let Some(reason) = state.acceptor.store_refusal() {
+        problems.push(format!(
+            "{reason}; ingest answers 503 until it writes again"
+        ));
+    }
     if !state.acceptor.has_room() {
         problems.push("the WAL backlog is over its limit; ingest answers 503".to_owned());
     }

@@ -19,6 +19,7 @@ use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
 use crate::scrape::{Replica, ScrapeSettings};
 use crate::server::{HttpLimits, OtlpListen, ServeConfig, StoreTarget};
+use crate::store::cql::deferred::SettingsCache;
 use crate::wal::{WalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES};
 
 /// Default `--listen`: loopback only, so a first start exposes nothing.
@@ -75,6 +76,9 @@ pub struct ServeArgs {
     /// Most WAL bytes the flusher reads and writes to the store in one go (at least 64 KiB).
     #[arg(long, env = "TIMEBUCKET_FLUSH_BYTES", default_value_t = FlusherConfig::DEFAULT_MAX_READ_BYTES)]
     pub flush_bytes: usize,
+    /// A flush to the store running longer than this makes /readyz report it as stalled.
+    #[arg(long, env = "TIMEBUCKET_FLUSH_STALL_TIMEOUT", default_value_t = ServeConfig::DEFAULT_FLUSH_STALL_TIMEOUT.into())]
+    pub flush_stall_timeout: humantime::Duration,
     /// How long shutdown waits for the flusher to write the WAL to the store.
     #[arg(long, env = "TIMEBUCKET_SHUTDOWN_DEADLINE", default_value_t = ServeConfig::DEFAULT_SHUTDOWN_DEADLINE.into())]
     pub shutdown_deadline: humantime::Duration,
@@ -144,6 +148,7 @@ impl ServeArgs {
             accept,
             flusher,
             shutdown_deadline: self.shutdown_deadline.into(),
+            flush_stall_timeout: positive("--flush-stall-timeout", self.flush_stall_timeout)?,
             http,
             query: self.query.limits()?,
             promql: self.promql.config()?,
@@ -158,6 +163,7 @@ impl ServeArgs {
             settings: self.settings.request()?,
             alerting: self.alerting.config(&self.data_dir)?,
             quarantine: Quarantine::in_data_dir(&self.data_dir),
+            settings_cache: SettingsCache::in_data_dir(&self.data_dir),
         })
     }
 
@@ -241,6 +247,9 @@ pub struct QueryLimitArgs {
     /// Partition reads in flight at once for one query.
     #[arg(long, env = "TIMEBUCKET_QUERY_CONCURRENCY", default_value_t = QueryLimits::DEFAULT_CONCURRENCY)]
     pub query_concurrency: usize,
+    /// Longest run of one /v1 query request; past it the answer is 503 naming this flag.
+    #[arg(long, env = "TIMEBUCKET_QUERY_REQUEST_TIMEOUT", default_value_t = QueryLimits::DEFAULT_REQUEST_TIMEOUT.into())]
+    pub query_request_timeout: humantime::Duration,
 }
 
 impl QueryLimitArgs {
@@ -260,6 +269,7 @@ impl QueryLimitArgs {
             max_points: at_least("--query-max-points", self.query_max_points, 1)?,
             max_scan_rows: at_least("--query-max-scan-rows", self.query_max_scan_rows, 1)?,
             concurrency: at_least("--query-concurrency", self.query_concurrency, 1)?,
+            request_timeout: positive("--query-request-timeout", self.query_request_timeout)?,
             ..QueryLimits::default()
         })
     }
@@ -337,6 +347,10 @@ mod tests {
             config.shutdown_deadline,
             ServeConfig::DEFAULT_SHUTDOWN_DEADLINE
         );
+        assert_eq!(
+            config.flush_stall_timeout,
+            ServeConfig::DEFAULT_FLUSH_STALL_TIMEOUT
+        );
         assert_eq!(config.wal.segment_bytes, DEFAULT_SEGMENT_BYTES);
         assert_eq!(config.wal.max_record_bytes, DEFAULT_MAX_RECORD_BYTES);
         assert_eq!(config.wal.dir, PathBuf::from(DEFAULT_DATA_DIR).join("wal"));
@@ -399,6 +413,11 @@ mod tests {
             (&["--flush-bytes", "1024"], "--flush-bytes"),
             (&["--wal-segment-bytes", "1048576"], "--wal-segment-bytes"),
             (&["--query-concurrency", "0"], "--query-concurrency"),
+            (
+                &["--query-request-timeout", "0s"],
+                "--query-request-timeout",
+            ),
+            (&["--flush-stall-timeout", "0s"], "--flush-stall-timeout"),
             (&["--query-max-series", "0"], "--query-max-series"),
             (&["--replica-count", "0"], "--replica-count"),
             (

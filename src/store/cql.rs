@@ -5,6 +5,7 @@
 //! execution are chosen in [`session`].
 
 pub mod alerting;
+pub mod deferred;
 pub mod keyspace;
 mod reader;
 mod rollup;

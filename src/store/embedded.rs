@@ -31,6 +31,7 @@ pub mod alerting;
 mod codec;
 mod fields;
 mod reader;
+pub mod recovering;
 mod rollup;
 mod writer;
 
@@ -43,6 +44,15 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use crate::model::kind::{EachKind, Kinds, KINDS};
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::store::{expired, PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
+
+/// fjall's block cache (decompressed blocks of tables, for reads): its default, stated here
+/// because it is one term of the memory model (README, "Embedded store memory").
+pub const BLOCK_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// Most bytes of journal before fjall flushes the memtables it holds (to LZ4-compressed tables)
+/// and deletes it. fjall's default, 512 MiB, let a store of a million readings live wholly in
+/// memtables and the uncompressed journal (issue 10 §18); 64 MiB (fjall's minimum) bounds the
+/// journal on disk, the memtables it keeps alive in memory, and what a restart replays.
+pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The meta keyspace key of the recorded settings.
 const SETTINGS_KEY: &[u8] = b"settings";
@@ -94,6 +104,8 @@ impl EmbeddedStore {
     /// ignored afterwards (the recorded settings are read back), as `migrate up` does for CQL.
     pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
+            .cache_size(BLOCK_CACHE_BYTES)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(embedded("opening the embedded store"))?;
         let meta = db

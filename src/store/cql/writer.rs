@@ -19,8 +19,8 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::rollup::RollupStatements;
 use super::row::{LatestValues, RowValues};
-use super::statements::Statements;
 use super::session::{connect_with, SessionConfig};
+use super::statements::Statements;
 use super::{settings, Keyspace};
 use crate::model::kind::EachKind;
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
