@@ -404,7 +404,7 @@ async fn queries<S: Store>(
             .filter(|r| r.service == 0 && range.contains(TimestampMs::from_millis(r.timestamp_ms)))
             .collect();
         let requests: u64 = inside.iter().map(|r| u64::from(r.count)).sum();
-        let stats_request = range_reads::stats_request(&service, range)?;
+        let stats_request = range_reads::stats_request(&service, range, range_reads::Source::Raw)?;
         let (mut merge_samples, mut stats_samples) = (Vec::new(), Vec::new());
         for round in 0..=rounds {
             let started = Instant::now();

@@ -23,12 +23,12 @@
 //!    configuration, so both sides see the same conditions on a shared machine; the best round
 //!    is compared with the best baseline trial (noise only ever slows a step down). Every trial
 //!    and round gets a fresh keyspace and starts once the node has gone quiet.
-//! 3. **Acceptance only**: the binary is started through a TCP proxy to the node, which is then
-//!    cut, so the flusher cannot write (it backs off and retries) and acceptance into the WAL is
-//!    measured without the flusher or Cassandra competing for the CPU: `ACCEPT_READINGS`
-//!    readings, cycling through the same bodies (the service gives every reading a new id),
-//!    with `--max-backlog-bytes` raised so nothing is refused. Reported: accepted readings/s,
-//!    ack latency, and RSS with the resulting WAL backlog. Then the proxy is restored and the
+//! 3. **Acceptance only** (single node only): the binary is started through a TCP proxy to the
+//!    node, which is then cut, so the flusher cannot write (it backs off and retries) and
+//!    acceptance into the WAL is measured without the flusher or Cassandra competing for the
+//!    CPU: `ACCEPT_READINGS` readings, cycling through the same bodies (the service gives every
+//!    reading a new id), with `--max-backlog-bytes` raised so nothing is refused. Reported:
+//!    accepted readings/s, ack latency, and RSS with the resulting WAL backlog. Then the proxy is restored and the
 //!    flusher drains that backlog for `DRAIN_SECONDS` while RSS is watched (the catch-up after
 //!    an outage is when a flusher that buffered too much would blow up). The process is then
 //!    killed and its WAL discarded.
@@ -37,7 +37,9 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `TIMEBUCKET_BENCH_CQL` | `127.0.0.1:9042` | the CQL node |
+//! | `TIMEBUCKET_BENCH_CQL` | `127.0.0.1:9042` | the CQL contact points, comma-separated; with more than one (a cluster: `$(scripts/cassandra cluster nodes)`), phase 3 is left out and the figures go to the `ingest-cluster` section of BENCHMARKS.md |
+//! | `REPLICATION` | `SimpleStrategy:1` | the keyspaces' replication, as `migrate up --replication` takes it (`NetworkTopologyStrategy:datacenter1=3` on the local cluster) |
+//! | `CONSISTENCY` | `LOCAL_QUORUM` | the write consistency of the baseline and of the service (`--write-consistency`) |
 //! | `READINGS` | 1000000 | readings posted end to end (and written by each baseline trial) |
 //! | `BATCH` | 1000 | readings per request |
 //! | `SERVICES` | 8 | services in the generated fleet |
@@ -52,7 +54,7 @@
 //! | `DRAIN_SECONDS` | 15 | how long phase 3 watches the backlog drain once the store is back |
 //! | `SEED` | 42 | seed of the generated data |
 //! | `TIMEBUCKET_BENCH_BIN` | the `timebucket` built by cargo for this bench | binary to run |
-//! | `TIMEBUCKET_BENCH_CQL_PID` | from `.cassandra/cassandra.pid` | pid of the CQL node, to report its CPU |
+//! | `TIMEBUCKET_BENCH_CQL_PID` | from `scripts/cassandra`'s pid files | pids of the CQL nodes (comma-separated), to report their CPU |
 //! | `BENCH_WRITE_MD` | 1 | 0: do not update BENCHMARKS.md |
 //!
 //! The generated fleet: `SERVICES` services × `INSTANCES` instances × `PATHS` endpoints with a
@@ -71,21 +73,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
-use timebucket::store::cql::Keyspace;
+use scylla::statement::Consistency;
+use timebucket::migrate::Replication;
+use timebucket::store::cql::session::{level_name, parse_level, Purpose};
+use timebucket::store::cql::{Keyspace, SessionConfig};
 
 use support::cpu::{Snapshot, Usage};
 use support::cql::{self as db, BaselineConfig};
 use support::data::{Dataset, Shape};
+use support::disk::Footprint;
 use support::load::{post_all, LoadOutcome};
 use support::options::env_or;
 use support::proxy::Proxy;
-use support::report::{Posting, Report, Round, Step};
+use support::report::{Acceptance, Posting, Report, Round, Step};
 use support::server::{scrape, Sampler, Server};
 
 /// The parsed options.
 struct Options {
-    cql: String,
+    cql: Vec<String>,
+    replication: Replication,
+    consistency: Consistency,
     readings: usize,
     batch: usize,
     shape: Shape,
@@ -109,8 +118,18 @@ impl Options {
             Ok(n)
         };
         let baseline = std::env::var("BASELINE").unwrap_or_else(|_| "256x32,128x64,512x16".into());
+        let cql = std::env::var("TIMEBUCKET_BENCH_CQL").unwrap_or_else(|_| "127.0.0.1:9042".into());
+        let replication =
+            std::env::var("REPLICATION").unwrap_or_else(|_| "SimpleStrategy:1".into());
+        let consistency = std::env::var("CONSISTENCY")
+            .unwrap_or_else(|_| level_name(SessionConfig::DEFAULT_WRITE_CONSISTENCY).into());
         Ok(Options {
-            cql: std::env::var("TIMEBUCKET_BENCH_CQL").unwrap_or_else(|_| "127.0.0.1:9042".into()),
+            cql: cql.split(',').map(|n| n.trim().to_owned()).collect(),
+            replication: replication
+                .parse()
+                .map_err(|e| anyhow::anyhow!("REPLICATION={replication}: {e}"))?,
+            consistency: parse_level(&consistency, Purpose::Write)
+                .map_err(|e| anyhow::anyhow!("CONSISTENCY={consistency}: {e}"))?,
             readings: positive("READINGS", 1_000_000)?,
             batch: positive("BATCH", 1000)?,
             shape: Shape {
@@ -135,6 +154,20 @@ impl Options {
         })
     }
 
+    /// A cluster rather than one node: phase 3 cannot cut it, and its figures have their own
+    /// section.
+    fn cluster(&self) -> bool {
+        self.cql.len() > 1
+    }
+
+    /// The service's and the baseline's session settings.
+    fn session(&self) -> SessionConfig {
+        SessionConfig {
+            write_consistency: self.consistency,
+            ..SessionConfig::default()
+        }
+    }
+
     fn parameters(&self, data: &Dataset) -> Vec<(String, String)> {
         let per_reading = data.body_bytes() as f64 / data.readings.len() as f64;
         [
@@ -155,6 +188,8 @@ impl Options {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            ("REPLICATION", self.replication.to_string()),
+            ("CONSISTENCY", level_name(self.consistency).to_owned()),
             ("series", data.series().to_string()),
             ("JSON bytes/reading", format!("{per_reading:.0}")),
         ]
@@ -203,9 +238,14 @@ async fn run(options: Options) -> anyhow::Result<()> {
         data.series(),
         started.elapsed().as_secs_f64()
     );
-    let session = Arc::new(db::session(&options.cql).await?);
+    let (session, writes) = db::session_with(&options.cql, &options.session()).await?;
+    let session = Arc::new(session);
     let mut keyspaces = Vec::new();
-    let outcome = phases(&options, &session, &data, &mut keyspaces).await;
+    let outcome = phases(&options, &session, &writes, &data, &mut keyspaces).await;
+    if options.cluster() {
+        // See `done_with`: the nodes finish their writes and hints first.
+        support::cpu::settle(options.settle, options.settle_max, 0.2).await;
+    }
     for keyspace in &keyspaces {
         if let Err(e) = db::drop_keyspace(&session, keyspace).await {
             eprintln!("warning: {e:#}");
@@ -216,7 +256,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
     println!("\n{section}");
     if options.write_md {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        support::sections::write_section(&path, "ingest", &section)
+        let name = if options.cluster() {
+            "ingest-cluster"
+        } else {
+            "ingest"
+        };
+        support::sections::write_section(&path, name, &section)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
@@ -232,7 +277,7 @@ async fn fresh_keyspace(
     role: &str,
     keyspaces: &mut Vec<Keyspace>,
 ) -> anyhow::Result<Keyspace> {
-    let keyspace = db::migrated_keyspace(session, role).await?;
+    let keyspace = db::migrated_keyspace_with(session, role, options.replication.clone()).await?;
     keyspaces.push(keyspace.clone());
     let waited = support::cpu::settle(options.settle, options.settle_max, 0.2).await;
     if waited > options.settle + Duration::from_secs(2) {
@@ -248,6 +293,7 @@ async fn fresh_keyspace(
 async fn baseline_trial(
     options: &Options,
     session: &Arc<Session>,
+    writes: &ExecutionProfileHandle,
     data: &Dataset,
     config: BaselineConfig,
     label: String,
@@ -256,7 +302,7 @@ async fn baseline_trial(
     let keyspace = fresh_keyspace(options, session, "base", keyspaces).await?;
     let settings = db::settings(session, &keyspace).await?;
     let before = Snapshot::take(None);
-    let elapsed = db::write_baseline(session, &keyspace, &settings, data, config).await?;
+    let elapsed = db::write_baseline(session, writes, &keyspace, &settings, data, config).await?;
     let usage = before.until(&Snapshot::take(None));
     let total = data.readings.len();
     let rate = total as f64 / elapsed.as_secs_f64();
@@ -265,7 +311,7 @@ async fn baseline_trial(
         elapsed.as_secs_f64(),
         usage.describe()
     );
-    db::drop_keyspace(session, &keyspace).await?;
+    done_with(options, session, &keyspace).await?;
     Ok(Step {
         label,
         baseline: true,
@@ -275,19 +321,43 @@ async fn baseline_trial(
     })
 }
 
-/// One end-to-end round in its own keyspace, checked row by row at the end.
+/// A step's keyspace is no longer needed: dropped now on a single node; on a cluster, left to
+/// the end of the run (in `keyspaces`). Dropping a keyspace while the slowest replica still
+/// receives its writes (or hints of writes that timed out on it) trips a race in Cassandra 5.0
+/// ("Unknown CF" while the commit log is recycled) that leaves that node announcing a stale
+/// schema version, and every later schema change waits for an agreement that never comes.
+async fn done_with(
+    options: &Options,
+    session: &Session,
+    keyspace: &Keyspace,
+) -> anyhow::Result<()> {
+    if options.cluster() {
+        return Ok(());
+    }
+    db::drop_keyspace(session, keyspace).await
+}
+
+/// One end-to-end round in its own keyspace, checked row by row at the end; with `measure`, its
+/// keyspace is then flushed, compacted and measured on disk.
 async fn end_to_end(
     options: &Options,
     session: &Arc<Session>,
     data: &Dataset,
     label: String,
+    measure: bool,
     keyspaces: &mut Vec<Keyspace>,
-) -> anyhow::Result<(Step, Round)> {
+) -> anyhow::Result<(Step, Round, Option<Footprint>)> {
     let total = data.readings.len();
     let keyspace = fresh_keyspace(options, session, "e2e", keyspaces).await?;
     let dir = tempfile::Builder::new().prefix("tb-bench-e2e").tempdir()?;
-    let mut server =
-        Server::start(Some((&options.cql, keyspace.as_str())), dir.path(), &[]).await?;
+    let nodes = options.cql.join(",");
+    let consistency = level_name(options.consistency);
+    let mut server = Server::start(
+        Some((&nodes, keyspace.as_str())),
+        dir.path(),
+        &["--write-consistency", consistency],
+    )
+    .await?;
     let sampler = Sampler::start(server.pid(), server.url.clone());
     let bodies = Arc::new(data.bodies.clone());
     let before = Snapshot::take(Some(server.pid()));
@@ -350,7 +420,31 @@ async fn end_to_end(
         "    verified: {} rows, each posted reading exactly once",
         verdict.stored
     );
-    db::drop_keyspace(session, &keyspace).await?;
+    let footprint = if measure {
+        let keyspace = keyspace.to_string();
+        let nodes = options.cql.len();
+        let before = Snapshot::take(None);
+        let mut footprint =
+            tokio::task::spawn_blocking(move || support::disk::measure(&keyspace, nodes)).await??;
+        let usage = before.until(&Snapshot::take(None));
+        if let Some(f) = footprint.as_mut() {
+            // The nodes' own work (memtable flushes, the major compaction), not nodetool's JVMs.
+            f.compaction_cpu_seconds = usage.node.map(|cores| cores * usage.wall.as_secs_f64());
+        }
+        match &footprint {
+            Some(f) => println!(
+                "    on disk after flush + compaction: {:.1} bytes/reading per replica (keyspace), compression {:.2}; Cassandra CPU for them {:.1} s",
+                f.keyspace_bytes as f64 / f.nodes as f64 / total as f64,
+                f.compression_ratio,
+                f.compaction_cpu_seconds.unwrap_or(f64::NAN)
+            ),
+            None => println!("    on disk: not measured (the nodes' data is not in this checkout)"),
+        }
+        footprint
+    } else {
+        None
+    };
+    done_with(options, session, &keyspace).await?;
     let step = Step {
         label,
         baseline: false,
@@ -367,16 +461,17 @@ async fn end_to_end(
         warnings: warnings.len(),
         verified: verdict.stored,
     };
-    Ok((step, round))
+    Ok((step, round, footprint))
 }
 
 async fn phases(
     options: &Options,
     session: &Arc<Session>,
+    writes: &ExecutionProfileHandle,
     data: &Dataset,
     keyspaces: &mut Vec<Keyspace>,
 ) -> anyhow::Result<Report> {
-    let cassandra = cassandra_version(session).await;
+    let cassandra = cassandra_version(session, options).await;
     let total = data.readings.len();
 
     // Phase 1: which baseline configuration is best here, each in its own keyspace.
@@ -387,6 +482,7 @@ async fn phases(
         let step = baseline_trial(
             options,
             session,
+            writes,
             data,
             *config,
             format!("baseline {config}"),
@@ -406,25 +502,29 @@ async fn phases(
     // Phase 2: end-to-end rounds, each followed by the best baseline configuration again, so
     // both sides see the same conditions; the best of each side is compared.
     let mut rounds = Vec::new();
+    let mut disk = None;
     for round in 1..=options.rounds {
         let phase_started = Instant::now();
         println!(
             "\n== phase 2, round {round}/{}: end to end, {total} readings, {} clients; then baseline {best_config}",
             options.rounds, options.clients
         );
-        let (step, result) = end_to_end(
+        let (step, result, footprint) = end_to_end(
             options,
             session,
             data,
             format!("end to end, round {round}"),
+            round == options.rounds,
             keyspaces,
         )
         .await?;
         timeline.push(step);
         rounds.push(result);
+        disk = disk.or(footprint);
         let step = baseline_trial(
             options,
             session,
+            writes,
             data,
             best_config,
             format!("baseline {best_config}, round {round}"),
@@ -445,7 +545,41 @@ async fn phases(
         e2e / baseline
     );
 
-    // Phase 3: acceptance only, the store cut off; then the store back, draining the backlog.
+    // Phase 3: acceptance only, the store cut off (one node only: a proxy in front of one node
+    // of a cluster cuts nothing, the driver reaches the others directly).
+    let accept = if options.cluster() {
+        println!("\n== phase 3: not run on a cluster");
+        None
+    } else {
+        Some(acceptance(options, session, data, keyspaces).await?)
+    };
+
+    Ok(Report {
+        title: if options.cluster() {
+            format!("Ingest benchmark on a {}-node cluster", options.cql.len())
+        } else {
+            "Ingest benchmark".into()
+        },
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        command: command_line(),
+        revision: revision(),
+        machine: machine(),
+        cassandra,
+        parameters: options.parameters(data),
+        timeline,
+        rounds,
+        accept,
+        disk,
+    })
+}
+
+/// Phase 3: acceptance only, the store cut off; then the store back, draining the backlog.
+async fn acceptance(
+    options: &Options,
+    session: &Arc<Session>,
+    data: &Dataset,
+    keyspaces: &mut Vec<Keyspace>,
+) -> anyhow::Result<Acceptance> {
     let phase_started = Instant::now();
     let posts = options.accept_readings.div_ceil(options.batch);
     println!(
@@ -454,7 +588,7 @@ async fn phases(
         options.clients
     );
     let keyspace = fresh_keyspace(options, session, "accept", keyspaces).await?;
-    let proxy = Proxy::start(options.cql.clone()).await;
+    let proxy = Proxy::start(options.cql[0].clone()).await;
     let dir = tempfile::Builder::new()
         .prefix("tb-bench-accept")
         .tempdir()?;
@@ -491,7 +625,7 @@ async fn phases(
     if flushed != 0.0 {
         bail!("the store was cut, yet the service reports {flushed} readings flushed");
     }
-    let accept = posting(
+    let posting = posting(
         &load,
         peak_rss,
         max_rss,
@@ -523,18 +657,10 @@ async fn phases(
     drop(dir);
     db::drop_keyspace(session, &keyspace).await?;
 
-    Ok(Report {
-        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-        command: command_line(),
-        revision: revision(),
-        machine: machine(),
-        cassandra,
-        parameters: options.parameters(data),
-        timeline,
-        rounds,
-        accept,
-        accept_backlog_bytes: backlog,
-        accept_batch: options.batch,
+    Ok(Acceptance {
+        posting,
+        backlog_bytes: backlog,
+        batch: options.batch,
         drain: options.drain,
         drained: drained as u64,
         drain_peak_rss: drain_peak.max(drain_max_rss),
@@ -590,7 +716,7 @@ async fn wait_stored(
     }
 }
 
-async fn cassandra_version(session: &Session) -> String {
+async fn cassandra_version(session: &Session, options: &Options) -> String {
     let version = async {
         let rows = session
             .query_unpaged("SELECT release_version FROM system.local", ())
@@ -599,15 +725,27 @@ async fn cassandra_version(session: &Session) -> String {
         let (v,): (String,) = rows.first_row()?;
         Ok::<_, anyhow::Error>(v)
     };
+    let shape = if options.cluster() {
+        format!("{} nodes on the same machine", options.cql.len())
+    } else {
+        "single node on the same machine".to_owned()
+    };
+    let how = format!(
+        "{}, writes at {}",
+        options.replication,
+        level_name(options.consistency)
+    );
     match version.await {
-        Ok(v) => format!("Cassandra {v}, single node on the same machine, RF 1"),
-        Err(_) => "unknown CQL node".into(),
+        Ok(v) => format!("Cassandra {v}, {shape}, {how}"),
+        Err(_) => format!("unknown CQL node, {how}"),
     }
 }
 
 fn command_line() -> String {
     let mut env: Vec<String> = [
         "TIMEBUCKET_BENCH_CQL",
+        "REPLICATION",
+        "CONSISTENCY",
         "READINGS",
         "BATCH",
         "SERVICES",

@@ -151,7 +151,7 @@ async fn run(node: &str, keyspace: &cql::Keyspace) -> anyhow::Result<()> {
             .filter(|r| range.contains(r.timestamp))
             .collect();
         let requests: u64 = inside.iter().map(|r| u64::from(r.count)).sum();
-        let stats_request = range_reads::stats_request(&service, range)?;
+        let stats_request = range_reads::stats_request(&service, range, range_reads::Source::Raw)?;
         let mut samples: [Vec<Duration>; 3] = Default::default();
         let mut spent: [cpu::Spent; 3] = Default::default();
         let readers = [Reader::Baseline, Reader::FanOut, Reader::Stats];

@@ -113,7 +113,7 @@ pub async fn run(
             .and_then(|h| InstanceName::parse(&h).ok())
             .ok_or(AgentError::Instance)?,
     };
-    let pusher = Pusher::new(&args.push, PUSH_TIMEOUT, &args.auth)?;
+    let pusher = Pusher::with_auth(&args.push, PUSH_TIMEOUT, &args.auth)?;
     let (pid, disk) = (args.pid, args.disk.clone());
     let mut sampler = tokio::task::spawn_blocking(move || Sampler::start(pid, &disk)).await??;
     tracing::info!(url = %pusher.url(), service = %args.service, %instance, interval = %humantime::format_duration(args.interval), "agent started");

@@ -31,10 +31,14 @@ use crate::wal::Wal;
 /// What readiness is made of, each kept current by its own task.
 #[derive(Debug, Clone)]
 pub struct Health {
-    /// The store answered the last ping.
-    pub store_reachable: watch::Receiver<bool>,
+    /// Why the last ping of the store failed; `None` when it answered.
+    pub store_problem: watch::Receiver<Option<String>>,
     /// The last flush attempt succeeded.
     pub flush_ok: watch::Receiver<bool>,
+    /// How long the flusher's write in progress has been running.
+    pub flush_clock: crate::store::watched::WriteClock,
+    /// A flush running longer than this is reported as stalled (`--flush-stall-timeout`).
+    pub flush_stall_timeout: std::time::Duration,
 }
 
 /// State shared by every handler.
@@ -128,6 +132,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/-/reload", post(scrape::reload::<S>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
+        .route("/readyz/ingest", get(health::readyz_ingest::<S>))
         .route("/metrics", get(health::metrics::<S>))
         .with_state(state)
         .merge(console)

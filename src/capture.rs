@@ -215,7 +215,11 @@ impl Capture {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
         let push = !config.push_url.is_empty();
         let pusher = if push {
-            Some(Pusher::new(&config.push_url, config.timeout, &config.auth)?)
+            Some(Pusher::with_auth(
+                &config.push_url,
+                config.timeout,
+                &config.auth,
+            )?)
         } else {
             None
         };

@@ -42,6 +42,7 @@ pub mod model;
 pub mod promql;
 pub mod query;
 pub mod reload;
+pub mod rollup;
 pub mod scrape;
 pub mod server;
 pub mod store;

@@ -161,7 +161,7 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
         MigrateAction::Up(up) => {
             let options = up.options(&args.store)?;
             let migrations = migrate::source::load_dir(&args.migrations_dir)?;
-            let session = cql::connect_with(&nodes, &security).await?;
+            let session = cql::connect_as(&nodes, &security).await?;
             let report = migrate::up(&session, &migrations, &options)
                 .await
                 .with_context(|| format!("migrate up on keyspace {keyspace}"))?;
@@ -175,7 +175,7 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
         }
         MigrateAction::Status => {
             let migrations = migrate::source::load_dir(&args.migrations_dir)?;
-            let session = cql::connect_with(&nodes, &security).await?;
+            let session = cql::connect_as(&nodes, &security).await?;
             let rows = migrate::status(&session, keyspace, &migrations).await?;
             println!("{:<8} {:<24} {:<12} applied at", "version", "name", "state");
             for row in rows {

@@ -17,4 +17,4 @@ pub use bucket::{BucketWidth, Seq, ShardCount, TimeBucket};
 pub use kind::{ReadingKind, SeriesRef};
 pub use names::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode};
 pub use reading::{ApiReading, HostGauges, HostReading, Reading, ReadingId, TimestampMs};
-pub use settings::Settings;
+pub use settings::{RollupRetention, Settings};

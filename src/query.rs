@@ -7,6 +7,7 @@
 //!                                   │
 //!        fanout: partition pages, ≤ concurrency in flight ──► ordered merge  ──► /v1/readings
 //!                                                        └──► unordered scan ──► /v1/stats[/host]
+//!  rollups (whole minutes / hours of the range, `source`) ──► merged partials ─┘
 //!  series index (one partition per bucket) ──────────────────────────────────► /v1/series
 //!  latest tables (latest_shard_count partitions) ────────────────────────────► /v1/latest
 //! ```
@@ -31,7 +32,9 @@ pub mod params;
 pub mod plan;
 mod readings;
 pub mod requests;
+mod rollups;
 pub mod sketch;
+pub mod source;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -49,9 +52,12 @@ use lookup::KnownServices;
 use plan::{api_shard, host_shard, plan, RangeRead};
 use requests::{HostStatsRequest, StatsRequest};
 
-use crate::model::{ApiReading, HostReading, ReadingKind, Seq, ServiceName};
+use crate::model::{ApiReading, HostReading, InstanceName, ReadingKind, Seq, ServiceName};
+use crate::rollup::Agg;
 use crate::store::{Order, PageRequest, Store, StoreError};
+use answer::SourceUsed;
 use params::TimeRange;
+use source::Level;
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,22 +140,21 @@ impl<S: Store> Queries<S> {
     }
 
     /// Every reading of kind `K` of `service` in `range` (of one shard, when given), handed to
-    /// `add` in no particular order: the scan behind both stats endpoints. Fails once more than
-    /// `max_scan_rows` rows were read.
+    /// `add` in no particular order: the raw scan behind both stats endpoints. Fails once more
+    /// than `max_scan_rows` rows were read in all (`scanned` counts across the spans of a query).
     async fn fold<K: ReadingKind>(
         &self,
         service: &ServiceName,
         range: TimeRange,
         shard: Option<Seq>,
+        scanned: &mut u64,
         mut add: impl FnMut(&K) -> Result<(), ParamErrors>,
     ) -> Result<(), QueryError> {
-        self.known_service(service).await?;
         let partitions = self.all_partitions(service, range, shard);
         let mut pages = scan::<S, K>(&self.reads(), partitions);
-        let mut scanned = 0u64;
         while let Some(page) = pages.try_next().await? {
-            scanned += page.len() as u64;
-            if scanned > self.limits.max_scan_rows {
+            *scanned += page.len() as u64;
+            if *scanned > self.limits.max_scan_rows {
                 return Err(self.too_many_rows());
             }
             for reading in &page {
@@ -159,40 +164,94 @@ impl<S: Store> Queries<S> {
         Ok(())
     }
 
-    /// `GET /v1/stats`: API readings per step and group.
+    /// `GET /v1/stats`: API readings per step and group, from rollups and raw readings as
+    /// [`source::plan`] splits the range.
     pub async fn stats(&self, request: &StatsRequest) -> Result<StatsAnswer, QueryError> {
+        self.known_service(&request.service).await?;
         let shard = api_shard(&request.filter, self.store.settings().shards);
         let mut stats =
             stats::ApiStats::new(request.step, request.group_by, self.limits.max_points);
         let filter = &request.filter;
-        self.fold::<ApiReading>(&request.service, request.range, shard, |r| {
-            if filter.matches(r) {
-                stats.add(r)
-            } else {
-                Ok(())
+        let spans = source::plan(request.range, request.step, request.source);
+        let mut scanned = 0;
+        for span in &spans {
+            match span.level {
+                Level::Raw => {
+                    let add = |r: &ApiReading| {
+                        if filter.matches(r) {
+                            stats.add(r)
+                        } else {
+                            Ok(())
+                        }
+                    };
+                    let service = &request.service;
+                    self.fold::<ApiReading>(service, span.range, shard, &mut scanned, add)
+                        .await?;
+                }
+                Level::Rollup(resolution) => {
+                    let kind = ApiReading::INFO.index;
+                    let rows = self
+                        .rollup_rows(&request.service, kind, resolution, span.range, &mut scanned)
+                        .await?;
+                    for row in &rows {
+                        if let Agg::Api(agg) = &row.agg {
+                            if rollups::matches(filter, &row.series) {
+                                stats.add_rollup(&row.series, row.slot, agg)?;
+                            }
+                        }
+                    }
+                }
             }
-        })
-        .await?;
-        Ok(stats.finish())
+        }
+        let mut answer = stats.finish();
+        answer.source = Some(SourceUsed::of(&spans));
+        Ok(answer)
     }
 
-    /// `GET /v1/stats/host`: host gauges per instance and step.
+    /// `GET /v1/stats/host`: host gauges per instance and step, from rollups and raw readings
+    /// as [`source::plan`] splits the range.
     pub async fn host_stats(
         &self,
         request: &HostStatsRequest,
     ) -> Result<HostStatsAnswer, QueryError> {
+        self.known_service(&request.service).await?;
         let shard = host_shard(request.instance.as_ref(), self.store.settings().shards);
         let mut stats =
             host_stats::HostStats::new(request.step, request.range, self.limits.max_points);
-        let wanted = |r: &HostReading| request.instance.as_ref().is_none_or(|i| *i == r.instance);
-        self.fold::<HostReading>(&request.service, request.range, shard, |r| {
-            if wanted(r) {
-                stats.add(r)
-            } else {
-                Ok(())
+        let wanted = |i: &InstanceName| request.instance.as_ref().is_none_or(|w| w == i);
+        let spans = source::plan(request.range, request.step, request.source);
+        let mut scanned = 0;
+        for span in &spans {
+            match span.level {
+                Level::Raw => {
+                    let add = |r: &HostReading| {
+                        if wanted(&r.instance) {
+                            stats.add(r)
+                        } else {
+                            Ok(())
+                        }
+                    };
+                    let service = &request.service;
+                    self.fold::<HostReading>(service, span.range, shard, &mut scanned, add)
+                        .await?;
+                }
+                Level::Rollup(resolution) => {
+                    let kind = HostReading::INFO.index;
+                    let rows = self
+                        .rollup_rows(&request.service, kind, resolution, span.range, &mut scanned)
+                        .await?;
+                    for row in &rows {
+                        if let Agg::Host(agg) = &row.agg {
+                            if wanted(&row.series.instance) {
+                                stats.add_rollup(&row.series.instance, row.slot, agg)?;
+                            }
+                        }
+                    }
+                }
             }
-        })
-        .await?;
-        Ok(stats.finish())
+        }
+        let mut answer = stats.finish();
+        answer.source = Some(SourceUsed::of(&spans));
+        Ok(answer)
     }
 }

@@ -39,9 +39,13 @@ use crate::reload::ReloadHub;
 use crate::scrape::{ConfigError, ScrapeSettings, Scraper};
 use crate::store::alerting::AlertStore;
 use crate::store::cql::alerting::CqlAlertStore;
-use crate::store::cql::{CqlSecurity, CqlStore, Keyspace};
+use crate::store::cql::deferred::{DeferredCql, SettingsCache};
+use crate::store::cql::session::level_name;
+use crate::store::cql::{CqlSecurity, CqlStore, Keyspace, SessionConfig};
 use crate::store::embedded::alerting::FileAlertStore;
+use crate::store::embedded::recovering::Recovering;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::watched::{Watched, WriteClock};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalConfig, WalError};
@@ -49,14 +53,17 @@ pub use http::HttpLimits;
 pub use otlp::OtlpListen;
 use otlp::OtlpListeners;
 
-/// How often the store is pinged for readiness.
-const PING_EVERY: Duration = Duration::from_secs(5);
+/// How often the store is pinged for readiness, and how long a ping may take: a stalled store
+/// shows in `/readyz` within two of these.
+const PING_EVERY: Duration = Duration::from_secs(2);
 
 /// Everything `serve` needs, validated (by [`crate::cli::ServeArgs::config`] for the binary).
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Where readings are stored.
     pub store: StoreTarget,
+    /// Consistency levels of the CQL store (unused by the embedded store).
+    pub cql_session: SessionConfig,
     /// The WAL: its directory, segment and record sizes, repair.
     pub wal: WalConfig,
     /// Limits of the accepting side.
@@ -65,6 +72,8 @@ pub struct ServeConfig {
     pub flusher: FlusherConfig,
     /// How long shutdown waits for requests in progress and then the flusher, together.
     pub shutdown_deadline: Duration,
+    /// A write to the store running longer than this makes `/readyz` report a stalled flush.
+    pub flush_stall_timeout: Duration,
     /// Bounds of the HTTP listener.
     pub http: HttpLimits,
     /// Limits of the query endpoints.
@@ -80,27 +89,35 @@ pub struct ServeConfig {
     pub scrape: ScrapeSettings,
     /// Alerting: rule files (none: no alerting), receivers, the evaluator lease.
     pub alerting: AlertingConfig,
+    /// Where the flusher sets aside what the store refuses for good (`<data_dir>/quarantine`).
+    pub quarantine: Quarantine,
+    /// Where the CQL keyspace's settings are cached for a start during an outage
+    /// (`<data_dir>/cql-settings.json`).
+    pub settings_cache: SettingsCache,
     /// Access control: tokens, the `Host` allowlist, TLS.
     pub access: AccessConfig,
     /// Credentials and TLS of the CQL connections (with [`StoreTarget::Cql`]).
     pub cql: CqlSecurity,
-    /// Where the flusher sets aside what the store refuses for good (`<data_dir>/quarantine`).
-    pub quarantine: Quarantine,
 }
 
 impl ServeConfig {
     /// Default `shutdown_deadline`: long enough for a few flushes, short enough for an
     /// orchestrator's stop timeout.
     pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+    /// Default `flush_stall_timeout`: a flush of a few MiB takes well under a second on a
+    /// healthy store; 10 s is a stall, and a third of the CQL driver's request timeout.
+    pub const DEFAULT_FLUSH_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Every default, over `store`, with the WAL in `<data_dir>/wal`.
     pub fn with_defaults(store: StoreTarget, data_dir: &Path) -> Self {
         Self {
             store,
+            cql_session: SessionConfig::default(),
             wal: WalConfig::new(data_dir.join("wal")),
             accept: AcceptLimits::default(),
             flusher: FlusherConfig::default(),
             shutdown_deadline: Self::DEFAULT_SHUTDOWN_DEADLINE,
+            flush_stall_timeout: Self::DEFAULT_FLUSH_STALL_TIMEOUT,
             http: HttpLimits::default(),
             query: QueryLimits::default(),
             promql: EngineConfig::default(),
@@ -108,9 +125,10 @@ impl ServeConfig {
             otlp: OtlpListen::default(),
             scrape: ScrapeSettings::default(),
             alerting: AlertingConfig::off(data_dir.join("alerting")),
+            quarantine: Quarantine::in_data_dir(data_dir),
+            settings_cache: SettingsCache::in_data_dir(data_dir),
             access: AccessConfig::default(),
             cql: CqlSecurity::default(),
-            quarantine: Quarantine::in_data_dir(data_dir),
         }
     }
 }
@@ -210,7 +228,7 @@ pub async fn run(
                 .settings
                 .resolve_fresh()
                 .map_err(|e| ServeError::Settings(e.to_string()))?;
-            let store = Arc::new(EmbeddedStore::open_with(dir, fresh)?);
+            let store = EmbeddedStore::open_with(dir, fresh)?;
             check_settings(
                 &config.settings,
                 store.settings(),
@@ -221,37 +239,195 @@ pub async fn run(
                 settings = %Described(store.settings()),
                 "store opened (no --cql-nodes: using the embedded store)");
             let alerts = Arc::new(FileAlertStore::new(&config.alerting.state_dir));
-            let listeners = Listeners {
-                main: listener,
+            let store = Arc::new(Recovering::new(store, dir.clone()));
+            let refusing = Some(store.refusing());
+            serve_with(
+                store,
+                Some(alerts),
+                refusing,
+                wal,
+                &config,
+                listener,
                 otlp,
                 prepared,
-            };
-            serve_with(store, Some(alerts), wal, &config, listeners, shutdown).await
+                shutdown,
+            )
+            .await
         }
         StoreTarget::Cql { nodes, keyspace } => {
-            let store = Arc::new(CqlStore::open_with(nodes, keyspace, &config.cql).await?);
+            let bound = (listener, otlp, prepared);
+            serve_cql(nodes, keyspace, wal, &config, bound, shutdown).await
+        }
+    }
+}
+
+/// The log line of a CQL store opened by `serve`.
+fn log_opened(
+    nodes: &[String],
+    keyspace: &Keyspace,
+    session: &SessionConfig,
+    cql: &CqlStore,
+    wal_dir: &str,
+) {
+    tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
+        write_consistency = level_name(session.write_consistency),
+        read_consistency = level_name(session.read_consistency),
+        settings = %Described(cql.settings()), wal = %wal_dir, "store opened");
+}
+
+/// Serves on a CQL cluster that may be unreachable: the WAL and HTTP start at once, the
+/// connection is made in the background (see [`DeferredCql`]). Settings that conflict with the
+/// flags stop `serve` with an error once they are known: at once from the cache, otherwise when
+/// connected.
+async fn serve_cql(
+    nodes: &[String],
+    keyspace: &Keyspace,
+    wal: Wal,
+    config: &ServeConfig,
+    (listener, otlp, prepared): (TcpListener, OtlpListeners, guard::Prepared),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let settings_error = |e: MigrateError| ServeError::Settings(e.to_string());
+    let cache = config.settings_cache.clone();
+    let provisional = match cache.load() {
+        Ok(Some(cached)) => {
             check_settings(
                 &config.settings,
-                store.settings(),
+                &cached,
                 &format!("keyspace {keyspace}"),
                 "by the first `migrate up`",
             )?;
-            tracing::info!(backend = "cql", nodes = %nodes.join(","), %keyspace,
-                settings = %Described(store.settings()), wal = %wal_dir, "store opened");
-            // The alerting tables (migration 0002) are needed only when there are rules.
-            let alerts = match config.alerting.enabled() {
-                true => Some(Arc::new(
-                    CqlAlertStore::open(store.session().clone(), keyspace).await?,
-                )),
-                false => None,
-            };
-            let listeners = Listeners {
-                main: listener,
-                otlp,
-                prepared,
-            };
-            serve_with(store, alerts, wal, &config, listeners, shutdown).await
+            cached
         }
+        Ok(None) => config.settings.resolve_fresh().map_err(settings_error)?,
+        Err(error) => {
+            tracing::warn!(%error, "ignoring the settings cache");
+            config.settings.resolve_fresh().map_err(settings_error)?
+        }
+    };
+    let store = DeferredCql::new(provisional);
+    let session = config.cql_session;
+    let what = format!("keyspace {keyspace}");
+    let accept = |cql: &CqlStore| {
+        check_settings(
+            &config.settings,
+            cql.settings(),
+            &what,
+            "by the first `migrate up`",
+        )?;
+        log_opened(
+            nodes,
+            keyspace,
+            &session,
+            cql,
+            &config.wal.dir.display().to_string(),
+        );
+        Ok::<_, ServeError>(())
+    };
+    // One attempt before serving: a reachable cluster with the wrong settings or schema stops
+    // the start at once, as before; an unreachable one is waited for in the background.
+    let mut connect = None;
+    match CqlStore::open_secured(nodes, keyspace, &session, &config.cql).await {
+        Ok(cql) => {
+            accept(&cql)?;
+            store.install(cql, &cache);
+        }
+        Err(error) if !error.is_retryable() => return Err(error.into()),
+        Err(error) => {
+            store.failed(&error);
+            let (store, nodes, keyspace) = (store.clone(), nodes.to_vec(), keyspace.clone());
+            let (request, wal_dir) = (config.settings, config.wal.dir.display().to_string());
+            let security = config.cql.clone();
+            connect = Some(async move {
+                let what = format!("keyspace {keyspace}");
+                store
+                    .connect_until_done(&nodes, &keyspace, &session, &security, &cache, |cql| {
+                        check_settings(
+                            &request,
+                            cql.settings(),
+                            &what,
+                            "by the first `migrate up`",
+                        )?;
+                        log_opened(&nodes, &keyspace, &session, cql, &wal_dir);
+                        Ok(())
+                    })
+                    .await
+            });
+        }
+    }
+    // The alerting tables (migration 0002) are needed only when there are rules, and the
+    // evaluator needs its lease from the start: with rules, serving waits for the cluster.
+    if config.alerting.enabled() {
+        if let Some(connect) = connect {
+            connect.await?;
+        }
+        let cql = store.get().expect("connected");
+        let alerts = Arc::new(
+            CqlAlertStore::open(cql.session().clone(), keyspace)
+                .await?
+                .with_write_profile(cql.write_profile().clone()),
+        );
+        return serve_with(
+            store,
+            Some(alerts),
+            None,
+            wal,
+            config,
+            listener,
+            otlp,
+            prepared,
+            shutdown,
+        )
+        .await;
+    }
+    let Some(connect) = connect else {
+        return serve_with(
+            store,
+            None::<Arc<CqlAlertStore>>,
+            None,
+            wal,
+            config,
+            listener,
+            otlp,
+            prepared,
+            shutdown,
+        )
+        .await;
+    };
+    // Settings found to conflict once connected stop `serve` as a shutdown would, with that error.
+    let connecting = tokio::spawn(connect);
+    let stop_connecting = connecting.abort_handle();
+    let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = &mut shutdown => return,
+            outcome = connecting => {
+                if let Ok(Err(error)) = outcome {
+                    let _ = failed_tx.send(error);
+                    return;
+                }
+            }
+        }
+        // Connected: serve until the real shutdown.
+        shutdown.await
+    };
+    let served = serve_with(
+        store,
+        None::<Arc<CqlAlertStore>>,
+        None,
+        wal,
+        config,
+        listener,
+        otlp,
+        prepared,
+        shutdown,
+    )
+    .await;
+    stop_connecting.abort();
+    match failed.await {
+        Ok(error) => Err(error),
+        Err(_) => served,
     }
 }
 
@@ -275,48 +451,46 @@ fn check_settings(
     })
 }
 
-/// The bound sockets and the TLS setup they serve with.
-struct Listeners {
-    main: TcpListener,
-    otlp: OtlpListeners,
-    prepared: guard::Prepared,
-}
-
+#[allow(clippy::too_many_arguments)] // the parts `run` opened, each once
 async fn serve_with<S: Store, A: AlertStore>(
     store: Arc<S>,
     alert_store: Option<Arc<A>>,
+    store_refusing: Option<watch::Receiver<Option<String>>>,
     wal: Wal,
     config: &ServeConfig,
-    listeners: Listeners,
+    listener: TcpListener,
+    otlp: OtlpListeners,
+    prepared: guard::Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let Listeners {
-        main: listener,
-        otlp,
-        prepared,
-    } = listeners;
     let metrics = Arc::new(Metrics::new());
     let reload = ReloadHub::new();
     let width = store.settings().bucket_width;
     let access = guard::start(config, &prepared, metrics.clone(), width, &reload);
     let tls = prepared.tls;
     let (flush_ok_tx, flush_ok) = watch::channel(true);
-    let (reachable_tx, store_reachable) = watch::channel(true);
+    let (problem_tx, store_problem) = watch::channel(None);
     let quarantine = config.quarantine.clone();
     quarantine.report();
+    let flush_clock = WriteClock::default();
     let (flusher, flusher_handle) = Flusher::new(
         wal.clone(),
-        store.clone(),
+        Arc::new(Watched::new(store.clone(), flush_clock.clone())),
         metrics.clone(),
         config.flusher,
         quarantine,
         flush_ok_tx,
     );
-    let mut flusher_task = tokio::spawn(flusher.run());
-    let pinger = tokio::spawn(ping_forever(store.clone(), reachable_tx));
+    let connected = store.clone();
+    let mut flusher_task = tokio::spawn(async move {
+        // Batches are grouped with the store's settings: never with provisional ones.
+        connected.connected().await;
+        flusher.run().await
+    });
+    let pinger = tokio::spawn(ping_forever(store.clone(), problem_tx));
 
     let retention_ms = i64::from(store.settings().ttl_seconds) * 1000;
-    let acceptor = Acceptor::new(
+    let mut acceptor = Acceptor::new(
         wal.clone(),
         AcceptConfig {
             limits: config.accept,
@@ -324,6 +498,9 @@ async fn serve_with<S: Store, A: AlertStore>(
         },
         metrics.clone(),
     );
+    if let Some(refusing) = store_refusing {
+        acceptor = acceptor.refusing_while(refusing);
+    }
     let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
     let otlp_tasks = otlp.spawn(
         &acceptor,
@@ -374,8 +551,10 @@ async fn serve_with<S: Store, A: AlertStore>(
         wal: wal.clone(),
         metrics,
         health: Health {
-            store_reachable,
+            store_problem,
             flush_ok,
+            flush_clock,
+            flush_stall_timeout: config.flush_stall_timeout,
         },
         queries,
         promql,
@@ -497,17 +676,17 @@ fn http_outcome(outcome: Result<std::io::Result<()>, JoinError>) -> Result<(), S
     }
 }
 
-async fn ping_forever<S: Store>(store: Arc<S>, reachable: watch::Sender<bool>) {
+async fn ping_forever<S: Store>(store: Arc<S>, problem: watch::Sender<Option<String>>) {
     loop {
-        let ok = match tokio::time::timeout(PING_EVERY, store.ping()).await {
-            Ok(Ok(())) => true,
+        let outcome = match tokio::time::timeout(PING_EVERY, store.ping()).await {
+            Ok(Ok(())) => None,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "store ping failed");
-                false
+                Some(error.to_string())
             }
-            Err(_) => false,
+            Err(_) => Some(format!("no answer to a ping within {PING_EVERY:?}")),
         };
-        reachable.send_replace(ok);
+        problem.send_replace(outcome);
         tokio::time::sleep(PING_EVERY).await;
     }
 }

@@ -21,6 +21,7 @@ pub mod batch;
 pub mod cql;
 pub mod embedded;
 pub mod read;
+pub mod watched;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -31,6 +32,7 @@ pub use batch::{KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, Wri
 pub use read::{Order, PageRequest, ReadingKey};
 
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
+use crate::rollup::{RollupRequest, RollupRow};
 
 /// A storage backend.
 pub trait Store: Send + Sync + 'static {
@@ -40,6 +42,13 @@ pub trait Store: Send + Sync + 'static {
     /// Writes everything in `batch`. Idempotent: on a retryable error the caller retries the
     /// whole batch.
     fn write(&self, batch: &WriteBatch) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Resolves once the store can be written to with its real [`Store::settings`]: at once for
+    /// a store opened whole; a store that connects in the background (`cql::deferred`) resolves
+    /// it once connected. The flusher waits for it before grouping any batch.
+    fn connected(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -60,6 +69,13 @@ pub trait Store: Send + Sync + 'static {
         shard: Seq,
         service: Option<&ServiceName>,
     ) -> impl Future<Output = Result<Vec<K>, StoreError>> + Send;
+
+    /// Every partial rollup row of one rollup partition with its slot in the requested range
+    /// (see [`RollupRequest`]), partials unmerged; none once past the level's retention.
+    fn read_rollups(
+        &self,
+        request: &RollupRequest,
+    ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
 
     /// Every entry of the series index for `service` in `bucket` (one small partition); none
     /// once the bucket's end is older than the retention.

@@ -165,6 +165,11 @@ impl Wal {
         self.inner.shared.subscribe()
     }
 
+    /// The WAL's directory (the rollup writer keeps its id there).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.inner.shared.dir
+    }
+
     /// Where replay must start: the last confirmed position, or the start of the first
     /// segment if nothing was confirmed yet.
     pub fn confirmed(&self) -> Position {

@@ -1,7 +1,6 @@
 //! Where the CPU went during a phase: the whole machine (from `/proc/stat`, including steal time
-//! taken by the hypervisor), the server process, this bench process, the CQL node when its pid is
-//! known (`TIMEBUCKET_BENCH_CQL_PID`, else `.cassandra/cassandra.pid` of `scripts/cassandra`), and
-//! the rest: whatever else runs on the machine.
+//! taken by the hypervisor), the server process, this bench process, the CQL nodes when their
+//! pids are known (see [`node_pids`]), and the rest: whatever else runs on the machine.
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ pub struct Usage {
     pub steal: f64,
     pub server: f64,
     pub bench: f64,
-    /// The CQL node, when its pid is known.
+    /// The CQL nodes together, when their pids are known.
     pub node: Option<f64>,
 }
 
@@ -80,33 +79,58 @@ fn machine() -> (u64, u64, u64) {
     (total - idle - steal, steal, total)
 }
 
-/// The CQL node's pid, if known and alive.
-pub fn node_pid() -> Option<u32> {
-    let text = std::env::var("TIMEBUCKET_BENCH_CQL_PID").ok().or_else(|| {
-        let file =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cassandra/cassandra.pid");
-        std::fs::read_to_string(file).ok()
-    })?;
-    let pid: u32 = text.trim().parse().ok()?;
-    std::path::Path::new(&format!("/proc/{pid}/stat"))
-        .exists()
-        .then_some(pid)
+/// The pids of the CQL nodes the bench writes to, those alive: `TIMEBUCKET_BENCH_CQL_PID`
+/// (comma-separated), else the pid files of `scripts/cassandra`: the cluster's nodes
+/// (`.cassandra/cluster/node*/cassandra.pid`) when `TIMEBUCKET_BENCH_CQL` names more than one
+/// contact point, the single node's (`.cassandra/cassandra.pid`) otherwise.
+pub fn node_pids() -> Vec<u32> {
+    let home = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cassandra");
+    let listed = std::env::var("TIMEBUCKET_BENCH_CQL_PID").ok().or_else(|| {
+        let contact_points = std::env::var("TIMEBUCKET_BENCH_CQL").unwrap_or_default();
+        let files: Vec<std::path::PathBuf> = if contact_points.contains(',') {
+            let nodes = std::fs::read_dir(home.join("cluster")).ok()?;
+            nodes
+                .filter_map(|node| Some(node.ok()?.path().join("cassandra.pid")))
+                .collect()
+        } else {
+            vec![home.join("cassandra.pid")]
+        };
+        let pids: Vec<String> = files
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .map(|pid| pid.trim().to_owned())
+            .collect();
+        Some(pids.join(","))
+    });
+    listed
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pid| pid.trim().parse::<u32>().ok())
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}/stat")).exists())
+        .collect()
 }
 
-/// Waits `min`, then until the CQL node has used less than `idle_cores` over a second (its
-/// memtable flushes and compactions from the previous step are done), for at most `max` in
-/// all. Returns how long it waited. Without a known node pid it just waits `min`.
+/// The CPU ticks of the CQL nodes, summed; `None` when no pid is known.
+fn nodes_ticks(pids: &[u32]) -> Option<u64> {
+    (!pids.is_empty()).then(|| pids.iter().map(|pid| process(Some(*pid))).sum())
+}
+
+/// Waits `min`, then until the CQL nodes have used less than `idle_cores` together over a
+/// second (their memtable flushes and compactions of the previous step are done), for at most
+/// `max` in all. Returns how long it waited. Without a known node pid it just waits `min`.
 pub async fn settle(min: Duration, max: Duration, idle_cores: f64) -> Duration {
     let started = Instant::now();
     tokio::time::sleep(min).await;
-    let Some(pid) = node_pid() else {
+    let pids = node_pids();
+    let Some(mut before) = nodes_ticks(&pids) else {
         return started.elapsed();
     };
     let hz = ticks_per_second();
     while started.elapsed() < max {
-        let before = process(Some(pid));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let used = process(Some(pid)).saturating_sub(before) as f64 / hz;
+        let now = nodes_ticks(&pids).unwrap_or(before);
+        let used = now.saturating_sub(before) as f64 / hz;
+        before = now;
         if used < idle_cores {
             break;
         }
@@ -140,7 +164,7 @@ impl Snapshot {
             total,
             server: server.map_or(0, |pid| process(Some(pid))),
             bench: process(None),
-            node: node_pid().map(|pid| process(Some(pid))),
+            node: nodes_ticks(&node_pids()),
         }
     }
 

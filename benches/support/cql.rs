@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::{StreamExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::CqlTimestamp;
 use timebucket::migrate::{self, Replication, SettingsRequest, UpOptions};
 use timebucket::model::{Settings, TimeBucket, TimestampMs};
-use timebucket::store::cql::{self, Keyspace};
+use timebucket::store::cql::session::connect_with;
+use timebucket::store::cql::{self, Keyspace, SessionConfig};
 use uuid::Uuid;
 
 use super::data::{fingerprint, Dataset};
@@ -24,8 +26,29 @@ pub async fn session(node: &str) -> anyhow::Result<Session> {
     })
 }
 
+/// A session set up as the service's (`--write-consistency` and `--read-consistency` from
+/// `config`), through `nodes`; with the profile every write must carry.
+pub async fn session_with(
+    nodes: &[String],
+    config: &SessionConfig,
+) -> anyhow::Result<(Session, ExecutionProfileHandle)> {
+    connect_with(nodes, config).await.with_context(|| {
+        format!("cannot reach the CQL cluster at {nodes:?}; start it with `scripts/cassandra start` (or `scripts/cassandra cluster start`) or set TIMEBUCKET_BENCH_CQL")
+    })
+}
+
 /// A fresh keyspace with every shipped migration applied (default settings, RF 1).
 pub async fn migrated_keyspace(session: &Session, role: &str) -> anyhow::Result<Keyspace> {
+    migrated_keyspace_with(session, role, Replication::Simple(1)).await
+}
+
+/// A fresh keyspace with every shipped migration applied (default settings), replicated as
+/// `replication` says.
+pub async fn migrated_keyspace_with(
+    session: &Session,
+    role: &str,
+    replication: Replication,
+) -> anyhow::Result<Keyspace> {
     let id = Uuid::new_v4().simple().to_string();
     let keyspace: Keyspace = format!("tb_bench_{role}_{}", &id[..10])
         .parse()
@@ -37,7 +60,7 @@ pub async fn migrated_keyspace(session: &Session, role: &str) -> anyhow::Result<
         &migrations,
         &UpOptions {
             keyspace: keyspace.clone(),
-            replication: Replication::Simple(1),
+            replication,
             settings: SettingsRequest::default(),
             lock_wait: Duration::from_secs(120),
         },
@@ -95,11 +118,13 @@ const INSERT: &str = "(service_name, time_bucket, seq, timestamp, reading_id, in
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// Writes every reading of `data` into `keyspace.metric_readings` straight through the driver
-/// (the service's own session setup: token-aware), grouped by partition exactly like the
-/// service, as unlogged single-partition batches with `config.in_flight` in flight. Fresh ids
-/// per call, so repeated trials write new rows. Returns the elapsed time.
+/// (the service's own session setup: token-aware, each batch with the write profile `writes`),
+/// grouped by partition exactly like the service, as unlogged single-partition batches with
+/// `config.in_flight` in flight. Fresh ids per call, so repeated trials write new rows. Returns
+/// the elapsed time.
 pub async fn write_baseline(
     session: &Arc<Session>,
+    writes: &ExecutionProfileHandle,
     keyspace: &Keyspace,
     settings: &Settings,
     data: &Dataset,
@@ -145,6 +170,7 @@ pub async fn write_baseline(
             async move {
                 let mut batch = Batch::new(BatchType::Unlogged);
                 batch.set_is_idempotent(true);
+                batch.set_execution_profile_handle(Some(writes.clone()));
                 let values: Vec<_> = rows
                     .iter()
                     .map(|&(i, id)| {

@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod cql;
 pub mod data;
+pub mod disk;
 pub mod load;
 pub mod options;
 /// The TCP fault proxy of the integration tests: one implementation for tests and benches.

@@ -9,6 +9,7 @@ use timebucket::query::fanout::{OrderedMerge, Reads};
 use timebucket::query::params::{ApiFilter, Step, TimeRange};
 use timebucket::query::plan::{plan, RangeRead};
 use timebucket::query::requests::{GroupBy, StatsRequest};
+pub use timebucket::query::source::Source;
 use timebucket::query::QueryLimits;
 use timebucket::store::{Order, Store};
 
@@ -32,14 +33,20 @@ pub fn ordered_merge<S: Store>(
     OrderedMerge::new(reads, buckets, Order::Asc, true)
 }
 
-/// Stats of every API reading of `service` in `range`: one-minute steps, no grouping or filter.
-pub fn stats_request(service: &ServiceName, range: TimeRange) -> anyhow::Result<StatsRequest> {
+/// Stats of every API reading of `service` in `range`: one-minute steps, no grouping or
+/// filter, from `source` (the data of these benchmarks is written without rollups: `Raw`).
+pub fn stats_request(
+    service: &ServiceName,
+    range: TimeRange,
+    source: Source,
+) -> anyhow::Result<StatsRequest> {
     Ok(StatsRequest {
         service: service.clone(),
         range,
         step: Step::parse("1m").map_err(anyhow::Error::msg)?,
         group_by: GroupBy::default(),
         filter: ApiFilter::default(),
+        source,
     })
 }
 

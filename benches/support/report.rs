@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::cpu::Usage;
+use super::disk::Footprint;
 
 const RSS_LIMIT: u64 = 256 * 1024 * 1024;
 const ACCEPT_TARGET: f64 = 250_000.0;
@@ -11,6 +12,8 @@ const RATIO_TARGET: f64 = 0.8;
 
 /// Every figure of one run of the bench.
 pub struct Report {
+    /// The section's heading.
+    pub title: String,
     pub date: String,
     pub command: String,
     pub revision: String,
@@ -20,10 +23,18 @@ pub struct Report {
     /// Baseline trials and end-to-end rounds, in the order they ran.
     pub timeline: Vec<Step>,
     pub rounds: Vec<Round>,
-    pub accept: Posting,
-    pub accept_backlog_bytes: u64,
-    pub accept_batch: usize,
-    /// Phase 3 after the store came back: for how long the backlog drained, how much, peak RSS.
+    /// Phase 3, when it ran (it needs a single node to cut).
+    pub accept: Option<Acceptance>,
+    /// The last round's keyspace on disk, when the nodes could be measured.
+    pub disk: Option<Footprint>,
+}
+
+/// Phase 3: acceptance into the WAL with the store cut, then the drain once it is back.
+pub struct Acceptance {
+    pub posting: Posting,
+    pub backlog_bytes: u64,
+    pub batch: usize,
+    /// After the store came back: for how long the backlog drained, how much, peak RSS.
     pub drain: Duration,
     pub drained: u64,
     pub drain_peak_rss: u64,
@@ -142,11 +153,13 @@ impl Report {
         self.rounds
             .iter()
             .flat_map(|r| [r.posting.peak_rss, r.posting.max_sampled_rss])
-            .chain([
-                self.accept.peak_rss,
-                self.accept.max_sampled_rss,
-                self.drain_peak_rss,
-            ])
+            .chain(self.accept.iter().flat_map(|a| {
+                [
+                    a.posting.peak_rss,
+                    a.posting.max_sampled_rss,
+                    a.drain_peak_rss,
+                ]
+            }))
             .max()
             .unwrap_or(0)
     }
@@ -155,15 +168,63 @@ impl Report {
         self.rounds
             .iter()
             .map(|r| r.posting.max_backlog)
-            .chain([self.accept_backlog_bytes, self.accept.max_backlog])
+            .chain(
+                self.accept
+                    .iter()
+                    .flat_map(|a| [a.backlog_bytes, a.posting.max_backlog]),
+            )
             .max()
             .unwrap_or(0)
+    }
+
+    /// The last round's keyspace on disk.
+    fn disk_markdown(&self, md: &mut String) {
+        let Some(d) = &self.disk else {
+            return;
+        };
+        let readings = self.best_round().verified.max(1) as f64;
+        let per_replica = |bytes: u64| bytes as f64 / d.nodes as f64 / readings;
+        let _ = writeln!(
+            md,
+            "\n### On disk, the last round's keyspace after `nodetool flush` + `nodetool compact` on each of {} node(s)\n\n| figure | value |\n| --- | --- |",
+            d.nodes
+        );
+        let _ = writeln!(
+            md,
+            "| whole keyspace (every table), bytes per reading per replica | **{:.1}** ({} on all nodes) |",
+            per_replica(d.keyspace_bytes),
+            mib(d.keyspace_bytes)
+        );
+        let _ = writeln!(
+            md,
+            "| `metric_readings` alone, bytes per reading per replica | {:.1} |",
+            per_replica(d.readings_bytes)
+        );
+        let _ = writeln!(
+            md,
+            "| `metric_readings` compression ratio (compressed / raw) | {:.2} |",
+            d.compression_ratio
+        );
+        if let Some(cpu) = d.compaction_cpu_seconds {
+            let _ = writeln!(
+                md,
+                "| Cassandra CPU for the flush and the major compaction, CPU-seconds per 1M readings (all nodes) | {:.1} |",
+                cpu / readings * 1e6
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| `metric_readings` partitions per node; mean / largest partition, raw | {} ; {} / {} |",
+            d.partitions,
+            mib(d.partition_mean_bytes),
+            mib(d.partition_max_bytes)
+        );
     }
 
     /// The markdown section (without the markers).
     pub fn markdown(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "## Ingest benchmark — latest run\n");
+        let _ = writeln!(md, "## {} — latest run\n", self.title);
         let _ = writeln!(md, "- date: {}", self.date);
         let _ = writeln!(md, "- command: `{}`", self.command);
         let _ = writeln!(md, "- code: {}", self.revision);
@@ -190,16 +251,18 @@ impl Report {
             ratio,
             verdict(ratio >= RATIO_TARGET)
         );
-        let _ = writeln!(
-            md,
-            "| acceptance into the WAL ≥ 250,000 readings/s with 1000-reading batches (phase 3) | **{}** readings/s | {} |",
-            rate(self.accept.accepted_rate),
-            if self.accept_batch == 1000 {
-                verdict(self.accept.accepted_rate >= ACCEPT_TARGET)
-            } else {
-                "n/a (BATCH ≠ 1000)"
-            }
-        );
+        if let Some(a) = &self.accept {
+            let _ = writeln!(
+                md,
+                "| acceptance into the WAL ≥ 250,000 readings/s with 1000-reading batches (phase 3) | **{}** readings/s | {} |",
+                rate(a.posting.accepted_rate),
+                if a.batch == 1000 {
+                    verdict(a.posting.accepted_rate >= ACCEPT_TARGET)
+                } else {
+                    "n/a (BATCH ≠ 1000)"
+                }
+            );
+        }
         let _ = writeln!(
             md,
             "| RSS < 256 MiB at any backlog (peak over every server process) | **{}** (largest WAL backlog: {}) | {} |",
@@ -216,7 +279,7 @@ impl Report {
             md,
             "Baseline `RxF`: R rows per unlogged single-partition batch, F batches in flight. CPU in cores \
              (of {:.0}) over the step: the service process, this bench process (driver or HTTP load), \
-             the Cassandra node, and other processes (other people's builds and tests on the shared machine).\n",
+             the Cassandra node(s), and other processes (other people's builds and tests on the shared machine).\n",
             baseline.cpu.cores
         );
         let _ = writeln!(
@@ -311,7 +374,18 @@ impl Report {
             )
         });
 
-        let a = &self.accept;
+        self.disk_markdown(&mut md);
+        let Some(a) = &self.accept else {
+            let _ = writeln!(
+                md,
+                "\n### Acceptance only, store cut (phase 3)\n\nNot run: the proxy that cuts the store \
+                 stands in front of one node, and the driver reaches a cluster's other nodes directly. \
+                 Acceptance into the WAL does not involve the store: see the single-node section."
+            );
+            return md;
+        };
+        let drain = (a.drain, a.drained, a.drain_peak_rss);
+        let a = &a.posting;
         let _ = writeln!(
             md,
             "\n### Acceptance only, store cut (phase 3)\n\n| figure | value |\n| --- | --- |"
@@ -339,7 +413,7 @@ impl Report {
         let _ = writeln!(
             md,
             "| WAL backlog at the end | {} |",
-            mib(self.accept_backlog_bytes)
+            mib(self.accept.as_ref().map_or(0, |a| a.backlog_bytes))
         );
         let _ = writeln!(
             md,
@@ -349,9 +423,9 @@ impl Report {
         let _ = writeln!(
             md,
             "| then the store restored: readings drained in {} s / peak RSS | {} / {} |",
-            self.drain.as_secs(),
-            rate(self.drained as f64),
-            mib(self.drain_peak_rss)
+            drain.0.as_secs(),
+            rate(drain.1 as f64),
+            mib(drain.2)
         );
         md
     }

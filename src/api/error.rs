@@ -133,7 +133,9 @@ impl From<AcceptError> for ApiError {
     fn from(error: AcceptError) -> Self {
         match error {
             AcceptError::Busy => ApiError::TooManyRequests(error.to_string(), BUSY_RETRY),
-            AcceptError::Backlog { .. } => ApiError::Unavailable(error.to_string(), BACKLOG_RETRY),
+            AcceptError::Backlog { .. } | AcceptError::StoreRefuses(_) => {
+                ApiError::Unavailable(error.to_string(), BACKLOG_RETRY)
+            }
             AcceptError::TooLarge { .. } => ApiError::TooLarge(error.to_string()),
             AcceptError::BadGzip(_) => ApiError::bad_request(error.to_string()),
             AcceptError::Parse(ParseError::Empty) => ApiError::bad_request(

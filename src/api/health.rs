@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (it can do its job) and `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (it can do its job), `/readyz/ingest` (it can
+//! accept readings: what a load balancer checks) and `/metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -14,15 +15,74 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Readiness: 200 when the store answers, the last flush succeeded, the WAL has room and
+/// Readiness: 200 when the store answers, the last flush succeeded and none has run past
+/// `--flush-stall-timeout`, the WAL has room and
 /// can be written; otherwise 503 with the reasons.
 pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let mut problems = store_problems(&state);
+    problems.extend(wal_problems(&state));
+    if problems.is_empty() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        not_ready(problems)
+    }
+}
+
+/// Ingest readiness, what a load balancer in front of replicas checks: 200 while this replica
+/// can accept readings into its WAL (the WAL can be written, the backlog is under its limit),
+/// even when the store is down, whose problems are then listed as `degraded`. Every replica
+/// shares the store: taking one out of the pool for a store outage would only move its traffic
+/// to replicas that are no better off, and taking all of them out would turn an outage that the
+/// WALs absorb into refused ingest.
+pub async fn readyz_ingest<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let problems = wal_problems(&state);
+    let degraded = store_problems(&state);
+    if !problems.is_empty() {
+        let mut all = problems;
+        all.extend(degraded);
+        return not_ready(all);
+    }
+    if degraded.is_empty() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        Json(json!({ "status": "ready", "degraded": degraded })).into_response()
+    }
+}
+
+/// Why the store side is not healthy: it does not answer pings, the last flush failed, or a
+/// flush has run past `--flush-stall-timeout`.
+fn store_problems<S: Store>(state: &AppState<S>) -> Vec<String> {
     let mut problems = Vec::new();
-    if !*state.health.store_reachable.borrow() {
-        problems.push("the store does not answer".to_owned());
+    if let Some(problem) = &*state.health.store_problem.borrow() {
+        problems.push(format!(
+            "the store does not answer ({problem}); queries answer 503"
+        ));
     }
     if !*state.health.flush_ok.borrow() {
         problems.push("the last flush to the store failed; readings wait in the WAL".to_owned());
+    }
+    if let Some(running) = state.health.flush_clock.running_for() {
+        let bound = state.health.flush_stall_timeout;
+        if running > bound {
+            problems.push(format!(
+                "a flush to the store has been running for {}s (over --flush-stall-timeout, {}); \
+                 readings wait in the WAL",
+                running.as_secs(),
+                humantime::format_duration(bound)
+            ));
+        }
+    }
+    problems
+}
+
+/// Why ingest cannot accept: the embedded store refuses writes, the backlog is over its limit,
+/// or the WAL cannot be written.
+fn wal_problems<S: Store>(state: &AppState<S>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(reason) = state.acceptor.store_refusal() {
+        problems.push(format!(
+            "{reason}; ingest answers 503 until it writes again"
+        ));
     }
     if !state.acceptor.has_room() {
         problems.push("the WAL backlog is over its limit; ingest answers 503".to_owned());
@@ -35,15 +95,15 @@ pub async fn readyz<S: Store>(State(state): State<AppState<S>>) -> Response {
             "the WAL cannot be written ({problem}); ingest answers 503"
         ));
     }
-    if problems.is_empty() {
-        Json(json!({ "status": "ready" })).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "problems": problems })),
-        )
-            .into_response()
-    }
+    problems
+}
+
+fn not_ready(problems: Vec<String>) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "not ready", "problems": problems })),
+    )
+        .into_response()
 }
 
 /// Prometheus text exposition of the service's own metrics.

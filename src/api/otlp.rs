@@ -100,7 +100,7 @@ impl OtlpError {
             OtlpError::Internal(_) => Class::Internal,
             OtlpError::Accept(e) => match e {
                 AcceptError::Busy => Class::Busy,
-                AcceptError::Backlog { .. } => Class::Unavailable,
+                AcceptError::Backlog { .. } | AcceptError::StoreRefuses(_) => Class::Unavailable,
                 AcceptError::TooLarge { .. }
                 | AcceptError::Wal(WalError::RecordTooLarge { .. }) => Class::TooLarge,
                 AcceptError::BadGzip(_) | AcceptError::Parse(_) => Class::Invalid,

@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::access::AccessArgs;
 use super::alerting::AlertingArgs;
-use super::store::{SettingsArgs, StoreArgs};
+use super::store::{ConsistencyArgs, SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptLimits, FlusherConfig};
@@ -20,6 +20,7 @@ use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
 use crate::scrape::{Replica, ScrapeSettings};
 use crate::server::{HttpLimits, OtlpListen, ServeConfig, StoreTarget};
+use crate::store::cql::deferred::SettingsCache;
 use crate::wal::{WalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES};
 
 /// Default `--listen`: loopback only, so a first start exposes nothing.
@@ -33,6 +34,9 @@ pub struct ServeArgs {
     /// The store to write to.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Consistency levels of the CQL store's reads and writes.
+    #[command(flatten)]
+    pub consistency: ConsistencyArgs,
     /// Deployment settings: recorded by the first start of the embedded store; with
     /// `--cql-nodes` (where `migrate up` records them) they are only checked.
     #[command(flatten)]
@@ -73,6 +77,9 @@ pub struct ServeArgs {
     /// Most WAL bytes the flusher reads and writes to the store in one go (at least 64 KiB).
     #[arg(long, env = "TIMEBUCKET_FLUSH_BYTES", default_value_t = FlusherConfig::DEFAULT_MAX_READ_BYTES)]
     pub flush_bytes: usize,
+    /// A flush to the store running longer than this makes /readyz report it as stalled.
+    #[arg(long, env = "TIMEBUCKET_FLUSH_STALL_TIMEOUT", default_value_t = ServeConfig::DEFAULT_FLUSH_STALL_TIMEOUT.into())]
+    pub flush_stall_timeout: humantime::Duration,
     /// How long shutdown waits for the flusher to write the WAL to the store.
     #[arg(long, env = "TIMEBUCKET_SHUTDOWN_DEADLINE", default_value_t = ServeConfig::DEFAULT_SHUTDOWN_DEADLINE.into())]
     pub shutdown_deadline: humantime::Duration,
@@ -140,10 +147,12 @@ impl ServeArgs {
         };
         Ok(ServeConfig {
             store,
+            cql_session: self.consistency.config(),
             wal: self.wal(accept.max_body_bytes)?,
             accept,
             flusher,
             shutdown_deadline: self.shutdown_deadline.into(),
+            flush_stall_timeout: positive("--flush-stall-timeout", self.flush_stall_timeout)?,
             http,
             query: self.query.limits()?,
             promql: self.promql.config()?,
@@ -160,6 +169,7 @@ impl ServeArgs {
             access: self.access.config()?,
             cql: self.store.security.security()?,
             quarantine: Quarantine::in_data_dir(&self.data_dir),
+            settings_cache: SettingsCache::in_data_dir(&self.data_dir),
         })
     }
 
@@ -243,6 +253,9 @@ pub struct QueryLimitArgs {
     /// Partition reads in flight at once for one query.
     #[arg(long, env = "TIMEBUCKET_QUERY_CONCURRENCY", default_value_t = QueryLimits::DEFAULT_CONCURRENCY)]
     pub query_concurrency: usize,
+    /// Longest run of one /v1 query request; past it the answer is 503 naming this flag.
+    #[arg(long, env = "TIMEBUCKET_QUERY_REQUEST_TIMEOUT", default_value_t = QueryLimits::DEFAULT_REQUEST_TIMEOUT.into())]
+    pub query_request_timeout: humantime::Duration,
 }
 
 impl QueryLimitArgs {
@@ -262,6 +275,7 @@ impl QueryLimitArgs {
             max_points: at_least("--query-max-points", self.query_max_points, 1)?,
             max_scan_rows: at_least("--query-max-scan-rows", self.query_max_scan_rows, 1)?,
             concurrency: at_least("--query-concurrency", self.query_concurrency, 1)?,
+            request_timeout: positive("--query-request-timeout", self.query_request_timeout)?,
             ..QueryLimits::default()
         })
     }
@@ -314,6 +328,7 @@ mod tests {
     use super::*;
     use crate::alerting::{AlertingConfig, NotifyConfig};
     use crate::cli::{Cli, Command};
+    use crate::store::cql::SessionConfig;
 
     fn serve(flags: &[&str]) -> ServeArgs {
         let argv = ["timebucket", "serve"].iter().chain(flags);
@@ -338,10 +353,15 @@ mod tests {
             config.shutdown_deadline,
             ServeConfig::DEFAULT_SHUTDOWN_DEADLINE
         );
+        assert_eq!(
+            config.flush_stall_timeout,
+            ServeConfig::DEFAULT_FLUSH_STALL_TIMEOUT
+        );
         assert_eq!(config.wal.segment_bytes, DEFAULT_SEGMENT_BYTES);
         assert_eq!(config.wal.max_record_bytes, DEFAULT_MAX_RECORD_BYTES);
         assert_eq!(config.wal.dir, PathBuf::from(DEFAULT_DATA_DIR).join("wal"));
         assert!(matches!(config.store, StoreTarget::Embedded { .. }));
+        assert_eq!(config.cql_session, SessionConfig::default());
         let alerting = &config.alerting;
         assert!(!alerting.enabled());
         assert_eq!(
@@ -399,6 +419,11 @@ mod tests {
             (&["--flush-bytes", "1024"], "--flush-bytes"),
             (&["--wal-segment-bytes", "1048576"], "--wal-segment-bytes"),
             (&["--query-concurrency", "0"], "--query-concurrency"),
+            (
+                &["--query-request-timeout", "0s"],
+                "--query-request-timeout",
+            ),
+            (&["--flush-stall-timeout", "0s"], "--flush-stall-timeout"),
             (&["--query-max-series", "0"], "--query-max-series"),
             (&["--replica-count", "0"], "--replica-count"),
             (
@@ -468,5 +493,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn consistency_levels_that_break_a_promise_are_refused_by_flag() {
+        for (flag, level) in [
+            ("--write-consistency", "ANY"),
+            ("--write-consistency", "QUROUM"),
+            ("--read-consistency", "EACH_QUORUM"),
+            ("--read-consistency", "LOCAL_SERIAL"),
+        ] {
+            let argv = ["timebucket", "serve", flag, level];
+            let error = Cli::try_parse_from(argv).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("invalid value '{level}' for '{flag}")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn consistency_levels_are_read_by_their_cql_names() {
+        use scylla::statement::Consistency;
+        let config = serve(&[
+            "--write-consistency",
+            "quorum",
+            "--read-consistency",
+            "LOCAL_ONE",
+        ])
+        .config()
+        .unwrap();
+        assert_eq!(config.cql_session.write_consistency, Consistency::Quorum);
+        assert_eq!(config.cql_session.read_consistency, Consistency::LocalOne);
     }
 }

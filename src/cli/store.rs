@@ -1,14 +1,16 @@
-//! Flags shared by the commands that use the store: where it is (`--cql-nodes`, `--keyspace`)
-//! and the deployment settings (`--bucket-width`, `--shards`, ...).
+//! Flags shared by the commands that use the store: where it is (`--cql-nodes`, `--keyspace`),
+//! the deployment settings (`--bucket-width`, `--shards`, ...) and `serve`'s consistency levels.
 
 use std::time::Duration;
 
 use clap::Args;
+use scylla::statement::Consistency;
 
 use super::cql::CqlSecurityArgs;
 use super::FlagError;
 use crate::migrate::SettingsRequest;
-use crate::store::cql::Keyspace;
+use crate::store::cql::session::{level_name, parse_level, Purpose};
+use crate::store::cql::{Keyspace, SessionConfig};
 
 /// Where the store is. The flags are `global`, so `migrate` accepts them before and after its
 /// action (`timebucket migrate up --cql-nodes HOST:9042`, as the README shows it).
@@ -55,6 +57,40 @@ impl StoreArgs {
         }
         Ok(self.cql_nodes.clone())
     }
+}
+
+/// The consistency levels of `serve`'s CQL session (see [`crate::store::cql::session`] for what
+/// each choice trades). A level that cannot serve its purpose is refused by the flag's parser.
+#[derive(Debug, Clone, Args)]
+pub struct ConsistencyArgs {
+    /// CQL consistency level of every write (ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM,
+    /// EACH_QUORUM, LOCAL_ONE).
+    #[arg(long, env = "TIMEBUCKET_WRITE_CONSISTENCY", value_parser = write_level,
+          default_value = level_name(SessionConfig::DEFAULT_WRITE_CONSISTENCY))]
+    pub write_consistency: Consistency,
+    /// CQL consistency level of every read (ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM,
+    /// LOCAL_ONE).
+    #[arg(long, env = "TIMEBUCKET_READ_CONSISTENCY", value_parser = read_level,
+          default_value = level_name(SessionConfig::DEFAULT_READ_CONSISTENCY))]
+    pub read_consistency: Consistency,
+}
+
+impl ConsistencyArgs {
+    /// The session's levels.
+    pub fn config(&self) -> SessionConfig {
+        SessionConfig {
+            write_consistency: self.write_consistency,
+            read_consistency: self.read_consistency,
+        }
+    }
+}
+
+fn write_level(text: &str) -> Result<Consistency, String> {
+    parse_level(text, Purpose::Write)
+}
+
+fn read_level(text: &str) -> Result<Consistency, String> {
+    parse_level(text, Purpose::Read)
 }
 
 /// The deployment settings (bucket width, shards, retention, compaction window). They are fixed

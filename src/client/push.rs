@@ -150,8 +150,17 @@ pub struct Pusher {
 
 impl Pusher {
     /// A pusher to `push_url` (`http://host:port` or `https://...`, to which [`METRICS_PATH`] is
-    /// added, or a full URL) with `auth`'s token and CAs, each attempt bounded by `timeout`.
-    pub fn new(push_url: &str, timeout: Duration, auth: &ClientAuth) -> Result<Self, PushError> {
+    /// added, or a full URL), without a token, each attempt bounded by `timeout`.
+    pub fn new(push_url: &str, timeout: Duration) -> Result<Self, PushError> {
+        Self::with_auth(push_url, timeout, &ClientAuth::default())
+    }
+
+    /// [`Pusher::new`] with `auth`'s token and CAs.
+    pub fn with_auth(
+        push_url: &str,
+        timeout: Duration,
+        auth: &ClientAuth,
+    ) -> Result<Self, PushError> {
         let bad = |reason: &str| PushError::BadUrl {
             url: push_url.to_owned(),
             reason: reason.to_owned(),
@@ -262,7 +271,7 @@ mod tests {
     #[test]
     fn urls_get_the_ingest_path_and_must_be_http_or_https() {
         let timeout = Duration::from_secs(1);
-        let url = |u| Pusher::new(u, timeout, &ClientAuth::default()).map(|p| p.url().to_string());
+        let url = |u| Pusher::new(u, timeout).map(|p| p.url().to_string());
         assert_eq!(
             url("http://127.0.0.1:8080").unwrap(),
             "http://127.0.0.1:8080/v1/metrics"

@@ -68,6 +68,7 @@ mod tests {
                 key: GroupKeyOut::default(),
                 points: vec![point(1000, 0.5), point(3000, 2.0)],
             }],
+            source: None,
         };
         let steps = [0, 1000, 2000, 3000];
         assert_eq!(rate(&answer, &steps), [0.0, 0.5, 0.0, 2.0]);

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::gate::{self, Refusal, SharedGate};
 use super::parse::{parse_json, parse_ndjson, FieldProblem, ParseError, Window};
@@ -120,6 +120,10 @@ pub enum AcceptError {
         /// The refused readings, located in the body.
         details: Vec<FieldProblem>,
     },
+    /// The store cannot write (the embedded store's disk is full): new data waits outside
+    /// rather than taking the space the store needs to recover.
+    #[error("{0}; ingest is refused until it writes again, retry later")]
+    StoreRefuses(String),
 }
 
 /// The right to read, decode and append one body; see the module note. Dropping it frees the
@@ -136,6 +140,8 @@ pub struct Acceptor {
     config: AcceptConfig,
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    /// Why the store cannot write now, when it says so (see [`Acceptor::refusing_while`]).
+    store_refusing: Option<watch::Receiver<Option<String>>>,
 }
 
 impl Acceptor {
@@ -146,7 +152,21 @@ impl Acceptor {
             slots: Arc::new(Semaphore::new(config.limits.max_concurrent)),
             config,
             metrics,
+            store_refusing: None,
         }
+    }
+
+    /// The same acceptor, refusing new data (503) while `refusing` holds a reason.
+    pub fn refusing_while(mut self, refusing: watch::Receiver<Option<String>>) -> Self {
+        self.store_refusing = Some(refusing);
+        self
+    }
+
+    /// Why ingest is refused because of the store, if it is.
+    pub fn store_refusal(&self) -> Option<String> {
+        self.store_refusing
+            .as_ref()
+            .and_then(|r| r.borrow().clone())
     }
 
     /// The limits in force.
@@ -236,6 +256,9 @@ impl Acceptor {
     }
 
     fn check_backlog(&self) -> Result<(), AcceptError> {
+        if let Some(reason) = self.store_refusal() {
+            return Err(AcceptError::StoreRefuses(reason));
+        }
         let backlog_bytes = self.wal.stats().backlog_bytes;
         if backlog_bytes > self.config.limits.max_backlog_bytes {
             return Err(AcceptError::Backlog {

@@ -142,6 +142,8 @@ pub fn placeholder_value(name: &str, settings: &Settings) -> Option<i64> {
         "ttl_seconds" => i64::from(settings.ttl_seconds),
         "compaction_window_hours" => i64::from(settings.compaction_window_hours()),
         "bucket_width_seconds" => i64::from(settings.bucket_width.seconds()),
+        "rollup_minute_ttl_seconds" => i64::from(settings.rollups.minute_ttl_seconds),
+        "rollup_hour_ttl_seconds" => i64::from(settings.rollups.hour_ttl_seconds),
         _ => return None,
     })
 }

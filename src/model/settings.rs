@@ -24,6 +24,27 @@ pub struct Settings {
     pub ttl_seconds: u32,
     /// TWCS compaction window, seconds: a whole multiple of the bucket width.
     pub compaction_window_seconds: u32,
+    /// How long each level of rollups is kept (see `crate::rollup`).
+    pub rollups: RollupRetention,
+}
+
+/// Retention of the rollups, longer than the raw readings'. Stores created before rollups
+/// existed have none recorded and use the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupRetention {
+    /// Per-minute rollups, seconds (default 35 days).
+    pub minute_ttl_seconds: u32,
+    /// Per-hour rollups, seconds (default 400 days).
+    pub hour_ttl_seconds: u32,
+}
+
+impl Default for RollupRetention {
+    fn default() -> Self {
+        Self {
+            minute_ttl_seconds: 35 * 24 * 3600,
+            hour_ttl_seconds: 400 * 24 * 3600,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -36,6 +57,7 @@ impl Default for Settings {
             latest_shards: ShardCount::new(16).expect("in range"),
             ttl_seconds: 7 * 24 * 3600,
             compaction_window_seconds: 6 * 3600,
+            rollups: RollupRetention::default(),
         }
     }
 }
@@ -77,7 +99,7 @@ impl Settings {
     }
 
     /// The settings as `(name, value)` pairs, as stored in `timebucket_settings`.
-    pub fn to_pairs(&self) -> [(&'static str, i64); 5] {
+    pub fn to_pairs(&self) -> [(&'static str, i64); 7] {
         [
             (
                 "bucket_width_seconds",
@@ -90,10 +112,19 @@ impl Settings {
                 "compaction_window_seconds",
                 i64::from(self.compaction_window_seconds),
             ),
+            (
+                "rollup_minute_ttl_seconds",
+                i64::from(self.rollups.minute_ttl_seconds),
+            ),
+            (
+                "rollup_hour_ttl_seconds",
+                i64::from(self.rollups.hour_ttl_seconds),
+            ),
         ]
     }
 
-    /// Rebuilds settings from stored pairs; every name must be present and valid.
+    /// Rebuilds settings from stored pairs; every name must be present and valid, except the
+    /// rollup retentions, which take their defaults in stores recorded before rollups.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> Result<Self, String> {
         let map: std::collections::HashMap<&str, i64> = pairs.into_iter().collect();
         let get = |name: &str| -> Result<i64, String> {
@@ -115,6 +146,16 @@ impl Settings {
             latest_shards: shards("latest_shard_count")?,
             ttl_seconds: small("ttl_seconds")?,
             compaction_window_seconds: small("compaction_window_seconds")?,
+            rollups: RollupRetention {
+                minute_ttl_seconds: match map.contains_key("rollup_minute_ttl_seconds") {
+                    true => small("rollup_minute_ttl_seconds")?,
+                    false => RollupRetention::default().minute_ttl_seconds,
+                },
+                hour_ttl_seconds: match map.contains_key("rollup_hour_ttl_seconds") {
+                    true => small("rollup_hour_ttl_seconds")?,
+                    false => RollupRetention::default().hour_ttl_seconds,
+                },
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -130,6 +171,15 @@ mod tests {
         let settings = Settings::default();
         settings.validate().unwrap();
         assert_eq!(Settings::from_pairs(settings.to_pairs()).unwrap(), settings);
+    }
+
+    #[test]
+    fn stores_recorded_before_rollups_get_the_default_rollup_retention() {
+        let settings = Settings::default();
+        let old: Vec<(&str, i64)> = settings.to_pairs()[..5].to_vec();
+        let read = Settings::from_pairs(old).unwrap();
+        assert_eq!(read.rollups, RollupRetention::default());
+        assert_eq!(read.rollups.minute_ttl_seconds, 35 * 24 * 3600);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use super::source::SourceUsed;
 use crate::model::kind::{FieldType, Head, Value, Values};
 use crate::model::{ApiReading, HostReading, ReadingId, ReadingKind, ServiceName, TimestampMs};
 
@@ -198,6 +199,9 @@ pub struct StatsAnswer {
     pub step_ms: i64,
     /// The groups, sorted by key.
     pub groups: Vec<StatsGroup>,
+    /// Which sources served the answer (raw readings, rollups of which levels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceUsed>,
 }
 
 /// Mean and maximum of a gauge over a step.
@@ -242,4 +246,7 @@ pub struct HostStatsAnswer {
     pub step_ms: i64,
     /// The instances, sorted.
     pub instances: Vec<HostSeries>,
+    /// Which sources served the answer (raw readings, rollups of which levels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceUsed>,
 }

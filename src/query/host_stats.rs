@@ -12,6 +12,7 @@ use super::cells::StepCells;
 use super::params::{ParamErrors, Step, TimeRange};
 use crate::model::kind::{FieldType, MAX_FIELDS};
 use crate::model::{HostReading, InstanceName, ReadingKind, TimestampMs};
+use crate::rollup::HostAgg;
 
 /// Mean and maximum of one gauge, accumulated.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,21 +84,23 @@ impl HostStats {
         }
     }
 
+    /// The cell of `instance` for the step holding `at`.
+    fn cell(&mut self, instance: &InstanceName, at: TimestampMs) -> Result<&mut Cell, ParamErrors> {
+        let max_points = self.cells.max_points();
+        self.cells.cell(instance.clone(), at).ok_or_else(|| {
+            ParamErrors::one(
+                "step",
+                format!(
+                    "the answer would hold more than {max_points} points (instances × \
+                     steps, --query-max-points); use a larger step or pick an instance"
+                ),
+            )
+        })
+    }
+
     /// Adds one host reading; fails when it would open more than `max_points` cells.
     pub fn add(&mut self, r: &HostReading) -> Result<(), ParamErrors> {
-        let max_points = self.cells.max_points();
-        let cell = self
-            .cells
-            .cell(r.instance.clone(), r.timestamp)
-            .ok_or_else(|| {
-                ParamErrors::one(
-                    "step",
-                    format!(
-                        "the answer would hold more than {max_points} points (instances × \
-                         steps, --query-max-points); use a larger step or pick an instance"
-                    ),
-                )
-            })?;
+        let cell = self.cell(&r.instance, r.timestamp)?;
         for (i, field) in HostReading::INFO.fields.iter().enumerate() {
             if let Some(v) = r.value(i).number().filter(|_| is_gauge(field.ty)) {
                 cell.gauges[i].add(v);
@@ -108,6 +111,32 @@ impl HostStats {
             cell.reported += 1;
             cell.available += u64::from(available);
         }
+        Ok(())
+    }
+
+    /// Adds a rollup aggregate of `instance` in the slot starting at `slot`; fails like
+    /// [`HostStats::add`].
+    pub fn add_rollup(
+        &mut self,
+        instance: &InstanceName,
+        slot: TimestampMs,
+        agg: &HostAgg,
+    ) -> Result<(), ParamErrors> {
+        let cell = self.cell(instance, slot)?;
+        for (gauge, rolled) in cell.gauges.iter_mut().zip(&agg.gauges) {
+            if rolled.samples > 0 {
+                gauge.max = if gauge.samples == 0 {
+                    rolled.max
+                } else {
+                    gauge.max.max(rolled.max)
+                };
+                gauge.samples += rolled.samples;
+                gauge.sum += rolled.sum;
+            }
+        }
+        cell.samples += agg.samples;
+        cell.available += agg.available;
+        cell.reported += agg.reported;
         Ok(())
     }
 
@@ -140,6 +169,7 @@ impl HostStats {
         HostStatsAnswer {
             step_ms: step.millis(),
             instances,
+            source: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct QueryLimits {
     pub concurrency: usize,
     /// Rows per partition read request.
     pub page_rows: u32,
+    /// Longest run of one query endpoint request; past it the answer is a 503 naming
+    /// `--query-request-timeout`, so a stalled store never holds a client longer.
+    pub request_timeout: Duration,
 }
 
 impl Default for QueryLimits {
@@ -43,6 +46,7 @@ impl Default for QueryLimits {
             max_scan_rows: Self::DEFAULT_MAX_SCAN_ROWS,
             concurrency: Self::DEFAULT_CONCURRENCY,
             page_rows: PAGE_ROWS,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -58,6 +62,9 @@ impl QueryLimits {
     pub const DEFAULT_MAX_SCAN_ROWS: u64 = 5_000_000;
     /// Default partition reads in flight for one query.
     pub const DEFAULT_CONCURRENCY: usize = 32;
+    /// Default longest run of one query request: within common HTTP client and proxy
+    /// timeouts (30 s or more), shorter than the CQL driver's own request timeout.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
     /// The default page size of `/v1/readings`, within `max_limit`.
     pub fn default_limit(&self) -> u32 {

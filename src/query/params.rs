@@ -76,6 +76,11 @@ impl<'a> Checker<'a> {
         });
     }
 
+    /// True when parameter `name` was given.
+    pub fn has(&self, name: &str) -> bool {
+        self.raw(name).is_some()
+    }
+
     fn raw(&self, name: &str) -> Option<&'a str> {
         self.pairs
             .iter()

@@ -10,6 +10,7 @@ mod tests;
 use super::cursor::{self, Fingerprint};
 use super::limits::QueryLimits;
 use super::params::{ApiFilter, Checker, ParamErrors, Step, TimeRange};
+use super::source::Source;
 use crate::model::{InstanceName, ServiceName};
 use crate::store::{Order, ReadingKey};
 
@@ -102,6 +103,22 @@ fn limit(c: &mut Checker<'_>, limits: &QueryLimits) -> Option<u32> {
             "must be a whole number from 1 to {max} (--query-max-limit), got `{v}`"
         )),
     })
+}
+
+/// `source` (default `raw`), checked against the step; `None` when invalid (recorded).
+fn source(c: &mut Checker<'_>, step: Option<Step>) -> Option<Source> {
+    let source = c.optional("source", Source::parse);
+    if source.is_none() && c.has("source") {
+        return None;
+    }
+    let source = source.unwrap_or_default();
+    if let Some(step) = step {
+        if let Err(problem) = source.check(step) {
+            c.problem("source", problem);
+            return None;
+        }
+    }
+    Some(source)
 }
 
 /// `cursor` of a names-keyed endpoint: the sort key of the entry the previous page ended on.
@@ -261,6 +278,8 @@ pub struct StatsRequest {
     pub group_by: GroupBy,
     /// Which readings count.
     pub filter: ApiFilter,
+    /// Raw readings, rollups or either (`?source=`).
+    pub source: Source,
 }
 
 impl StatsRequest {
@@ -268,6 +287,7 @@ impl StatsRequest {
     pub fn parse(pairs: &[(String, String)], limits: &QueryLimits) -> Result<Self, ParamErrors> {
         let allowed = [
             "service", "from", "to", "step", "group_by", "instance", "method", "path", "code",
+            "source",
         ];
         let mut c = Checker::new(pairs, &allowed);
         let service = c.required("service", ServiceName::parse);
@@ -275,6 +295,7 @@ impl StatsRequest {
         let step = c.step(range, limits);
         let group_by = c.optional("group_by", GroupBy::parse);
         let filter = c.api_filter();
+        let source = source(&mut c, step);
         c.finish(|| {
             Some(Self {
                 service: service?,
@@ -282,6 +303,7 @@ impl StatsRequest {
                 step: step?,
                 group_by: group_by.unwrap_or_default(),
                 filter,
+                source: source?,
             })
         })
     }
@@ -298,22 +320,27 @@ pub struct HostStatsRequest {
     pub step: Step,
     /// Only this instance.
     pub instance: Option<InstanceName>,
+    /// Raw readings, rollups or either (`?source=`).
+    pub source: Source,
 }
 
 impl HostStatsRequest {
     /// Checks the query string.
     pub fn parse(pairs: &[(String, String)], limits: &QueryLimits) -> Result<Self, ParamErrors> {
-        let mut c = Checker::new(pairs, &["service", "from", "to", "step", "instance"]);
+        let allowed = ["service", "from", "to", "step", "instance", "source"];
+        let mut c = Checker::new(pairs, &allowed);
         let service = c.required("service", ServiceName::parse);
         let range = c.range(limits);
         let step = c.step(range, limits);
         let instance = c.optional("instance", InstanceName::parse);
+        let source = source(&mut c, step);
         c.finish(|| {
             Some(Self {
                 service: service?,
                 range: range?,
                 step: step?,
                 instance,
+                source: source?,
             })
         })
     }

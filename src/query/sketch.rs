@@ -19,6 +19,8 @@
 //! Memory: one `u64` per bucket between the smallest and largest duration seen, at most ~1,600
 //! buckets from 1 ns to a day, whatever the number of readings.
 
+use serde::{Deserialize, Serialize};
+
 /// The relative accuracy α of every percentile.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// Durations at or below this many milliseconds (1 ns) share one bucket.
@@ -26,8 +28,9 @@ pub const ZERO_MS: f64 = 1e-6;
 /// The bucket growth factor γ.
 const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
 
-/// A weighted duration distribution.
-#[derive(Debug, Clone)]
+/// A weighted duration distribution. Its serde layout is the compact form rollups store
+/// (postcard: varint counts, so empty buckets cost a byte each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sketch {
     /// Bucket index of `counts[0]`.
     offset: i32,
@@ -90,6 +93,43 @@ impl Sketch {
             self.counts.resize(slot + 1, 0);
         }
         self.counts[slot] += weight;
+    }
+
+    /// Adds every request of `other`: the result is the sketch of both inputs together, bucket
+    /// for bucket, so merging rollups keeps the same ±α bound as adding the readings.
+    pub fn merge(&mut self, other: &Sketch) {
+        if other.total == 0 {
+            return;
+        }
+        self.total += other.total;
+        self.zeros += other.zeros;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if other.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.offset = other.offset;
+            self.counts = other.counts.clone();
+            return;
+        }
+        if other.offset < self.offset {
+            let grow = (self.offset - other.offset) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = other.offset;
+        }
+        let start = (other.offset - self.offset) as usize;
+        if start + other.counts.len() > self.counts.len() {
+            self.counts.resize(start + other.counts.len(), 0);
+        }
+        for (slot, count) in self.counts[start..].iter_mut().zip(&other.counts) {
+            *slot += count;
+        }
+    }
+
+    /// The exact smallest duration, if any.
+    pub fn min(&self) -> Option<f64> {
+        (self.total > 0).then_some(self.min)
     }
 
     /// Requests added.
@@ -179,6 +219,29 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_merge_is_the_sketch_of_both_inputs(
+            a in prop::collection::vec((0.0f64..1e6, 1u64..500), 0..100),
+            b in prop::collection::vec((0.0f64..1e6, 1u64..500), 0..100),
+        ) {
+            let (mut left, mut right, mut all) = (Sketch::default(), Sketch::default(), Sketch::default());
+            for (value, weight) in &a {
+                left.add(*value, *weight);
+                all.add(*value, *weight);
+            }
+            for (value, weight) in &b {
+                right.add(*value, *weight);
+                all.add(*value, *weight);
+            }
+            left.merge(&right);
+            prop_assert_eq!(&left.total, &all.total);
+            for per_mille in [1, 500, 900, 990, 1000] {
+                prop_assert_eq!(left.quantile(per_mille), all.quantile(per_mille));
+            }
+            let bytes = postcard::to_allocvec(&left).unwrap();
+            prop_assert_eq!(postcard::from_bytes::<Sketch>(&bytes).unwrap(), left);
+        }
+
         #[test]
         fn every_quantile_is_within_the_relative_error(
             values in prop::collection::vec((0.0f64..1e6, 1u64..500), 1..300),

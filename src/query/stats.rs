@@ -15,6 +15,7 @@ use super::params::{ParamErrors, Step};
 use super::requests::GroupBy;
 use super::sketch::Sketch;
 use crate::model::{ApiPath, ApiReading, HttpMethod, InstanceName, StatusCode, TimestampMs};
+use crate::rollup::{ApiAgg, RollupSeries};
 
 /// The grouped fields of a reading; ungrouped ones are `None`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,6 +78,34 @@ impl ApiStats {
         Ok(())
     }
 
+    /// Adds a rollup aggregate of `series` in the slot starting at `slot` (the slot lies in
+    /// one step); fails like [`ApiStats::add`].
+    pub fn add_rollup(
+        &mut self,
+        series: &RollupSeries,
+        slot: TimestampMs,
+        agg: &ApiAgg,
+    ) -> Result<(), ParamErrors> {
+        let g = self.group_by;
+        let key = GroupKey {
+            instance: g.instance.then(|| series.instance.clone()),
+            method: g.method.then(|| series.method.clone()).flatten(),
+            path: g.path.then(|| series.path.clone()).flatten(),
+            code: g.code.then_some(series.code).flatten(),
+        };
+        let (max_points, group_by) = (self.cells.max_points(), self.group_by);
+        let cell = self
+            .cells
+            .cell(key, slot)
+            .ok_or_else(|| too_many_points(max_points, group_by))?;
+        cell.count += agg.count;
+        cell.server_errors += agg.server_errors;
+        cell.client_errors += agg.client_errors;
+        cell.duration_sum += agg.duration_sum;
+        cell.sketch.merge(&agg.sketch);
+        Ok(())
+    }
+
     /// The answer: groups sorted by key, points by time.
     pub fn finish(self) -> StatsAnswer {
         let step_ms = self.cells.step().millis();
@@ -98,7 +127,11 @@ impl ApiStats {
                     .collect(),
             })
             .collect();
-        StatsAnswer { step_ms, groups }
+        StatsAnswer {
+            step_ms,
+            groups,
+            source: None,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::model::kind::{EachKind, Family, PerKind};
 use crate::model::{
     ApiPath, HttpMethod, InstanceName, Reading, ReadingKind, Seq, ServiceName, Settings, TimeBucket,
 };
+use crate::rollup::RollupRow;
 use group::{Grouping, SeriesEntryRef};
 
 /// A partition of a kind's readings table.
@@ -84,6 +85,8 @@ pub struct WriteBatch {
     pub kinds: PerKind<Batches>,
     /// Series-bucket entries not yet known to be written.
     pub series: Vec<SeriesEntry>,
+    /// Partial rollup rows of these readings (the flusher adds them, see `crate::rollup`).
+    pub rollups: Vec<RollupRow>,
 }
 
 /// Remembers series entries already written, so each is written once per bucket. Bounded: past

@@ -22,6 +22,8 @@
 //! is confirmed (and its segments deleted) right after a write returns. The WAL remains the
 //! durability boundary for accepted-but-unwritten readings.
 //!
+//! Rollup rows live in their own windowed keyspaces with their levels' retentions (`rollup`).
+//!
 //! Invariant: the flusher is the only writer, so the read-compare-write of latest rows needs no
 //! transaction.
 
@@ -29,6 +31,8 @@ pub mod alerting;
 mod codec;
 mod fields;
 mod reader;
+pub mod recovering;
+mod rollup;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -40,6 +44,15 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use crate::model::kind::{EachKind, Kinds, KINDS};
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::store::{expired, PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
+
+/// fjall's block cache (decompressed blocks of tables, for reads): its default, stated here
+/// because it is one term of the memory model (README, "Embedded store memory").
+pub const BLOCK_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// Most bytes of journal before fjall flushes the memtables it holds (to LZ4-compressed tables)
+/// and deletes it. fjall's default, 512 MiB, let a store of a million readings live wholly in
+/// memtables and the uncompressed journal (issue 10 §18); 64 MiB (fjall's minimum) bounds the
+/// journal on disk, the memtables it keeps alive in memory, and what a restart replays.
+pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The meta keyspace key of the recorded settings.
 const SETTINGS_KEY: &[u8] = b"settings";
@@ -55,6 +68,8 @@ struct Inner {
     latest: Keyspace,
     /// Open window keyspaces by window start (epoch seconds).
     windows: Mutex<BTreeMap<i64, Keyspace>>,
+    /// Open rollup window keyspaces (see `rollup`).
+    rollups: Mutex<rollup::Windows>,
     settings: Settings,
 }
 
@@ -89,6 +104,8 @@ impl EmbeddedStore {
     /// ignored afterwards (the recorded settings are read back), as `migrate up` does for CQL.
     pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
+            .cache_size(BLOCK_CACHE_BYTES)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(embedded("opening the embedded store"))?;
         let meta = db
@@ -107,16 +124,19 @@ impl EmbeddedStore {
                 windows.insert(start, keyspace);
             }
         }
+        let rollups = rollup::open_windows(&db)?;
         let store = Self {
             inner: Arc::new(Inner {
                 db,
                 latest,
                 windows: Mutex::new(windows),
+                rollups: Mutex::new(rollups),
                 settings,
             }),
         };
         let now = TimestampMs::now();
         store.drop_expired_windows(now)?;
+        store.drop_expired_rollup_windows(now)?;
         store.purge_expired_latest(now)?;
         Ok(store)
     }
@@ -323,6 +343,14 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         let (store, service) = (self.clone(), service.clone());
         blocking(move || store.series_of(&service, bucket)).await
+    }
+
+    async fn read_rollups(
+        &self,
+        request: &crate::rollup::RollupRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.rollups_of(&request)).await
     }
 }
 

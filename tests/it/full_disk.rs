@@ -294,3 +294,138 @@ async fn on_cql_a_full_wal_disk_answers_503_says_why_in_readyz_and_recovers_afte
     .await;
     app.stop().await;
 }
+
+/// Readings `/{tag}/{n}` for the embedded-store test, one body.
+fn embedded_body(tag: &str, n: usize) -> (Vec<String>, Value) {
+    let t = chrono::Utc::now().timestamp_millis();
+    let paths: Vec<String> = (0..10).map(|i| format!("/{tag}/{n}/{i}")).collect();
+    let readings: Vec<Value> = paths
+        .iter()
+        .map(|p| json!({"service": "fulldisk", "instance": "i", "method": "GET", "path": p, "code": 200, "duration_ms": 1, "timestamp": t}))
+        .collect();
+    (paths, json!({ "api": readings }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_recovers_from_a_full_disk_and_ingest_waits_for_it() {
+    use timebucket::server::StoreTarget;
+    let disk = SmallDisk::mount(16 * 1024 * 1024);
+    let data_dir = tempfile::tempdir().unwrap();
+    let store_dir = disk.path().join("store");
+    let config = ServeConfig {
+        store: StoreTarget::Embedded {
+            dir: store_dir.clone(),
+        },
+        ..crate::support::embedded_config(data_dir.path())
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = crate::support::spawn_with(config, data_dir, listener).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/metrics", app.url);
+    let mut acked = Vec::new();
+    let mut n = 1;
+
+    // A first body is stored, so the window's keyspace exists and the failure below is in
+    // fjall's journal, the write that poisons it.
+    let (paths, body) = embedded_body("first", 0);
+    let response = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    acked.extend(paths);
+    backlog_drained(&client, &app.url).await;
+
+    // The store's disk fills (the WAL's does not): ingest is refused once the store fails.
+    take_the_rest(disk.path(), "filler");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (paths, body) = embedded_body("full", n);
+        n += 1;
+        let response = client.post(&url).json(&body).send().await.unwrap();
+        match response.status() {
+            StatusCode::ACCEPTED => acked.extend(paths),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                let body: Value = response.json().await.unwrap();
+                let error = body["error"].as_str().unwrap();
+                assert!(error.contains("the embedded store cannot write"), "{error}");
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ingest never stopped on the full store disk"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready: Value = client
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        ready["problems"]
+            .to_string()
+            .contains("embedded store cannot write"),
+        "{ready}"
+    );
+
+    // Space frees: the store is reopened, writes the backlog, and ingest resumes by itself.
+    std::fs::remove_file(disk.path().join("filler")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (paths, body) = embedded_body("after", n);
+        n += 1;
+        let response = client.post(&url).json(&body).send().await.unwrap();
+        if response.status() == StatusCode::ACCEPTED {
+            acked.extend(paths);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ingest never resumed after space freed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    backlog_drained(&client, &app.url).await;
+    app.stop().await.unwrap();
+
+    let store = timebucket::store::embedded::EmbeddedStore::open(&store_dir).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = crate::conformance::read_all(
+        &store,
+        "fulldisk",
+        timebucket::model::TimestampMs::from_millis(now - 3_600_000),
+        timebucket::model::TimestampMs::from_millis(now + 60_000),
+    )
+    .await;
+    let mut stored: Vec<String> = rows.into_iter().map(|r| r.path.to_string()).collect();
+    stored.sort();
+    acked.sort();
+    assert_eq!(stored, acked, "every accepted reading stored exactly once");
+}
+
+/// Waits until the service's WAL backlog is empty (everything accepted is in the store).
+async fn backlog_drained(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = client
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics
+            .lines()
+            .any(|l| l == "timebucket_wal_backlog_bytes 0")
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the backlog never drained");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

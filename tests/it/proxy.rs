@@ -1,5 +1,5 @@
-//! A TCP proxy in front of the CQL node that a test can cut and restore: a store outage without
-//! stopping the node other tests share.
+//! A TCP proxy in front of the CQL node that a test can cut, stall and restore: a store outage
+//! (or a node that holds every request unanswered) without stopping the node other tests share.
 //!
 //! The driver learns node addresses from `system.local` but keeps the port it connected to, so
 //! every connection of a session opened through the proxy goes through the proxy.
@@ -17,6 +17,7 @@ pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     up: watch::Sender<bool>,
+    stalled: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -28,6 +29,7 @@ impl Proxy {
             .expect("a free local port for the proxy");
         let addr = listener.local_addr().expect("the proxy's address");
         let (up, up_rx) = watch::channel(true);
+        let (stalled, stalled_rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -38,6 +40,7 @@ impl Proxy {
                     continue;
                 }
                 let mut up_rx = up_rx.clone();
+                let stalled_rx = stalled_rx.clone();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
@@ -46,15 +49,27 @@ impl Proxy {
                     // Small CQL frames must not wait for Nagle: the benchmarks time through this.
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
-                    let (mut client, mut server) = (client, server);
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = pipe(client_read, server_write, stalled_rx.clone()) => {}
+                        () = pipe(server_read, client_write, stalled_rx) => {}
                         _ = up_rx.wait_for(|up| !*up) => {}
                     }
                 });
             }
         });
-        Self { addr, up, task }
+        Self {
+            addr,
+            up,
+            stalled,
+            task,
+        }
+    }
+
+    /// Keeps connections open but forwards nothing (bytes wait) until [`Proxy::restore`].
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
     }
 
     /// Closes every connection and refuses new ones.
@@ -62,8 +77,9 @@ impl Proxy {
         self.up.send_replace(false);
     }
 
-    /// Lets connections through again.
+    /// Lets connections through again (and ends a stall).
     pub fn restore(&self) {
+        self.stalled.send_replace(false);
         self.up.send_replace(true);
     }
 }
@@ -72,5 +88,27 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
         self.task.abort();
+    }
+}
+
+/// Copies `from` to `to` until either side closes; while stalled, what is read waits.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stalled.wait_for(|stalled| !*stalled).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
     }
 }

@@ -1,16 +1,21 @@
 //! The first stage of a flush: read the next records from the WAL, decode them and group them
-//! into a [`WriteBatch`], while the writer stage is still writing the previous one. A record
-//! that cannot be decoded goes to the quarantine, and the batch goes on without it.
+//! into a [`WriteBatch`] with its partial rollups, while the writer stage is still writing the
+//! previous one. A record that cannot be decoded goes to the quarantine, and the batch goes on
+//! without it. Batches are cut where `rollup::chunk` allows, so replays rewrite rollups
+//! instead of adding to them.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
 
 use super::wal_retry::WalRetry;
 use super::FlushError;
 use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
 use crate::model::{Reading, Settings, TimestampMs};
+use crate::rollup::chunk::same_chunk_prefix;
+use crate::rollup::{self, writer_id, Piece};
 use crate::store::{SeriesSeen, WriteBatch};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError, WalReader, WalRecord};
@@ -49,10 +54,13 @@ impl Preparer {
     /// the entries of an earlier one are stored. After a crash the WAL is replayed with nothing
     /// remembered.
     pub async fn run(mut self, ready: mpsc::Sender<Prepared>) -> Result<(), FlushError> {
+        let writer = self.writer_id().await?;
         let mut reader = self.wal.reader(self.wal.confirmed());
         let mut durable = self.wal.durable_end();
         let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
         let mut read_failures = 0;
+        // Records read but not handed over yet: at most one chunk's worth plus one read.
+        let mut pending: Vec<WalRecord> = Vec::new();
         loop {
             let Some((back, records)) = read_blocking(reader, self.max_read_bytes).await else {
                 // The runtime is shutting down: nothing unconfirmed is lost.
@@ -69,10 +77,26 @@ impl Preparer {
                 }
             };
             read_failures = 0;
-            let (Some(first), Some(end)) = (
-                records.first().map(|record| record.position),
-                records.last().map(|record| record.next),
-            ) else {
+            let caught_up = records.is_empty();
+            pending.extend(records);
+            // Hand over every whole chunk, and the last one only once the reader found no more
+            // durable records: a piece ends at a chunk boundary or at the durable end (see
+            // `rollup::chunk`), never where a read happened to stop.
+            loop {
+                let take = same_chunk_prefix(pending.iter().map(|r| r.position));
+                if take == 0 || (take == pending.len() && !caught_up) {
+                    break;
+                }
+                let rest = pending.split_off(take);
+                let piece = std::mem::replace(&mut pending, rest);
+                let Some(prepared) = self.prepare(piece, writer, &mut seen).await else {
+                    continue;
+                };
+                if ready.send(prepared).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if caught_up && pending.is_empty() {
                 if *self.drain.borrow() {
                     return Ok(());
                 }
@@ -80,32 +104,73 @@ impl Preparer {
                     _ = durable.changed() => {}
                     _ = self.drain.changed() => {}
                 }
-                continue;
-            };
-            let mut readings: Vec<Reading> = Vec::new();
-            let mut oldest: Option<TimestampMs> = None;
-            for record in records {
-                match decode(&record.payload) {
-                    Ok(accepted) => {
-                        oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
-                        readings.extend(accepted.readings);
-                    }
-                    Err(error) => self.set_aside(record, &error.to_string()).await,
-                }
-            }
-            let batch = WriteBatch::build(readings, &self.settings, &seen);
-            seen.remember(&batch.series);
-            let prepared = Prepared {
-                batch,
-                first,
-                end,
-                // Only undecodable records: nothing waits.
-                oldest: oldest.unwrap_or_else(TimestampMs::now),
-            };
-            if ready.send(prepared).await.is_err() {
-                return Ok(());
             }
         }
+    }
+
+    /// This WAL's rollup writer id, read (or created) off the async workers; a failure is
+    /// retried like any WAL I/O failure.
+    async fn writer_id(&self) -> Result<Uuid, FlushError> {
+        let mut failures = 0;
+        loop {
+            let dir = self.wal.dir().to_path_buf();
+            let id = tokio::task::spawn_blocking(move || writer_id::load_or_create(&dir))
+                .await
+                .expect("rollup writer id task panicked");
+            match id {
+                Ok(id) => return Ok(id),
+                Err(source) => {
+                    let error = WalError::Io {
+                        path: self.wal.dir().to_path_buf(),
+                        source,
+                    };
+                    self.retry.pause(error, &mut failures, "reading").await?;
+                }
+            }
+        }
+    }
+
+    /// Decodes the records of one piece and groups them with their partial rollups; `None`
+    /// when no record could be decoded.
+    async fn prepare(
+        &self,
+        piece: Vec<WalRecord>,
+        writer: Uuid,
+        seen: &mut SeriesSeen,
+    ) -> Option<Prepared> {
+        let first = piece.first()?.position;
+        let last = piece.last()?.position;
+        let end = piece.last()?.next;
+        let mut readings: Vec<Reading> = Vec::new();
+        let mut oldest: Option<TimestampMs> = None;
+        for record in piece {
+            match decode(&record.payload) {
+                Ok(accepted) => {
+                    oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
+                    readings.extend(accepted.readings);
+                }
+                Err(error) => self.set_aside(record, &error.to_string()).await,
+            }
+        }
+        let rollups = rollup::partials(
+            &readings,
+            Piece {
+                writer,
+                segment: first.segment.0,
+                start: first.offset,
+                last: last.offset,
+            },
+        );
+        let mut batch = WriteBatch::build(readings, &self.settings, seen);
+        batch.rollups = rollups;
+        seen.remember(&batch.series);
+        Some(Prepared {
+            batch,
+            first,
+            end,
+            // Only undecodable records: nothing waits.
+            oldest: oldest.unwrap_or_else(TimestampMs::now),
+        })
     }
 }
 

@@ -55,6 +55,13 @@ impl Store for Picky {
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         self.0.read_series(service, bucket).await
     }
+
+    async fn read_rollups(
+        &self,
+        request: &crate::rollup::RollupRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        self.0.read_rollups(request).await
+    }
 }
 
 fn record(service: &str, instance: &str) -> Vec<u8> {
@@ -77,17 +84,10 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
     let store = Arc::new(Picky(
         EmbeddedStore::open(&dir.path().join("store")).unwrap(),
     ));
-    for payload in [
-        record("ok", "i-1"),
-        vec![9, 1, 2],
-        record("poison", "i-1"),
-        record("ok", "i-2"),
-    ] {
-        wal.append(payload).await.unwrap();
-    }
     let metrics = Arc::new(Metrics::new());
     let config = FlusherConfig {
-        // One record per batch, so a refused batch holds one reading.
+        // Records are appended once the flusher caught up with the previous one, so each is a
+        // batch of its own (a batch ends where the reader finds no more records).
         max_read_bytes: 1,
         retry_initial: Duration::from_millis(1),
         retry_max: Duration::from_millis(10),
@@ -104,9 +104,17 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
     );
     let running = tokio::spawn(flusher.run());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while wal.stats().backlog_bytes > 0 {
-        assert!(Instant::now() < deadline, "the flusher is stuck");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for payload in [
+        record("ok", "i-1"),
+        vec![9, 1, 2],
+        record("poison", "i-1"),
+        record("ok", "i-2"),
+    ] {
+        wal.append(payload).await.unwrap();
+        while wal.stats().backlog_bytes > 0 {
+            assert!(Instant::now() < deadline, "the flusher is stuck");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     handle.drain();
     running.await.unwrap().unwrap();

@@ -94,6 +94,7 @@ impl<'s> Grouping<'s> {
         WriteBatch {
             kinds: self.kinds,
             series: latest.series,
+            rollups: Vec::new(),
         }
     }
 }

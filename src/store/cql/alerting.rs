@@ -6,11 +6,13 @@
 //! two replicas that race for it agree on one winner, and the TTL frees it when its holder
 //! dies without a word. Its owner column outlives the INSERT's row marker because every renew
 //! rewrites it with a fresh TTL, so `IF NOT EXISTS` keeps seeing the row while it is renewed.
-//! Saves are plain writes at the session's consistency: one row per group, replaced whole.
+//! Saves are plain writes, one row per group replaced whole, at the session's consistency or,
+//! given [`CqlAlertStore::with_write_profile`], at the store's write consistency like readings.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -83,6 +85,15 @@ impl CqlAlertStore {
             .await?,
             session,
         })
+    }
+
+    /// Saves and deletes run with `profile` from now on (the session's default profile is the
+    /// read profile; `serve` passes [`super::CqlStore::write_profile`]).
+    pub fn with_write_profile(mut self, profile: ExecutionProfileHandle) -> Self {
+        self.save
+            .set_execution_profile_handle(Some(profile.clone()));
+        self.delete.set_execution_profile_handle(Some(profile));
+        self
     }
 
     /// Runs a lightweight transaction; whether it applied (its first column).

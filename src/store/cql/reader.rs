@@ -30,11 +30,15 @@ use crate::store::{expired, Order, PageRequest, SeriesEntry, StoreError};
 
 /// Most rows a whole-partition read (series, latest) returns: far above any real partition,
 /// a guard against a runaway answer.
-const MAX_WHOLE_PARTITION_ROWS: usize = 1_000_000;
+pub(super) const MAX_WHOLE_PARTITION_ROWS: usize = 1_000_000;
 
 /// The rows of a whole-partition read that asked for one more than `limit`: all of them, or
 /// an error when the partition held more than `limit`.
-fn whole<T>(rows: Vec<T>, limit: usize, what: &'static str) -> Result<Vec<T>, StoreError> {
+pub(super) fn whole<T>(
+    rows: Vec<T>,
+    limit: usize,
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
     if rows.len() > limit {
         return Err(StoreError::TooManyRows { what, limit });
     }
@@ -49,7 +53,11 @@ struct SeriesRow<'a> {
     path: &'a str,
 }
 
-fn check<T>(what: &'static str, field: &str, parsed: Result<T, String>) -> Result<T, StoreError> {
+pub(super) fn check<T>(
+    what: &'static str,
+    field: &str,
+    parsed: Result<T, String>,
+) -> Result<T, StoreError> {
     parsed.map_err(|reason| StoreError::decode(what, format!("column {field}: {reason}")))
 }
 
@@ -92,7 +100,7 @@ fn decode_rows<K: ReadingKind>(
 impl CqlStore {
     /// Runs `statement` page by page (driver paging state) until the result ends or `limit`
     /// rows were decoded; `decode` turns one page of rows into items.
-    async fn read_pages<T>(
+    pub(super) async fn read_pages<T>(
         &self,
         statement: &PreparedStatement,
         values: &(impl SerializeRow + Sync),

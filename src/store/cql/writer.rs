@@ -11,14 +11,18 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
+use super::rollup::RollupStatements;
 use super::row::{LatestValues, RowValues};
+use super::session::{connect_secured, SessionConfig};
 use super::statements::Statements;
-use super::{connect_with, settings, CqlSecurity, Keyspace};
+use super::CqlSecurity;
+use super::{settings, Keyspace};
 use crate::model::kind::EachKind;
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::store::batch::{Batches, KindBatch, SeriesEntry, WriteBatch};
@@ -36,6 +40,10 @@ pub const MAX_ROWS_PER_BATCH: usize = 512;
 pub struct CqlStore {
     pub(super) session: Arc<Session>,
     pub(super) statements: Arc<Statements>,
+    /// The statements of the rollup tables.
+    rollups: Arc<RollupStatements>,
+    /// Every write batch runs with it (the write consistency, no speculative execution).
+    write_profile: ExecutionProfileHandle,
     settings: Settings,
 }
 
@@ -48,30 +56,57 @@ impl std::fmt::Debug for CqlStore {
 }
 
 impl CqlStore {
-    /// Connects, reads the settings of `keyspace` and prepares every statement for its tables.
+    /// Connects, reads the settings of `keyspace` and prepares every statement for its tables,
+    /// at the default consistency levels.
     pub async fn open(nodes: &[String], keyspace: &Keyspace) -> Result<Self, StoreError> {
-        Self::open_with(nodes, keyspace, &CqlSecurity::default()).await
+        Self::open_with(nodes, keyspace, &SessionConfig::default()).await
     }
 
-    /// [`CqlStore::open`] with credentials and TLS.
+    /// Like [`CqlStore::open`], reading and writing at the levels of `config`.
     pub async fn open_with(
         nodes: &[String],
         keyspace: &Keyspace,
+        config: &SessionConfig,
+    ) -> Result<Self, StoreError> {
+        Self::open_secured(nodes, keyspace, config, &CqlSecurity::default()).await
+    }
+
+    /// Like [`CqlStore::open_with`], with credentials and TLS.
+    pub async fn open_secured(
+        nodes: &[String],
+        keyspace: &Keyspace,
+        config: &SessionConfig,
         security: &CqlSecurity,
     ) -> Result<Self, StoreError> {
-        let session = connect_with(nodes, security).await?;
+        let (session, write_profile) = connect_secured(nodes, config, security).await?;
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
+        let rollups = RollupStatements::prepare(&session, keyspace).await?;
         Ok(Self {
             session: Arc::new(session),
             statements: Arc::new(statements),
+            rollups: Arc::new(rollups),
+            write_profile,
             settings,
         })
+    }
+
+    pub(super) fn rollup_statements(&self) -> &RollupStatements {
+        &self.rollups
+    }
+
+    pub(super) fn settings_ref(&self) -> &Settings {
+        &self.settings
     }
 
     /// The driver session, for queries.
     pub fn session(&self) -> &Arc<Session> {
         &self.session
+    }
+
+    /// The profile of every write (`--write-consistency`), for other writers sharing the session.
+    pub fn write_profile(&self) -> &ExecutionProfileHandle {
+        &self.write_profile
     }
 
     fn run_batch<'a, V>(
@@ -88,6 +123,7 @@ impl CqlStore {
             batch.append_statement(statement.clone());
         }
         batch.set_is_idempotent(true);
+        batch.set_execution_profile_handle(Some(self.write_profile.clone()));
         async move {
             self.session
                 .batch(&batch, values)
@@ -120,7 +156,7 @@ impl CqlStore {
     /// Groups `(partition, values)` rows by partition and sends each group as unlogged batches
     /// of at most [`MAX_ROWS_PER_BATCH`] rows, one after another: one request per partition
     /// instead of one per row.
-    fn partition_batches<'a, P, V>(
+    pub(super) fn partition_batches<'a, P, V>(
         &'a self,
         rows: impl Iterator<Item = (P, V)>,
         statement: &PreparedStatement,
@@ -195,7 +231,7 @@ impl<'a> EachKind<'a, Batches> for Requests<'a> {
 }
 
 /// One write request, or the requests of one partition in sequence.
-type Request<'a> = BoxFuture<'a, Result<(), StoreError>>;
+pub(super) type Request<'a> = BoxFuture<'a, Result<(), StoreError>>;
 
 /// Runs `requests` one after another, stopping at the first failure.
 fn in_sequence<'a>(requests: impl Iterator<Item = Request<'a>>) -> Request<'a> {
@@ -224,6 +260,7 @@ impl Store for CqlStore {
         batch.kinds.each(&mut requests);
         let mut requests = requests.list;
         requests.extend(self.series(&batch.series, now));
+        requests.extend(self.rollup_requests(&batch.rollups, now));
         futures::stream::iter(requests)
             .buffer_unordered(MAX_IN_FLIGHT)
             .try_collect::<()>()
@@ -256,5 +293,12 @@ impl Store for CqlStore {
         bucket: TimeBucket,
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         self.read_series_partition(service, bucket).await
+    }
+
+    async fn read_rollups(
+        &self,
+        request: &crate::rollup::RollupRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        self.read_rollup_partition(request).await
     }
 }

@@ -26,6 +26,8 @@ pub struct EncodedBatch {
     rows: Vec<(TimeBucket, Vec<u8>, Vec<u8>)>,
     /// Latest rows.
     latest: Vec<LatestCandidate>,
+    /// Partial rollup rows.
+    rollups: Vec<super::rollup::EncodedRollup>,
 }
 
 /// Encodes each kind's rows and latest candidates.
@@ -76,6 +78,7 @@ impl EncodedBatch {
             out: Self {
                 rows,
                 latest: Vec::new(),
+                rollups: super::rollup::encode(&batch.rollups, settings, now),
             },
         };
         batch.kinds.each(&mut encode);
@@ -107,8 +110,11 @@ fn stored_at<K: ReadingKind>(value: &[u8]) -> Option<(TimestampMs, ReadingId)> {
 impl EmbeddedStore {
     /// Applies an encoded batch atomically, then syncs the journal.
     pub(super) fn apply(&self, encoded: EncodedBatch) -> Result<(), StoreError> {
-        self.drop_expired_windows(TimestampMs::now())?;
+        let now = TimestampMs::now();
+        self.drop_expired_windows(now)?;
+        self.drop_expired_rollup_windows(now)?;
         let mut batch = self.inner.db.batch();
+        self.add_rollups(&mut batch, encoded.rollups)?;
         for (bucket, key, value) in encoded.rows {
             batch.insert(&self.window_of(bucket)?, key, value);
         }

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use scylla::statement::Consistency;
 use timebucket::store::alerting::AlertStore;
 use timebucket::store::cql::alerting::CqlAlertStore;
+use timebucket::store::cql::{CqlStore, SessionConfig};
 use timebucket::store::embedded::alerting::FileAlertStore;
 use uuid::Uuid;
 
-use crate::support::{migrated_keyspace, session};
+use crate::support::{cql_node, migrated_keyspace, session};
 
 async fn conformance<A: AlertStore>(store: A) {
     // Group state: absent, saved, replaced whole, deleted; groups are independent.
@@ -64,6 +66,24 @@ async fn the_cql_alert_store_keeps_the_contract() {
     let store = CqlAlertStore::open(Arc::new(session().await), &keyspace)
         .await
         .unwrap();
+    conformance(store).await;
+}
+
+/// As `serve` opens it: on the readings store's session, saving with its write profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cql_alert_store_on_the_readings_session_keeps_the_contract() {
+    let keyspace = migrated_keyspace().await;
+    let config = SessionConfig {
+        write_consistency: Consistency::All,
+        read_consistency: Consistency::One,
+    };
+    let readings = CqlStore::open_with(&[cql_node()], &keyspace, &config)
+        .await
+        .unwrap();
+    let store = CqlAlertStore::open(readings.session().clone(), &keyspace)
+        .await
+        .unwrap()
+        .with_write_profile(readings.write_profile().clone());
     conformance(store).await;
 }
 

@@ -4,10 +4,12 @@
 //!
 //! The image is `TIMEBUCKET_TEST_CQL_IMAGE` (default [`DEFAULT_IMAGE`]); Scylla images run
 //! laptop-sized (one shard, 1 GiB), like `docker-compose.yml` runs them. Where no registry can be
-//! reached, `timebucket/cassandra:5.0` (built by `scripts/docker-images`) stands in. The CQL port
-//! is published on a free port of the engine's host (this machine, or a `tcp://` `DOCKER_HOST`),
-//! and the node is told to give clients that host as its address: the driver pairs the address
-//! a node tells with the port it first connected to.
+//! reached, `timebucket/cassandra:5.0` (built by `scripts/docker-images`) stands in. Only the CQL
+//! port is published, on a free port of the engine's host: of 127.0.0.1 for a local engine (the
+//! node is not offered to the network, and the developer's own 9042 stays free), of every address
+//! for a `tcp://` `DOCKER_HOST` (the tests reach it through that host). The node is told to give
+//! clients that host as its address: the driver pairs the address a node tells with the port it
+//! first connected to.
 //!
 //! A [`GenericImage`] rather than `testcontainers-modules`: that crate's ScyllaDB module pins
 //! its own tag and runs Scylla with its defaults (every core, most of the memory), and it has no
@@ -19,11 +21,13 @@
 //! watchdog process (`sh`, holding the read end of a pipe whose write end only this process
 //! holds) runs `docker rm -f -v` once the test binary is gone, however it ends, even killed.
 
+use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -47,6 +51,8 @@ const SCYLLA_ARGS: [&str; 8] = [
 ];
 /// CQL's port inside the container.
 const CQL_PORT: u16 = 9042;
+/// Where a local engine publishes the CQL port.
+const LOOPBACK: &str = "127.0.0.1";
 
 /// Whether the tests get their CQL node from a container (`TIMEBUCKET_TEST_CONTAINERS=1`).
 pub fn enabled() -> bool {
@@ -109,7 +115,11 @@ async fn start() -> Result<String, String> {
         .with_label("org.timebucket.test", "cql-node");
     // The driver reaches every node at the address the node tells (system.local's rpc_address)
     // and the port it first connected to: the node must tell the published side.
-    let host = engine_host();
+    let remote = remote_engine_host();
+    let host = remote.clone().unwrap_or_else(|| LOOPBACK.to_owned());
+    if remote.is_none() {
+        request = request.with_host_config_modifier(publish_cql_on_loopback);
+    }
     if name.contains("scylla") {
         request = request.with_cmd(
             SCYLLA_ARGS
@@ -147,26 +157,38 @@ async fn start() -> Result<String, String> {
     Ok(node)
 }
 
-/// Where the engine publishes ports: the host of a `tcp://` `DOCKER_HOST`, else this machine.
-/// (Not testcontainers' `get_host()`: inside any container, `/.dockerenv`, it answers the
-/// bridge's gateway, which the node could not tell before it starts.)
-fn engine_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|url| {
-            let rest = url
-                .strip_prefix("tcp://")
-                .or_else(|| url.strip_prefix("http://"))
-                .or_else(|| url.strip_prefix("https://"))?;
-            let authority = rest.split('/').next()?;
-            Some(
-                authority
-                    .rsplit_once(':')
-                    .map_or(authority, |(h, _)| h)
-                    .to_owned(),
-            )
-        })
-        .unwrap_or_else(|| "127.0.0.1".to_owned())
+/// Publishes only the CQL port, on a free port of 127.0.0.1. (testcontainers publishes every
+/// port the image exposes, on every address: Scylla's image exposes its inter-node and admin
+/// ports too.)
+fn publish_cql_on_loopback(config: &mut HostConfig) {
+    config.publish_all_ports = Some(false);
+    config.port_bindings = Some(HashMap::from([(
+        format!("{CQL_PORT}/tcp"),
+        Some(vec![PortBinding {
+            host_ip: Some(LOOPBACK.to_owned()),
+            // Empty: the engine picks a free port.
+            host_port: Some(String::new()),
+        }]),
+    )]));
+}
+
+/// The host of a `tcp://` `DOCKER_HOST`, where that engine publishes ports; `None` for a local
+/// engine (its socket). (Not testcontainers' `get_host()`: inside any container, `/.dockerenv`,
+/// it answers the bridge's gateway, which the node could not tell before it starts.)
+fn remote_engine_host() -> Option<String> {
+    std::env::var("DOCKER_HOST").ok().and_then(|url| {
+        let rest = url
+            .strip_prefix("tcp://")
+            .or_else(|| url.strip_prefix("http://"))
+            .or_else(|| url.strip_prefix("https://"))?;
+        let authority = rest.split('/').next()?;
+        Some(
+            authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .to_owned(),
+        )
+    })
 }
 
 /// `(name, tag)` of `name[:tag]`; a `:` in the registry's `host:port` is not a tag.

@@ -1,0 +1,172 @@
+//! The aggregates a rollup row holds, mergeable in any order and any grouping.
+//!
+//! [`ApiAgg`]: requests, 5xx and 4xx requests, the sum of durations (× count) and the duration
+//! sketch of `query::sketch` (exact min and max, percentiles within ±1%). [`HostAgg`]: samples,
+//! per numeric gauge its samples, sum, min and max, and availability counts. Counts and max are
+//! exact under any merge; sums are floating point, equal up to rounding order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::kind::FieldType;
+use crate::model::{ApiReading, HostReading, ReadingKind};
+use crate::query::sketch::Sketch;
+
+/// The aggregate of API readings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApiAgg {
+    /// Requests (the sum of `count`).
+    pub count: u64,
+    /// Requests answered 5xx.
+    pub server_errors: u64,
+    /// Requests answered 4xx.
+    pub client_errors: u64,
+    /// Σ duration × count, ms.
+    pub duration_sum: f64,
+    /// Request-weighted durations.
+    pub sketch: Sketch,
+}
+
+impl ApiAgg {
+    /// Adds one reading.
+    pub fn add(&mut self, r: &ApiReading) {
+        let count = u64::from(r.count);
+        self.count += count;
+        if r.code.is_server_error() {
+            self.server_errors += count;
+        } else if r.code.is_client_error() {
+            self.client_errors += count;
+        }
+        self.duration_sum += r.duration_ms * count as f64;
+        self.sketch.add(r.duration_ms, count);
+    }
+
+    /// Adds everything of `other`.
+    pub fn merge(&mut self, other: &ApiAgg) {
+        self.count += other.count;
+        self.server_errors += other.server_errors;
+        self.client_errors += other.client_errors;
+        self.duration_sum += other.duration_sum;
+        self.sketch.merge(&other.sketch);
+    }
+}
+
+/// Samples, sum, min and max of one gauge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GaugeAgg {
+    /// Samples that carried the gauge.
+    pub samples: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest (meaningless while `samples` is 0).
+    pub min: f64,
+    /// The largest (meaningless while `samples` is 0).
+    pub max: f64,
+}
+
+impl GaugeAgg {
+    /// Adds one value.
+    pub fn add(&mut self, v: f64) {
+        self.merge(&GaugeAgg {
+            samples: 1,
+            sum: v,
+            min: v,
+            max: v,
+        });
+    }
+
+    /// Adds everything of `other`.
+    pub fn merge(&mut self, other: &GaugeAgg) {
+        if other.samples == 0 {
+            return;
+        }
+        if self.samples == 0 {
+            *self = *other;
+            return;
+        }
+        self.samples += other.samples;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+}
+
+/// The aggregate of host readings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostAgg {
+    /// Host readings.
+    pub samples: u64,
+    /// By field index of the host kind (non-numeric fields stay empty); as long as the kind's
+    /// field list when written, so a gauge added later reads as never carried.
+    pub gauges: Vec<GaugeAgg>,
+    /// Samples that reported `available: true`.
+    pub available: u64,
+    /// Samples that reported `available` at all.
+    pub reported: u64,
+}
+
+/// Whether a host field is a gauge averaged over a step (a number).
+pub fn is_gauge(ty: FieldType) -> bool {
+    matches!(ty, FieldType::Double | FieldType::BigInt | FieldType::Int)
+}
+
+impl HostAgg {
+    /// Adds one reading.
+    pub fn add(&mut self, r: &HostReading) {
+        let fields = HostReading::INFO.fields;
+        if self.gauges.len() < fields.len() {
+            self.gauges.resize(fields.len(), GaugeAgg::default());
+        }
+        for (i, field) in fields.iter().enumerate() {
+            if let Some(v) = r.value(i).number().filter(|_| is_gauge(field.ty)) {
+                self.gauges[i].add(v);
+            }
+        }
+        self.samples += 1;
+        if let Some(available) = r.gauges.available {
+            self.reported += 1;
+            self.available += u64::from(available);
+        }
+    }
+
+    /// Adds everything of `other`.
+    pub fn merge(&mut self, other: &HostAgg) {
+        if self.gauges.len() < other.gauges.len() {
+            self.gauges.resize(other.gauges.len(), GaugeAgg::default());
+        }
+        for (mine, theirs) in self.gauges.iter_mut().zip(&other.gauges) {
+            mine.merge(theirs);
+        }
+        self.samples += other.samples;
+        self.available += other.available;
+        self.reported += other.reported;
+    }
+}
+
+/// The aggregate of one rollup row, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Agg {
+    /// API readings.
+    Api(ApiAgg),
+    /// Host readings.
+    Host(HostAgg),
+}
+
+impl Agg {
+    /// The kind's index ([`crate::model::kind::KindInfo::index`]): part of the row's key.
+    pub fn kind(&self) -> usize {
+        match self {
+            Agg::Api(_) => ApiReading::INFO.index,
+            Agg::Host(_) => HostReading::INFO.index,
+        }
+    }
+
+    /// The stored bytes (postcard).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("an aggregate always serializes")
+    }
+
+    /// Reads stored bytes back.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}

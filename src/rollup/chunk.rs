@@ -1,0 +1,48 @@
+//! Where the flusher may cut a batch, so that a replay's pieces contain the pieces it replaces.
+//!
+//! A segment is split into fixed windows of [`CHUNK_BYTES`]; a record belongs to the chunk of
+//! the offset its frame starts at. A batch (a *piece*) holds records of one chunk only, and
+//! inside a chunk it ends only where the reader ran out of durable records. The chunk size is a
+//! constant, not a flag: pieces of two runs of different configurations must still nest.
+
+use crate::wal::Position;
+
+/// Bytes of a chunk: the default flush size, so at full speed a batch is as large as before.
+pub const CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The chunk of the record starting at `position`: its segment and window.
+pub fn chunk_of(position: Position) -> (u64, u64) {
+    (position.segment.0, position.offset / CHUNK_BYTES)
+}
+
+/// How many leading items (with start positions `positions`) belong to the first one's chunk.
+pub fn same_chunk_prefix(positions: impl IntoIterator<Item = Position>) -> usize {
+    let mut positions = positions.into_iter();
+    let Some(first) = positions.next() else {
+        return 0;
+    };
+    let chunk = chunk_of(first);
+    1 + positions.take_while(|p| chunk_of(*p) == chunk).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::SegmentId;
+
+    fn at(segment: u64, offset: u64) -> Position {
+        Position {
+            segment: SegmentId(segment),
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_piece_stops_at_a_chunk_or_segment_boundary() {
+        let c = CHUNK_BYTES;
+        assert_eq!(same_chunk_prefix([at(1, 16), at(1, c - 1), at(1, c)]), 2);
+        assert_eq!(same_chunk_prefix([at(1, 16), at(2, 16)]), 1);
+        assert_eq!(same_chunk_prefix([at(1, c), at(1, 2 * c - 1)]), 2);
+        assert_eq!(same_chunk_prefix([]), 0);
+    }
+}

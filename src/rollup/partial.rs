@@ -1,0 +1,142 @@
+//! Partial rollup rows: what one piece of the WAL adds to each (series, slot), and the read
+//! request of one rollup partition.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::aggregate::{Agg, ApiAgg, HostAgg};
+use super::Resolution;
+use crate::model::{
+    ApiPath, HttpMethod, InstanceName, Reading, ServiceName, StatusCode, TimestampMs,
+};
+
+/// The series of a rollup row: an API series with its status code, or an instance (host).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RollupSeries {
+    /// The instance.
+    pub instance: InstanceName,
+    /// The method (API rows only).
+    pub method: Option<HttpMethod>,
+    /// The path (API rows only).
+    pub path: Option<ApiPath>,
+    /// The status code (API rows only).
+    pub code: Option<StatusCode>,
+}
+
+/// The WAL piece a partial was aggregated from (see the module note of `rollup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Piece {
+    /// The writer (one per WAL directory).
+    pub writer: Uuid,
+    /// The WAL segment.
+    pub segment: u64,
+    /// Offset of the piece's first record: part of the key.
+    pub start: u64,
+    /// Offset of the piece's last record: a value, used to find contained pieces.
+    pub last: u64,
+}
+
+impl Piece {
+    /// True when `other` lies within this piece (same writer and segment).
+    pub fn contains(&self, other: &Piece) -> bool {
+        self.writer == other.writer
+            && self.segment == other.segment
+            && self.start <= other.start
+            && other.last <= self.last
+    }
+}
+
+/// One partial rollup row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollupRow {
+    /// The service.
+    pub service: ServiceName,
+    /// The level.
+    pub resolution: Resolution,
+    /// The slot's start.
+    pub slot: TimestampMs,
+    /// The series.
+    pub series: RollupSeries,
+    /// Where in the WAL it came from.
+    pub piece: Piece,
+    /// The aggregate (its variant is the kind).
+    pub agg: Agg,
+}
+
+/// Every partial row of one rollup partition (service, kind, level, partition start) whose
+/// slot is in `[from, to]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupRequest {
+    /// The service.
+    pub service: ServiceName,
+    /// The kind's index.
+    pub kind: usize,
+    /// The level.
+    pub resolution: Resolution,
+    /// The partition's start, epoch seconds ([`Resolution::partition_of`]).
+    pub partition: i64,
+    /// The first slot, inclusive.
+    pub from: TimestampMs,
+    /// The last slot, inclusive.
+    pub to: TimestampMs,
+}
+
+type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
+
+/// The partial rows of both levels for `readings`, all read from `piece` of the WAL.
+pub fn partials(readings: &[Reading], piece: Piece) -> Vec<RollupRow> {
+    let mut api: HashMap<PartialKey, ApiAgg> = HashMap::new();
+    let mut host: HashMap<PartialKey, HostAgg> = HashMap::new();
+    for reading in readings {
+        for resolution in Resolution::ALL {
+            match reading {
+                Reading::Api(r) => {
+                    let series = RollupSeries {
+                        instance: r.instance.clone(),
+                        method: Some(r.method.clone()),
+                        path: Some(r.path.clone()),
+                        code: Some(r.code),
+                    };
+                    let key = (
+                        resolution,
+                        r.service.clone(),
+                        resolution.slot_of(r.timestamp),
+                        series,
+                    );
+                    api.entry(key).or_default().add(r);
+                }
+                Reading::Host(r) => {
+                    let series = RollupSeries {
+                        instance: r.instance.clone(),
+                        method: None,
+                        path: None,
+                        code: None,
+                    };
+                    let key = (
+                        resolution,
+                        r.service.clone(),
+                        resolution.slot_of(r.timestamp),
+                        series,
+                    );
+                    host.entry(key).or_default().add(r);
+                }
+            }
+        }
+    }
+    let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
+        service,
+        resolution,
+        slot,
+        series,
+        piece,
+        agg,
+    };
+    let mut rows: Vec<RollupRow> = api
+        .into_iter()
+        .map(|(key, agg)| row(key, Agg::Api(agg)))
+        .collect();
+    rows.extend(host.into_iter().map(|(key, agg)| row(key, Agg::Host(agg))));
+    rows
+}

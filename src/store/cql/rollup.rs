@@ -1,0 +1,219 @@
+//! Rollup rows in CQL (`rollups_1m`, `rollups_1h`, migration 0003): the statements, the
+//! writes that go out with each batch and the read of one rollup partition.
+//!
+//! Rows are grouped into unlogged batches per partition like readings; each row is written
+//! `USING TTL` the time its slot has left in the level's retention, and left out when none.
+
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use scylla::DeserializeRow;
+use uuid::Uuid;
+
+use super::reader::{check, whole, MAX_WHOLE_PARTITION_ROWS};
+use super::writer::{CqlStore, Request};
+use super::Keyspace;
+use crate::model::{ApiPath, HttpMethod, InstanceName, StatusCode, TimestampMs};
+use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
+use crate::store::{remaining_ttl_seconds, StoreError};
+
+/// The prepared statements of one level.
+#[derive(Debug, Clone)]
+pub struct LevelStatements {
+    insert: PreparedStatement,
+    select: PreparedStatement,
+}
+
+/// The rollup statements of both levels, by [`Resolution::ALL`] order.
+#[derive(Debug, Clone)]
+pub struct RollupStatements {
+    levels: Vec<LevelStatements>,
+}
+
+const COLUMNS: &str = "service_name, kind, time_bucket, slot, instance, method, path, code, \
+                       writer, segment, piece_start, piece_last, agg";
+
+impl RollupStatements {
+    /// Prepares the statements of both rollup tables of `keyspace`.
+    pub async fn prepare(session: &Session, keyspace: &Keyspace) -> Result<Self, StoreError> {
+        let mut levels = Vec::new();
+        for resolution in Resolution::ALL {
+            let table = resolution.table();
+            let insert = format!(
+                "INSERT INTO {keyspace}.{table} ({COLUMNS}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+            );
+            let select = format!(
+                "SELECT slot, instance, method, path, code, writer, segment, piece_start, \
+                 piece_last, agg FROM {keyspace}.{table} \
+                 WHERE service_name = ? AND kind = ? AND time_bucket = ? AND slot >= ? AND slot <= ?"
+            );
+            levels.push(LevelStatements {
+                insert: prepare(session, insert).await?,
+                select: prepare(session, select).await?,
+            });
+        }
+        Ok(Self { levels })
+    }
+
+    fn of(&self, resolution: Resolution) -> &LevelStatements {
+        &self.levels[resolution as usize]
+    }
+}
+
+async fn prepare(session: &Session, text: String) -> Result<PreparedStatement, StoreError> {
+    let mut statement = session
+        .prepare(text.as_str())
+        .await
+        .map_err(|source| StoreError::prepare(text, source))?;
+    statement.set_is_idempotent(true);
+    Ok(statement)
+}
+
+/// The bind values of one row (see `COLUMNS`), then its TTL.
+type RowValues<'a> = (
+    &'a str,
+    i32,
+    i64,
+    CqlTimestamp,
+    &'a str,
+    &'a str,
+    &'a str,
+    i32,
+    Uuid,
+    i64,
+    i64,
+    i64,
+    Vec<u8>,
+    i32,
+);
+
+/// One row as read.
+#[derive(DeserializeRow)]
+struct StoredRow<'a> {
+    slot: CqlTimestamp,
+    instance: &'a str,
+    method: &'a str,
+    path: &'a str,
+    code: i32,
+    writer: Uuid,
+    segment: i64,
+    piece_start: i64,
+    piece_last: i64,
+    agg: &'a [u8],
+}
+
+impl CqlStore {
+    /// The write requests of `rows`, as of `now`.
+    pub(super) fn rollup_requests<'a>(
+        &'a self,
+        rows: &'a [RollupRow],
+        now: TimestampMs,
+    ) -> Vec<Request<'a>> {
+        let settings = *self.settings_ref();
+        let mut requests = Vec::new();
+        for resolution in Resolution::ALL {
+            let level = rows.iter().filter(|r| r.resolution == resolution);
+            let values = level.filter_map(|row| {
+                let end = TimestampMs::from_millis(row.slot.millis() + resolution.step_ms());
+                let ttl = remaining_ttl_seconds(end, resolution.ttl_seconds(&settings), now);
+                let s = &row.series;
+                let kind = row.agg.kind() as i32;
+                let partition = resolution.partition_of(row.slot);
+                let values: RowValues<'a> = (
+                    row.service.as_str(),
+                    kind,
+                    partition,
+                    CqlTimestamp(row.slot.millis()),
+                    s.instance.as_str(),
+                    s.method.as_ref().map_or("", |m| m.as_str()),
+                    s.path.as_ref().map_or("", |p| p.as_str()),
+                    s.code.map_or(0, |c| i32::from(c.get())),
+                    row.piece.writer,
+                    row.piece.segment as i64,
+                    row.piece.start as i64,
+                    row.piece.last as i64,
+                    row.agg.to_bytes(),
+                    ttl,
+                );
+                (ttl > 0).then_some(((row.service.as_str(), kind, partition), values))
+            });
+            let statement = &self.rollup_statements().of(resolution).insert;
+            requests.extend(self.partition_batches(values, statement, "writing rollups"));
+        }
+        requests
+    }
+
+    /// See [`crate::store::Store::read_rollups`].
+    pub(super) async fn read_rollup_partition(
+        &self,
+        request: &RollupRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        const WHAT: &str = "reading rollups";
+        let settings = *self.settings_ref();
+        let resolution = request.resolution;
+        let now = TimestampMs::now();
+        let values = (
+            request.service.as_str(),
+            request.kind as i32,
+            request.partition,
+            CqlTimestamp(request.from.millis()),
+            CqlTimestamp(request.to.millis()),
+        );
+        let statement = &self.rollup_statements().of(resolution).select;
+        let rows = self
+            .read_pages(
+                statement,
+                &values,
+                MAX_WHOLE_PARTITION_ROWS + 1,
+                WHAT,
+                |rows, out| {
+                    for row in rows
+                        .rows::<StoredRow>()
+                        .map_err(|e| StoreError::decode(WHAT, e))?
+                    {
+                        let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
+                        let slot = TimestampMs::from_millis(row.slot.0);
+                        let end = TimestampMs::from_millis(slot.millis() + resolution.step_ms());
+                        let ttl = resolution.ttl_seconds(&settings);
+                        if crate::store::expired(end, ttl, now) {
+                            continue;
+                        }
+                        let agg =
+                            Agg::from_bytes(row.agg).map_err(|e| StoreError::decode(WHAT, e))?;
+                        let api = !row.method.is_empty();
+                        let series = RollupSeries {
+                            instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
+                            method: api
+                                .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
+                                .transpose()?,
+                            path: api
+                                .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
+                                .transpose()?,
+                            code: api
+                                .then(|| {
+                                    check(WHAT, "code", StatusCode::parse(i64::from(row.code)))
+                                })
+                                .transpose()?,
+                        };
+                        out.push(RollupRow {
+                            service: request.service.clone(),
+                            resolution,
+                            slot,
+                            series,
+                            piece: Piece {
+                                writer: row.writer,
+                                segment: row.segment as u64,
+                                start: row.piece_start as u64,
+                                last: row.piece_last as u64,
+                            },
+                            agg,
+                        });
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        whole(rows, MAX_WHOLE_PARTITION_ROWS, WHAT)
+    }
+}

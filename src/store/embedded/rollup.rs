@@ -1,0 +1,206 @@
+//! Rollup rows in the embedded store: one keyspace per level and retention window
+//! (`r1m_<start>`, `r1h_<start>`), dropped whole once past the level's retention, like the
+//! readings' windows.
+//!
+//! Key: `R`, kind index, service, slot, instance, method, path, code, writer, segment, piece
+//! start — the CQL primary key, so a replayed piece overwrites its row. Value: the whole
+//! [`RollupRow`] (postcard). Rows are written in the same atomic batch as their readings.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::PoisonError;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+use super::codec::{self, push_i64, push_text};
+use super::{embedded, EmbeddedStore};
+use crate::model::TimestampMs;
+use crate::rollup::{Resolution, RollupRequest, RollupRow};
+use crate::store::{expired, StoreError};
+
+/// Tag of rollup keys.
+const ROLLUP: u8 = b'R';
+
+/// Open rollup window keyspaces by level and window start (epoch seconds).
+pub(super) type Windows = BTreeMap<(Resolution, i64), Keyspace>;
+
+fn keyspace_name(resolution: Resolution, start: i64) -> String {
+    format!("r{}_{start}", resolution.name())
+}
+
+/// The rollup windows already on disk.
+pub(super) fn open_windows(db: &Database) -> Result<Windows, StoreError> {
+    let mut windows = Windows::new();
+    for name in db.list_keyspace_names() {
+        for resolution in Resolution::ALL {
+            let prefix = format!("r{}_", resolution.name());
+            if let Some(start) = name.strip_prefix(&prefix).and_then(|s| s.parse().ok()) {
+                let keyspace = db
+                    .keyspace(&name, KeyspaceCreateOptions::default)
+                    .map_err(embedded("opening a rollup window"))?;
+                windows.insert((resolution, start), keyspace);
+            }
+        }
+    }
+    Ok(windows)
+}
+
+fn window_start(resolution: Resolution, slot: TimestampMs) -> i64 {
+    let window = resolution.window_seconds();
+    slot.millis().div_euclid(1000).div_euclid(window) * window
+}
+
+fn prefix(kind: usize, service: &str) -> Vec<u8> {
+    let mut key = vec![ROLLUP, kind as u8];
+    push_text(&mut key, service);
+    key
+}
+
+/// The key of a row.
+fn key(row: &RollupRow) -> Vec<u8> {
+    let mut key = prefix(row.agg.kind(), row.service.as_str());
+    push_i64(&mut key, row.slot.millis());
+    let s = &row.series;
+    push_text(&mut key, s.instance.as_str());
+    push_text(&mut key, s.method.as_ref().map_or("", |m| m.as_str()));
+    push_text(&mut key, s.path.as_ref().map_or("", |p| p.as_str()));
+    push_i64(&mut key, s.code.map_or(0, |c| i64::from(c.get())));
+    key.extend_from_slice(row.piece.writer.as_bytes());
+    push_i64(&mut key, row.piece.segment as i64);
+    push_i64(&mut key, row.piece.start as i64);
+    key
+}
+
+/// A rollup row encoded for its window.
+pub(super) struct EncodedRollup {
+    resolution: Resolution,
+    window: i64,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// Encodes the rows still within their level's retention at `now`.
+pub(super) fn encode(
+    rows: &[RollupRow],
+    settings: &crate::model::Settings,
+    now: TimestampMs,
+) -> Vec<EncodedRollup> {
+    rows.iter()
+        .filter(|row| !past_retention(row.resolution, row.slot, settings, now))
+        .map(|row| EncodedRollup {
+            resolution: row.resolution,
+            window: window_start(row.resolution, row.slot),
+            key: key(row),
+            value: codec::encode(row),
+        })
+        .collect()
+}
+
+/// Whether a slot's rows are past the level's retention (counted from the slot's end).
+fn past_retention(
+    resolution: Resolution,
+    slot: TimestampMs,
+    settings: &crate::model::Settings,
+    now: TimestampMs,
+) -> bool {
+    let end = TimestampMs::from_millis(slot.millis() + resolution.step_ms());
+    expired(end, resolution.ttl_seconds(settings), now)
+}
+
+impl EmbeddedStore {
+    fn rollup_window(&self, resolution: Resolution, start: i64) -> Result<Keyspace, StoreError> {
+        let mut windows = self.rollup_windows();
+        if let Some(keyspace) = windows.get(&(resolution, start)) {
+            return Ok(keyspace.clone());
+        }
+        let keyspace = self
+            .inner
+            .db
+            .keyspace(
+                &keyspace_name(resolution, start),
+                KeyspaceCreateOptions::default,
+            )
+            .map_err(embedded("creating a rollup window"))?;
+        windows.insert((resolution, start), keyspace.clone());
+        Ok(keyspace)
+    }
+
+    fn rollup_windows(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.inner
+            .rollups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds encoded rollup rows to `batch`.
+    pub(super) fn add_rollups(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        rows: Vec<EncodedRollup>,
+    ) -> Result<(), StoreError> {
+        for row in rows {
+            let keyspace = self.rollup_window(row.resolution, row.window)?;
+            batch.insert(&keyspace, row.key, row.value);
+        }
+        Ok(())
+    }
+
+    /// Drops every rollup window whose slots are all past their level's retention at `now`;
+    /// returns how many.
+    pub fn drop_expired_rollup_windows(&self, now: TimestampMs) -> Result<usize, StoreError> {
+        let settings = self.inner.settings;
+        let expired: Vec<Keyspace> = {
+            let mut windows = self.rollup_windows();
+            let gone: Vec<(Resolution, i64)> = windows
+                .keys()
+                .copied()
+                .filter(|&(resolution, start)| {
+                    let end = start + resolution.window_seconds();
+                    let horizon =
+                        now.millis() / 1000 - i64::from(resolution.ttl_seconds(&settings));
+                    end <= horizon
+                })
+                .collect();
+            gone.iter().filter_map(|key| windows.remove(key)).collect()
+        };
+        let dropped = expired.len();
+        for keyspace in expired {
+            self.inner
+                .db
+                .delete_keyspace(keyspace)
+                .map_err(embedded("dropping an expired rollup window"))?;
+        }
+        Ok(dropped)
+    }
+
+    /// See [`crate::store::Store::read_rollups`].
+    pub(super) fn rollups_of(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
+        const WHAT: &str = "reading rollups";
+        let start = window_start(
+            request.resolution,
+            TimestampMs::from_millis(request.partition * 1000),
+        );
+        let Some(keyspace) = self
+            .rollup_windows()
+            .get(&(request.resolution, start))
+            .cloned()
+        else {
+            return Ok(Vec::new());
+        };
+        let prefix = prefix(request.kind, request.service.as_str());
+        let mut from = prefix.clone();
+        push_i64(&mut from, request.from.millis());
+        let mut until = prefix;
+        push_i64(&mut until, request.to.millis().saturating_add(1));
+        let (settings, now) = (self.inner.settings, TimestampMs::now());
+        let mut rows = Vec::new();
+        for guard in keyspace.range((Bound::Included(from), Bound::Excluded(until))) {
+            let (_, value) = guard.into_inner().map_err(embedded(WHAT))?;
+            let row: RollupRow = codec::decode(&value).map_err(|e| StoreError::decode(WHAT, e))?;
+            if !past_retention(row.resolution, row.slot, &settings, now) {
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+}
