@@ -24,8 +24,11 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/timebucket \
 WORKDIR /app
 COPY --from=build /usr/local/bin/timebucket /usr/local/bin/timebucket
 COPY migrations ./migrations
+# Listening beyond loopback needs a token: the first start writes one (every scope) to the volume,
+# e.g. `docker compose exec timebucket cat /var/lib/timebucket/token` (README "Security").
 ENV TIMEBUCKET_LISTEN=0.0.0.0:8080 \
-    TIMEBUCKET_DATA_DIR=/var/lib/timebucket
+    TIMEBUCKET_DATA_DIR=/var/lib/timebucket \
+    TIMEBUCKET_BOOTSTRAP_TOKEN_FILE=/var/lib/timebucket/token
 # The WAL (and the embedded store, when no CQL cluster is configured): a volume, owned by the user.
 VOLUME /var/lib/timebucket
 USER timebucket

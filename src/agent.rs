@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::auth::ClientAuth;
 use crate::client::outbox::{self, Backlog};
 use crate::client::push::{PushError, Pusher, RetryPolicy};
 use crate::model::{HostGauges, HostReading, InstanceName, ReadingId, ServiceName, TimestampMs};
@@ -40,7 +41,7 @@ pub struct AgentConfig {
     pub service: ServiceName,
     /// The instance name of the readings; the host name when `None`.
     pub instance: Option<InstanceName>,
-    /// The collector to push to: `http://host:port`.
+    /// The collector to push to: `http://host:port` or `https://host:port`.
     pub push: String,
     /// Time between samples, at least [`MIN_INTERVAL`].
     pub interval: Duration,
@@ -48,6 +49,8 @@ pub struct AgentConfig {
     pub pid: Option<u32>,
     /// A path on the disk to report: the mount holding it is measured.
     pub disk: PathBuf,
+    /// The token it pushes with, and the CAs of an https:// collector.
+    pub auth: ClientAuth,
 }
 
 impl AgentConfig {
@@ -110,7 +113,7 @@ pub async fn run(
             .and_then(|h| InstanceName::parse(&h).ok())
             .ok_or(AgentError::Instance)?,
     };
-    let pusher = Pusher::new(&args.push, PUSH_TIMEOUT)?;
+    let pusher = Pusher::with_auth(&args.push, PUSH_TIMEOUT, &args.auth)?;
     let (pid, disk) = (args.pid, args.disk.clone());
     let mut sampler = tokio::task::spawn_blocking(move || Sampler::start(pid, &disk)).await??;
     tracing::info!(url = %pusher.url(), service = %args.service, %instance, interval = %humantime::format_duration(args.interval), "agent started");

@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::access::Access;
 use crate::alerting::AlertsView;
 use crate::ingest::Acceptor;
 use crate::query::Queries;
@@ -60,6 +61,8 @@ pub struct AppState<S> {
     pub reload: ReloadHub,
     /// The alerting state (empty without `--rules`).
     pub alerts: AlertsView,
+    /// Access control: every route is behind its layer.
+    pub access: Access,
 }
 
 impl<S> Clone for AppState<S> {
@@ -74,12 +77,14 @@ impl<S> Clone for AppState<S> {
             scraper: self.scraper.clone(),
             reload: self.reload.clone(),
             alerts: self.alerts.clone(),
+            access: self.access.clone(),
         }
     }
 }
 
-/// Every route of the service.
+/// Every route of the service, behind the access layer.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let access = state.access.clone();
     let console = crate::console::router(crate::console::Console::new(
         state.queries.clone(),
         state.alerts.clone(),
@@ -131,4 +136,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/metrics", get(health::metrics::<S>))
         .with_state(state)
         .merge(console)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::access::layer::check,
+        ))
 }

@@ -45,6 +45,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use crate::client::auth::{AuthError, ClientAuth};
 pub use crate::client::push::{self, PushError, Pusher, RetryPolicy};
 use crate::model::{InstanceName, ServiceName};
 use aggregate::Source;
@@ -88,6 +89,10 @@ pub enum CaptureError {
     /// The push URL or HTTP client is unusable.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// The token or CA file (from `TIMEBUCKET_TOKEN`, `TIMEBUCKET_TOKEN_FILE`,
+    /// `TIMEBUCKET_CA_FILE`) is unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// [`Capture::start`] was called outside a tokio runtime.
     #[error("capture must start inside a tokio runtime")]
     NoRuntime,
@@ -125,10 +130,14 @@ pub struct CaptureConfig {
     pub normaliser: PathNormaliser,
     /// How often drops are logged (default 60 s).
     pub report_every: Duration,
+    /// The token pushes carry and the CAs of an https:// collector (default: from
+    /// `TIMEBUCKET_TOKEN` or `TIMEBUCKET_TOKEN_FILE`, and `TIMEBUCKET_CA_FILE`).
+    pub auth: ClientAuth,
 }
 
 impl CaptureConfig {
-    /// Defaults for `service` / `instance` pushing to `push_url`; names are validated here.
+    /// Defaults for `service` / `instance` pushing to `push_url`, with the token and CA file of
+    /// the environment ([`ClientAuth::from_env`]); names are validated here.
     pub fn new(service: &str, instance: &str, push_url: &str) -> Result<Self, CaptureError> {
         let name = |field| move |problem| CaptureError::Name { field, problem };
         Ok(Self {
@@ -146,6 +155,7 @@ impl CaptureConfig {
             timeout: Duration::from_secs(10),
             normaliser: PathNormaliser::builtin(),
             report_every: Duration::from_secs(60),
+            auth: ClientAuth::from_env()?,
         })
     }
 
@@ -205,7 +215,11 @@ impl Capture {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
         let push = !config.push_url.is_empty();
         let pusher = if push {
-            Some(Pusher::new(&config.push_url, config.timeout)?)
+            Some(Pusher::with_auth(
+                &config.push_url,
+                config.timeout,
+                &config.auth,
+            )?)
         } else {
             None
         };

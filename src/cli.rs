@@ -17,11 +17,15 @@
 //! `timebucket query`'s flags describe one request to a running service, which checks them; they
 //! live with that client, in [`crate::query::cli`].
 
+pub mod access;
 pub mod agent;
 pub mod alerting;
+pub mod client;
+pub mod cql;
 pub mod migrate;
 pub mod serve;
 pub mod store;
+pub mod token;
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -77,6 +81,8 @@ pub enum Command {
     Quarantine(crate::ingest::quarantine::cli::QuarantineArgs),
     /// Check alerting rule files.
     Rules(RulesArgs),
+    /// Make access tokens (`token new`).
+    Token(token::TokenArgs),
 }
 
 /// A flag value a command cannot run with. Displayed as `--flag problem`, e.g.

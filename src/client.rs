@@ -7,10 +7,12 @@
 //! - [`outbox`]: a bounded backlog of readings delivered until the collector has them (the
 //!   host agent's).
 //! - [`query`]: the HTTP client of the query endpoints, behind `timebucket query`.
+//! - [`auth`]: the token and trusted CAs every one of them sends and checks with.
 //!
 //! Imports point down: this module uses the model and the answer types, and nothing here is
 //! used by the service's own request handling.
 
+pub mod auth;
 pub mod outbox;
 pub mod push;
 pub mod query;

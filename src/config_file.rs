@@ -9,12 +9,17 @@
 //! `data_dir`, ...); a table named after a command (`[serve]`, `[migrate]`) applies to that
 //! command only. Keys are flag names with `_` or `-`. Arrays become comma-separated values;
 //! `true` sets a switch. See `timebucket.example.toml`.
+//!
+//! One key is not a flag: `[[token]]` tables hold access tokens (by hash; see
+//! [`crate::access::tokens_file`]). A file that has them becomes `serve`'s `--tokens-file`, so
+//! they are read, and re-read on reload, from this very file; other commands pass over them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Arg, Command, CommandFactory};
 
+use crate::access::tokens_file::TOKEN_KEY;
 use crate::cli::Cli;
 
 /// The environment variable naming the config file, like `--config`.
@@ -76,6 +81,14 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
     };
     let mut extra = Vec::new();
     for (key, value) in &table {
+        // `[[token]]` tables (a client's `token = "..."` is an ordinary flag).
+        if key == TOKEN_KEY && value.is_array() {
+            if let Some(arg) = find_arg(&chain, "tokens_file") {
+                let file = toml::Value::String(path.to_string_lossy().into_owned());
+                push_flag(&mut extra, &args, arg, "tokens_file", &file).map_err(key_error)?;
+            }
+            continue;
+        }
         match value {
             toml::Value::Table(section) => {
                 let Some(at) = chain.iter().position(|c| c.get_name() == key) else {
@@ -325,7 +338,7 @@ mod tests {
                         crate::cli::MigrateAction::Status => Ok(()),
                     },
                     Sub::Agent(agent) => agent.config().map(drop),
-                    Sub::Query(_) | Sub::Rules(_) | Sub::Quarantine(_) => Ok(()),
+                    Sub::Query(_) | Sub::Rules(_) | Sub::Token(_) | Sub::Quarantine(_) => Ok(()),
                 };
                 valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
             }
@@ -351,6 +364,19 @@ mod tests {
         )
         .unwrap_err()
         .contains("not a flag of `migrate`"));
+    }
+
+    #[test]
+    fn token_tables_make_the_file_the_tokens_file_of_serve_only() {
+        let file = "[[token]]\nname = \"a\"\nscope = \"read\"\nhash = \"sha256:x\"\n";
+        let cli = parse_with(file, &["timebucket", "serve"]).unwrap();
+        let Sub::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        let path = serve.access.tokens_file.expect("the config file");
+        assert!(path.ends_with("timebucket.toml"), "{path:?}");
+        parse_with(file, &["timebucket", "migrate", "status"]).unwrap();
+        parse_with(file, &["timebucket", "query", "targets"]).unwrap();
     }
 
     #[test]

@@ -16,6 +16,7 @@
 pub mod accept;
 pub mod fields;
 pub mod flusher;
+pub mod gate;
 pub mod lenient;
 pub mod parse;
 pub mod problems;

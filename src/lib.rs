@@ -10,6 +10,7 @@
 //! - [`query`]: time-range reads fanned out over buckets and shards, stats, and the `query` CLI.
 //! - [`promql`]: a PromQL engine over the readings (virtual Prometheus metric families).
 //! - [`api`]: the HTTP routes.
+//! - [`access`]: tokens, scopes, the `Host` allowlist, TLS and per-token limits in front of them.
 //! - [`console`]: the web console at `/`, pages over the query layer.
 //! - [`server`]: `serve`, wiring it all together.
 //! - [`telemetry`]: the service's own metrics.
@@ -25,6 +26,7 @@
 //! - [`alerting`]: Prometheus-format alerting rules evaluated over the readings, alerts kept in
 //!   the store and sent to Alertmanager and webhooks, one evaluator among replicas.
 
+pub mod access;
 pub mod agent;
 pub mod alerting;
 pub mod api;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use timebucket::cli::token::TokenAction;
 use timebucket::cli::{
     Cli, Command, FlagError, LogFormat, MigrateAction, MigrateArgs, RulesAction, ServeArgs,
 };
@@ -86,6 +87,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::query::cli::run(&args).await?);
             Ok(())
         }
+        Command::Token(args) => match args.action {
+            TokenAction::New(new) => {
+                let (token, spec) = new.make()?;
+                print!("{}", timebucket::cli::token::new_token_text(&token, &spec));
+                Ok(())
+            }
+        },
         Command::Quarantine(args) => {
             print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
             Ok(())
@@ -148,11 +156,12 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let nodes = args.nodes()?;
     let keyspace = &args.store.keyspace;
+    let security = args.store.security.security()?;
     match &args.action {
         MigrateAction::Up(up) => {
             let options = up.options(&args.store)?;
             let migrations = migrate::source::load_dir(&args.migrations_dir)?;
-            let session = cql::connect(&nodes).await?;
+            let session = cql::connect_as(&nodes, &security).await?;
             let report = migrate::up(&session, &migrations, &options)
                 .await
                 .with_context(|| format!("migrate up on keyspace {keyspace}"))?;
@@ -166,7 +175,7 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
         }
         MigrateAction::Status => {
             let migrations = migrate::source::load_dir(&args.migrations_dir)?;
-            let session = cql::connect(&nodes).await?;
+            let session = cql::connect_as(&nodes, &security).await?;
             let rows = migrate::status(&session, keyspace, &migrations).await?;
             println!("{:<8} {:<24} {:<12} applied at", "version", "name", "state");
             for row in rows {

@@ -11,6 +11,7 @@
 //! The HTTP listener ending by itself (a broken listener, a panic) ends `serve` with an error
 //! after the same orderly stop, so the process exits non-zero instead of running deaf.
 
+mod guard;
 pub mod http;
 mod otlp;
 
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinError;
 use tokio::time::Instant;
 
+use crate::access::{AccessConfig, AccessError, TlsError};
 use crate::alerting::{Alerting, AlertingConfig, AlertsView, RulesError};
 use crate::api::{self, AppState, Health};
 use crate::ingest::quarantine::Quarantine;
@@ -39,7 +41,7 @@ use crate::store::alerting::AlertStore;
 use crate::store::cql::alerting::CqlAlertStore;
 use crate::store::cql::deferred::{DeferredCql, SettingsCache};
 use crate::store::cql::session::level_name;
-use crate::store::cql::{CqlStore, Keyspace, SessionConfig};
+use crate::store::cql::{CqlSecurity, CqlStore, Keyspace, SessionConfig};
 use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::recovering::Recovering;
 use crate::store::embedded::EmbeddedStore;
@@ -92,6 +94,10 @@ pub struct ServeConfig {
     /// Where the CQL keyspace's settings are cached for a start during an outage
     /// (`<data_dir>/cql-settings.json`).
     pub settings_cache: SettingsCache,
+    /// Access control: tokens, the `Host` allowlist, TLS.
+    pub access: AccessConfig,
+    /// Credentials and TLS of the CQL connections (with [`StoreTarget::Cql`]).
+    pub cql: CqlSecurity,
 }
 
 impl ServeConfig {
@@ -121,6 +127,8 @@ impl ServeConfig {
             alerting: AlertingConfig::off(data_dir.join("alerting")),
             quarantine: Quarantine::in_data_dir(data_dir),
             settings_cache: SettingsCache::in_data_dir(data_dir),
+            access: AccessConfig::default(),
+            cql: CqlSecurity::default(),
         }
     }
 }
@@ -183,6 +191,12 @@ pub enum ServeError {
     /// The rule files cannot be used.
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// The access settings refuse to serve (no tokens beyond loopback), or the tokens file is bad.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -191,6 +205,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Serving beyond loopback without tokens, or unusable TLS files, stop the start first.
+    let prepared = guard::prepare(&config, listener.local_addr()?)?;
     // A bad scrape config stops the start before anything is opened.
     if let Some(path) = &config.scrape.config_file {
         crate::scrape::config::load(path)?;
@@ -233,12 +249,14 @@ pub async fn run(
                 &config,
                 listener,
                 otlp,
+                prepared,
                 shutdown,
             )
             .await
         }
         StoreTarget::Cql { nodes, keyspace } => {
-            serve_cql(nodes, keyspace, wal, &config, listener, otlp, shutdown).await
+            let bound = (listener, otlp, prepared);
+            serve_cql(nodes, keyspace, wal, &config, bound, shutdown).await
         }
     }
 }
@@ -266,8 +284,7 @@ async fn serve_cql(
     keyspace: &Keyspace,
     wal: Wal,
     config: &ServeConfig,
-    listener: TcpListener,
-    otlp: OtlpListeners,
+    (listener, otlp, prepared): (TcpListener, OtlpListeners, guard::Prepared),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let settings_error = |e: MigrateError| ServeError::Settings(e.to_string());
@@ -310,7 +327,7 @@ async fn serve_cql(
     // One attempt before serving: a reachable cluster with the wrong settings or schema stops
     // the start at once, as before; an unreachable one is waited for in the background.
     let mut connect = None;
-    match CqlStore::open_with(nodes, keyspace, &session).await {
+    match CqlStore::open_secured(nodes, keyspace, &session, &config.cql).await {
         Ok(cql) => {
             accept(&cql)?;
             store.install(cql, &cache);
@@ -320,10 +337,11 @@ async fn serve_cql(
             store.failed(&error);
             let (store, nodes, keyspace) = (store.clone(), nodes.to_vec(), keyspace.clone());
             let (request, wal_dir) = (config.settings, config.wal.dir.display().to_string());
+            let security = config.cql.clone();
             connect = Some(async move {
                 let what = format!("keyspace {keyspace}");
                 store
-                    .connect_until_done(&nodes, &keyspace, &session, &cache, |cql| {
+                    .connect_until_done(&nodes, &keyspace, &session, &security, &cache, |cql| {
                         check_settings(
                             &request,
                             cql.settings(),
@@ -357,6 +375,7 @@ async fn serve_cql(
             config,
             listener,
             otlp,
+            prepared,
             shutdown,
         )
         .await;
@@ -370,6 +389,7 @@ async fn serve_cql(
             config,
             listener,
             otlp,
+            prepared,
             shutdown,
         )
         .await;
@@ -400,6 +420,7 @@ async fn serve_cql(
         config,
         listener,
         otlp,
+        prepared,
         shutdown,
     )
     .await;
@@ -439,9 +460,14 @@ async fn serve_with<S: Store, A: AlertStore>(
     config: &ServeConfig,
     listener: TcpListener,
     otlp: OtlpListeners,
+    prepared: guard::Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
+    let reload = ReloadHub::new();
+    let width = store.settings().bucket_width;
+    let access = guard::start(config, &prepared, metrics.clone(), width, &reload);
+    let tls = prepared.tls;
     let (flush_ok_tx, flush_ok) = watch::channel(true);
     let (problem_tx, store_problem) = watch::channel(None);
     let quarantine = config.quarantine.clone();
@@ -476,9 +502,14 @@ async fn serve_with<S: Store, A: AlertStore>(
         acceptor = acceptor.refusing_while(refusing);
     }
     let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
-    let otlp_tasks = otlp.spawn(&acceptor, &metrics, config.http, &stop_rx)?;
+    let otlp_tasks = otlp.spawn(
+        &acceptor,
+        &metrics,
+        config.http,
+        (&access, tls.as_ref()),
+        &stop_rx,
+    )?;
     let queries = Queries::new(store.clone(), config.query);
-    let reload = ReloadHub::new();
     let scraper = Scraper::start(&config.scrape, acceptor.clone(), metrics.clone()).await?;
     if let Some(scraper) = scraper.clone() {
         reload.subscribe("scrape", move || {
@@ -491,7 +522,10 @@ async fn serve_with<S: Store, A: AlertStore>(
         Some(alert_store) if config.alerting.enabled() => {
             let external_url = match &config.alerting.external_url {
                 Some(url) => url.clone(),
-                None => format!("http://{}", listener.local_addr()?),
+                None => {
+                    let scheme = if tls.is_some() { "https" } else { "http" };
+                    format!("{scheme}://{}", listener.local_addr()?)
+                }
             };
             let alerting = Alerting::start(
                 &config.alerting,
@@ -529,10 +563,13 @@ async fn serve_with<S: Store, A: AlertStore>(
         alerts: alerting
             .as_ref()
             .map_or_else(AlertsView::disabled, |a| a.view()),
+        access,
     };
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stop = stopped(stop_rx);
-    let mut http_task = tokio::spawn(http::serve(listener, api::router(state), config.http, stop));
+    let tls = guard::acceptor(tls.as_ref(), guard::HTTP1);
+    let serve = http::serve(listener, api::router(state), config.http, tls, stop);
+    let mut http_task = tokio::spawn(serve);
     // The shutdown signal, the flusher failing and the HTTP listener ending each stop the rest.
     tokio::pin!(shutdown);
     let ended = tokio::select! {

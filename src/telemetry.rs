@@ -4,6 +4,7 @@
 //! the WAL are refreshed from the WAL's own counters when `/metrics` is scraped, so they cannot
 //! drift from the truth.
 
+pub mod access;
 pub mod alerting;
 
 use std::sync::atomic::AtomicU64;
@@ -72,6 +73,8 @@ pub struct Metrics {
     pub scrape_lateness_seconds: Histogram,
     /// Rule evaluation, alerts, notifications and the evaluator lease.
     pub alerting: alerting::AlertingMetrics,
+    /// Requests refused by access control, and batches over a token's limits.
+    pub access: access::AccessMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,6 +117,7 @@ impl Metrics {
             scrape_duration_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             scrape_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             alerting: alerting::AlertingMetrics::default(),
+            access: access::AccessMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -198,6 +202,7 @@ impl Metrics {
         );
         metrics.register_scrape(&mut registry);
         metrics.alerting.register(&mut registry);
+        metrics.access.register(&mut registry);
         Self {
             registry,
             ..metrics

@@ -7,8 +7,11 @@ stored exactly once. Python's standard library only.
   readings.py check URL LEDGER [SECONDS]    query /v1/readings until every reading of LEDGER is
                                             there exactly once (the flusher writes in the
                                             background), or fail after SECONDS (default 120)
+
+Both send TIMEBUCKET_TOKEN, when set, as the bearer token.
 """
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -16,6 +19,11 @@ import urllib.parse
 import urllib.request
 
 SERVICE = "compose-test"
+
+
+def auth():
+    token = os.environ.get("TIMEBUCKET_TOKEN")
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 def post(url, batch, count, ledger):
@@ -35,7 +43,7 @@ def post(url, batch, count, ledger):
     ]
     body = json.dumps({"api": readings}).encode()
     request = urllib.request.Request(
-        f"{url}/v1/metrics", data=body, headers={"content-type": "application/json"}
+        f"{url}/v1/metrics", data=body, headers={"content-type": "application/json", **auth()}
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
@@ -56,9 +64,10 @@ def stored(url, since_ms, until_ms):
         query = {"service": SERVICE, "from": since_ms, "to": until_ms, "limit": 1000}
         if cursor:
             query["cursor"] = cursor
-        with urllib.request.urlopen(
-            f"{url}/v1/readings?{urllib.parse.urlencode(query)}", timeout=30
-        ) as answer:
+        request = urllib.request.Request(
+            f"{url}/v1/readings?{urllib.parse.urlencode(query)}", headers=auth()
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
             page = json.load(answer)
         found.extend(page["readings"])
         cursor = page.get("next_cursor")

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::ingest::gate::Refusal;
 use crate::ingest::{AcceptError, FieldProblem, ParseError};
 use crate::query::{ParamErrors, ParamProblem, QueryError};
 use crate::wal::WalError;
@@ -28,6 +29,13 @@ pub enum ApiError {
     },
     /// 400: query parameters are wrong; `details` name the parameters.
     BadParams(ParamErrors),
+    /// 403: the caller may not do this; `details` name what (access control).
+    Forbidden {
+        /// What is refused, in one sentence.
+        error: String,
+        /// One entry per refused reading.
+        details: Vec<FieldProblem>,
+    },
     /// 408: the client did not send the whole request in time.
     Timeout(String),
     /// 413: the body is too large.
@@ -54,6 +62,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } | ApiError::BadParams(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,7 +98,7 @@ impl IntoResponse for ApiError {
         let message;
         let none = Details::Fields(&[]);
         let (error, details, retry_after) = match &self {
-            ApiError::BadRequest { error, details } => {
+            ApiError::BadRequest { error, details } | ApiError::Forbidden { error, details } => {
                 (error.as_str(), Details::Fields(details), None)
             }
             ApiError::BadParams(problems) => {
@@ -158,6 +167,22 @@ impl From<AcceptError> for ApiError {
                     BACKLOG_RETRY,
                 )
             }
+            AcceptError::Refused {
+                refusal: Refusal::Forbidden { message, .. },
+                details,
+            } => ApiError::Forbidden {
+                error: message,
+                details,
+            },
+            AcceptError::Refused {
+                refusal:
+                    Refusal::Limited {
+                        message,
+                        retry_after,
+                        ..
+                    },
+                ..
+            } => ApiError::TooManyRequests(message, retry_after),
             AcceptError::Decoder(reason) => {
                 tracing::error!(%reason, "decoding an ingest body failed inside the server");
                 ApiError::Internal(

@@ -4,22 +4,24 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::access::Caller;
 use crate::ingest::BodyFormat;
 use crate::store::Store;
 
 /// Accepts readings; answers 202 `{"accepted": N}` once they are durable in the WAL.
 pub async fn post_metrics<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let outcome = accept(&state, &headers, body).await;
+    let outcome = accept(&state, &caller, &headers, body).await;
     let status = match &outcome {
         Ok(_) => StatusCode::ACCEPTED.as_u16(),
         Err(e) => e.status_code(),
@@ -40,6 +42,7 @@ pub async fn post_metrics<S: Store>(
 
 async fn accept<S: Store>(
     state: &AppState<S>,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<usize, ApiError> {
@@ -66,7 +69,11 @@ async fn accept<S: Store>(
             }
         })?
         .to_bytes();
-    Ok(state.acceptor.accept(slot, bytes, gzip, format).await?)
+    let gate = caller.gate();
+    Ok(state
+        .acceptor
+        .accept(slot, bytes, gzip, format, gate)
+        .await?)
 }
 
 fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
@@ -106,6 +113,7 @@ fn status_label(status: u16) -> &'static str {
     match status {
         202 => "202",
         400 => "400",
+        403 => "403",
         408 => "408",
         413 => "413",
         415 => "415",

@@ -28,6 +28,7 @@ use crate::foreign::otlp::{
     ExportMetricsServiceResponse, Rejections,
 };
 use crate::ingest::accept::Slot;
+use crate::ingest::gate::{Refusal, SharedGate};
 use crate::ingest::{AcceptError, Acceptor, ParseError, Window};
 use crate::model::TimestampMs;
 use crate::telemetry::Metrics;
@@ -79,8 +80,10 @@ pub enum Class {
     TooLarge,
     /// Content type or encoding we do not speak.
     Unsupported,
-    /// Too many requests right now; retry after the delay.
+    /// Too many requests right now (or the token is over a limit); retry after the delay.
     Busy,
+    /// The token may not write (some of) these readings; retrying cannot help.
+    Forbidden,
     /// We cannot take data now; retry after the delay.
     Unavailable,
     /// Our fault.
@@ -103,12 +106,24 @@ impl OtlpError {
                 AcceptError::BadGzip(_) | AcceptError::Parse(_) => Class::Invalid,
                 AcceptError::Wal(_) => Class::Unavailable,
                 AcceptError::Decoder(_) => Class::Internal,
+                AcceptError::Refused {
+                    refusal: Refusal::Forbidden { .. },
+                    ..
+                } => Class::Forbidden,
+                AcceptError::Refused { .. } => Class::Busy,
             },
         }
     }
 
     /// How long the exporter should wait before retrying; `None` when it should not retry.
     pub fn retry_after(&self) -> Option<Duration> {
+        if let OtlpError::Accept(AcceptError::Refused {
+            refusal: Refusal::Limited { retry_after, .. },
+            ..
+        }) = self
+        {
+            return Some(*retry_after);
+        }
         match self.class() {
             Class::Busy => Some(BUSY_RETRY),
             Class::Unavailable => Some(BACKLOG_RETRY),
@@ -177,14 +192,15 @@ impl OtlpReceiver {
         Ok(self.acceptor.admit().await?)
     }
 
-    /// Decodes, converts and makes durable one export request from `peer`; the answer carries
-    /// the rejected points as partial success.
+    /// Decodes, converts and makes durable one export request from `peer`, its readings passed
+    /// through `gate`; the answer carries the rejected points as partial success.
     pub async fn export(
         &self,
         slot: Slot,
         body: Encoded,
         gzip: bool,
         peer: IpAddr,
+        gate: SharedGate,
     ) -> Result<ExportMetricsServiceResponse, OtlpError> {
         let converter = self.converter.clone();
         let limit = self.max_body_bytes();
@@ -200,7 +216,7 @@ impl OtlpReceiver {
             rejected,
             pending,
         } = conversion;
-        let accepted = self.acceptor.accept_readings(readings).await;
+        let accepted = self.acceptor.accept_readings_through(readings, gate).await;
         drop(slot);
         if let Err(error) = accepted {
             self.converter.undo(pending);

@@ -14,12 +14,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::ser::{SerializeMap, SerializeSeq, SerializeTuple};
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
 use super::AppState;
+use crate::access::Caller;
 use crate::model::TimestampMs;
 use crate::promql::families::METADATA;
 use crate::promql::source::queries::QueriesSource;
@@ -287,29 +288,49 @@ impl<T: Serialize> Serialize for Seq<T> {
     }
 }
 
-fn engine<S: Store>(state: &AppState<S>, params: &Params) -> Result<PromEngine<S>, PromError> {
-    Ok(match params.duration("timeout")? {
-        Some(timeout) => state.promql.with_timeout(timeout),
+/// The engine as `caller` sees it: only its services, when its token is limited to some.
+fn visible<S: Store>(state: &AppState<S>, caller: &Caller) -> PromEngine<S> {
+    match caller.services() {
         None => state.promql.clone(),
+        Some(services) => Engine::new(
+            QueriesSource::new(state.queries.clone()).only(services.clone()),
+            *state.promql.config(),
+        ),
+    }
+}
+
+fn engine<S: Store>(
+    state: &AppState<S>,
+    caller: &Caller,
+    params: &Params,
+) -> Result<PromEngine<S>, PromError> {
+    let engine = visible(state, caller);
+    Ok(match params.duration("timeout")? {
+        Some(timeout) => engine.with_timeout(timeout),
+        None => engine,
     })
 }
 
 /// `GET|POST /api/v1/query`: `query`, optional `time` (default now) and `timeout`.
 pub async fn query<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
     let params = Params::read(q, &body);
     let query = params.query()?;
     let at = params.time("time")?.unwrap_or_else(TimestampMs::now);
-    let value = engine(&state, &params)?.instant(&query, at).await?;
+    let value = engine(&state, &caller, &params)?
+        .instant(&query, at)
+        .await?;
     Ok(success(QueryData(value)))
 }
 
 /// `GET|POST /api/v1/query_range`: `query`, `start`, `end`, `step`, optional `timeout`.
 pub async fn query_range<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
@@ -320,7 +341,7 @@ pub async fn query_range<S: Store>(
     let step = params
         .duration("step")?
         .ok_or_else(|| bad("invalid parameter \"step\": is required"))?;
-    let value = engine(&state, &params)?
+    let value = engine(&state, &caller, &params)?
         .range(&query, start, end, step)
         .await?;
     Ok(success(QueryData(value)))
@@ -329,11 +350,14 @@ pub async fn query_range<S: Store>(
 /// The series of a metadata request, capped at `limit`.
 async fn matching_series<S: Store>(
     state: &AppState<S>,
+    caller: &Caller,
     params: &Params,
 ) -> Result<Vec<Labels>, PromError> {
     let selectors = params.selectors(true)?;
     let (start, end) = params.metadata_range()?;
-    let mut series = state.promql.series(&selectors, start, end).await?;
+    let mut series = visible(state, caller)
+        .series(&selectors, start, end)
+        .await?;
     if let Some(limit) = params.limit()? {
         series.truncate(limit);
     }
@@ -343,21 +367,23 @@ async fn matching_series<S: Store>(
 /// `GET|POST /api/v1/series`: the label sets matching `match[]` in `[start, end]`.
 pub async fn series<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
     let params = Params::read(q, &body);
-    Ok(success(matching_series(&state, &params).await?))
+    Ok(success(matching_series(&state, &caller, &params).await?))
 }
 
 /// `GET|POST /api/v1/labels`: the label names of the matching series, sorted.
 pub async fn labels<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
     let params = Params::read(q, &body);
-    let series = metadata_series(&state, &params).await?;
+    let series = metadata_series(&state, &caller, &params).await?;
     let names = series.iter().flat_map(|l| l.iter().map(|(n, _)| n));
     Ok(success(sorted_unique(names, params.limit()?)))
 }
@@ -365,12 +391,13 @@ pub async fn labels<S: Store>(
 /// `GET /api/v1/label/<name>/values`: the values of one label over the matching series.
 pub async fn label_values<S: Store>(
     State(state): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
     let params = Params::read(q, &body);
-    let series = metadata_series(&state, &params).await?;
+    let series = metadata_series(&state, &caller, &params).await?;
     let values = series
         .iter()
         .map(|l| l.get(&name))
@@ -381,11 +408,11 @@ pub async fn label_values<S: Store>(
 /// The label sets of the series `match[]` selects in the metadata range.
 async fn metadata_series<S: Store>(
     state: &AppState<S>,
+    caller: &Caller,
     params: &Params,
 ) -> Result<Vec<Labels>, PromError> {
     let (start, end) = params.metadata_range()?;
-    Ok(state
-        .promql
+    Ok(visible(state, caller)
         .series(&params.selectors(false)?, start, end)
         .await?)
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::client::ClientAuthArgs;
 use super::FlagError;
 use crate::agent::{AgentConfig, MIN_INTERVAL};
 use crate::model::{InstanceName, ServiceName};
@@ -17,7 +18,7 @@ pub struct AgentArgs {
     /// The instance name of the readings (default: the host name).
     #[arg(long, env = "TIMEBUCKET_AGENT_INSTANCE", value_parser = InstanceName::parse)]
     pub instance: Option<InstanceName>,
-    /// The collector to push to: `http://host:port` (a timebucket serve).
+    /// The collector to push to: `http://host:port` or `https://host:port` (a timebucket serve).
     #[arg(long, env = "TIMEBUCKET_AGENT_PUSH")]
     pub push: String,
     /// Time between samples (at least 200ms); every sample is also the heartbeat.
@@ -30,6 +31,9 @@ pub struct AgentArgs {
     /// A path on the disk to report (the data mount): the mount holding it is measured.
     #[arg(long, env = "TIMEBUCKET_AGENT_DISK", default_value = AgentConfig::DEFAULT_DISK)]
     pub disk: PathBuf,
+    /// The token it pushes with, and the CAs of an https:// collector.
+    #[command(flatten)]
+    pub auth: ClientAuthArgs,
 }
 
 impl AgentArgs {
@@ -53,6 +57,7 @@ impl AgentArgs {
             interval,
             pid: self.pid,
             disk: self.disk.clone(),
+            auth: self.auth.auth()?,
         })
     }
 }

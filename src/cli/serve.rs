@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::access::AccessArgs;
 use super::alerting::AlertingArgs;
 use super::store::{ConsistencyArgs, SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
@@ -107,6 +108,9 @@ pub struct ServeArgs {
     /// Alerting: rule files, receivers, the evaluator lease.
     #[command(flatten)]
     pub alerting: AlertingArgs,
+    /// Access control: tokens, allowed `Host` names, TLS.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 impl ServeArgs {
@@ -162,6 +166,8 @@ impl ServeArgs {
             },
             settings: self.settings.request()?,
             alerting: self.alerting.config(&self.data_dir)?,
+            access: self.access.config()?,
+            cql: self.store.security.security()?,
             quarantine: Quarantine::in_data_dir(&self.data_dir),
             settings_cache: SettingsCache::in_data_dir(&self.data_dir),
         })

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use scylla::statement::Consistency;
 
+use super::cql::CqlSecurityArgs;
 use super::FlagError;
 use crate::migrate::SettingsRequest;
 use crate::store::cql::session::{level_name, parse_level, Purpose};
@@ -31,6 +32,9 @@ pub struct StoreArgs {
         global = true
     )]
     pub keyspace: Keyspace,
+    /// Credentials and TLS for the cluster.
+    #[command(flatten)]
+    pub security: CqlSecurityArgs,
 }
 
 impl StoreArgs {
@@ -143,6 +147,12 @@ mod tests {
         StoreArgs {
             cql_nodes: nodes.iter().map(|n| n.to_string()).collect(),
             keyspace: "timebucket".parse().unwrap(),
+            security: CqlSecurityArgs {
+                cql_username: None,
+                cql_password_file: None,
+                cql_tls: false,
+                cql_ca_file: None,
+            },
         }
     }
 

@@ -19,6 +19,8 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 
+use super::auth::{check_scheme, ClientAuth};
+
 /// The ingest path appended to a push URL given without a path (`http://collector:8080`).
 pub const METRICS_PATH: &str = "/v1/metrics";
 /// How much of a refusal's body is kept in the error, bytes.
@@ -147,27 +149,29 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// A pusher to `push_url` (`http://host:port`, to which [`METRICS_PATH`] is added, or a full
-    /// URL), each attempt bounded by `timeout`.
+    /// A pusher to `push_url` (`http://host:port` or `https://...`, to which [`METRICS_PATH`] is
+    /// added, or a full URL), without a token, each attempt bounded by `timeout`.
     pub fn new(push_url: &str, timeout: Duration) -> Result<Self, PushError> {
+        Self::with_auth(push_url, timeout, &ClientAuth::default())
+    }
+
+    /// [`Pusher::new`] with `auth`'s token and CAs.
+    pub fn with_auth(
+        push_url: &str,
+        timeout: Duration,
+        auth: &ClientAuth,
+    ) -> Result<Self, PushError> {
         let bad = |reason: &str| PushError::BadUrl {
             url: push_url.to_owned(),
             reason: reason.to_owned(),
         };
         let mut url = Url::parse(push_url).map_err(|e| bad(&e.to_string()))?;
-        match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(bad(
-                    "https is not built in; push over http (to the collector or a local TLS proxy)",
-                ))
-            }
-            _ => return Err(bad("must be an http:// URL")),
-        }
+        check_scheme(&url).map_err(|reason| bad(&reason))?;
         if url.path() == "/" {
             url.set_path(METRICS_PATH);
         }
-        let client = reqwest::Client::builder()
+        let client = auth
+            .client_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
@@ -265,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn urls_get_the_ingest_path_and_must_be_http() {
+    fn urls_get_the_ingest_path_and_must_be_http_or_https() {
         let timeout = Duration::from_secs(1);
         let url = |u| Pusher::new(u, timeout).map(|p| p.url().to_string());
         assert_eq!(
@@ -276,7 +280,8 @@ mod tests {
             url("http://c:1/custom/ingest").unwrap(),
             "http://c:1/custom/ingest"
         );
-        assert!(matches!(url("https://c:1"), Err(PushError::BadUrl { .. })));
+        assert_eq!(url("https://c:1").unwrap(), "https://c:1/v1/metrics");
+        assert!(matches!(url("ftp://c:1"), Err(PushError::BadUrl { .. })));
         assert!(matches!(
             url("collector:8080"),
             Err(PushError::BadUrl { .. })

@@ -7,6 +7,8 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::auth::{check_scheme, ClientAuth};
+
 /// Why a query from the command line failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryCliError {
@@ -68,12 +70,23 @@ pub struct QueryClient {
 }
 
 impl QueryClient {
-    /// A client of the service at `url` (`http://host:port`).
-    pub fn new(url: &str) -> Self {
-        Self {
-            client: reqwest::Client::new(),
+    /// A client of the service at `url` (`http://host:port` or `https://...`) with `auth`'s
+    /// token and CAs.
+    pub fn new(url: &str, auth: &ClientAuth) -> Result<Self, QueryCliError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| QueryCliError::Args(format!("--url {url:?} is not a URL: {e}")))?;
+        check_scheme(&parsed).map_err(|e| QueryCliError::Args(format!("--url {e}")))?;
+        let client = auth
+            .client_builder()
+            .build()
+            .map_err(|source| QueryCliError::Http {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            client,
             base: url.trim_end_matches('/').to_owned(),
-        }
+        })
     }
 
     /// The URL of endpoint `path`.

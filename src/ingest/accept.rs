@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::parse::{parse_json, parse_ndjson, ParseError, Window};
+use super::gate::{self, Refusal, SharedGate};
+use super::parse::{parse_json, parse_ndjson, FieldProblem, ParseError, Window};
 use super::record::{encode, Accepted};
 use super::rules;
 use crate::model::{Reading, TimestampMs};
@@ -110,6 +111,15 @@ pub enum AcceptError {
     /// The WAL could not make the record durable.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// The gate refused the batch (access control: a service the caller may not write, or one
+    /// of its limits).
+    #[error("{refusal}")]
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The refused readings, located in the body.
+        details: Vec<FieldProblem>,
+    },
     /// The store cannot write (the embedded store's disk is full): new data waits outside
     /// rather than taking the space the store needs to recover.
     #[error("{0}; ingest is refused until it writes again, retry later")]
@@ -180,20 +190,23 @@ impl Acceptor {
         Ok(Slot { _permit: permit })
     }
 
-    /// Validates `body`, read under the slot, and makes its readings durable; returns how many
-    /// were accepted. The slot is held until the readings are in the WAL.
+    /// Validates `body`, read under the slot, passes its readings through `gate` and makes
+    /// them durable; returns how many were accepted. The slot is held until the readings are in
+    /// the WAL.
     pub async fn accept(
         &self,
         _slot: Slot,
         body: bytes::Bytes,
         gzip: bool,
         format: BodyFormat,
+        gate: SharedGate,
     ) -> Result<usize, AcceptError> {
         let started = Instant::now();
         let config = self.config;
-        let decoded = tokio::task::spawn_blocking(move || decode(&body, gzip, format, &config))
-            .await
-            .map_err(|e| AcceptError::Decoder(join_failure(e)))??;
+        let decoded =
+            tokio::task::spawn_blocking(move || decode(&body, gzip, format, &config, &*gate))
+                .await
+                .map_err(|e| AcceptError::Decoder(join_failure(e)))??;
         let Some((payload, count)) = decoded else {
             return Ok(0);
         };
@@ -206,6 +219,16 @@ impl Acceptor {
     /// already in memory, so no slot is needed here; a receiver that reads a foreign body holds
     /// one (from [`Acceptor::admit`]) while it reads and converts it.
     pub async fn accept_readings(&self, readings: Vec<Reading>) -> Result<usize, AcceptError> {
+        self.accept_readings_through(readings, gate::open()).await
+    }
+
+    /// [`Acceptor::accept_readings`] for readings a client sent (OTLP): they pass `gate` too,
+    /// after the rules.
+    pub async fn accept_readings_through(
+        &self,
+        readings: Vec<Reading>,
+        gate: SharedGate,
+    ) -> Result<usize, AcceptError> {
         self.check_backlog()?;
         let started = Instant::now();
         if readings.is_empty() {
@@ -216,6 +239,17 @@ impl Acceptor {
         if problems.total() > 0 {
             return Err(AcceptError::Parse(ParseError::Invalid(problems)));
         }
+        gate.admit(&readings).map_err(|refusal| {
+            refused(refusal, |refused| {
+                let located = refused.iter().map(|(at, problem)| FieldProblem {
+                    index: *at,
+                    kind: None,
+                    field: "service".into(),
+                    problem: problem.clone(),
+                });
+                located.collect()
+            })
+        })?;
         let count = readings.len();
         let payload = encode(&Accepted { at: now, readings });
         self.append(payload, count, started).await
@@ -269,6 +303,7 @@ fn decode(
     gzip: bool,
     format: BodyFormat,
     config: &AcceptConfig,
+    gate: &dyn gate::Gate,
 ) -> Result<Option<(Vec<u8>, usize)>, AcceptError> {
     let inflated;
     let text: &[u8] = if gzip {
@@ -287,8 +322,25 @@ fn decode(
     if readings.is_empty() {
         return Ok(None);
     }
+    gate.admit(&readings).map_err(|refusal| {
+        refused(refusal, |refused| {
+            gate::locate(refused, &readings, format, text)
+        })
+    })?;
     let count = readings.len();
     Ok(Some((encode(&Accepted { at: now, readings }), count)))
+}
+
+/// The error of a refused batch, its readings located by `locate`.
+fn refused(
+    refusal: Refusal,
+    locate: impl FnOnce(&[(usize, String)]) -> Vec<FieldProblem>,
+) -> AcceptError {
+    let details = match &refusal {
+        Refusal::Forbidden { readings, .. } => locate(readings),
+        Refusal::Limited { .. } => Vec::new(),
+    };
+    AcceptError::Refused { refusal, details }
 }
 
 /// Inflates every member of a gzip body, refusing to grow past `limit` bytes (a gzip bomb

@@ -33,6 +33,9 @@ pub struct QueryArgs {
     /// Print the service's JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The token it asks with, and the CAs of an https:// service.
+    #[command(flatten)]
+    pub auth: crate::cli::client::ClientAuthArgs,
     /// What to ask.
     #[command(subcommand)]
     pub what: QueryCommand,
@@ -198,7 +201,11 @@ impl FilterArgs {
 
 /// Runs one query; returns the text to print.
 pub async fn run(args: &QueryArgs) -> Result<String, QueryCliError> {
-    let client = QueryClient::new(&args.url);
+    let auth = args
+        .auth
+        .auth()
+        .map_err(|e| QueryCliError::Args(e.to_string()))?;
+    let client = QueryClient::new(&args.url, &auth)?;
     let (path, mut pairs) = match &args.what {
         QueryCommand::Readings(r) => ("/v1/readings", r.range.pairs()?),
         QueryCommand::Series(r) => ("/v1/series", r.pairs()?),

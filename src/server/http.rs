@@ -18,6 +18,10 @@
 //!   is retried after a pause; anything else means the listener is broken and ends `serve`
 //!   with the error (a process that can no longer accept must stop, not idle on).
 //!
+//! - **TLS** (when configured): the handshake runs in the connection's own task, bounded by
+//!   `header_read_timeout` like a request head, so a client that never finishes it holds only
+//!   its own connection (and is closed first at the cap, having no request in progress).
+//!
 //! This drives hyper's HTTP/1 connection directly instead of `axum::serve`, which has none of
 //! the bounds above (no header timer, no cap, and a graceful shutdown that waits forever for a
 //! connection that never sent a request).
@@ -36,10 +40,12 @@ use hyper::server::conn::http1;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 /// How long accepting pauses after the process ran out of file descriptors or memory.
 const EXHAUSTED_PAUSE: Duration = Duration::from_millis(100);
@@ -70,11 +76,13 @@ impl Default for HttpLimits {
     }
 }
 
-/// Serves `router` on `listener` until `stop` resolves to the deadline of the drain.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `stop` resolves to the
+/// deadline of the drain.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = Instant>,
 ) -> std::io::Result<()> {
     let open = Arc::new(Open::default());
@@ -128,6 +136,7 @@ pub async fn serve(
             peer,
             router.clone(),
             limits,
+            tls.clone(),
             connection,
             permit,
         ));
@@ -177,15 +186,46 @@ fn classify(error: &std::io::Error) -> AcceptFailure {
     }
 }
 
-/// Serves one connection until it ends, or until it is told to close.
+/// Serves one connection (after its TLS handshake, with `tls`) until it ends, or until it is
+/// told to close.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     limits: HttpLimits,
+    tls: Option<TlsAcceptor>,
     connection: Registered,
     _permit: OwnedSemaphorePermit,
 ) {
+    let Some(acceptor) = tls else {
+        return drive(stream, peer, router, limits, connection).await;
+    };
+    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        outcome = handshake => match outcome {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, %peer, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        },
+        // Told to close before the handshake ended: nothing was asked yet.
+        () = connection.close.notified() => return,
+    };
+    drive(stream, peer, router, limits, connection).await;
+}
+
+/// Serves HTTP/1 on one (plain or TLS) stream; see [`serve_connection`].
+async fn drive<S>(
+    stream: S,
+    peer: SocketAddr,
+    router: Router,
+    limits: HttpLimits,
+    connection: Registered,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = connection.activity.clone();
     let api = TowerToHyperService::new(router);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {

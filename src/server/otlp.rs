@@ -3,7 +3,9 @@
 //!
 //! OTLP/HTTP is served by the same hardened loop as the main API ([`super::http::serve`]:
 //! header and body timeouts, the connection cap, the bounded drain); OTLP/gRPC by tonic, whose
-//! graceful shutdown is bounded by the same drain deadline.
+//! graceful shutdown is bounded by the same drain deadline. Both are behind access control and,
+//! with `--tls-cert`, TLS: for gRPC each handshake runs in a task of its own, bounded by the
+//! header timeout, and only finished ones reach tonic.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +15,26 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{http, stopped, HttpLimits, ServeError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{guard, http, stopped, HttpLimits, ServeError};
+use crate::access::{Access, ServerTls};
 use crate::api::otlp::OtlpReceiver;
 use crate::api::{self};
 use crate::ingest::Acceptor;
 use crate::model::TimestampMs;
 use crate::telemetry::Metrics;
+
+/// Finished TLS handshakes waiting for tonic to take them.
+const HANDSHAKES_WAITING: usize = 64;
+/// How long accepting pauses after an error (out of descriptors, most likely).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Where the OTLP receivers listen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,25 +62,27 @@ impl OtlpListeners {
         })
     }
 
-    /// Starts the receivers; each stops when `stop` holds the drain deadline, and is done by it.
+    /// Starts the receivers behind `access` (over TLS when given); each stops when `stop`
+    /// holds the drain deadline, and is done by it.
     pub(super) fn spawn(
         self,
         acceptor: &Acceptor,
         metrics: &Arc<Metrics>,
         limits: HttpLimits,
+        (access, tls): (&Access, Option<&ServerTls>),
         stop: &watch::Receiver<Option<Instant>>,
     ) -> Result<Vec<JoinHandle<Result<(), ServeError>>>, ServeError> {
         let receiver = OtlpReceiver::new(acceptor.clone(), metrics.clone(), self.started);
         let mut tasks = Vec::new();
         if let Some(listener) = self.http {
             tracing::info!(address = %listener.local_addr()?, "OTLP/HTTP listening");
-            let router = api::otlp::http::router(receiver.clone());
-            let serve = http::serve(listener, router, limits, stopped(stop.clone()));
+            let router = api::otlp::http::router(receiver.clone(), access.clone());
+            let tls = guard::acceptor(tls, guard::HTTP1);
+            let serve = http::serve(listener, router, limits, tls, stopped(stop.clone()));
             tasks.push(tokio::spawn(async move { Ok(serve.await?) }));
         }
         if let Some(listener) = self.grpc {
             tracing::info!(address = %listener.local_addr()?, "OTLP/gRPC listening");
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel();
             let signal = {
                 let stop = stop.clone();
@@ -72,9 +90,19 @@ impl OtlpListeners {
                     let _ = deadline_tx.send(stopped(stop).await);
                 }
             };
-            let serve = tonic::transport::Server::builder()
-                .add_service(api::otlp::grpc::MetricsService::new(receiver))
-                .serve_with_incoming_shutdown(incoming, signal);
+            let service = api::otlp::grpc::MetricsService::new(receiver, access.clone());
+            let router = tonic::transport::Server::builder().add_service(service);
+            let serve: BoxFuture<'static, Result<(), tonic::transport::Error>> = match tls {
+                None => {
+                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+                Some(tls) => {
+                    let handshakes = limits.header_read_timeout;
+                    let incoming = tls_incoming(listener, tls.acceptor(guard::H2), handshakes);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+            };
             tasks.push(tokio::spawn(async move {
                 tokio::pin!(serve);
                 tokio::select! {
@@ -93,6 +121,43 @@ impl OtlpListeners {
         }
         Ok(tasks)
     }
+}
+
+/// TLS connections for tonic: accepts on `listener`, runs each handshake in its own task within
+/// `timeout`, and yields the connections whose handshake finished. Ends when tonic drops it.
+fn tls_incoming(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: Duration,
+) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    let (ready, incoming) = mpsc::channel(HANDSHAKES_WAITING);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = ready.closed() => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "OTLP/gRPC: accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            };
+            let (acceptor, ready) = (acceptor.clone(), ready.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = ready.send(Ok(tls)).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "OTLP/gRPC: TLS handshake failed"),
+                    Err(_) => tracing::debug!("OTLP/gRPC: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(incoming)
 }
 
 async fn bind(

@@ -10,6 +10,7 @@ pub mod keyspace;
 mod reader;
 mod rollup;
 mod row;
+pub mod security;
 pub mod session;
 pub mod settings;
 mod statements;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use scylla::client::session::Session;
 
 pub use keyspace::Keyspace;
+pub use security::CqlSecurity;
 pub use session::SessionConfig;
 pub use writer::CqlStore;
 
@@ -34,7 +36,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// at the default consistency levels (`migrate` and the tools; `serve` uses
 /// [`CqlStore::open_with`]).
 pub async fn connect(nodes: &[String]) -> Result<Session, StoreError> {
-    session::connect_with(nodes, &SessionConfig::default())
+    connect_as(nodes, &CqlSecurity::default()).await
+}
+
+/// [`connect`] with credentials and TLS.
+pub async fn connect_as(nodes: &[String], security: &CqlSecurity) -> Result<Session, StoreError> {
+    session::connect_secured(nodes, &SessionConfig::default(), security)
         .await
         .map(|(session, _writes)| session)
 }

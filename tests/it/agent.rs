@@ -74,6 +74,7 @@ fn args(push: String, pid: u32) -> AgentConfig {
         interval: INTERVAL,
         pid: Some(pid),
         disk: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        auth: Default::default(),
     }
 }
 

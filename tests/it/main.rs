@@ -2,6 +2,7 @@
 //!
 //! Every test works in a keyspace of its own, so the tests run in parallel without sharing state.
 
+mod access;
 mod agent;
 mod alerting;
 mod bodies;

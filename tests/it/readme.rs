@@ -12,6 +12,7 @@
 //! | `query` | against a service the test runs, seeded with every `--service` the README names | it exits 0 |
 //! | `agent` | pushing to that service | it starts, delivers, and SIGTERM ends it with 0 |
 //! | `rules` | in a temp working directory | it exits 0 |
+//! | `token` | in a temp working directory | it exits 0 |
 //!
 //! A command the README shows failing (`error: ...` under it in a console block) must fail with
 //! that first line instead. A command in an inline code span may name a command without its
@@ -326,7 +327,9 @@ fn every_readme_command_parses_and_has_a_runner() {
     let mut kinds = BTreeSet::new();
     for command in &commands {
         match command.subcommand() {
-            Some(kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine")) => {
+            Some(
+                kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"),
+            ) => {
                 kinds.insert(kind);
             }
             other => failures.push(format!(
@@ -356,7 +359,15 @@ fn every_readme_command_parses_and_has_a_runner() {
     assert_no_failures("do not parse", failures);
     assert_eq!(
         kinds,
-        BTreeSet::from(["agent", "migrate", "quarantine", "query", "rules", "serve"]),
+        BTreeSet::from([
+            "agent",
+            "migrate",
+            "quarantine",
+            "query",
+            "rules",
+            "serve",
+            "token"
+        ]),
         "the README should show every subcommand; found {} commands",
         commands.len()
     );
@@ -397,6 +408,25 @@ fn readme_rules_commands_run() {
     assert!(
         !commands.is_empty(),
         "the README shows `timebucket rules check`"
+    );
+    let failures: Vec<String> = commands
+        .iter()
+        .filter_map(|command| run_to_end(&sandbox, command).err())
+        .collect();
+    assert_no_failures("fail", failures);
+}
+
+#[test]
+fn readme_token_commands_run() {
+    let sandbox = Sandbox {
+        node: "127.0.0.1:9".into(),
+        url: "http://127.0.0.1:9".into(),
+        keyspace: "timebucket".parse().unwrap(),
+    };
+    let commands = commands_of("token");
+    assert!(
+        !commands.is_empty(),
+        "the README shows `timebucket token new`"
     );
     let failures: Vec<String> = commands
         .iter()

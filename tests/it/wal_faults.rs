@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rusty_fork::rusty_fork_test;
 use serde_json::json;
 use timebucket::ingest::quarantine::Quarantine;
-use timebucket::ingest::{AcceptConfig, Acceptor, BodyFormat, Flusher, FlusherConfig};
+use timebucket::ingest::{gate, AcceptConfig, Acceptor, BodyFormat, Flusher, FlusherConfig};
 use timebucket::store::embedded::EmbeddedStore;
 use timebucket::telemetry::Metrics;
 use timebucket::wal::{Position, SegmentId, Wal, WalConfig};
@@ -133,7 +133,9 @@ rusty_fork_test! {
             accepted += runtime
                 .block_on(async {
                     let slot = acceptor.admit().await.unwrap();
-                    acceptor.accept(slot, body.into(), false, BodyFormat::Json).await
+                    acceptor
+                        .accept(slot, body.into(), false, BodyFormat::Json, gate::open())
+                        .await
                 })
                 .unwrap();
         }

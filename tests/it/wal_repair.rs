@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use timebucket::ingest::record::reading_count;
-use timebucket::ingest::{AcceptConfig, Acceptor, BodyFormat};
+use timebucket::ingest::{gate, AcceptConfig, Acceptor, BodyFormat};
 use timebucket::telemetry::Metrics;
 use timebucket::wal::{Wal, WalConfig, WalError};
 
@@ -44,7 +44,13 @@ async fn repair_drops_one_damaged_record_keeps_the_rest_and_counts_its_readings(
     for (batch, readings) in [10, 20, 30].into_iter().enumerate() {
         let slot = acceptor.admit().await.unwrap();
         acceptor
-            .accept(slot, body(batch, readings), false, BodyFormat::Json)
+            .accept(
+                slot,
+                body(batch, readings),
+                false,
+                BodyFormat::Json,
+                gate::open(),
+            )
             .await
             .unwrap();
     }

@@ -27,6 +27,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Class, Encoded, OtlpError, OtlpReceiver};
+use crate::access::{Access, Caller, Denial, Scope};
 use crate::foreign::otlp::ExportMetricsServiceResponse;
 
 /// The gRPC service name of OTLP metrics.
@@ -41,6 +42,7 @@ pub fn code(class: Class) -> Code {
         Class::TooLarge | Class::Busy => Code::ResourceExhausted,
         Class::Unavailable => Code::Unavailable,
         Class::Internal => Code::Internal,
+        Class::Forbidden => Code::PermissionDenied,
     }
 }
 
@@ -48,12 +50,40 @@ pub fn code(class: Class) -> Code {
 #[derive(Clone)]
 pub struct MetricsService {
     receiver: OtlpReceiver,
+    access: Access,
 }
 
 impl MetricsService {
-    /// A service feeding `receiver`.
-    pub fn new(receiver: OtlpReceiver) -> Self {
-        Self { receiver }
+    /// A service feeding `receiver`, for callers `access` lets write (the token in the
+    /// `authorization` metadata, as `Bearer <token>`).
+    pub fn new(receiver: OtlpReceiver, access: Access) -> Self {
+        Self { receiver, access }
+    }
+
+    /// The caller of `request`, or the status refusing it.
+    fn caller<B>(&self, request: &http::Request<B>) -> Result<Caller, Status> {
+        let caller = self.access.authenticate(request.headers(), false);
+        let denial = match caller {
+            Ok(caller) if caller.may(Scope::Write) => return Ok(caller),
+            Ok(caller) => Denial::MissingScope {
+                token: caller.name().to_owned(),
+                has: caller.scopes().to_string(),
+                needs: Scope::Write,
+                what: "OTLP/gRPC Export".into(),
+            },
+            Err(denial) => denial,
+        };
+        self.access.count(&denial);
+        tracing::debug!(
+            reason = denial.reason(),
+            "OTLP/gRPC call refused by access control"
+        );
+        let code = match denial.is_unauthenticated() {
+            true => Code::Unauthenticated,
+            false => Code::PermissionDenied,
+        };
+        self.receiver.count_request("grpc", code_label(code));
+        Err(Status::new(code, denial.message()))
     }
 }
 
@@ -78,7 +108,11 @@ where
         if request.uri().path() != EXPORT_PATH {
             return Box::pin(async { Ok(Status::unimplemented("only Export").into_http()) });
         }
-        let export = Export(self.receiver.clone());
+        let caller = match self.caller(&request) {
+            Ok(caller) => caller,
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        };
+        let export = Export(self.receiver.clone(), caller);
         let limit = self.receiver.max_body_bytes();
         Box::pin(async move {
             let mut accept = EnabledCompressionEncodings::default();
@@ -91,7 +125,7 @@ where
     }
 }
 
-struct Export(OtlpReceiver);
+struct Export(OtlpReceiver, Caller);
 
 impl UnaryService<Bytes> for Export {
     type Response = ExportMetricsServiceResponse;
@@ -99,6 +133,7 @@ impl UnaryService<Bytes> for Export {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let receiver = self.0.clone();
+        let gate = self.1.gate();
         Box::pin(async move {
             let peer = request
                 .remote_addr()
@@ -106,7 +141,13 @@ impl UnaryService<Bytes> for Export {
             let outcome = async {
                 let slot = receiver.admit().await?;
                 receiver
-                    .export(slot, Encoded::Protobuf(request.into_inner()), false, peer)
+                    .export(
+                        slot,
+                        Encoded::Protobuf(request.into_inner()),
+                        false,
+                        peer,
+                        gate,
+                    )
                     .await
             }
             .await;
@@ -153,6 +194,8 @@ fn code_label(code: Code) -> &'static str {
         Code::InvalidArgument => "invalid_argument",
         Code::ResourceExhausted => "resource_exhausted",
         Code::Unavailable => "unavailable",
+        Code::Unauthenticated => "unauthenticated",
+        Code::PermissionDenied => "permission_denied",
         _ => "other",
     }
 }

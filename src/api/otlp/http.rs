@@ -13,25 +13,33 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
 
 use super::{Class, Encoded, OtlpError, OtlpReceiver};
+use crate::access::{Access, Caller};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
-/// The OTLP/HTTP routes; the server must put the peer's `ConnectInfo<SocketAddr>` in each request.
-pub fn router(receiver: OtlpReceiver) -> Router {
+/// The OTLP/HTTP routes, behind the access layer; the server must put the peer's
+/// `ConnectInfo<SocketAddr>` in each request.
+pub fn router(receiver: OtlpReceiver, access: Access) -> Router {
     Router::new()
         .route("/v1/metrics", post(export))
         .with_state(receiver)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::access::layer::check,
+        ))
 }
 
 async fn export(
     State(receiver): State<OtlpReceiver>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -48,7 +56,9 @@ async fn export(
         } else {
             Encoded::Protobuf(bytes)
         };
-        receiver.export(slot, encoded, gzip, peer.ip()).await
+        receiver
+            .export(slot, encoded, gzip, peer.ip(), caller.gate())
+            .await
     }
     .await;
     let json = json.unwrap_or(false);
@@ -72,6 +82,7 @@ fn status(class: Class) -> StatusCode {
         Class::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Class::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Class::Busy => StatusCode::TOO_MANY_REQUESTS,
+        Class::Forbidden => StatusCode::FORBIDDEN,
         Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -153,6 +164,8 @@ fn status_label(status: StatusCode) -> &'static str {
         200 => "200",
         400 => "400",
         413 => "413",
+        401 => "401",
+        403 => "403",
         415 => "415",
         429 => "429",
         503 => "503",

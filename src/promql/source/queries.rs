@@ -4,7 +4,13 @@
 //! The whole adapter: it filters the store's pages and counts the rows it reads against the
 //! query layer's `max_scan_rows`, so a PromQL read is bounded like any other query.
 //!
+//! A source may be limited to some services ([`QueriesSource::only`], for a token limited to
+//! them): the others are neither listed nor read, so no query can reach their readings.
+//!
 //! Depends on exactly: `Queries::{api_pages, host_pages, services, limits}`, `ApiFilter::matches`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use futures::stream::{StreamExt, TryStreamExt};
 
@@ -17,12 +23,29 @@ use crate::store::Store;
 /// The engine's source over a store's queries.
 pub struct QueriesSource<S> {
     queries: Queries<S>,
+    /// The only services visible; `None`: all.
+    only: Option<Arc<BTreeSet<ServiceName>>>,
 }
 
 impl<S> QueriesSource<S> {
     /// A source reading through `queries`.
     pub fn new(queries: Queries<S>) -> Self {
-        Self { queries }
+        Self {
+            queries,
+            only: None,
+        }
+    }
+
+    /// This source limited to `services`.
+    pub fn only(self, services: BTreeSet<ServiceName>) -> Self {
+        Self {
+            only: Some(Arc::new(services)),
+            ..self
+        }
+    }
+
+    fn visible(&self, service: &ServiceName) -> bool {
+        self.only.as_ref().is_none_or(|s| s.contains(service))
     }
 }
 
@@ -50,7 +73,9 @@ fn bounded<R: Send + 'static>(
 
 impl<S: Store> Source for QueriesSource<S> {
     async fn services(&self) -> Result<Vec<ServiceName>, SourceError> {
-        Ok(self.queries.services().await?)
+        let mut services = self.queries.services().await?;
+        services.retain(|s| self.visible(s));
+        Ok(services)
     }
 
     fn api_readings(
@@ -59,6 +84,9 @@ impl<S: Store> Source for QueriesSource<S> {
         range: TimeRange,
         filter: &ApiFilter,
     ) -> Pages<ApiReading> {
+        if !self.visible(service) {
+            return futures::stream::empty().boxed();
+        }
         let pages = self.queries.api_pages(service, range, filter);
         let filter = filter.clone();
         bounded(pages, self.queries.limits().max_scan_rows, move |r| {
@@ -72,6 +100,9 @@ impl<S: Store> Source for QueriesSource<S> {
         range: TimeRange,
         instance: Option<&InstanceName>,
     ) -> Pages<HostReading> {
+        if !self.visible(service) {
+            return futures::stream::empty().boxed();
+        }
         let pages = self.queries.host_pages(service, range, instance);
         let instance = instance.cloned();
         bounded(pages, self.queries.limits().max_scan_rows, move |r| {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{CqlStore, Keyspace, SessionConfig};
+use super::{CqlSecurity, CqlStore, Keyspace, SessionConfig};
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
 use crate::rollup::{RollupRequest, RollupRow};
 use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
@@ -67,13 +67,14 @@ impl DeferredCql {
         nodes: &[String],
         keyspace: &Keyspace,
         session: &SessionConfig,
+        security: &CqlSecurity,
         cache: &SettingsCache,
         accept: impl FnOnce(&CqlStore) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut delay = RETRY_INITIAL;
         let store = loop {
             tokio::time::sleep(delay).await;
-            match CqlStore::open_with(nodes, keyspace, session).await {
+            match CqlStore::open_secured(nodes, keyspace, session, security).await {
                 Ok(store) => break store,
                 Err(error) => {
                     self.failed(&error);

@@ -37,7 +37,7 @@ use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::statement::Consistency;
 
-use super::CONNECT_TIMEOUT;
+use super::{CqlSecurity, CONNECT_TIMEOUT};
 use crate::store::StoreError;
 
 /// What one request may take before the driver gives up on it.
@@ -159,6 +159,15 @@ pub async fn connect_with(
     nodes: &[String],
     config: &SessionConfig,
 ) -> Result<(Session, ExecutionProfileHandle), StoreError> {
+    connect_secured(nodes, config, &CqlSecurity::default()).await
+}
+
+/// [`connect_with`] with credentials and TLS.
+pub async fn connect_secured(
+    nodes: &[String],
+    config: &SessionConfig,
+    security: &CqlSecurity,
+) -> Result<(Session, ExecutionProfileHandle), StoreError> {
     let reads = profile(config.read_consistency)
         .speculative_execution_policy(Some(Arc::new(SimpleSpeculativeExecutionPolicy {
             max_retry_count: 1,
@@ -168,7 +177,8 @@ pub async fn connect_with(
     let writes = profile(config.write_consistency)
         .speculative_execution_policy(None)
         .build();
-    let session = SessionBuilder::new()
+    let session = security
+        .apply(SessionBuilder::new())
         .known_nodes(nodes)
         .connection_timeout(CONNECT_TIMEOUT)
         .default_execution_profile_handle(reads.into_handle())

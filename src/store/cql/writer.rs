@@ -19,8 +19,9 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::rollup::RollupStatements;
 use super::row::{LatestValues, RowValues};
-use super::session::{connect_with, SessionConfig};
+use super::session::{connect_secured, SessionConfig};
 use super::statements::Statements;
+use super::CqlSecurity;
 use super::{settings, Keyspace};
 use crate::model::kind::EachKind;
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
@@ -67,7 +68,17 @@ impl CqlStore {
         keyspace: &Keyspace,
         config: &SessionConfig,
     ) -> Result<Self, StoreError> {
-        let (session, write_profile) = connect_with(nodes, config).await?;
+        Self::open_secured(nodes, keyspace, config, &CqlSecurity::default()).await
+    }
+
+    /// Like [`CqlStore::open_with`], with credentials and TLS.
+    pub async fn open_secured(
+        nodes: &[String],
+        keyspace: &Keyspace,
+        config: &SessionConfig,
+        security: &CqlSecurity,
+    ) -> Result<Self, StoreError> {
+        let (session, write_profile) = connect_secured(nodes, config, security).await?;
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
         let rollups = RollupStatements::prepare(&session, keyspace).await?;
