@@ -128,7 +128,7 @@ async fn half_sent_connections_beyond_the_cap_are_closed_and_the_service_stays_u
 
     let mut attackers = Vec::new();
     for _ in 0..300 {
-        attackers.push(half_sent(&addr, b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n").await);
+        attackers.push(half_sent(&addr, b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n").await);
     }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -183,11 +183,11 @@ async fn sigterm_finishes_while_clients_hold_half_sent_requests() {
     wait_healthy(&url).await;
     let mut half_body = half_sent(
         &addr,
-        b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"api\": [",
+        b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"api\": [",
     )
     .await;
     let mut half_head = half_sent(&addr, b"GET /healthz HTTP/1.1\r\nHo").await;
-    let mut idle = half_sent(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut idle = half_sent(&addr, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
     let mut answer = [0u8; 12];
     idle.read_exact(&mut answer).await.unwrap();
     assert_eq!(&answer, b"HTTP/1.1 200");
@@ -219,7 +219,7 @@ async fn slow_bodies_hold_the_ingest_slots_and_others_are_told_to_retry() {
     })
     .await;
     let addr = app.url.trim_start_matches("http://").to_owned();
-    let head = b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n{\"api\": [";
+    let head = b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n{\"api\": [";
     let slow = [half_sent(&addr, head).await, half_sent(&addr, head).await];
 
     // Once both slow bodies hold a slot, a small complete body is refused, not buffered.
@@ -259,7 +259,7 @@ async fn a_body_that_stops_arriving_is_answered_408_and_its_slot_freed() {
     let addr = app.url.trim_start_matches("http://").to_owned();
     let mut slow = half_sent(
         &addr,
-        b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"api\"",
+        b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"api\"",
     )
     .await;
     let answer = until_closed(&mut slow, NEVER)
