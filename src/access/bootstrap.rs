@@ -59,9 +59,8 @@ pub fn load_or_create(path: &Path) -> Result<TokenSpec, BootstrapError> {
                 token.hash()
             }
             // Another process made it first.
-            None => read(path)?.ok_or_else(|| {
-                io(std::io::Error::other("it vanished while being made"))
-            })?,
+            None => read(path)?
+                .ok_or_else(|| io(std::io::Error::other("it vanished while being made")))?,
         },
     };
     Ok(TokenSpec {
@@ -148,7 +147,11 @@ mod tests {
             racers.into_iter().map(|r| r.join().unwrap()).collect()
         });
         assert!(made.iter().all(|m| *m == made[0]));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no staged file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no staged file left"
+        );
         std::fs::write(&path, "hunter2\n").unwrap();
         assert!(matches!(
             load_or_create(&path),
