@@ -19,8 +19,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/timebucket \
         --shell /usr/sbin/nologin timebucket \
-    && mkdir -p /var/lib/timebucket \
-    && chown timebucket:timebucket /var/lib/timebucket
+    && mkdir -p /var/lib/timebucket /var/lib/timebucket-token \
+    && chown timebucket:timebucket /var/lib/timebucket /var/lib/timebucket-token
 WORKDIR /app
 COPY --from=build /usr/local/bin/timebucket /usr/local/bin/timebucket
 COPY migrations ./migrations

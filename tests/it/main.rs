@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod conformance;
 mod console;
+mod cql_auth;
 mod cql_docs;
 mod crash;
 mod deploy;
