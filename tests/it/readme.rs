@@ -399,54 +399,34 @@ async fn readme_migrate_commands_run() {
 
 #[test]
 fn readme_rules_commands_run() {
-    let sandbox = Sandbox {
-        node: "127.0.0.1:9".into(),
-        url: "http://127.0.0.1:9".into(),
-        keyspace: "timebucket".parse().unwrap(),
-    };
-    let commands = commands_of("rules");
-    assert!(
-        !commands.is_empty(),
-        "the README shows `timebucket rules check`"
-    );
-    let failures: Vec<String> = commands
-        .iter()
-        .filter_map(|command| run_to_end(&sandbox, command).err())
-        .collect();
-    assert_no_failures("fail", failures);
+    run_every_offline("rules", "timebucket rules check", |_, _| {});
 }
 
 #[test]
 fn readme_token_commands_run() {
-    let sandbox = Sandbox {
-        node: "127.0.0.1:9".into(),
-        url: "http://127.0.0.1:9".into(),
-        keyspace: "timebucket".parse().unwrap(),
-    };
-    let commands = commands_of("token");
-    assert!(
-        !commands.is_empty(),
-        "the README shows `timebucket token new`"
-    );
-    let failures: Vec<String> = commands
-        .iter()
-        .filter_map(|command| run_to_end(&sandbox, command).err())
-        .collect();
-    assert_no_failures("fail", failures);
+    run_every_offline("token", "timebucket token new", |_, _| {});
 }
 
 #[test]
 fn readme_quarantine_commands_run() {
+    run_every_offline("quarantine", "timebucket quarantine", |args, dir| {
+        // The files the command names, set aside as the flusher would.
+        for name in args.iter().filter(|a| a.ends_with(".quarantine")) {
+            set_aside_a_batch(&dir.join("data"), name);
+        }
+    });
+}
+
+/// Runs every README command of `subcommand` (the README must show at least one, `shown`) to
+/// its end, with no server or node to talk to; `prepare` sets up its working directory first.
+fn run_every_offline(subcommand: &str, shown: &str, prepare: impl Fn(&[String], &Path)) {
     let sandbox = Sandbox {
         node: "127.0.0.1:9".into(),
         url: "http://127.0.0.1:9".into(),
         keyspace: "timebucket".parse().unwrap(),
     };
-    let commands = commands_of("quarantine");
-    assert!(
-        !commands.is_empty(),
-        "the README shows `timebucket quarantine`"
-    );
+    let commands = commands_of(subcommand);
+    assert!(!commands.is_empty(), "the README shows `{shown}`");
     let failures: Vec<String> = commands
         .iter()
         .filter_map(|command| {
@@ -455,10 +435,7 @@ fn readme_quarantine_commands_run() {
                 Err(problem) => return Some(problem),
             };
             let dir = tempfile::tempdir().unwrap();
-            // The files the command names, set aside as the flusher would.
-            for name in args.iter().filter(|a| a.ends_with(".quarantine")) {
-                set_aside_a_batch(&dir.path().join("data"), name);
-            }
+            prepare(&args, dir.path());
             let outcome = Running::start(sandbox.command(&args, dir.path()), dir.path()).finish();
             judge(command, &outcome).err()
         })
