@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinError;
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
 use crate::access::{AccessConfig, AccessError, TlsError};
@@ -357,55 +357,32 @@ async fn serve_cql(
     }
     // The alerting tables (migration 0002) are needed only when there are rules, and the
     // evaluator needs its lease from the start: with rules, serving waits for the cluster.
+    let mut alerts = None;
     if config.alerting.enabled() {
-        if let Some(connect) = connect {
+        if let Some(connect) = connect.take() {
             connect.await?;
         }
         let cql = store.get().expect("connected");
-        let alerts = Arc::new(
+        alerts = Some(Arc::new(
             CqlAlertStore::open(cql.session().clone(), keyspace)
                 .await?
                 .with_write_profile(cql.write_profile().clone()),
-        );
-        return serve_with(
-            store,
-            Some(alerts),
-            None,
-            wal,
-            config,
-            listener,
-            otlp,
-            prepared,
-            shutdown,
-        )
-        .await;
+        ));
     }
-    let Some(connect) = connect else {
-        return serve_with(
-            store,
-            None::<Arc<CqlAlertStore>>,
-            None,
-            wal,
-            config,
-            listener,
-            otlp,
-            prepared,
-            shutdown,
-        )
-        .await;
-    };
     // Settings found to conflict once connected stop `serve` as a shutdown would, with that error.
-    let connecting = tokio::spawn(connect);
-    let stop_connecting = connecting.abort_handle();
     let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    let connecting = connect.map(tokio::spawn);
+    let stop_connecting = connecting.as_ref().map(JoinHandle::abort_handle);
     let shutdown = async move {
         tokio::pin!(shutdown);
-        tokio::select! {
-            () = &mut shutdown => return,
-            outcome = connecting => {
-                if let Ok(Err(error)) = outcome {
-                    let _ = failed_tx.send(error);
-                    return;
+        if let Some(connecting) = connecting {
+            tokio::select! {
+                () = &mut shutdown => return,
+                outcome = connecting => {
+                    if let Ok(Err(error)) = outcome {
+                        let _ = failed_tx.send(error);
+                        return;
+                    }
                 }
             }
         }
@@ -413,18 +390,12 @@ async fn serve_cql(
         shutdown.await
     };
     let served = serve_with(
-        store,
-        None::<Arc<CqlAlertStore>>,
-        None,
-        wal,
-        config,
-        listener,
-        otlp,
-        prepared,
-        shutdown,
+        store, alerts, None, wal, config, listener, otlp, prepared, shutdown,
     )
     .await;
-    stop_connecting.abort();
+    if let Some(stop) = stop_connecting {
+        stop.abort();
+    }
     match failed.await {
         Ok(error) => Err(error),
         Err(_) => served,
