@@ -39,6 +39,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use fjall::config::{FilterPolicy, PinningPolicy};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::model::kind::{EachKind, Kinds, KINDS};
@@ -53,6 +54,30 @@ pub const BLOCK_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// memtables and the uncompressed journal (issue 10 §18); 64 MiB (fjall's minimum) bounds the
 /// journal on disk, the memtables it keeps alive in memory, and what a restart replays.
 pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest memtable of one keyspace before fjall seals it and flushes it to a table. fjall's
+/// default, 64 MiB, times the keyspaces written at once (the current window, latest, the rollup
+/// windows), held the service at 300-400 MiB after a million readings; fjall has no working
+/// global write-buffer cap, so this is the bound. Recorded per keyspace when it is created
+/// (keyspaces of an older store keep theirs until their window is dropped).
+pub const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Options of the keyspaces read by key (`meta`, `latest`: the writer reads a latest row
+/// before replacing it, which the Bloom filters speed up).
+fn keyspace_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+}
+
+/// Options of the keyspaces only ever scanned by prefix (the reading windows, the rollup
+/// windows): no Bloom filters, which only serve point reads and cost about 1.25 bytes per row
+/// on disk, and no index or filter blocks pinned in memory (fjall pins those of its first two
+/// levels), so their index blocks go through the bounded block cache: pinned, they grew the
+/// service's memory with the store (~30 MiB per 10 M readings).
+fn scan_keyspace_options() -> KeyspaceCreateOptions {
+    keyspace_options()
+        .filter_policy(FilterPolicy::disabled())
+        .filter_block_pinning_policy(PinningPolicy::disabled())
+        .index_block_pinning_policy(PinningPolicy::disabled())
+}
 
 /// The meta keyspace key of the recorded settings.
 const SETTINGS_KEY: &[u8] = b"settings";
@@ -109,17 +134,17 @@ impl EmbeddedStore {
             .open()
             .map_err(embedded("opening the embedded store"))?;
         let meta = db
-            .keyspace("meta", KeyspaceCreateOptions::default)
+            .keyspace("meta", keyspace_options)
             .map_err(embedded("opening the meta keyspace"))?;
         let latest = db
-            .keyspace("latest", KeyspaceCreateOptions::default)
+            .keyspace("latest", keyspace_options)
             .map_err(embedded("opening the latest keyspace"))?;
         let settings = load_or_record_settings(&meta, dir, first)?;
         let mut windows = BTreeMap::new();
         for name in db.list_keyspace_names() {
             if let Some(start) = name.strip_prefix('w').and_then(|s| s.parse::<i64>().ok()) {
                 let keyspace = db
-                    .keyspace(&name, KeyspaceCreateOptions::default)
+                    .keyspace(&name, scan_keyspace_options)
                     .map_err(embedded("opening a window keyspace"))?;
                 windows.insert(start, keyspace);
             }
@@ -247,7 +272,7 @@ impl EmbeddedStore {
         let keyspace = self
             .inner
             .db
-            .keyspace(&format!("w{start}"), KeyspaceCreateOptions::default)
+            .keyspace(&format!("w{start}"), scan_keyspace_options)
             .map_err(embedded("creating a window keyspace"))?;
         windows.insert(start, keyspace.clone());
         Ok(keyspace)

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::PoisonError;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{Database, Keyspace};
 
 use super::codec::{self, push_i64, push_text};
 use super::{embedded, EmbeddedStore};
@@ -36,7 +36,7 @@ pub(super) fn open_windows(db: &Database) -> Result<Windows, StoreError> {
             let prefix = format!("r{}_", resolution.name());
             if let Some(start) = name.strip_prefix(&prefix).and_then(|s| s.parse().ok()) {
                 let keyspace = db
-                    .keyspace(&name, KeyspaceCreateOptions::default)
+                    .keyspace(&name, super::scan_keyspace_options)
                     .map_err(embedded("opening a rollup window"))?;
                 windows.insert((resolution, start), keyspace);
             }
@@ -118,7 +118,7 @@ impl EmbeddedStore {
             .db
             .keyspace(
                 &keyspace_name(resolution, start),
-                KeyspaceCreateOptions::default,
+                super::scan_keyspace_options,
             )
             .map_err(embedded("creating a rollup window"))?;
         windows.insert((resolution, start), keyspace.clone());
