@@ -27,6 +27,7 @@
 //! to expiry), and skips one whose count is unchanged. Automatic archiving ([`auto`]) holds
 //! the embedded store's retention until a bucket is archived.
 
+pub mod auto;
 pub mod export;
 pub mod import;
 pub mod layout;

@@ -134,7 +134,15 @@ impl<S: Store> Exporter<S> {
     /// Opens (or starts) the archive in `root` for `store`'s data; fails when another process
     /// holds it or it was made with another bucket width.
     pub fn open(store: Arc<S>, root: &Path) -> Result<Self, ArchiveError> {
-        let lock = ArchiveLock::take(root)?;
+        Self::open_locked(store, root, ArchiveLock::take(root)?)
+    }
+
+    /// Like [`Exporter::open`], with the archive's lock already taken.
+    pub fn open_locked(
+        store: Arc<S>,
+        root: &Path,
+        lock: ArchiveLock,
+    ) -> Result<Self, ArchiveError> {
         let width = store.settings().bucket_width.seconds();
         let manifest = Manifest::load_for(root, width)?;
         Ok(Self {

@@ -3,6 +3,7 @@
 //! `/v1/readings` pages, on both stores; a rerun skips what is archived; pyarrow and DuckDB read
 //! the files with the numbers of `/v1/stats`.
 
+mod auto;
 mod readers;
 
 use std::path::Path;

@@ -1,0 +1,110 @@
+//! Automatic archiving (`serve --archive-dir`) on the embedded store: every complete bucket is
+//! exported once, `/metrics` counts it, and retention keeps what is not archived yet.
+
+use std::time::Duration;
+
+use timebucket::archive::auto::ArchiveConfig;
+use timebucket::model::{Reading, TimestampMs};
+use timebucket::server::ServeConfig;
+use timebucket::store::embedded::EmbeddedStore;
+use timebucket::store::{RetentionHold, SeriesSeen, Store, WriteBatch};
+
+use super::{manifest, seed, snapshot, t0, tempdir, write_all, HOUR, HOURS};
+use crate::support::{embedded_config, spawn_with};
+
+#[tokio::test]
+async fn serve_archives_every_complete_bucket_once_and_counts_it() {
+    let (data, out) = (tempdir(), tempdir());
+    let store = EmbeddedStore::open(&data.path().join("store")).unwrap();
+    write_all(&store, seed(600, 4)).await;
+    let (api, host) = snapshot(&store).await;
+    drop(store);
+    let config = ServeConfig {
+        archive: Some(ArchiveConfig {
+            grace: Duration::from_secs(1),
+            retry_initial: Duration::from_millis(50),
+            poll: Duration::from_millis(50),
+            ..ArchiveConfig::in_dir(out.path().to_path_buf())
+        }),
+        ..embedded_config(data.path())
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = spawn_with(config, data, listener).await;
+
+    // Every bucket that ended more than the grace ago, from the oldest the retention keeps.
+    let current_bucket = TimestampMs::now().millis() / HOUR * HOUR;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let archived = loop {
+        let archived = timebucket::archive::Manifest::load(out.path())
+            .unwrap()
+            .and_then(|m| m.archived_until);
+        if archived.is_some_and(|until| until * 1000 >= current_bucket) {
+            break archived.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "archived until {archived:?}, not yet {current_bucket}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        archived * 1000 <= TimestampMs::now().millis(),
+        "a bucket not yet complete"
+    );
+    let manifest = manifest(out.path());
+    let rows: u64 = manifest.files.iter().map(|f| f.rows).sum();
+    assert_eq!(rows as usize, api.len() + host.len());
+    assert!(manifest
+        .files
+        .iter()
+        .all(|f| f.bucket * 1000 >= t0() && f.bucket * 1000 < t0() + HOURS * HOUR));
+
+    let metrics = reqwest::get(format!("{}/metrics", app.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let files = format!("timebucket_archive_files_total {}", manifest.files.len());
+    assert!(metrics.contains(&files), "{metrics}");
+    assert!(
+        metrics.contains("timebucket_archive_failures_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("timebucket_archive_lag_seconds 0"),
+        "{metrics}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn retention_keeps_the_windows_the_archive_has_not_exported() {
+    let data = tempdir();
+    let dir = data.path().join("store");
+    let day = 24 * HOUR;
+    let now = TimestampMs::now();
+    let old = now.millis() - 6 * day;
+    // A hold where the archive stands: before the old readings.
+    let hold = RetentionHold::until(TimestampMs::from_millis(old - day));
+    let store = EmbeddedStore::open_held(&dir, Default::default(), hold.clone()).unwrap();
+    let readings: Vec<Reading> = seed(50, 5)
+        .into_iter()
+        .map(|r| match r {
+            Reading::Api(mut r) => {
+                r.timestamp = TimestampMs::from_millis(old + r.timestamp.millis() % HOUR);
+                Reading::Api(r)
+            }
+            other => other,
+        })
+        .collect();
+    let batch = WriteBatch::build(readings, store.settings(), &SeriesSeen::new(0));
+    store.write(&batch).await.unwrap();
+
+    // Two days later the old window is past the 7-day retention, but not archived: kept.
+    let later = TimestampMs::from_millis(now.millis() + 2 * day);
+    assert_eq!(store.drop_expired_windows(later).unwrap(), 0);
+    // Once the archive has moved past it, it goes.
+    hold.release_until(later);
+    assert_eq!(store.drop_expired_windows(later).unwrap(), 1);
+}
