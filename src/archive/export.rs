@@ -350,7 +350,13 @@ impl<S: Store> Exporter<S> {
             sha256,
         } = written
         else {
+            // Nothing to archive: leave no empty directories behind either (the service's goes
+            // too when this was its only bucket; a directory in use is simply not removed).
             let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_dir(&dir);
+            if let Some(service_dir) = dir.parent() {
+                let _ = std::fs::remove_dir(service_dir);
+            }
             return Ok(Outcome::Empty);
         };
         let path = dir.join(PART);
