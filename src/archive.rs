@@ -22,7 +22,7 @@
 //!
 //! Invariants (see [`layout`] and [`manifest`]): a data file is written under a temporary name,
 //! synced and renamed before the manifest names it; the manifest is replaced atomically after
-//! every file; one process at a time changes an archive (a lock file); an export never
+//! every bucket; one process at a time changes an archive (a lock file); an export never
 //! replaces an archived bucket with fewer readings than it holds (a store only loses readings
 //! to expiry), and skips one whose count is unchanged. Automatic archiving ([`auto`]) holds
 //! the embedded store's retention until a bucket is archived.

@@ -127,6 +127,8 @@ pub struct Exporter<S> {
     root: PathBuf,
     manifest: Manifest,
     progress: ProgressBar,
+    /// Files were added to the manifest since it was last written.
+    unsaved: bool,
     _lock: ArchiveLock,
 }
 
@@ -150,6 +152,7 @@ impl<S: Store> Exporter<S> {
             root: root.to_path_buf(),
             manifest,
             progress: ProgressBar::hidden(),
+            unsaved: false,
             _lock: lock,
         })
     }
@@ -168,6 +171,7 @@ impl<S: Store> Exporter<S> {
     /// Records that every bucket before `until` is archived (automatic archiving), durably.
     pub fn set_archived_until(&mut self, until: TimeBucket) -> Result<(), ArchiveError> {
         self.manifest.archived_until = Some(until.epoch_seconds());
+        self.unsaved = false;
         self.manifest.save(&self.root)
     }
 
@@ -202,19 +206,38 @@ impl<S: Store> Exporter<S> {
                     "{service} {}",
                     TimestampMs::from_millis(bucket.epoch_seconds() * 1000).to_rfc3339()
                 ));
-                let done = self.export_bucket(service, bucket).await?;
+                let done = match self.export_bucket(service, bucket).await {
+                    Ok(done) => done,
+                    Err(error) => {
+                        // Keep what is done: a rerun goes on from the failed bucket.
+                        self.save_manifest()?;
+                        return Err(error);
+                    }
+                };
                 summary.rows += done.rows;
                 summary.bytes += done.bytes;
                 summary.written += done.written;
                 summary.skipped += done.skipped;
                 self.progress.inc(1);
             }
+            self.save_manifest()?;
         }
         self.progress.finish_and_clear();
         Ok(summary)
     }
 
-    /// Exports one bucket of `service`, every kind.
+    /// Writes the manifest, if files were added since it was last written. The manifest is
+    /// written once per bucket, not per file: it lists every file of the archive, so writing it
+    /// per file would cost (files of a bucket) × (size of the manifest).
+    pub fn save_manifest(&mut self) -> Result<(), ArchiveError> {
+        if std::mem::take(&mut self.unsaved) {
+            self.manifest.save(&self.root)?;
+        }
+        Ok(())
+    }
+
+    /// Exports one bucket of `service`, every kind; the files are in the manifest once it is
+    /// saved ([`Exporter::save_manifest`], done by [`Exporter::export_range`] after each bucket).
     pub async fn export_bucket(
         &mut self,
         service: &ServiceName,
@@ -374,7 +397,7 @@ impl<S: Store> Exporter<S> {
             bytes,
             sha256,
         });
-        self.manifest.save(&self.root)?;
+        self.unsaved = true;
         tracing::debug!(kind, %service, bucket = bucket.epoch_seconds(), rows, bytes,
             "archived a bucket");
         Ok(Outcome::Written { rows, bytes })

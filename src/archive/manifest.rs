@@ -8,8 +8,9 @@
 //!
 //! Invariants: a file enters the manifest only after it was renamed to its final name and
 //! synced; the manifest itself is replaced atomically (written to a temporary name, synced,
-//! renamed, directory synced) after every file, so an interrupted export loses at most the
-//! bucket it was writing and a rerun goes on from there. Entries are kept sorted by
+//! renamed, directory synced) after every bucket, so an interrupted export loses at most the
+//! bucket it was writing (its files are there but unlisted, and written again) and a rerun goes
+//! on from there. Entries are kept sorted by
 //! `(kind, service, bucket)`, so two exports of the same data write the same manifest.
 
 use std::fs::{self, File};

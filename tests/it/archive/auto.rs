@@ -1,5 +1,6 @@
 //! Automatic archiving (`serve --archive-dir`) on the embedded store: every complete bucket is
-//! exported once, `/metrics` counts it, and retention keeps what is not archived yet.
+//! exported once, a failure is retried until it passes, `/metrics` counts both, and retention
+//! keeps what is not archived yet.
 
 use std::time::Duration;
 
@@ -13,16 +14,20 @@ use super::{manifest, seed, snapshot, t0, tempdir, write_all, HOUR, HOURS};
 use crate::support::{embedded_config, spawn_with};
 
 #[tokio::test]
-async fn serve_archives_every_complete_bucket_once_and_counts_it() {
+async fn serve_archives_every_complete_bucket_retrying_failures_and_counts_them() {
     let (data, out) = (tempdir(), tempdir());
     let store = EmbeddedStore::open(&data.path().join("store")).unwrap();
     write_all(&store, seed(600, 4)).await;
     let (api, host) = snapshot(&store).await;
     drop(store);
+    // A file where the archive needs its `api` directory: every bucket fails until it goes.
+    let blocker = out.path().join("api");
+    std::fs::write(&blocker, b"in the way").unwrap();
     let config = ServeConfig {
         archive: Some(ArchiveConfig {
             grace: Duration::from_secs(1),
             retry_initial: Duration::from_millis(50),
+            retry_max: Duration::from_millis(200),
             poll: Duration::from_millis(50),
             ..ArchiveConfig::in_dir(out.path().to_path_buf())
         }),
@@ -30,6 +35,22 @@ async fn serve_archives_every_complete_bucket_once_and_counts_it() {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = spawn_with(config, data, listener).await;
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let url = format!("{}/metrics", app.url);
+    let scrape = || async { reqwest::get(&url).await.unwrap().text().await.unwrap() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metric(&scrape().await, "timebucket_archive_failures_total") < 2.0 {
+        assert!(std::time::Instant::now() < deadline, "no failure counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(timebucket::archive::Manifest::load(out.path())
+        .unwrap()
+        .is_none_or(|m| m.archived_until.is_none()));
+    std::fs::remove_file(&blocker).unwrap();
 
     // Every bucket that ended more than the grace ago, from the oldest the retention keeps.
     let current_bucket = TimestampMs::now().millis() / HOUR * HOUR;
@@ -59,22 +80,12 @@ async fn serve_archives_every_complete_bucket_once_and_counts_it() {
         .iter()
         .all(|f| f.bucket * 1000 >= t0() && f.bucket * 1000 < t0() + HOURS * HOUR));
 
-    let metrics = reqwest::get(format!("{}/metrics", app.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let files = format!("timebucket_archive_files_total {}", manifest.files.len());
-    assert!(metrics.contains(&files), "{metrics}");
-    assert!(
-        metrics.contains("timebucket_archive_failures_total 0"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("timebucket_archive_lag_seconds 0"),
-        "{metrics}"
-    );
+    let metrics = scrape().await;
+    let files = metric(&metrics, "timebucket_archive_files_total");
+    assert_eq!(files as usize, manifest.files.len());
+    assert!(metric(&metrics, "timebucket_archive_failures_total") >= 2.0);
+    assert_eq!(metric(&metrics, "timebucket_archive_lag_seconds"), 0.0);
+    assert!(metric(&metrics, "timebucket_archive_expiry_margin_seconds") > 6.0 * 86_400.0);
     app.stop().await.unwrap();
 }
 
