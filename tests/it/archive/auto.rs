@@ -1,25 +1,52 @@
-//! Automatic archiving (`serve --archive-dir`) on the embedded store: every complete bucket is
-//! exported once, a failure is retried until it passes, `/metrics` counts both, and retention
-//! keeps what is not archived yet.
+//! Automatic archiving (`serve --archive-dir`), on both stores: every complete bucket is exported
+//! once, a failure is retried until it passes, `/metrics` counts both; and the embedded store's
+//! retention keeps what is not archived yet.
 
 use std::time::Duration;
 
 use timebucket::archive::auto::ArchiveConfig;
-use timebucket::model::{Reading, TimestampMs};
+use timebucket::model::{ApiReading, HostReading, Reading, TimestampMs};
 use timebucket::server::ServeConfig;
+use timebucket::store::cql::CqlStore;
 use timebucket::store::embedded::EmbeddedStore;
 use timebucket::store::{RetentionHold, SeriesSeen, Store, WriteBatch};
 
 use super::{manifest, seed, snapshot, t0, tempdir, write_all, HOUR, HOURS};
-use crate::support::{embedded_config, spawn_with};
+use crate::support::{cql_node, embedded_config, migrated_keyspace, serve_config, spawn_with};
 
 #[tokio::test]
 async fn serve_archives_every_complete_bucket_retrying_failures_and_counts_them() {
-    let (data, out) = (tempdir(), tempdir());
+    let data = tempdir();
     let store = EmbeddedStore::open(&data.path().join("store")).unwrap();
     write_all(&store, seed(600, 4)).await;
-    let (api, host) = snapshot(&store).await;
+    let stored = snapshot(&store).await;
     drop(store);
+    let config = embedded_config(data.path());
+    archives_every_complete_bucket(config, data, stored).await;
+}
+
+#[tokio::test]
+async fn serve_on_cql_archives_every_complete_bucket_retrying_failures_and_counts_them() {
+    let node = cql_node();
+    let keyspace = migrated_keyspace().await;
+    let store = CqlStore::open(std::slice::from_ref(&node), &keyspace)
+        .await
+        .unwrap();
+    write_all(&store, seed(300, 6)).await;
+    let stored = snapshot(&store).await;
+    let data = tempdir();
+    let config = serve_config(vec![node], keyspace, data.path());
+    archives_every_complete_bucket(config, data, stored).await;
+}
+
+/// Serves `config` (over a store holding `stored`) with archiving into a fresh directory that
+/// fails at first, and waits until every complete bucket is archived.
+async fn archives_every_complete_bucket(
+    config: ServeConfig,
+    data: tempfile::TempDir,
+    (api, host): (Vec<ApiReading>, Vec<HostReading>),
+) {
+    let out = tempdir();
     // A file where the archive needs its `api` directory: every bucket fails until it goes.
     let blocker = out.path().join("api");
     std::fs::write(&blocker, b"in the way").unwrap();
@@ -31,7 +58,7 @@ async fn serve_archives_every_complete_bucket_retrying_failures_and_counts_them(
             poll: Duration::from_millis(50),
             ..ArchiveConfig::in_dir(out.path().to_path_buf())
         }),
-        ..embedded_config(data.path())
+        ..config
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = spawn_with(config, data, listener).await;
