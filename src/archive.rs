@@ -114,7 +114,10 @@ pub enum ArchiveError {
         dir: PathBuf,
     },
     /// There is no embedded store where one was expected.
-    #[error("no embedded store at {dir} (check --data-dir)")]
+    #[error(
+        "no embedded store at {dir} (check --data-dir; `timebucket serve` creates one at its first \
+         start)"
+    )]
     NoStore {
         /// The directory looked at.
         dir: PathBuf,

@@ -254,6 +254,17 @@ async fn embedded_export_wipe_import_restores_every_reading_and_every_page() {
     // The wipe: a fresh store elsewhere, filled by two imports (the second changes nothing).
     drop(EmbeddedStore::open(&b.path().join("store")).unwrap());
     let b_dir = b.path().to_str().unwrap();
+    // First the first hour alone: its API files of both services and its host file.
+    let first_hour = [
+        "--from".to_owned(),
+        t0().to_string(),
+        "--to".to_owned(),
+        (t0() + HOUR).to_string(),
+    ];
+    let mut partial = vec!["import", "--data-dir", b_dir, "--in", out_dir];
+    partial.extend(first_hour.iter().map(String::as_str));
+    let hour = archive(&partial);
+    assert!(hour.starts_with("imported 3 bucket files: "), "{hour}");
     let import = ["import", "--data-dir", b_dir, "--in", out_dir];
     let total = before.0.len() + before.1.len();
     let imported = archive(&import);
