@@ -175,10 +175,25 @@ impl<S: Store> Exporter<S> {
         self.manifest.save(&self.root)
     }
 
-    /// Every service with readings within the retention (its latest rows).
+    /// Every service the store knows (its latest rows: anything sent within the retention),
+    /// and every service already in the archive: a service that went silent longer ago than the
+    /// retention has no latest row any more, yet buckets of it that retention holds for the
+    /// archive (the embedded store, when archiving is behind) must still be exported. Sorted.
     pub async fn services(&self) -> Result<Vec<ServiceName>, ArchiveError> {
         let queries = Queries::new(self.store.clone(), QueryLimits::default());
-        Ok(queries.services().await?)
+        let mut services = queries.services().await?;
+        let archived = self.manifest.files.iter().map(|f| f.service.as_str());
+        let mut archived: Vec<&str> = archived.collect();
+        archived.dedup();
+        // A name the manifest holds that no longer parses cannot be in the store either.
+        services.extend(
+            archived
+                .into_iter()
+                .filter_map(|s| ServiceName::parse(s).ok()),
+        );
+        services.sort_unstable();
+        services.dedup();
+        Ok(services)
     }
 
     /// Exports every bucket overlapping `[from, to)` of `services` (all known services when

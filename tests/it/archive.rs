@@ -378,3 +378,35 @@ async fn cql_app(node: &str, keyspace: timebucket::store::cql::Keyspace) -> Test
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+#[tokio::test]
+async fn services_already_in_the_archive_are_exported_even_once_the_store_forgot_them() {
+    let (data, out) = (tempdir(), tempdir());
+    let store = EmbeddedStore::open(&data.path().join("store")).unwrap();
+    write_all(&store, seed(20, 7)).await;
+    // An archive that has a service the store has no latest row of (silent past the retention).
+    let mut archived = Manifest::new(3600);
+    archived.put(timebucket::archive::FileEntry {
+        kind: "api".into(),
+        service: "gone".into(),
+        bucket: 0,
+        bucket_start: TimestampMs::from_millis(0).to_rfc3339(),
+        path: "api/service=gone/bucket=0/part.parquet".into(),
+        rows: 1,
+        first_timestamp: TimestampMs::from_millis(0).to_rfc3339(),
+        last_timestamp: TimestampMs::from_millis(0).to_rfc3339(),
+        bytes: 1,
+        sha256: String::new(),
+    });
+    archived.save(out.path()).unwrap();
+    let exporter =
+        timebucket::archive::Exporter::open(std::sync::Arc::new(store), out.path()).unwrap();
+    let services: Vec<String> = exporter
+        .services()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    assert_eq!(services, ["gone", "pay/ments=1", "shop"]);
+}
