@@ -20,6 +20,7 @@
 pub mod access;
 pub mod agent;
 pub mod alerting;
+pub mod archive;
 pub mod client;
 pub mod cql;
 pub mod migrate;
@@ -83,6 +84,8 @@ pub enum Command {
     Rules(RulesArgs),
     /// Make access tokens (`token new`).
     Token(token::TokenArgs),
+    /// Export whole buckets to Parquet files, or load them back (`archive export|import`).
+    Archive(archive::ArchiveArgs),
 }
 
 /// A flag value a command cannot run with. Displayed as `--flag problem`, e.g.

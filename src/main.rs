@@ -95,6 +95,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Archive(args) => {
+            let (target, command) = args.command()?;
+            println!("{}", timebucket::archive::open::run(target, command).await?);
+            Ok(())
+        }
         Command::Quarantine(args) => {
             print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
             Ok(())

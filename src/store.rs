@@ -20,6 +20,7 @@ pub mod alerting;
 pub mod batch;
 pub mod cql;
 pub mod embedded;
+pub mod hold;
 pub mod read;
 pub mod watched;
 
@@ -29,6 +30,7 @@ use std::future::Future;
 use thiserror::Error;
 
 pub use batch::{KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
+pub use hold::RetentionHold;
 pub use read::{Order, PageRequest, ReadingKey};
 
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};

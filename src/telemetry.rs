@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod alerting;
+pub mod archive;
 
 use std::sync::atomic::AtomicU64;
 
@@ -75,6 +76,8 @@ pub struct Metrics {
     pub alerting: alerting::AlertingMetrics,
     /// Requests refused by access control, and batches over a token's limits.
     pub access: access::AccessMetrics,
+    /// The bucket archive (`serve --archive-dir`).
+    pub archive: archive::ArchiveMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -118,6 +121,7 @@ impl Metrics {
             scrape_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             alerting: alerting::AlertingMetrics::default(),
             access: access::AccessMetrics::default(),
+            archive: archive::ArchiveMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -203,6 +207,7 @@ impl Metrics {
         metrics.register_scrape(&mut registry);
         metrics.alerting.register(&mut registry);
         metrics.access.register(&mut registry);
+        metrics.archive.register(&mut registry);
         Self {
             registry,
             ..metrics

@@ -44,7 +44,9 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::model::kind::{EachKind, Kinds, KINDS};
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
-use crate::store::{expired, PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
+use crate::store::{
+    expired, PageRequest, RetentionHold, SeriesEntry, Store, StoreError, WriteBatch,
+};
 
 /// fjall's block cache (decompressed blocks of tables, for reads): its default, stated here
 /// because it is one term of the memory model (README, "Embedded store memory").
@@ -96,6 +98,8 @@ struct Inner {
     /// Open rollup window keyspaces (see `rollup`).
     rollups: Mutex<rollup::Windows>,
     settings: Settings,
+    /// Windows ending after the hold are kept past their TTL (the bucket archive's).
+    hold: RetentionHold,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -128,6 +132,12 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`. `first` is recorded when the store is created and
     /// ignored afterwards (the recorded settings are read back), as `migrate up` does for CQL.
     pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
+        Self::open_held(dir, first, RetentionHold::none())
+    }
+
+    /// Like [`EmbeddedStore::open_with`], with retention held by `hold` from the first expiry
+    /// pass (the one at open) on.
+    pub fn open_held(dir: &Path, first: Settings, hold: RetentionHold) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
             .cache_size(BLOCK_CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
@@ -157,6 +167,7 @@ impl EmbeddedStore {
                 windows: Mutex::new(windows),
                 rollups: Mutex::new(rollups),
                 settings,
+                hold,
             }),
         };
         let now = TimestampMs::now();
@@ -166,8 +177,13 @@ impl EmbeddedStore {
         Ok(store)
     }
 
-    /// Deletes every window whose readings are all past the retention at `now`; returns how
-    /// many were dropped. Runs at open and before each write. Whenever a window goes (and at
+    /// The hold on this store's retention.
+    pub fn retention_hold(&self) -> &RetentionHold {
+        &self.inner.hold
+    }
+
+    /// Deletes every window whose readings are all past the retention at `now` and that the
+    /// [`RetentionHold`] lets go; returns how many were dropped. Runs at open and before each write. Whenever a window goes (and at
     /// open), the latest rows past the retention go too; reads already leave them out.
     pub fn drop_expired_windows(&self, now: TimestampMs) -> Result<usize, StoreError> {
         let settings = &self.inner.settings;
@@ -183,6 +199,10 @@ impl EmbeddedStore {
                 .keys()
                 .copied()
                 .take_while(|start| start + window <= horizon)
+                .filter(|start| {
+                    let end = TimestampMs::from_millis((start + window) * 1000);
+                    self.inner.hold.may_drop(end)
+                })
                 .collect();
             starts
                 .into_iter()

@@ -5,6 +5,7 @@
 mod access;
 mod agent;
 mod alerting;
+mod archive;
 mod bodies;
 mod capture;
 mod cli;

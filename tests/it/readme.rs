@@ -13,6 +13,7 @@
 //! | `agent` | pushing to that service | it starts, delivers, and SIGTERM ends it with 0 |
 //! | `rules` | in a temp working directory | it exits 0 |
 //! | `token` | in a temp working directory | it exits 0 |
+//! | `archive` | in a temp working directory holding an empty embedded store (and, for `import`, an empty archive) | it exits 0 |
 //!
 //! A command the README shows failing (`error: ...` under it in a console block) must fail with
 //! that first line instead. A command in an inline code span may name a command without its
@@ -328,7 +329,8 @@ fn every_readme_command_parses_and_has_a_runner() {
     for command in &commands {
         match command.subcommand() {
             Some(
-                kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"),
+                kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"
+                | "archive"),
             ) => {
                 kinds.insert(kind);
             }
@@ -361,6 +363,7 @@ fn every_readme_command_parses_and_has_a_runner() {
         kinds,
         BTreeSet::from([
             "agent",
+            "archive",
             "migrate",
             "quarantine",
             "query",
@@ -413,6 +416,22 @@ fn readme_quarantine_commands_run() {
         // The files the command names, set aside as the flusher would.
         for name in args.iter().filter(|a| a.ends_with(".quarantine")) {
             set_aside_a_batch(&dir.join("data"), name);
+        }
+    });
+}
+
+#[test]
+fn readme_archive_commands_run() {
+    run_every_offline("archive", "timebucket archive", |args, dir| {
+        // The embedded store `serve` would have made in ./data, and for `import` an archive
+        // (`--in DIR`) with its manifest.
+        drop(timebucket::store::embedded::EmbeddedStore::open(&dir.join("data/store")).unwrap());
+        if let Some(at) = args.iter().position(|a| a == "--in") {
+            let archive = dir.join(&args[at + 1]);
+            std::fs::create_dir_all(&archive).unwrap();
+            timebucket::archive::Manifest::new(3600)
+                .save(&archive)
+                .unwrap();
         }
     });
 }

@@ -416,3 +416,16 @@ pub fn timebucket_command() -> std::process::Command {
     }
     command
 }
+
+/// The Python of the project's tools virtualenv (`scripts/tools python` installs it, with the
+/// packages of `scripts/tools.d/requirements.txt`); a missing one fails the test with the fix,
+/// naming `what` the test needs from it.
+pub fn tools_python(what: &str) -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/tools python (it installs {what} into .tools/venv)",
+        python.display()
+    );
+    python
+}

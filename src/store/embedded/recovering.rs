@@ -21,13 +21,15 @@ use tokio::sync::watch;
 use super::EmbeddedStore;
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
 use crate::rollup::{RollupRequest, RollupRow};
-use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
+use crate::store::{PageRequest, RetentionHold, SeriesEntry, Store, StoreError, WriteBatch};
 
 /// The embedded store, reopened after a failed write.
 #[derive(Debug)]
 pub struct Recovering {
     dir: PathBuf,
     settings: Settings,
+    /// The retention hold, kept across reopens.
+    hold: RetentionHold,
     /// The open store; `None` between a close and a successful reopen.
     current: Mutex<Option<EmbeddedStore>>,
     /// Set by a failed write: reopen before the next one.
@@ -41,6 +43,7 @@ impl Recovering {
         Self {
             dir,
             settings: *store.settings(),
+            hold: store.retention_hold().clone(),
             current: Mutex::new(Some(store)),
             reopen: Mutex::new(false),
             refusing: watch::channel(None).0,
@@ -59,7 +62,7 @@ impl Recovering {
         if for_write && *reopen {
             // Drop our handle first: the directory opens only once nothing holds it.
             current.take();
-            let store = EmbeddedStore::open_with(&self.dir, self.settings)?;
+            let store = EmbeddedStore::open_held(&self.dir, self.settings, self.hold.clone())?;
             tracing::info!(store = %self.dir.display(), "the embedded store was reopened after a failed write");
             *current = Some(store);
             *reopen = false;
