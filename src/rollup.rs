@@ -33,6 +33,7 @@
 
 pub mod aggregate;
 pub mod chunk;
+pub mod coverage;
 pub mod merge;
 pub mod partial;
 pub mod writer_id;

@@ -60,6 +60,9 @@ mod tests {
     use crate::model::Reading;
     use crate::rollup::{partials, Agg, Piece};
 
+    /// Partials of every reading.
+    const ALL: TimestampMs = TimestampMs::from_millis(i64::MIN);
+
     fn piece(start: u64, last: u64) -> Piece {
         Piece {
             writer: uuid::Uuid::nil(),
@@ -85,12 +88,13 @@ mod tests {
         let two = vec![Reading::Api(sample::api()), Reading::Api(sample::api())];
         // First run: [16, 100] and [120, 200]; the replay reads [16, 300] in one piece (the
         // same key as the first, so it overwrote it) and [300..] is new.
-        let mut rows = partials(&one, piece(120, 200));
+        let mut rows = partials(&one, piece(120, 200), ALL);
         rows.extend(partials(
             &[one.clone(), two.clone()].concat(),
             piece(16, 300),
+            ALL,
         ));
-        rows.extend(partials(&one, piece(310, 320)));
+        rows.extend(partials(&one, piece(310, 320), ALL));
         assert_eq!(count(&maximal(rows)), 3 * 3 + 3);
     }
 
@@ -99,9 +103,9 @@ mod tests {
         let one = vec![Reading::Api(sample::api())];
         let mut other = piece(16, 100);
         other.writer = uuid::Uuid::max();
-        let mut rows = partials(&one, piece(16, 200));
-        rows.extend(partials(&one, other));
-        rows.extend(partials(&one, piece(CHUNK_BYTES, CHUNK_BYTES + 5)));
+        let mut rows = partials(&one, piece(16, 200), ALL);
+        rows.extend(partials(&one, other, ALL));
+        rows.extend(partials(&one, piece(CHUNK_BYTES, CHUNK_BYTES + 5), ALL));
         assert_eq!(count(&maximal(rows)), 9);
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! Rows are grouped into unlogged batches per partition like readings; each row is written
 //! `USING TTL` the time its slot has left in the level's retention, and left out when none.
+//!
+//! The rollup coverage (`rollup::coverage`) is rows of `timebucket_settings`, written with
+//! lightweight transactions: the first open records *written since* only if no replica did
+//! before (`IF NOT EXISTS`, then read back, so concurrent first starts agree), and a lowered
+//! *since* is written only over a higher value (`IF value > ?`), so two rebuilds never raise it.
 
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -13,7 +18,8 @@ use uuid::Uuid;
 use super::reader::{check, whole, MAX_WHOLE_PARTITION_ROWS};
 use super::writer::{CqlStore, Request};
 use super::Keyspace;
-use crate::model::{ApiPath, HttpMethod, InstanceName, StatusCode, TimestampMs};
+use crate::model::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode, TimestampMs};
+use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
 use crate::store::{remaining_ttl_seconds, StoreError};
 
@@ -24,10 +30,16 @@ pub struct LevelStatements {
     select: PreparedStatement,
 }
 
-/// The rollup statements of both levels, by [`Resolution::ALL`] order.
+/// The rollup statements of both levels, by [`Resolution::ALL`] order, and of the coverage.
 #[derive(Debug, Clone)]
 pub struct RollupStatements {
     levels: Vec<LevelStatements>,
+    /// `INSERT ... IF NOT EXISTS` of one coverage value.
+    record: PreparedStatement,
+    /// `UPDATE ... IF value > ?` of one coverage value.
+    lower: PreparedStatement,
+    /// The values of two names.
+    coverage: PreparedStatement,
 }
 
 const COLUMNS: &str = "service_name, kind, time_bucket, slot, instance, method, path, code, \
@@ -53,7 +65,81 @@ impl RollupStatements {
                 select: prepare(session, select).await?,
             });
         }
-        Ok(Self { levels })
+        let settings = format!("{keyspace}.timebucket_settings");
+        let record = format!("INSERT INTO {settings} (name, value) VALUES (?, ?) IF NOT EXISTS");
+        let lower = format!("UPDATE {settings} SET value = ? WHERE name = ? IF value > ?");
+        let coverage = format!("SELECT name, value FROM {settings} WHERE name IN (?, ?)");
+        Ok(Self {
+            levels,
+            record: prepare(session, record).await?,
+            lower: prepare(session, lower).await?,
+            coverage: prepare(session, coverage).await?,
+        })
+    }
+
+    /// The recorded values of `first` and `second` (either may be missing).
+    async fn coverage_values(
+        &self,
+        session: &Session,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        const WHAT: &str = "reading the rollup coverage";
+        let result = session
+            .execute_unpaged(&self.coverage, (first, second))
+            .await
+            .map_err(|source| StoreError::execute(WHAT, source))?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| StoreError::decode(WHAT, e))?;
+        let (mut a, mut b) = (None, None);
+        for row in rows
+            .rows::<(String, i64)>()
+            .map_err(|e| StoreError::decode(WHAT, e))?
+        {
+            let (name, value) = row.map_err(|e| StoreError::decode(WHAT, e))?;
+            if name == first {
+                a = Some(value);
+            } else if name == second {
+                b = Some(value);
+            }
+        }
+        Ok((a, b))
+    }
+
+    /// Records `name = ms` unless recorded already.
+    async fn record_if_absent(
+        &self,
+        session: &Session,
+        name: &str,
+        ms: i64,
+    ) -> Result<(), StoreError> {
+        session
+            .execute_unpaged(&self.record, (name, ms))
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::execute("recording the rollup coverage", source))
+    }
+
+    /// The recorded *written since*, recorded with *since* as of `now` on the first open.
+    pub async fn record_written_since(
+        &self,
+        session: &Session,
+        now: TimestampMs,
+    ) -> Result<TimestampMs, StoreError> {
+        let first = coverage::first_written_since(now).millis();
+        // *since* first: a reader that sees *written since* also sees a *since*.
+        self.record_if_absent(session, coverage::SINCE, first)
+            .await?;
+        self.record_if_absent(session, coverage::WRITTEN_SINCE, first)
+            .await?;
+        let (written, _) = self
+            .coverage_values(session, coverage::WRITTEN_SINCE, coverage::SINCE)
+            .await?;
+        let written = written.ok_or_else(|| {
+            StoreError::decode("reading the rollup coverage", "written since is missing")
+        })?;
+        Ok(TimestampMs::from_millis(written))
     }
 
     fn of(&self, resolution: Resolution) -> &LevelStatements {
@@ -104,6 +190,37 @@ struct StoredRow<'a> {
 }
 
 impl CqlStore {
+    /// See [`crate::store::Store::rollups_since`].
+    pub(super) async fn read_rollups_since(
+        &self,
+        service: &ServiceName,
+    ) -> Result<TimestampMs, StoreError> {
+        let service_name = since_name(Some(service));
+        let (global, own) = self
+            .rollup_statements()
+            .coverage_values(&self.session, coverage::SINCE, &service_name)
+            .await?;
+        Ok(effective_since(global, own))
+    }
+
+    /// See [`crate::store::Store::lower_rollups_since`].
+    pub(super) async fn lower_rollups_since_to(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let name = since_name(service);
+        let statements = self.rollup_statements();
+        statements
+            .record_if_absent(&self.session, &name, at.millis())
+            .await?;
+        self.session
+            .execute_unpaged(&statements.lower, (at.millis(), name.as_str(), at.millis()))
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::execute("lowering the rollup coverage", source))
+    }
+
     /// The write requests of `rows`, as of `now`.
     pub(super) fn rollup_requests<'a>(
         &'a self,

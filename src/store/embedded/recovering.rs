@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use tokio::sync::watch;
 
 use super::EmbeddedStore;
-use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
 use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
 
@@ -28,6 +28,8 @@ use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
 pub struct Recovering {
     dir: PathBuf,
     settings: Settings,
+    /// Recorded at the first open: it never changes.
+    written_since: TimestampMs,
     /// The open store; `None` between a close and a successful reopen.
     current: Mutex<Option<EmbeddedStore>>,
     /// Set by a failed write: reopen before the next one.
@@ -41,6 +43,7 @@ impl Recovering {
         Self {
             dir,
             settings: *store.settings(),
+            written_since: store.rollups_written_since(),
             current: Mutex::new(Some(store)),
             reopen: Mutex::new(false),
             refusing: watch::channel(None).0,
@@ -127,6 +130,22 @@ impl Store for Recovering {
         service: Option<&ServiceName>,
     ) -> Result<Vec<K>, StoreError> {
         self.store(false)?.read_latest::<K>(shard, service).await
+    }
+
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.written_since
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.store(false)?.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.store(false)?.lower_rollups_since(service, at).await
     }
 
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
