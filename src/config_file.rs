@@ -321,6 +321,7 @@ mod tests {
                 &["timebucket", "serve"][..],
                 &["timebucket", "migrate", "up"],
                 &["timebucket", "migrate", "status"],
+                &["timebucket", "rollup", "rebuild", "--from", "0", "--to", "1"],
                 &[
                     "timebucket",
                     "agent",
@@ -338,6 +339,11 @@ mod tests {
                         crate::cli::MigrateAction::Status => Ok(()),
                     },
                     Sub::Agent(agent) => agent.config().map(drop),
+                    Sub::Rollup(rollup) => match &rollup.action {
+                        crate::cli::rollup::RollupAction::Rebuild(rebuild) => {
+                            rebuild.request().map(drop)
+                        }
+                    },
                     Sub::Query(_) | Sub::Rules(_) | Sub::Token(_) | Sub::Quarantine(_) => Ok(()),
                 };
                 valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));

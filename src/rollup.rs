@@ -36,6 +36,7 @@ pub mod chunk;
 pub mod coverage;
 pub mod merge;
 pub mod partial;
+pub mod rebuild;
 pub mod writer_id;
 
 pub use aggregate::{Agg, ApiAgg, GaugeAgg, HostAgg};

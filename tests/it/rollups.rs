@@ -26,7 +26,8 @@ use timebucket::model::{
 use timebucket::query::answer::{HostStatsAnswer, StatsAnswer};
 use timebucket::query::requests::{HostStatsRequest, StatsRequest};
 use timebucket::query::{Queries, QueryLimits};
-use timebucket::store::Store;
+use timebucket::rollup::rebuild::{rebuild, RebuildRequest};
+use timebucket::store::{SeriesSeen, Store, WriteBatch};
 use timebucket::telemetry::Metrics;
 use timebucket::wal::{Wal, WalConfig};
 
@@ -342,4 +343,148 @@ fn a_source_the_step_cannot_use_is_refused_by_name() {
     let query = "service=s&from=0&to=3600000&step=1m&source=cache";
     let error = HostStatsRequest::parse(&pairs(query), &limits).unwrap_err();
     assert_eq!(error.fields(), "source");
+}
+
+/// Writes `records` straight through the store, as a version without rollups did: raw
+/// readings only.
+async fn write_raw<S: Store>(store: &S, records: &[Vec<Reading>]) {
+    let settings = *store.settings();
+    let readings: Vec<Reading> = records.iter().flatten().cloned().collect();
+    for chunk in readings.chunks(500) {
+        let batch = WriteBatch::build(chunk.to_vec(), &settings, &SeriesSeen::new(1000));
+        store.write(&batch).await.unwrap();
+    }
+}
+
+fn total(answer: &StatsAnswer) -> u64 {
+    answer
+        .groups
+        .iter()
+        .flat_map(|g| &g.points)
+        .map(|p| p.count)
+        .sum()
+}
+
+/// Readings stored before rollups: `auto` reads them raw; a rebuild computes their rollups and
+/// lowers the recorded start, after which `auto` reads rollups with the same answers; a rerun
+/// rewrites the same rows (same answers, no double counting).
+async fn rebuild_fills_the_hours_before_the_flusher_s<S: Store>(store: Arc<S>) {
+    let service = "rebuilt";
+    let now = Utc::now().timestamp_millis();
+    let base = (now / HOUR - 5) * HOUR;
+    write_raw(&*store, &records(3, service, base, 200)).await;
+    let queries = Queries::new(store.clone(), QueryLimits::default());
+    let from = TimestampMs::from_millis(base - 7_000).to_rfc3339();
+    let to = TimestampMs::from_millis(base + 3 * HOUR - 13 * MINUTE + 1_234).to_rfc3339();
+    let query = format!("service={service}&from={from}&to={to}&step=1h");
+    let raw = api_stats(&queries, &format!("{query}&source=raw")).await;
+    let before = api_stats(&queries, &query).await;
+    assert_eq!(
+        before.source.as_ref().unwrap().levels,
+        ["raw"],
+        "no rollups yet"
+    );
+    assert_same_api(&raw, &before, "before the rebuild");
+
+    let request = RebuildRequest {
+        from: TimestampMs::from_millis(base),
+        // Past the flusher's first hour: cut there.
+        to: TimestampMs::from_millis(now + 2 * HOUR),
+        service: None,
+    };
+    let first = rebuild(store.clone(), &request, TimestampMs::now(), |_, _| {})
+        .await
+        .unwrap();
+    assert!(first.range.cut_by_flusher, "{first:?}");
+    assert_eq!(first.range.from.millis(), base);
+    assert!(first.services >= 1 && first.rows > 0, "{first:?}");
+    assert_eq!(first.since_lowered_to, Some(TimestampMs::from_millis(base)));
+    let service_name = ServiceName::parse(service).unwrap();
+    assert_eq!(
+        store.rollups_since(&service_name).await.unwrap().millis(),
+        base
+    );
+
+    for step in ["1h", "1m", "5m"] {
+        let query = format!("service={service}&from={from}&to={to}&step={step}&group_by=code");
+        let raw = api_stats(&queries, &format!("{query}&source=raw")).await;
+        let auto = api_stats(&queries, &query).await;
+        assert_eq!(auto.source.as_ref().unwrap().used, "rollup", "step {step}");
+        assert_same_api(&raw, &auto, &format!("rebuilt, step {step}"));
+    }
+    let host_query = format!("service={service}&from={from}&to={to}&step=1h");
+    let raw_host = host_stats(&queries, &format!("{host_query}&source=raw")).await;
+    let auto_host = host_stats(&queries, &host_query).await;
+    assert_same_host(&raw_host, &auto_host, "rebuilt host stats");
+
+    // A rerun rewrites the same rows: the same answer, every request once.
+    let again = rebuild(store.clone(), &request, TimestampMs::now(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((again.rows, again.readings), (first.rows, first.readings));
+    let whole = format!(
+        "service={service}&from={}&to={}&step=1h",
+        TimestampMs::from_millis(base).to_rfc3339(),
+        TimestampMs::from_millis(base + 3 * HOUR - 1).to_rfc3339()
+    );
+    let rolled = api_stats(&queries, &whole).await;
+    assert_eq!(rolled.source.as_ref().unwrap().levels, ["1h"]);
+    let raw = api_stats(&queries, &format!("{whole}&source=raw")).await;
+    assert_eq!(total(&rolled), total(&raw), "a rerun counts nothing twice");
+    assert_same_api(&raw, &rolled, "after a rerun");
+}
+
+#[tokio::test]
+async fn embedded_rebuild_fills_the_hours_before_the_flusher_s_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    rebuild_fills_the_hours_before_the_flusher_s(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn cql_rebuild_fills_the_hours_before_the_flusher_s_idempotently() {
+    let keyspace = crate::support::migrated_keyspace().await;
+    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
+        .await
+        .unwrap();
+    rebuild_fills_the_hours_before_the_flusher_s(Arc::new(store)).await;
+}
+
+/// The command as a user types it: refused with a clear message while another process holds
+/// the embedded store, then run with a summary.
+#[tokio::test]
+async fn the_rebuild_command_names_a_held_store_then_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("store");
+    let store = timebucket::store::embedded::EmbeddedStore::open(&dir).unwrap();
+    let now = Utc::now().timestamp_millis();
+    let base = (now / HOUR - 3) * HOUR;
+    write_raw(&store, &records(4, "cli", base, 50)).await;
+    let rebuild = |data: &Path| {
+        crate::support::timebucket_command()
+            .env_remove("TIMEBUCKET_CQL_NODES")
+            .args(["rollup", "rebuild", "--from", &base.to_string(), "--to"])
+            .arg((now + 2 * HOUR).to_string())
+            .args(["--service", "cli", "--data-dir"])
+            .arg(data)
+            .output()
+            .unwrap()
+    };
+    let held = rebuild(data.path());
+    assert_eq!(held.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert!(stderr.contains("is in use"), "{stderr}");
+    drop(store);
+    let done = rebuild(data.path());
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        stdout.contains("rebuilt the rollups of 1 service(s), "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("queries read rollups from"), "{stdout}");
 }
