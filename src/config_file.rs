@@ -321,7 +321,15 @@ mod tests {
                 &["timebucket", "serve"][..],
                 &["timebucket", "migrate", "up"],
                 &["timebucket", "migrate", "status"],
-                &["timebucket", "rollup", "rebuild", "--from", "0", "--to", "1"],
+                &[
+                    "timebucket",
+                    "rollup",
+                    "rebuild",
+                    "--from",
+                    "0",
+                    "--to",
+                    "1",
+                ],
                 &[
                     "timebucket",
                     "agent",

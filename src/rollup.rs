@@ -120,3 +120,21 @@ impl Resolution {
         slot.millis().div_euclid(1000).div_euclid(width) * width
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_validate_rollup_retentions_against_these_windows() {
+        let windows: Vec<u64> = Resolution::ALL
+            .iter()
+            .map(|r| r.window_seconds() as u64)
+            .collect();
+        let validated: Vec<u64> = crate::model::settings::ROLLUP_WINDOW_SECONDS
+            .iter()
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(windows, validated);
+    }
+}

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use timebucket::ingest::quarantine::Quarantine;
 use timebucket::ingest::record::{encode, Accepted};
 use timebucket::ingest::{Flusher, FlusherConfig};
+use timebucket::model::ReadingKind;
 use timebucket::model::{
     ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, Reading, ReadingId,
     ServiceName, StatusCode, TimestampMs,
@@ -27,6 +28,7 @@ use timebucket::query::answer::{HostStatsAnswer, StatsAnswer};
 use timebucket::query::requests::{HostStatsRequest, StatsRequest};
 use timebucket::query::{Queries, QueryLimits};
 use timebucket::rollup::rebuild::{rebuild, RebuildRequest};
+use timebucket::rollup::{Resolution, RollupRequest};
 use timebucket::store::{SeriesSeen, Store, WriteBatch};
 use timebucket::telemetry::Metrics;
 use timebucket::wal::{Wal, WalConfig};
@@ -487,4 +489,111 @@ async fn the_rebuild_command_names_a_held_store_then_runs() {
         "{stdout}"
     );
     assert!(stdout.contains("queries read rollups from"), "{stdout}");
+}
+
+/// Retentions as `--rollup-minute-retention 1h --rollup-hour-retention 1d` ask for them.
+fn short_rollup_retentions() -> timebucket::migrate::SettingsRequest {
+    let args = timebucket::cli::SettingsArgs {
+        bucket_width: None,
+        shards: None,
+        latest_shards: None,
+        retention: None,
+        compaction_window: None,
+        rollup_minute_retention: Some(Duration::from_secs(3600)),
+        rollup_hour_retention: Some(Duration::from_secs(24 * 3600)),
+    };
+    args.request().unwrap()
+}
+
+/// Each level keeps its rows for its own retention: rows of slots past it are neither written
+/// nor read, those within it are.
+async fn each_level_keeps_its_own_retention<S: Store>(store: &S) {
+    let settings = *store.settings();
+    assert_eq!(settings.rollups.minute_ttl_seconds, 3600);
+    assert_eq!(settings.rollups.hour_ttl_seconds, 24 * 3600);
+    let service = ServiceName::parse("retained").unwrap();
+    let now = Utc::now().timestamp_millis();
+    // Three hours ago (past the minutes' hour, within the hours' day), and 5 minutes ago.
+    let old = (now / HOUR - 3) * HOUR + 5 * MINUTE;
+    let recent = (now / MINUTE - 5) * MINUTE;
+    let readings: Vec<Reading> = [old, recent]
+        .iter()
+        .map(|&t| {
+            Reading::Api(ApiReading {
+                id: ReadingId::new(),
+                service: service.clone(),
+                instance: InstanceName::parse("i-1").unwrap(),
+                method: HttpMethod::parse("GET").unwrap(),
+                path: ApiPath::parse("/p").unwrap(),
+                code: StatusCode::parse(200).unwrap(),
+                duration_ms: 1.5,
+                count: 3,
+                timestamp: TimestampMs::from_millis(t),
+            })
+        })
+        .collect();
+    let piece = timebucket::rollup::Piece {
+        writer: uuid::Uuid::new_v4(),
+        segment: 1,
+        start: 16,
+        last: 16,
+    };
+    let batch = WriteBatch {
+        rollups: timebucket::rollup::partials(&readings, piece, TimestampMs::from_millis(0)),
+        ..WriteBatch::default()
+    };
+    store.write(&batch).await.unwrap();
+    let slots = |resolution: Resolution, at: i64| {
+        let slot = resolution.slot_of(TimestampMs::from_millis(at));
+        RollupRequest {
+            service: service.clone(),
+            kind: ApiReading::INFO.index,
+            resolution,
+            partition: resolution.partition_of(slot),
+            from: slot,
+            to: slot,
+        }
+    };
+    let count = |rows: Vec<timebucket::rollup::RollupRow>| rows.len();
+    let minute_old = store.read_rollups(&slots(Resolution::Minute, old)).await;
+    let minute_new = store.read_rollups(&slots(Resolution::Minute, recent)).await;
+    let hour_old = store.read_rollups(&slots(Resolution::Hour, old)).await;
+    assert_eq!(count(minute_old.unwrap()), 0, "minutes past their hour");
+    assert_eq!(count(minute_new.unwrap()), 1, "minutes within their hour");
+    assert_eq!(count(hour_old.unwrap()), 1, "hours within their day");
+}
+
+#[tokio::test]
+async fn embedded_each_rollup_level_keeps_its_own_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = short_rollup_retentions().resolve_fresh().unwrap();
+    let store =
+        timebucket::store::embedded::EmbeddedStore::open_with(dir.path(), settings).unwrap();
+    each_level_keeps_its_own_retention(&store).await;
+    // Windows go whole once past their level's retention: the minute windows (a day each)
+    // two days on, the hour windows (ten days each) only past a day after their end.
+    let later = TimestampMs::from_millis(Utc::now().timestamp_millis() + 2 * 24 * HOUR);
+    let dropped = store.drop_expired_rollup_windows(later).unwrap();
+    assert!(dropped >= 1, "the minute windows go");
+    drop(store);
+    // The retentions are recorded: a reopen with default flags keeps them.
+    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.settings().rollups.minute_ttl_seconds, 3600);
+}
+
+#[tokio::test]
+async fn cql_each_rollup_level_keeps_its_own_retention() {
+    let keyspace = crate::support::fresh_keyspace();
+    let migrations =
+        timebucket::migrate::source::load_dir(&crate::support::migrations_dir()).unwrap();
+    let mut options = crate::support::up_options(&keyspace);
+    options.settings = short_rollup_retentions();
+    let session = crate::support::session().await;
+    timebucket::migrate::up(&session, &migrations, &options)
+        .await
+        .unwrap();
+    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
+        .await
+        .unwrap();
+    each_level_keeps_its_own_retention(&store).await;
 }
