@@ -597,3 +597,102 @@ async fn cql_each_rollup_level_keeps_its_own_retention() {
         .unwrap();
     each_level_keeps_its_own_retention(&store).await;
 }
+
+/// `kill -9` of a real `serve` while it flushes: the restarted service replays the WAL from
+/// its last confirmation, with other batch cuts; the rollups still count every stored
+/// reading exactly once (equal to the raw answer, counts and percentiles alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_flushing_counts_every_reading_once_in_the_rollups() {
+    use crate::crash::{free_port, start, stop_gracefully, wait_for_empty_backlog, wait_healthy};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let now = Utc::now().timestamp_millis();
+    // A store first opened three hours ago: rollups are written for readings of now.
+    let opened = TimestampMs::from_millis(now - 3 * HOUR);
+    let store_dir = data_dir.path().join("store");
+    let store = timebucket::store::embedded::EmbeddedStore::open_at(
+        &store_dir,
+        timebucket::model::Settings::default(),
+        opened,
+    )
+    .unwrap();
+    let written_since = store.rollups_written_since().millis();
+    drop(store);
+
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let backend = crate::crash::Backend::Embedded;
+    let mut child = start(backend, "unused", data_dir.path(), port);
+    wait_healthy(&url).await;
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..6 {
+        let (acked, stop, url) = (acked.clone(), stop.clone(), url.clone());
+        writers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut batch: i64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // Readings over the last few minutes, on and off minute boundaries.
+                let readings: Vec<_> = (0..20)
+                    .map(|i: i64| {
+                        let t = (now / MINUTE - (batch + i) % 4) * MINUTE - (i % 3) * 7;
+                        let code = if i % 2 == 0 { 200 } else { 503 };
+                        serde_json::json!({"service": "crash-rollups", "instance": format!("i-{writer}"),
+                            "method": "GET", "path": format!("/p{}", i % 3), "code": code,
+                            "duration_ms": (batch * 7 + i) % 300, "count": 1 + i % 3, "timestamp": t})
+                    })
+                    .collect();
+                batch += 1;
+                let sent = client
+                    .post(format!("{url}/v1/metrics"))
+                    .json(&serde_json::json!({ "api": readings }))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
+                        // Requests: the sum of the readings' counts.
+                        acked.fetch_add((0..20).map(|i| 1 + i % 3).sum(), Ordering::Relaxed);
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    while acked.load(Ordering::Relaxed) < 6_000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL, mid-flush
+    child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let mut child = start(backend, "unused", data_dir.path(), port);
+    wait_healthy(&url).await;
+    wait_for_empty_backlog(&url).await;
+    stop_gracefully(&mut child);
+
+    let store = timebucket::store::embedded::EmbeddedStore::open(&store_dir).unwrap();
+    let queries = Queries::new(Arc::new(store), QueryLimits::default());
+    let from = TimestampMs::from_millis(written_since).to_rfc3339();
+    let to = TimestampMs::from_millis(now + HOUR).to_rfc3339();
+    for step in ["1h", "1m"] {
+        let query =
+            format!("service=crash-rollups&from={from}&to={to}&step={step}&group_by=instance,code");
+        let raw = api_stats(&queries, &format!("{query}&source=raw")).await;
+        let rolled = api_stats(&queries, &format!("{query}&source=rollup")).await;
+        assert_eq!(
+            rolled.source.as_ref().unwrap().used,
+            "rollup",
+            "step {step}"
+        );
+        assert_same_api(&raw, &rolled, &format!("after kill -9, step {step}"));
+        let readings = total(&raw);
+        assert!(
+            readings >= acked.load(Ordering::Relaxed),
+            "acknowledged requests are stored"
+        );
+    }
+}
