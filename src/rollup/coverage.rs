@@ -3,7 +3,9 @@
 //!
 //! Two instants, each a whole hour:
 //! - **written since** (`rollups_written_since_ms`, [`WRITTEN_SINCE`]): recorded once, at the
-//!   first open of the store by a version with rollups: the first whole hour after that start
+//!   first open of the store by a version with rollups. A store that holds no readings then
+//!   (a new one) gets [`EVERYTHING`]: every reading it will hold has rollups. One that holds
+//!   readings (stored by a version without rollups) gets the first whole hour after that start
 //!   and the ingest's future skew. The flusher writes partials only for slots from it on;
 //!   earlier slots belong to `timebucket rollup rebuild` alone. So no slot gets both flusher
 //!   partials and rebuilt rows, and neither can count a reading the other counted.
@@ -37,8 +39,16 @@ pub fn since_name(service: Option<&ServiceName>) -> String {
     }
 }
 
-/// The *written since* instant of a store first opened with rollups at `now`.
-pub fn first_written_since(now: TimestampMs) -> TimestampMs {
+/// *Written since* of a store that held no readings when first opened with rollups: the
+/// epoch, before any reading a store keeps.
+pub const EVERYTHING: TimestampMs = TimestampMs::from_millis(0);
+
+/// The *written since* instant of a store first opened with rollups at `now`, holding
+/// readings already (`holds_readings`) or not.
+pub fn first_written_since(now: TimestampMs, holds_readings: bool) -> TimestampMs {
+    if !holds_readings {
+        return EVERYTHING;
+    }
     ceil_hour(TimestampMs::from_millis(now.millis() + FUTURE_SKEW_MS))
 }
 
@@ -77,15 +87,15 @@ mod tests {
     }
 
     #[test]
-    fn written_since_is_the_next_whole_hour_after_the_skew() {
+    fn written_since_is_the_next_whole_hour_after_the_skew_unless_the_store_is_new() {
         let at = |ms| TimestampMs::from_millis(ms);
-        assert_eq!(first_written_since(at(0)), at(HOUR_MS));
+        assert_eq!(first_written_since(at(0), true), at(HOUR_MS));
         assert_eq!(
-            first_written_since(at(HOUR_MS - FUTURE_SKEW_MS)),
+            first_written_since(at(HOUR_MS - FUTURE_SKEW_MS), true),
             at(HOUR_MS)
         );
         assert_eq!(
-            first_written_since(at(HOUR_MS - FUTURE_SKEW_MS + 1)),
+            first_written_since(at(HOUR_MS - FUTURE_SKEW_MS + 1), true),
             at(2 * HOUR_MS)
         );
         assert_eq!(ceil_hour(at(-1)), at(0));

@@ -107,13 +107,6 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`. `first` is recorded when the store is created and
     /// ignored afterwards (the recorded settings are read back), as `migrate up` does for CQL.
     pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
-        Self::open_at(dir, first, TimestampMs::now())
-    }
-
-    /// Like [`EmbeddedStore::open_with`], as if opened at `now`: the instant the rollup
-    /// coverage is recorded from at the first open (`rollup::coverage`); expiry still follows
-    /// the clock.
-    pub fn open_at(dir: &Path, first: Settings, now: TimestampMs) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
             .cache_size(BLOCK_CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
@@ -136,7 +129,8 @@ impl EmbeddedStore {
             }
         }
         let rollups = rollup::open_windows(&db)?;
-        let rollups_written_since = rollup::record_written_since(&meta, now)?;
+        let rollups_written_since =
+            rollup::record_written_since(&meta, &latest, TimestampMs::now())?;
         let store = Self {
             inner: Arc::new(Inner {
                 db,

@@ -28,7 +28,7 @@ use timebucket::query::answer::{HostStatsAnswer, StatsAnswer};
 use timebucket::query::requests::{HostStatsRequest, StatsRequest};
 use timebucket::query::{Queries, QueryLimits};
 use timebucket::rollup::rebuild::{rebuild, RebuildRequest};
-use timebucket::rollup::{Resolution, RollupRequest};
+use timebucket::rollup::{coverage, Resolution, RollupRequest};
 use timebucket::store::{SeriesSeen, Store, WriteBatch};
 use timebucket::telemetry::Metrics;
 use timebucket::wal::{Wal, WalConfig};
@@ -36,12 +36,11 @@ use timebucket::wal::{Wal, WalConfig};
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 
-/// The data's start: the store's first hour of flusher-written rollups, so every reading has
-/// them (the data spans three hours from there, a little in the future).
+/// An hour-aligned start four hours ago: the data spans three hours, within every retention.
+/// The store is new, so the flusher writes rollups for every reading.
 fn base_ms<S: Store>(store: &S) -> i64 {
-    let base = store.rollups_written_since().millis();
-    assert!(base > Utc::now().timestamp_millis() && base % HOUR == 0);
-    base
+    assert_eq!(store.rollups_written_since(), coverage::EVERYTHING);
+    (Utc::now().timestamp_millis() / HOUR - 4) * HOUR
 }
 
 /// Records (each a list of readings) of `service` spread over three hours from `base`.
@@ -370,11 +369,13 @@ fn total(answer: &StatsAnswer) -> u64 {
 /// Readings stored before rollups: `auto` reads them raw; a rebuild computes their rollups and
 /// lowers the recorded start, after which `auto` reads rollups with the same answers; a rerun
 /// rewrites the same rows (same answers, no double counting).
-async fn rebuild_fills_the_hours_before_the_flusher_s<S: Store>(store: Arc<S>) {
+async fn rebuild_fills_the_hours_before_the_flusher_s<S: Store>(store: Arc<S>, base: i64) {
     let service = "rebuilt";
     let now = Utc::now().timestamp_millis();
-    let base = (now / HOUR - 5) * HOUR;
-    write_raw(&*store, &records(3, service, base, 200)).await;
+    assert!(
+        store.rollups_written_since().millis() > now,
+        "a store of readings before rollups"
+    );
     let queries = Queries::new(store.clone(), QueryLimits::default());
     let from = TimestampMs::from_millis(base - 7_000).to_rfc3339();
     let to = TimestampMs::from_millis(base + 3 * HOUR - 13 * MINUTE + 1_234).to_rfc3339();
@@ -439,17 +440,60 @@ async fn rebuild_fills_the_hours_before_the_flusher_s<S: Store>(store: Arc<S>) {
 #[tokio::test]
 async fn embedded_rebuild_fills_the_hours_before_the_flusher_s_idempotently() {
     let dir = tempfile::tempdir().unwrap();
-    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
-    rebuild_fills_the_hours_before_the_flusher_s(Arc::new(store)).await;
+    let base = old_hours();
+    let store =
+        embedded_store_from_before_rollups(dir.path(), &records(3, "rebuilt", base, 200)).await;
+    rebuild_fills_the_hours_before_the_flusher_s(Arc::new(store), base).await;
+}
+
+/// The start of three hours of data, five hours ago.
+fn old_hours() -> i64 {
+    (Utc::now().timestamp_millis() / HOUR - 5) * HOUR
+}
+
+/// An embedded store holding `records` as a version without rollups left it: raw readings,
+/// and no record of rollups (removed from its `meta` keyspace, where a version without rollups
+/// never wrote it).
+async fn embedded_store_from_before_rollups(
+    dir: &Path,
+    records: &[Vec<Reading>],
+) -> timebucket::store::embedded::EmbeddedStore {
+    let store = timebucket::store::embedded::EmbeddedStore::open(dir).unwrap();
+    write_raw(&store, records).await;
+    drop(store);
+    {
+        let db = fjall::Database::builder(dir).open().unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        for name in [coverage::WRITTEN_SINCE, coverage::SINCE] {
+            meta.remove(name).unwrap();
+        }
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    timebucket::store::embedded::EmbeddedStore::open(dir).unwrap()
 }
 
 #[tokio::test]
 async fn cql_rebuild_fills_the_hours_before_the_flusher_s_idempotently() {
     let keyspace = crate::support::migrated_keyspace().await;
-    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
+    let nodes = [crate::support::cql_node()];
+    let store = timebucket::store::cql::CqlStore::open(&nodes, &keyspace)
         .await
         .unwrap();
-    rebuild_fills_the_hours_before_the_flusher_s(Arc::new(store)).await;
+    let base = old_hours();
+    write_raw(&store, &records(3, "rebuilt", base, 200)).await;
+    // As a version without rollups left it: no record of them.
+    let session = crate::support::session().await;
+    let forget = format!("DELETE FROM {keyspace}.timebucket_settings WHERE name IN (?, ?)");
+    session
+        .query_unpaged(forget, (coverage::WRITTEN_SINCE, coverage::SINCE))
+        .await
+        .unwrap();
+    let store = timebucket::store::cql::CqlStore::open(&nodes, &keyspace)
+        .await
+        .unwrap();
+    rebuild_fills_the_hours_before_the_flusher_s(Arc::new(store), base).await;
 }
 
 /// The command as a user types it: refused with a clear message while another process holds
@@ -458,10 +502,9 @@ async fn cql_rebuild_fills_the_hours_before_the_flusher_s_idempotently() {
 async fn the_rebuild_command_names_a_held_store_then_runs() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("store");
-    let store = timebucket::store::embedded::EmbeddedStore::open(&dir).unwrap();
     let now = Utc::now().timestamp_millis();
     let base = (now / HOUR - 3) * HOUR;
-    write_raw(&store, &records(4, "cli", base, 50)).await;
+    let store = embedded_store_from_before_rollups(&dir, &records(4, "cli", base, 50)).await;
     let rebuild = |data: &Path| {
         crate::support::timebucket_command()
             .env_remove("TIMEBUCKET_CQL_NODES")
@@ -608,17 +651,7 @@ async fn kill_9_during_flushing_counts_every_reading_once_in_the_rollups() {
 
     let data_dir = tempfile::tempdir().unwrap();
     let now = Utc::now().timestamp_millis();
-    // A store first opened three hours ago: rollups are written for readings of now.
-    let opened = TimestampMs::from_millis(now - 3 * HOUR);
     let store_dir = data_dir.path().join("store");
-    let store = timebucket::store::embedded::EmbeddedStore::open_at(
-        &store_dir,
-        timebucket::model::Settings::default(),
-        opened,
-    )
-    .unwrap();
-    let written_since = store.rollups_written_since().millis();
-    drop(store);
 
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -675,8 +708,13 @@ async fn kill_9_during_flushing_counts_every_reading_once_in_the_rollups() {
     stop_gracefully(&mut child);
 
     let store = timebucket::store::embedded::EmbeddedStore::open(&store_dir).unwrap();
+    assert_eq!(
+        store.rollups_written_since(),
+        coverage::EVERYTHING,
+        "a new store"
+    );
     let queries = Queries::new(Arc::new(store), QueryLimits::default());
-    let from = TimestampMs::from_millis(written_since).to_rfc3339();
+    let from = TimestampMs::from_millis(now - HOUR).to_rfc3339();
     let to = TimestampMs::from_millis(now + HOUR).to_rfc3339();
     for step in ["1h", "1m"] {
         let query =

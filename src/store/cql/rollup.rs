@@ -18,7 +18,10 @@ use uuid::Uuid;
 use super::reader::{check, whole, MAX_WHOLE_PARTITION_ROWS};
 use super::writer::{CqlStore, Request};
 use super::Keyspace;
-use crate::model::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode, TimestampMs};
+use crate::model::{
+    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, ServiceName, StatusCode,
+    TimestampMs,
+};
 use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
 use crate::store::{remaining_ttl_seconds, StoreError};
@@ -121,22 +124,29 @@ impl RollupStatements {
             .map_err(|source| StoreError::execute("recording the rollup coverage", source))
     }
 
-    /// The recorded *written since*, recorded with *since* as of `now` on the first open.
+    /// The recorded *written since*, if any.
+    pub async fn written_since(&self, session: &Session) -> Result<Option<i64>, StoreError> {
+        let (written, _) = self
+            .coverage_values(session, coverage::WRITTEN_SINCE, coverage::SINCE)
+            .await?;
+        Ok(written)
+    }
+
+    /// The recorded *written since*, recorded with *since* as of `now` on the first open, in
+    /// a store holding readings (`holds_readings`) or not.
     pub async fn record_written_since(
         &self,
         session: &Session,
         now: TimestampMs,
+        holds_readings: bool,
     ) -> Result<TimestampMs, StoreError> {
-        let first = coverage::first_written_since(now).millis();
+        let first = coverage::first_written_since(now, holds_readings).millis();
         // *since* first: a reader that sees *written since* also sees a *since*.
         self.record_if_absent(session, coverage::SINCE, first)
             .await?;
         self.record_if_absent(session, coverage::WRITTEN_SINCE, first)
             .await?;
-        let (written, _) = self
-            .coverage_values(session, coverage::WRITTEN_SINCE, coverage::SINCE)
-            .await?;
-        let written = written.ok_or_else(|| {
+        let written = self.written_since(session).await?.ok_or_else(|| {
             StoreError::decode("reading the rollup coverage", "written since is missing")
         })?;
         Ok(TimestampMs::from_millis(written))
@@ -190,6 +200,36 @@ struct StoredRow<'a> {
 }
 
 impl CqlStore {
+    /// The recorded *written since*, recorded on the first open (`rollup::coverage`).
+    pub(super) async fn load_rollups_written_since(&self) -> Result<TimestampMs, StoreError> {
+        let statements = self.rollup_statements();
+        if let Some(ms) = statements.written_since(&self.session).await? {
+            return Ok(TimestampMs::from_millis(ms));
+        }
+        let holds_readings = self.holds_readings().await?;
+        statements
+            .record_written_since(&self.session, TimestampMs::now(), holds_readings)
+            .await
+    }
+
+    /// Whether any latest table has a row: every reading has one until it expires.
+    async fn holds_readings(&self) -> Result<bool, StoreError> {
+        for shard in self.settings_ref().latest_shards.all() {
+            if !self
+                .read_latest_shard::<ApiReading>(shard, None)
+                .await?
+                .is_empty()
+                || !self
+                    .read_latest_shard::<HostReading>(shard, None)
+                    .await?
+                    .is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// See [`crate::store::Store::rollups_since`].
     pub(super) async fn read_rollups_since(
         &self,

@@ -84,17 +84,16 @@ impl CqlStore {
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
         let rollups = RollupStatements::prepare(&session, keyspace).await?;
-        let rollups_written_since = rollups
-            .record_written_since(&session, TimestampMs::now())
-            .await?;
-        Ok(Self {
+        let mut store = Self {
             session: Arc::new(session),
             statements: Arc::new(statements),
             rollups: Arc::new(rollups),
             write_profile,
             settings,
-            rollups_written_since,
-        })
+            rollups_written_since: TimestampMs::from_millis(i64::MAX),
+        };
+        store.rollups_written_since = store.load_rollups_written_since().await?;
+        Ok(store)
     }
 
     pub(super) fn rollup_statements(&self) -> &RollupStatements {

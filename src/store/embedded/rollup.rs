@@ -131,15 +131,21 @@ fn write_ms(meta: &Keyspace, name: &str, ms: i64) -> Result<(), StoreError> {
         .map_err(embedded("recording the rollup coverage"))
 }
 
-/// The recorded *written since* instant, recorded (with *since*) as of `now` at the first open.
+/// The recorded *written since* instant, recorded (with *since*) as of `now` at the first open;
+/// `latest` tells whether the store holds readings (every reading has a latest row until it
+/// expires).
 pub(super) fn record_written_since(
     meta: &Keyspace,
+    latest: &Keyspace,
     now: TimestampMs,
 ) -> Result<TimestampMs, StoreError> {
     if let Some(ms) = read_ms(meta, coverage::WRITTEN_SINCE)? {
         return Ok(TimestampMs::from_millis(ms));
     }
-    let first = coverage::first_written_since(now);
+    let holds_readings = !latest
+        .is_empty()
+        .map_err(embedded("reading the latest readings"))?;
+    let first = coverage::first_written_since(now, holds_readings);
     if read_ms(meta, coverage::SINCE)?.is_none() {
         write_ms(meta, coverage::SINCE, first.millis())?;
     }
