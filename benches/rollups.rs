@@ -7,11 +7,13 @@
 //!
 //! A new embedded store is loaded with `READINGS` API readings of one service spread over the
 //! last `HOURS` hours, written straight through the store API (not HTTP: ten million readings
-//! through the service would take most of an hour on this machine) in batches of 20,000, each
-//! with its partial rollups as the flusher computes them (`rollup::partials`). Before those
-//! hours, `EXTRA_DAYS` days get only generated hourly rollups (from `EXTRA_PER_HOUR` readings an
-//! hour, never stored raw), so a 7-day range has rollups all along and raw readings for its
-//! last `HOURS` hours only.
+//! through the service would take most of an hour on this machine) in time order, in batches
+//! of 20,000, each with its partial rollups as the flusher computes them (`rollup::partials`).
+//! Then the compaction `serve` runs every ten minutes (`rollup::compactor`) merges the
+//! partials of every closed slot, as it would have by then. Before those hours, `EXTRA_DAYS`
+//! days get only generated hourly rollups (from `EXTRA_PER_HOUR` readings an hour, never
+//! stored raw), so a 7-day range has rollups all along and raw readings for its last `HOURS`
+//! hours only.
 //!
 //! Then `Queries::stats` (what `/v1/stats` runs, in process: no HTTP or JSON) answers the last
 //! 1 h (1-minute step), 24 h (1-hour step, and 5-minute step: minute rollups only) and 7 d
@@ -49,7 +51,7 @@ use timebucket::model::{
 use timebucket::query::answer::StatsAnswer;
 use timebucket::query::requests::StatsRequest;
 use timebucket::query::{Queries, QueryLimits};
-use timebucket::rollup::{partials, Piece, Resolution};
+use timebucket::rollup::{compactor, partials, Piece, Resolution};
 use timebucket::store::embedded::EmbeddedStore;
 use timebucket::store::{SeriesSeen, Store, WriteBatch};
 
@@ -118,6 +120,8 @@ struct Load {
     partials: Duration,
     rollup_rows: usize,
     extra_rows: usize,
+    compaction: Duration,
+    compacted: timebucket::rollup::compactor::Compacted,
 }
 
 /// Loads the raw hours with their rollups, then the generated hourly rollups before them.
@@ -138,7 +142,10 @@ async fn load(
         while left > 0 {
             let n = left.min(BATCH);
             left -= n;
-            let batch = generator.readings(start + hour * HOUR_MS, HOUR_MS, n);
+            // Time-ordered, as live traffic reaches the flusher: a batch spans minutes.
+            let offset = ((per_hour - left - n) as i64 * HOUR_MS) / per_hour as i64;
+            let span = (n as i64 * HOUR_MS / per_hour as i64).max(1);
+            let batch = generator.readings(start + hour * HOUR_MS + offset, span, n);
             piece += 1;
             let took = Instant::now();
             let rollups = partials(&batch, piece_of(writer, piece), TimestampMs::from_millis(0));
@@ -175,11 +182,29 @@ async fn load(
             .await
             .context("generating hourly rollups")?;
     }
+    // What the compactor would have done by now: every closed slot of every partition.
+    let compacting = Instant::now();
+    let service = ServiceName::parse(SERVICE).expect("valid");
+    let upto = timebucket::wal::Position {
+        segment: timebucket::wal::SegmentId(piece + 1),
+        offset: 0,
+    };
+    let closed = TimestampMs::now().millis() - compactor::GRACE_MS;
+    let mut reads = compactor::requests(&service, Resolution::Minute, start, closed);
+    reads.extend(compactor::requests(
+        &service,
+        Resolution::Hour,
+        start,
+        closed,
+    ));
+    let compacted = compactor::compact_partitions(store, writer, upto, reads).await?;
     Ok(Load {
         elapsed,
         partials: partial_time,
         rollup_rows,
         extra_rows,
+        compaction: compacting.elapsed(),
+        compacted,
     })
 }
 
@@ -339,8 +364,8 @@ async fn run() -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "loaded {readings} readings in {:.1?} ({:.1?} of it computing partials)",
-        loaded.elapsed, loaded.partials
+        "loaded {readings} readings in {:.1?} ({:.1?} of it computing partials); compaction {:.1?}: {:?}",
+        loaded.elapsed, loaded.partials, loaded.compaction, loaded.compacted
     );
     let limits = QueryLimits {
         max_scan_rows: u64::MAX,
@@ -441,6 +466,12 @@ fn section(p: &Params, loaded: &Load, results: &[Measured]) -> String {
         100.0 * loaded.partials.as_secs_f64() / loaded.elapsed.as_secs_f64(),
         loaded.rollup_rows,
         p.readings
+    ));
+    s.push_str(&format!(
+        "- compaction (what `serve` does every 10 min, for every closed slot at once): {:.1} s, {} partials merged into {} rows\n",
+        loaded.compaction.as_secs_f64(),
+        loaded.compacted.deleted,
+        loaded.compacted.written
     ));
     s.push_str(&format!(
         "- queries: `Queries::stats` in process (what `/v1/stats` runs, without HTTP), ranges ending now, `source=raw` and `source=auto` alternating, medians of {} raw and {} rollup rounds after one warm-up\n\n",

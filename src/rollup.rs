@@ -33,6 +33,8 @@
 
 pub mod aggregate;
 pub mod chunk;
+pub mod compact;
+pub mod compactor;
 pub mod coverage;
 pub mod merge;
 pub mod partial;

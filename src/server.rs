@@ -459,6 +459,7 @@ async fn serve_with<S: Store, A: AlertStore>(
         flusher.run().await
     });
     let pinger = tokio::spawn(ping_forever(store.clone(), problem_tx));
+    let compactor = tokio::spawn(crate::rollup::compactor::run(store.clone(), wal.clone()));
 
     let retention_ms = i64::from(store.settings().ttl_seconds) * 1000;
     let mut acceptor = Acceptor::new(
@@ -594,6 +595,7 @@ async fn serve_with<S: Store, A: AlertStore>(
         }
     }
     pinger.abort();
+    compactor.abort();
     if let Some(outcome) = flusher_failed {
         outcome.expect("flusher panicked")?;
         return http_outcome;

@@ -77,6 +77,13 @@ pub trait Store: Send + Sync + 'static {
         request: &RollupRequest,
     ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
 
+    /// Deletes these rollup rows (by their keys), as compaction does once the rows holding
+    /// them are written. Idempotent.
+    fn delete_rollups(
+        &self,
+        rows: &[RollupRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// From when the flusher writes rollups (`rollup::coverage`): recorded at the store's first
     /// open by a version with rollups. A store that connects in the background reports
     /// `i64::MAX` ms until connected (the flusher waits for [`Store::connected`]).

@@ -8,9 +8,11 @@ use super::partial::{RollupRow, RollupSeries};
 use super::Resolution;
 use crate::model::TimestampMs;
 
-/// The partials of `rows` that no other partial of the same series, slot, writer and chunk
-/// contains; their pieces are disjoint.
+/// The rows of `rows` that count: what compacted rows hold is left out (`compact::resolve`),
+/// then the partials that another partial of the same series, slot, writer and chunk contains;
+/// the pieces left are disjoint.
 pub fn maximal(rows: Vec<RollupRow>) -> Vec<RollupRow> {
+    let rows = super::compact::resolve(rows);
     type Group = (
         usize,
         Resolution,

@@ -232,7 +232,7 @@ async fn read_hour<S: Store, K: ReadingKind>(
 }
 
 /// Every service with a latest reading of any kind (one within the retention).
-async fn services<S: Store>(store: &S) -> Result<Vec<ServiceName>, StoreError> {
+pub(crate) async fn services<S: Store>(store: &S) -> Result<Vec<ServiceName>, StoreError> {
     let mut names = std::collections::BTreeSet::new();
     for shard in store.settings().latest_shards.all() {
         let mut collect = Services {

@@ -357,6 +357,11 @@ impl Store for EmbeddedStore {
         self.inner.rollups_written_since
     }
 
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        let (store, rows) = (self.clone(), rows.to_vec());
+        blocking(move || store.delete_rollup_rows(&rows)).await
+    }
+
     async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
         let (store, service) = (self.clone(), service.clone());
         blocking(move || store.rollups_since_of(&service)).await

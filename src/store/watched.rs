@@ -110,6 +110,10 @@ impl<S: Store> Store for Watched<S> {
         self.inner.lower_rollups_since(service, at).await
     }
 
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.inner.delete_rollups(rows).await
+    }
+
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
         self.inner.read_rollups(request).await
     }

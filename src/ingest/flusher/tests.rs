@@ -72,6 +72,10 @@ impl Store for Picky {
         self.0.lower_rollups_since(service, at).await
     }
 
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        self.0.delete_rollups(rows).await
+    }
+
     async fn read_rollups(
         &self,
         request: &crate::rollup::RollupRequest,

@@ -175,6 +175,10 @@ impl Store for DeferredCql {
         self.store()?.lower_rollups_since(service, at).await
     }
 
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.store()?.delete_rollups(rows).await
+    }
+
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
         self.store()?.read_rollups(request).await
     }

@@ -31,6 +31,7 @@ use crate::store::{remaining_ttl_seconds, StoreError};
 pub struct LevelStatements {
     insert: PreparedStatement,
     select: PreparedStatement,
+    delete: PreparedStatement,
 }
 
 /// The rollup statements of both levels, by [`Resolution::ALL`] order, and of the coverage.
@@ -63,9 +64,15 @@ impl RollupStatements {
                  piece_last, agg FROM {keyspace}.{table} \
                  WHERE service_name = ? AND kind = ? AND time_bucket = ? AND slot >= ? AND slot <= ?"
             );
+            let delete = format!(
+                "DELETE FROM {keyspace}.{table} WHERE service_name = ? AND kind = ? \
+                 AND time_bucket = ? AND slot = ? AND instance = ? AND method = ? AND path = ? \
+                 AND code = ? AND writer = ? AND segment = ? AND piece_start = ?"
+            );
             levels.push(LevelStatements {
                 insert: prepare(session, insert).await?,
                 select: prepare(session, select).await?,
+                delete: prepare(session, delete).await?,
             });
         }
         let settings = format!("{keyspace}.timebucket_settings");
@@ -297,6 +304,52 @@ impl CqlStore {
             });
             let statement = &self.rollup_statements().of(resolution).insert;
             requests.extend(self.partition_batches(values, statement, "writing rollups"));
+        }
+        requests
+    }
+
+    /// The delete requests of `rows` (see [`crate::store::Store::delete_rollups`]), grouped
+    /// into one batch per partition.
+    pub(super) fn rollup_deletes<'a>(&'a self, rows: &'a [RollupRow]) -> Vec<Request<'a>> {
+        type Key<'a> = (
+            &'a str,
+            i32,
+            i64,
+            CqlTimestamp,
+            &'a str,
+            &'a str,
+            &'a str,
+            i32,
+            Uuid,
+            i64,
+            i64,
+        );
+        let mut requests = Vec::new();
+        for resolution in Resolution::ALL {
+            let keys = rows
+                .iter()
+                .filter(|r| r.resolution == resolution)
+                .map(|row| {
+                    let s = &row.series;
+                    let kind = row.agg.kind() as i32;
+                    let partition = resolution.partition_of(row.slot);
+                    let key: Key<'a> = (
+                        row.service.as_str(),
+                        kind,
+                        partition,
+                        CqlTimestamp(row.slot.millis()),
+                        s.instance.as_str(),
+                        s.method.as_ref().map_or("", |m| m.as_str()),
+                        s.path.as_ref().map_or("", |p| p.as_str()),
+                        s.code.map_or(0, |c| i32::from(c.get())),
+                        row.piece.writer,
+                        row.piece.segment as i64,
+                        row.piece.start as i64,
+                    );
+                    ((row.service.as_str(), kind, partition), key)
+                });
+            let statement = &self.rollup_statements().of(resolution).delete;
+            requests.extend(self.partition_batches(keys, statement, "deleting rollups"));
         }
         requests
     }

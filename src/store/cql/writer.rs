@@ -304,6 +304,13 @@ impl Store for CqlStore {
         self.rollups_written_since
     }
 
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        futures::stream::iter(self.rollup_deletes(rows))
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
     async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
         self.read_rollups_since(service).await
     }

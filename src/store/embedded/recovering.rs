@@ -148,6 +148,10 @@ impl Store for Recovering {
         self.store(false)?.lower_rollups_since(service, at).await
     }
 
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.store(true)?.delete_rollups(rows).await
+    }
+
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
         self.store(false)?.read_rollups(request).await
     }

@@ -218,6 +218,20 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    /// See [`crate::store::Store::delete_rollups`]: one atomic batch, synced.
+    pub(super) fn delete_rollup_rows(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        let mut batch = self.inner.db.batch();
+        for row in rows {
+            let start = window_start(row.resolution, row.slot);
+            let keyspace = self.rollup_windows().get(&(row.resolution, start)).cloned();
+            if let Some(keyspace) = keyspace {
+                batch.remove(&keyspace, key(row));
+            }
+        }
+        batch.commit().map_err(embedded("deleting rollups"))?;
+        self.persist()
+    }
+
     /// Drops every rollup window whose slots are all past their level's retention at `now`;
     /// returns how many.
     pub fn drop_expired_rollup_windows(&self, now: TimestampMs) -> Result<usize, StoreError> {
