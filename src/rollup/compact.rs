@@ -60,24 +60,40 @@ fn group_of(row: &RollupRow) -> Group {
 /// The rows that count: per (series, slot, writer) the compacted row with the highest mark and
 /// the partials after it; everything else is held by that row already.
 pub fn resolve(rows: Vec<RollupRow>) -> Vec<RollupRow> {
-    let mut marks: HashMap<Group, (u64, u64)> = HashMap::new();
-    for row in &rows {
-        if let Some(m) = mark(&row.piece) {
-            let best = marks.entry(group_of(row)).or_insert(m);
-            *best = (*best).max(m);
+    type Key<'a> = (usize, Resolution, TimestampMs, &'a RollupSeries, Uuid);
+    let key = |row: &RollupRow| -> (usize, Resolution, TimestampMs, Uuid) {
+        (row.agg.kind(), row.resolution, row.slot, row.piece.writer)
+    };
+    let keep: Vec<bool> = {
+        let mut marks: HashMap<Key<'_>, (u64, u64)> = HashMap::new();
+        for row in &rows {
+            if let Some(m) = mark(&row.piece) {
+                let (kind, resolution, slot, writer) = key(row);
+                let best = marks
+                    .entry((kind, resolution, slot, &row.series, writer))
+                    .or_insert(m);
+                *best = (*best).max(m);
+            }
         }
-    }
-    if marks.is_empty() {
-        return rows;
-    }
+        if marks.is_empty() {
+            return rows;
+        }
+        rows.iter()
+            .map(|row| {
+                let (kind, resolution, slot, writer) = key(row);
+                match marks.get(&(kind, resolution, slot, &row.series, writer)) {
+                    None => true,
+                    Some(&best) => match mark(&row.piece) {
+                        Some(m) => m == best,
+                        None => !before(&row.piece, best),
+                    },
+                }
+            })
+            .collect()
+    };
     rows.into_iter()
-        .filter(|row| match marks.get(&group_of(row)) {
-            None => true,
-            Some(&best) => match mark(&row.piece) {
-                Some(m) => m == best,
-                None => !before(&row.piece, best),
-            },
-        })
+        .zip(keep)
+        .filter_map(|(row, keep)| keep.then_some(row))
         .collect()
 }
 

@@ -13,46 +13,61 @@ use crate::model::TimestampMs;
 /// the pieces left are disjoint.
 pub fn maximal(rows: Vec<RollupRow>) -> Vec<RollupRow> {
     let rows = super::compact::resolve(rows);
-    type Group = (
+    // Keys borrow from `rows` and most groups hold one row: no clone, no vector per group.
+    type Group<'a> = (
         usize,
         Resolution,
         TimestampMs,
-        RollupSeries,
+        &'a RollupSeries,
         uuid::Uuid,
         u64,
         u64,
     );
-    let mut groups: HashMap<Group, Vec<RollupRow>> = HashMap::new();
-    for row in rows {
+    let mut first: HashMap<Group<'_>, usize> = HashMap::with_capacity(rows.len());
+    let mut shared: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
         let piece = row.piece;
         let key = (
             row.agg.kind(),
             row.resolution,
             row.slot,
-            row.series.clone(),
+            &row.series,
             piece.writer,
             piece.segment,
             piece.start / CHUNK_BYTES,
         );
-        groups.entry(key).or_default().push(row);
-    }
-    let mut kept = Vec::new();
-    for (_, mut group) in groups {
-        if group.len() == 1 {
-            kept.append(&mut group);
-            continue;
-        }
-        // Widest first: a piece is dropped when an already kept one contains it.
-        group.sort_by_key(|r| (r.piece.start, std::cmp::Reverse(r.piece.last)));
-        let mut outer: Vec<RollupRow> = Vec::new();
-        for row in group {
-            if !outer.iter().any(|o| o.piece.contains(&row.piece)) {
-                outer.push(row);
+        match first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                shared
+                    .entry(*e.get())
+                    .or_insert_with(|| vec![*e.get()])
+                    .push(i);
             }
         }
-        kept.append(&mut outer);
     }
-    kept
+    let mut keep = vec![true; rows.len()];
+    for (_, mut group) in shared {
+        // Widest first: a piece is dropped when an already kept one contains it.
+        group.sort_by_key(|&i| (rows[i].piece.start, std::cmp::Reverse(rows[i].piece.last)));
+        let mut outer: Vec<usize> = Vec::new();
+        for i in group {
+            if outer
+                .iter()
+                .any(|&o| rows[o].piece.contains(&rows[i].piece))
+            {
+                keep[i] = false;
+            } else {
+                outer.push(i);
+            }
+        }
+    }
+    rows.into_iter()
+        .zip(keep)
+        .filter_map(|(row, keep)| keep.then_some(row))
+        .collect()
 }
 
 #[cfg(test)]

@@ -734,3 +734,123 @@ async fn kill_9_during_flushing_counts_every_reading_once_in_the_rollups() {
         );
     }
 }
+
+/// All rows of `service` at both levels from `from` on, unmerged (as stored).
+async fn stored_rows<S: Store>(store: &S, service: &str, from: i64) -> usize {
+    let service = ServiceName::parse(service).unwrap();
+    let closed = Utc::now().timestamp_millis();
+    let mut count = 0;
+    for resolution in Resolution::ALL {
+        for request in timebucket::rollup::compactor::requests(&service, resolution, from, closed) {
+            count += store.read_rollups(&request).await.unwrap().len();
+        }
+    }
+    count
+}
+
+/// Compaction merges a writer's confirmed partials and keeps every answer: through a rerun,
+/// a second writer on the same minutes, and more batches of the first one after it.
+async fn compaction_keeps_every_answer<S: Store>(store: Arc<S>) {
+    use timebucket::rollup::compactor::{compact_partitions, requests};
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_ms(&*store);
+    let service = "compacted";
+    let name = ServiceName::parse(service).unwrap();
+    let wal_a = Wal::open(WalConfig::new(dir.path().join("a"))).unwrap();
+    flush(
+        &wal_a,
+        store.clone(),
+        dir.path(),
+        &records(5, service, base, 200),
+        9,
+    )
+    .await;
+    let writer_a = timebucket::rollup::writer_id::load_or_create(wal_a.dir()).unwrap();
+    let compact = |upto| {
+        let store = store.clone();
+        let name = name.clone();
+        async move {
+            let closed = Utc::now().timestamp_millis();
+            let mut reads = requests(&name, Resolution::Minute, base - HOUR, closed);
+            reads.extend(requests(&name, Resolution::Hour, base - HOUR, closed));
+            compact_partitions(&*store, writer_a, upto, reads)
+                .await
+                .unwrap()
+        }
+    };
+    let queries = Queries::new(store.clone(), QueryLimits::default());
+    let from = TimestampMs::from_millis(base - 7_000).to_rfc3339();
+    let to = TimestampMs::from_millis(base + 3 * HOUR - 13 * MINUTE + 1_234).to_rfc3339();
+    let check = |what: &'static str| {
+        let queries = queries.clone();
+        let (from, to) = (from.clone(), to.clone());
+        async move {
+            for step in ["1h", "1m"] {
+                let query =
+                    format!("service={service}&from={from}&to={to}&step={step}&group_by=path,code");
+                let raw = api_stats(&queries, &format!("{query}&source=raw")).await;
+                let rolled = api_stats(&queries, &format!("{query}&source=rollup")).await;
+                assert_same_api(&raw, &rolled, &format!("{what}, step {step}"));
+            }
+            let query = format!("service={service}&from={from}&to={to}&step=1h");
+            let raw = host_stats(&queries, &format!("{query}&source=raw")).await;
+            let rolled = host_stats(&queries, &format!("{query}&source=rollup")).await;
+            assert_same_host(&raw, &rolled, what);
+        }
+    };
+    let before = stored_rows(&*store, service, base - HOUR).await;
+    let first = compact(wal_a.confirmed()).await;
+    assert!(
+        first.written > 0 && first.deleted > first.written,
+        "{first:?}"
+    );
+    let after = stored_rows(&*store, service, base - HOUR).await;
+    assert_eq!(
+        after,
+        before - first.deleted + first.written,
+        "rows {before} -> {after}"
+    );
+    check("compacted").await;
+    // A rerun with the same mark changes nothing.
+    assert_eq!(compact(wal_a.confirmed()).await.written, 0);
+    check("compacted twice").await;
+    // A second writer on the same minutes, and more of the first: compacted again.
+    let wal_b = Wal::open(WalConfig::new(dir.path().join("b"))).unwrap();
+    flush(
+        &wal_b,
+        store.clone(),
+        dir.path(),
+        &records(6, service, base, 80),
+        3,
+    )
+    .await;
+    let wal_a = Wal::open(WalConfig::new(dir.path().join("a"))).unwrap();
+    flush(
+        &wal_a,
+        store.clone(),
+        dir.path(),
+        &records(7, service, base, 80),
+        4,
+    )
+    .await;
+    check("two writers, partly compacted").await;
+    let again = compact(wal_a.confirmed()).await;
+    assert!(again.written > 0, "{again:?}");
+    check("compacted again").await;
+}
+
+#[tokio::test]
+async fn embedded_compaction_keeps_every_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    compaction_keeps_every_answer(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn cql_compaction_keeps_every_answer() {
+    let keyspace = crate::support::migrated_keyspace().await;
+    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
+        .await
+        .unwrap();
+    compaction_keeps_every_answer(Arc::new(store)).await;
+}
