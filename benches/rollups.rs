@@ -10,7 +10,9 @@
 //! through the service would take most of an hour on this machine) in time order, in batches
 //! of 20,000, each with its partial rollups as the flusher computes them (`rollup::partials`).
 //! Then the compaction `serve` runs every ten minutes (`rollup::compactor`) merges the
-//! partials of every closed slot, as it would have by then. Before those hours, `EXTRA_DAYS`
+//! partials of every closed slot, as it would have by then, and the rollup keyspaces are
+//! major-compacted (the deleted partials dropped, as fjall's own compaction does over time;
+//! `EmbeddedStore::compact_rollup_windows`). Before those hours, `EXTRA_DAYS`
 //! days get only generated hourly rollups (from `EXTRA_PER_HOUR` readings an hour, never
 //! stored raw), so a 7-day range has rollups all along and raw readings for its last `HOURS`
 //! hours only.
@@ -198,6 +200,8 @@ async fn load(
         closed,
     ));
     let compacted = compactor::compact_partitions(store, writer, upto, reads).await?;
+    // And what fjall's own compaction reaches over time: the deleted partials gone from disk.
+    store.compact_rollup_windows()?;
     Ok(Load {
         elapsed,
         partials: partial_time,
@@ -468,7 +472,7 @@ fn section(p: &Params, loaded: &Load, results: &[Measured]) -> String {
         p.readings
     ));
     s.push_str(&format!(
-        "- compaction (what `serve` does every 10 min, for every closed slot at once): {:.1} s, {} partials merged into {} rows\n",
+        "- compaction (what `serve` does every 10 min, for every closed slot at once), then a major compaction of the rollup keyspaces: {:.1} s, {} partials merged into {} rows\n",
         loaded.compaction.as_secs_f64(),
         loaded.compacted.deleted,
         loaded.compacted.written

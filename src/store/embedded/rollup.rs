@@ -218,6 +218,21 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    /// Writes the rollup windows' memtables out and major-compacts them (dropping the rows
+    /// compaction deleted): what fjall reaches on its own over time, for benchmarks.
+    pub fn compact_rollup_windows(&self) -> Result<(), StoreError> {
+        let keyspaces: Vec<Keyspace> = self.rollup_windows().values().cloned().collect();
+        for keyspace in keyspaces {
+            keyspace
+                .rotate_memtable_and_wait()
+                .map_err(embedded("flushing a rollup memtable"))?;
+            keyspace
+                .major_compact()
+                .map_err(embedded("compacting a rollup window"))?;
+        }
+        Ok(())
+    }
+
     /// See [`crate::store::Store::delete_rollups`]: one atomic batch, synced.
     pub(super) fn delete_rollup_rows(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
         let mut batch = self.inner.db.batch();
