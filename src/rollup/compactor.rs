@@ -129,20 +129,23 @@ pub async fn compact_partitions<S: Store>(
 }
 
 /// Runs [`run_once`] every [`INTERVAL`] for the writer of `wal`, until the task is aborted.
+/// The writer id is the flusher's: read, never created here (until the flusher has created it
+/// there is nothing of this writer to compact).
 pub async fn run<S: Store>(store: Arc<S>, wal: Wal) {
-    let dir = wal.dir().to_path_buf();
-    let writer = match tokio::task::spawn_blocking(move || super::writer_id::load_or_create(&dir))
-        .await
-        .expect("rollup writer id task panicked")
-    {
-        Ok(writer) => writer,
-        Err(error) => {
-            tracing::warn!(%error, "rollup compaction is off: cannot read the writer id");
-            return;
-        }
-    };
     loop {
         tokio::time::sleep(INTERVAL).await;
+        let dir = wal.dir().to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || super::writer_id::load(&dir))
+            .await
+            .expect("rollup writer id task panicked");
+        let writer = match writer {
+            Ok(Some(writer)) => writer,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "rollup compaction skipped: cannot read the writer id");
+                continue;
+            }
+        };
         match run_once(&*store, writer, wal.confirmed(), TimestampMs::now()).await {
             Ok(done) if done.written > 0 => {
                 tracing::info!(

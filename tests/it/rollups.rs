@@ -693,7 +693,13 @@ async fn kill_9_during_flushing_counts_every_reading_once_in_the_rollups() {
             }
         }));
     }
+    let deadline = Instant::now() + Duration::from_secs(120);
     while acked.load(Ordering::Relaxed) < 6_000 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "serve exited before the kill"
+        );
+        assert!(Instant::now() < deadline, "ingest did not get going");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap(); // SIGKILL, mid-flush
