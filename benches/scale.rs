@@ -15,7 +15,7 @@
 //! 3. While it runs, at every `CHECKPOINT` readings stored: the service's RSS and peak RSS
 //!    (`VmRSS`, `VmHWM`) and the store's size on disk, to show whether memory follows the store.
 //! 4. Once everything is stored: `IDLE_SECONDS` idle, then RSS and the store on disk as the
-//!    running service left it; then a 24 h `/v1/stats` (5 m step, by path) for one service over
+//!    running service left it; then a 1 h `/v1/stats` (1 m step, by path) for one service over
 //!    HTTP, and RSS after it.
 //! 5. SIGTERM (clean stop), then the data directory on disk: the store (fjall's journal and its
 //!    compressed tables apart) and the WAL; bytes per reading.
@@ -187,7 +187,7 @@ async fn run(options: &Options, dir: &Path) -> anyhow::Result<Outcome> {
 
     let service = stream.service_name(0).to_owned();
     let to = chrono::DateTime::from_timestamp_millis(now_ms).context("now")?;
-    let from = to - chrono::Duration::hours(24);
+    let from = to - chrono::Duration::hours(1);
     let asked = Instant::now();
     let response = client
         .get(format!("{}/v1/stats", server.url))
@@ -195,7 +195,7 @@ async fn run(options: &Options, dir: &Path) -> anyhow::Result<Outcome> {
             ("service", service.as_str()),
             ("from", &from.to_rfc3339()),
             ("to", &to.to_rfc3339()),
-            ("step", "5m"),
+            ("step", "60s"),
             ("group_by", "path"),
         ])
         .send()
@@ -209,7 +209,7 @@ async fn run(options: &Options, dir: &Path) -> anyhow::Result<Outcome> {
     let answer: serde_json::Value = serde_json::from_str(&text)?;
     let stats_requests = requests_in(&answer);
     if stats_requests == 0 {
-        bail!("the 24 h stats of {service} counted no request: {answer}");
+        bail!("the 1 h stats of {service} counted no request: {answer}");
     }
     let rss_after_stats = proc_status_kib(pid, "VmRSS:")? * 1024;
 
@@ -364,7 +364,7 @@ fn markdown(options: &Options, o: &Outcome) -> String {
     );
     let _ = writeln!(
         s,
-        "| 24 h `/v1/stats` of one service (5 m step, by path): latency, requests counted | {} ms, {} |",
+        "| 1 h `/v1/stats` of one service (1 m step, by path): latency, requests counted | {} ms, {} |",
         o.stats_latency.as_millis(),
         o.stats_requests
     );

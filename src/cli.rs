@@ -24,6 +24,7 @@ pub mod archive;
 pub mod client;
 pub mod cql;
 pub mod migrate;
+pub mod rollup;
 pub mod serve;
 pub mod store;
 pub mod token;
@@ -82,6 +83,8 @@ pub enum Command {
     Quarantine(crate::ingest::quarantine::cli::QuarantineArgs),
     /// Check alerting rule files.
     Rules(RulesArgs),
+    /// Rollups: `rollup rebuild` recomputes those of past hours from the raw readings.
+    Rollup(rollup::RollupArgs),
     /// Make access tokens (`token new`).
     Token(token::TokenArgs),
     /// Export whole buckets to Parquet files, or load them back (`archive export|import`).

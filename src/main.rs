@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use timebucket::cli::rollup::{RollupAction, RollupCliError};
 use timebucket::cli::token::TokenAction;
 use timebucket::cli::{
     Cli, Command, FlagError, LogFormat, MigrateAction, MigrateArgs, RulesAction, ServeArgs,
@@ -104,6 +105,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
             Ok(())
         }
+        Command::Rollup(args) => match args.action {
+            RollupAction::Rebuild(rebuild) => {
+                match timebucket::cli::rollup::run(&rebuild).await {
+                    Ok(summary) => print!("{summary}"),
+                    // A wrong flag stays a FlagError: exit status 2.
+                    Err(RollupCliError::Flag(flag)) => return Err(flag.into()),
+                    Err(other) => return Err(other.into()),
+                }
+                Ok(())
+            }
+        },
         Command::Rules(args) => match args.action {
             RulesAction::Check(check) => {
                 let (report, passed) = timebucket::alerting::rules::check(&check.files);

@@ -33,8 +33,12 @@
 
 pub mod aggregate;
 pub mod chunk;
+pub mod compact;
+pub mod compactor;
+pub mod coverage;
 pub mod merge;
 pub mod partial;
+pub mod rebuild;
 pub mod writer_id;
 
 pub use aggregate::{Agg, ApiAgg, GaugeAgg, HostAgg};
@@ -116,5 +120,23 @@ impl Resolution {
     pub fn partition_of(self, slot: TimestampMs) -> i64 {
         let width = self.partition_seconds();
         slot.millis().div_euclid(1000).div_euclid(width) * width
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_validate_rollup_retentions_against_these_windows() {
+        let windows: Vec<u64> = Resolution::ALL
+            .iter()
+            .map(|r| r.window_seconds() as u64)
+            .collect();
+        let validated: Vec<u64> = crate::model::settings::ROLLUP_WINDOW_SECONDS
+            .iter()
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(windows, validated);
     }
 }

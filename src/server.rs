@@ -479,6 +479,7 @@ async fn serve_with<S: Store, A: AlertStore>(
     });
     let pinger = tokio::spawn(ping_forever(store.clone(), problem_tx));
     let archiver = archive.map(|a| tokio::spawn(auto::run(store.clone(), a, metrics.clone())));
+    let compactor = tokio::spawn(crate::rollup::compactor::run(store.clone(), wal.clone()));
 
     let retention_ms = i64::from(store.settings().ttl_seconds) * 1000;
     let mut acceptor = Acceptor::new(
@@ -617,6 +618,7 @@ async fn serve_with<S: Store, A: AlertStore>(
     if let Some(archiver) = &archiver {
         archiver.abort();
     }
+    compactor.abort();
     if let Some(outcome) = flusher_failed {
         outcome.expect("flusher panicked")?;
         return http_outcome;

@@ -79,6 +79,33 @@ pub trait Store: Send + Sync + 'static {
         request: &RollupRequest,
     ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
 
+    /// Deletes these rollup rows (by their keys), as compaction does once the rows holding
+    /// them are written. Idempotent.
+    fn delete_rollups(
+        &self,
+        rows: &[RollupRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// From when the flusher writes rollups (`rollup::coverage`): recorded at the store's first
+    /// open by a version with rollups. A store that connects in the background reports
+    /// `i64::MAX` ms until connected (the flusher waits for [`Store::connected`]).
+    fn rollups_written_since(&self) -> TimestampMs;
+
+    /// From when rollups cover every reading of `service` (`rollup::coverage`): queries read
+    /// rollups from it on, raw readings before it.
+    fn rollups_since(
+        &self,
+        service: &ServiceName,
+    ) -> impl Future<Output = Result<TimestampMs, StoreError>> + Send;
+
+    /// Lowers the recorded start of complete rollups of `service` (of every service with
+    /// `None`) to `at`; a lower recorded value stays.
+    fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Every entry of the series index for `service` in `bucket` (one small partition); none
     /// once the bucket's end is older than the retention.
     fn read_series(

@@ -19,7 +19,7 @@ use super::manifest::{sync_dir, ArchiveLock, FileEntry, Manifest};
 use super::parts::{self, Written};
 use super::ArchiveError;
 use crate::model::kind::{EachKind, Kinds, KINDS};
-use crate::model::{ReadingKind, ServiceName, TimeBucket, TimestampMs};
+use crate::model::{ReadingKind, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::query::{Queries, QueryLimits};
 use crate::store::{Order, PageRequest, PartitionKey, ReadingKey, Store};
 
@@ -267,24 +267,7 @@ impl<S: Store> Exporter<S> {
 
     /// The first page request of every shard of `(service, bucket)`, the whole bucket.
     fn partitions(&self, service: &ServiceName, bucket: TimeBucket) -> Vec<PageRequest> {
-        let settings = self.store.settings();
-        let start = TimestampMs::from_millis(bucket.epoch_seconds() * 1000);
-        let until = TimestampMs::from_millis(bucket.end(settings.bucket_width).millis() - 1);
-        settings
-            .shards
-            .all()
-            .map(|seq| PageRequest {
-                partition: PartitionKey {
-                    service: service.clone(),
-                    bucket,
-                    seq,
-                },
-                after: ReadingKey::before_all_at(start),
-                until,
-                order: Order::Asc,
-                limit: PAGE_ROWS,
-            })
-            .collect()
+        bucket_pages(self.store.settings(), service, bucket, PAGE_ROWS)
     }
 
     /// Every page of kind `K` of `(service, bucket)`, handed to `page`, which returns false to
@@ -417,4 +400,30 @@ impl<S: Store> Exporter<S> {
             "archived a bucket");
         Ok(Outcome::Written { rows, bytes })
     }
+}
+
+/// The first request, `limit` rows, of every shard of `(service, bucket)`: the whole bucket.
+pub(super) fn bucket_pages(
+    settings: &Settings,
+    service: &ServiceName,
+    bucket: TimeBucket,
+    limit: u32,
+) -> Vec<PageRequest> {
+    let start = TimestampMs::from_millis(bucket.epoch_seconds() * 1000);
+    let until = TimestampMs::from_millis(bucket.end(settings.bucket_width).millis() - 1);
+    settings
+        .shards
+        .all()
+        .map(|seq| PageRequest {
+            partition: PartitionKey {
+                service: service.clone(),
+                bucket,
+                seq,
+            },
+            after: ReadingKey::before_all_at(start),
+            until,
+            order: Order::Asc,
+            limit,
+        })
+        .collect()
 }

@@ -3,8 +3,16 @@
 //! Only files the manifest lists are read, each checked against its size and SHA-256 first.
 //! Readings keep their ids, so writing them is idempotent exactly as a WAL replay is: a second
 //! import, or an import into the store they came from, changes nothing. Latest rows and the
-//! series index follow from the readings as for any write; rollups are not rebuilt (stats over
-//! an imported range read the raw readings: `source=raw`).
+//! series index follow from the readings as for any write.
+//!
+//! Rollups: a file imported into a store that holds none of its bucket's readings brings their
+//! partial rollups too, written before the readings under a writer id derived from the file's
+//! SHA-256 (one piece per chunk of its readings), so a rerun rewrites the same partial rows,
+//! even after an import stopped half-way (the bucket then holds readings, but the partials were
+//! all written first). A bucket the store already holds (the store the archive came from, or an
+//! earlier import) gets its readings only: their rollups are there already, and writing them
+//! again would count them twice. Readings older than the store's `rollups_written_since` get no
+//! partials, as the flusher gives them none (`rollup rebuild` covers those hours).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,13 +21,16 @@ use futures::future::BoxFuture;
 use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 
+use super::export::bucket_pages;
 use super::layout;
 use super::manifest::{FileEntry, Manifest};
 use super::parts;
 use super::ArchiveError;
 use crate::model::kind::{Common, EachKind, KindInfo, Kinds, KINDS};
+use crate::model::{Reading, TimeBucket};
 use crate::model::{ReadingKind, ServiceName, TimestampMs};
-use crate::store::{expired, SeriesSeen, Store, WriteBatch};
+use crate::rollup::{partials, Piece, RollupRow};
+use crate::store::{expired, ReadingKey, SeriesSeen, Store, WriteBatch};
 
 /// What to import.
 #[derive(Debug, Clone, Copy, Default)]
@@ -170,15 +181,24 @@ async fn import_file<S: Store, K: ReadingKind>(
             entry.bytes, entry.sha256
         )));
     }
+    let settings = *store.settings();
+    let seen = SeriesSeen::new(0);
+    let start = entry.bucket * 1000;
+    let bucket = start..start + i64::from(source.width_seconds) * 1000;
+    if !holds_any::<S, K>(store, &service, &bucket).await? {
+        let since = store.rollups_written_since();
+        let rollups = partials_of::<K>(&path, &service, &sha256, since).await?;
+        if !rollups.is_empty() {
+            let mut batch = WriteBatch::build(Vec::new(), &settings, &seen);
+            batch.rollups = rollups;
+            store.write(&batch).await?;
+        }
+    }
     let (pages, mut received) = mpsc::channel::<Vec<K>>(2);
     let reader = tokio::task::spawn_blocking({
         let path = path.clone();
         move || parts::read::<K>(&path, &service, pages)
     });
-    let settings = *store.settings();
-    let seen = SeriesSeen::new(0);
-    let start = entry.bucket * 1000;
-    let bucket = start..start + i64::from(source.width_seconds) * 1000;
     let mut wrong_bucket = None;
     let mut written = 0;
     while let Some(page) = received.recv().await {
@@ -210,4 +230,89 @@ async fn import_file<S: Store, K: ReadingKind>(
         )));
     }
     Ok(written)
+}
+
+/// Readings per piece of an imported file's partial rollups: a piece's partials are computed
+/// from its readings at once, so this bounds that memory.
+const PIECE_READINGS: usize = 100_000;
+
+/// True when `store` holds a reading of kind `K` of `service` within `range` (epoch ms).
+async fn holds_any<S: Store, K: ReadingKind>(
+    store: &Arc<S>,
+    service: &ServiceName,
+    range: &std::ops::Range<i64>,
+) -> Result<bool, ArchiveError> {
+    let settings = store.settings();
+    let (from, to) = (
+        TimestampMs::from_millis(range.start),
+        TimestampMs::from_millis(range.end - 1),
+    );
+    for bucket in TimeBucket::covering(from, to, settings.bucket_width) {
+        for mut request in bucket_pages(settings, service, bucket, 1) {
+            request.after = ReadingKey::before_all_at(from.max(bucket_start(bucket)));
+            request.until = request.until.min(to);
+            if !store.read_page::<K>(&request).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn bucket_start(bucket: TimeBucket) -> TimestampMs {
+    TimestampMs::from_millis(bucket.epoch_seconds() * 1000)
+}
+
+/// The partial rollups of the readings of the file at `path` (of `service`, checksum `sha256`)
+/// at or after `since`, keyed so that the same file always gives the same rows.
+async fn partials_of<K: ReadingKind>(
+    path: &Path,
+    service: &ServiceName,
+    sha256: &str,
+    since: TimestampMs,
+) -> Result<Vec<RollupRow>, ArchiveError> {
+    let writer = writer_of(sha256);
+    let (pages, mut received) = mpsc::channel::<Vec<K>>(2);
+    let reader = tokio::task::spawn_blocking({
+        let (path, service) = (path.to_path_buf(), service.clone());
+        move || parts::read::<K>(&path, &service, pages)
+    });
+    let mut rows = Vec::new();
+    let mut piece: Vec<Reading> = Vec::new();
+    let mut pieces = 0;
+    let mut finish = |piece: &mut Vec<Reading>, rows: &mut Vec<RollupRow>| {
+        let key = Piece {
+            writer,
+            segment: 0,
+            start: pieces,
+            last: pieces,
+        };
+        rows.extend(partials(piece, key, since));
+        piece.clear();
+        pieces += 1;
+    };
+    while let Some(page) = received.recv().await {
+        piece.extend(page.into_iter().map(Common::into_reading));
+        if piece.len() >= PIECE_READINGS {
+            finish(&mut piece, &mut rows);
+        }
+    }
+    if !piece.is_empty() {
+        finish(&mut piece, &mut rows);
+    }
+    reader.await.expect("the archive reader panicked")?;
+    Ok(rows)
+}
+
+/// The writer id of an imported file's partial rollups: its SHA-256's first 16 bytes, so that
+/// no two files (and no WAL, whose ids are random) share one.
+fn writer_of(sha256: &str) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = sha256
+            .get(2 * i..2 * i + 2)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .unwrap_or(0);
+    }
+    uuid::Uuid::from_bytes(bytes)
 }

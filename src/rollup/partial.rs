@@ -85,11 +85,12 @@ pub struct RollupRequest {
 
 type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
 
-/// The partial rows of both levels for `readings`, all read from `piece` of the WAL.
-pub fn partials(readings: &[Reading], piece: Piece) -> Vec<RollupRow> {
+/// The partial rows of both levels for the readings of `readings` at or after `since` (a whole
+/// hour, so a slot is either wholly in or out), all read from `piece` of the WAL.
+pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<RollupRow> {
     let mut api: HashMap<PartialKey, ApiAgg> = HashMap::new();
     let mut host: HashMap<PartialKey, HostAgg> = HashMap::new();
-    for reading in readings {
+    for reading in readings.iter().filter(|r| r.timestamp() >= since) {
         for resolution in Resolution::ALL {
             match reading {
                 Reading::Api(r) => {

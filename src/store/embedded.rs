@@ -97,6 +97,10 @@ struct Inner {
     windows: Mutex<BTreeMap<i64, Keyspace>>,
     /// Open rollup window keyspaces (see `rollup`).
     rollups: Mutex<rollup::Windows>,
+    /// Settings and the rollup coverage (`rollup::coverage`).
+    meta: Keyspace,
+    /// Recorded at the first open with rollups: it never changes.
+    rollups_written_since: TimestampMs,
     settings: Settings,
     /// Windows ending after the hold are kept past their TTL (the bucket archive's).
     hold: RetentionHold,
@@ -160,12 +164,16 @@ impl EmbeddedStore {
             }
         }
         let rollups = rollup::open_windows(&db)?;
+        let rollups_written_since =
+            rollup::record_written_since(&meta, &latest, TimestampMs::now())?;
         let store = Self {
             inner: Arc::new(Inner {
                 db,
                 latest,
                 windows: Mutex::new(windows),
                 rollups: Mutex::new(rollups),
+                meta,
+                rollups_written_since,
                 settings,
                 hold,
             }),
@@ -388,6 +396,29 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<SeriesEntry>, StoreError> {
         let (store, service) = (self.clone(), service.clone());
         blocking(move || store.series_of(&service, bucket)).await
+    }
+
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.inner.rollups_written_since
+    }
+
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        let (store, rows) = (self.clone(), rows.to_vec());
+        blocking(move || store.delete_rollup_rows(&rows)).await
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        let (store, service) = (self.clone(), service.clone());
+        blocking(move || store.rollups_since_of(&service)).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let (store, service) = (self.clone(), service.cloned());
+        blocking(move || store.lower_rollups_since_to(service.as_ref(), at)).await
     }
 
     async fn read_rollups(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
-use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
 
 /// When the oldest write in progress began; shared with whoever reports readiness.
@@ -92,6 +92,26 @@ impl<S: Store> Store for Watched<S> {
         service: Option<&ServiceName>,
     ) -> Result<Vec<K>, StoreError> {
         self.inner.read_latest::<K>(shard, service).await
+    }
+
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.inner.rollups_written_since()
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.inner.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.inner.lower_rollups_since(service, at).await
+    }
+
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.inner.delete_rollups(rows).await
     }
 
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {

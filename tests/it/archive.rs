@@ -193,6 +193,45 @@ async fn pages(app: &TestApp) -> Vec<Value> {
     pages
 }
 
+/// `(step, path, requests)` of `/v1/stats` by path over the seed's hours, one service, from
+/// `source`.
+async fn counts(app: &TestApp, source: &str) -> Vec<(String, u64)> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/v1/stats", app.url))
+        .query(&[
+            ("service", SERVICES[0]),
+            ("from", &t0().to_string()),
+            ("to", &(t0() + HOURS * HOUR).to_string()),
+            ("step", "1h"),
+            ("group_by", "path"),
+            ("source", source),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let groups = body["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    let mut counts: Vec<(String, u64)> = groups
+        .iter()
+        .flat_map(|g| {
+            let path = g["key"]["path"].to_string();
+            g["points"].as_array().into_iter().flatten().map(move |p| {
+                (
+                    format!("{} {path}", p["t"]),
+                    p["count"].as_u64().unwrap_or(0),
+                )
+            })
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    counts.sort();
+    counts
+}
+
 fn manifest(dir: &Path) -> Manifest {
     Manifest::load(dir).unwrap().expect("a manifest")
 }
@@ -282,6 +321,17 @@ async fn embedded_export_wipe_import_restores_every_reading_and_every_page() {
     let (want, got) = (pages(&original).await, pages(&restored).await);
     assert!(want.len() > 2, "{} pages", want.len());
     assert!(want == got, "the restored store's pages differ");
+    // The import brought the rollups along (the fresh store has them from its start): both
+    // sources count the same requests, and a second import did not count them twice.
+    let (raw, rollup) = (
+        counts(&restored, "raw").await,
+        counts(&restored, "rollup").await,
+    );
+    assert!(raw.iter().any(|(_, n)| *n > 0), "{raw:?}");
+    assert_eq!(
+        rollup, raw,
+        "stats from the imported rollups differ from the raw readings"
+    );
     original.stop().await.unwrap();
     restored.stop().await.unwrap();
 }

@@ -14,6 +14,7 @@
 //! | `rules` | in a temp working directory | it exits 0 |
 //! | `token` | in a temp working directory | it exits 0 |
 //! | `archive` | in a temp working directory holding an empty embedded store (and, for `import`, an empty archive) | it exits 0 |
+//! | `rollup` | in a temp working directory holding a new embedded store in `./data` | it exits 0 |
 //!
 //! A command the README shows failing (`error: ...` under it in a console block) must fail with
 //! that first line instead. A command in an inline code span may name a command without its
@@ -330,7 +331,7 @@ fn every_readme_command_parses_and_has_a_runner() {
         match command.subcommand() {
             Some(
                 kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"
-                | "archive"),
+                | "archive" | "rollup"),
             ) => {
                 kinds.insert(kind);
             }
@@ -367,6 +368,7 @@ fn every_readme_command_parses_and_has_a_runner() {
             "migrate",
             "quarantine",
             "query",
+            "rollup",
             "rules",
             "serve",
             "token"
@@ -408,6 +410,14 @@ fn readme_rules_commands_run() {
 #[test]
 fn readme_token_commands_run() {
     run_every_offline("token", "timebucket token new", |_, _| {});
+}
+
+#[test]
+fn readme_rollup_commands_run() {
+    run_every_offline("rollup", "timebucket rollup rebuild", |_, dir| {
+        // The embedded store in the default data directory, as a first `serve` leaves it.
+        timebucket::store::embedded::EmbeddedStore::open(&dir.join("data").join("store")).unwrap();
+    });
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub(super) struct Prepared {
 pub(super) struct Preparer {
     pub wal: Wal,
     pub settings: Settings,
+    /// Partials are written for readings from this instant on (`rollup::coverage`).
+    pub rollups_written_since: TimestampMs,
     pub max_read_bytes: usize,
     pub drain: watch::Receiver<bool>,
     pub quarantine: Quarantine,
@@ -160,6 +162,7 @@ impl Preparer {
                 start: first.offset,
                 last: last.offset,
             },
+            self.rollups_written_since,
         );
         let mut batch = WriteBatch::build(readings, &self.settings, seen);
         batch.rollups = rollups;

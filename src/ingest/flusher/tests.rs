@@ -56,6 +56,26 @@ impl Store for Picky {
         self.0.read_series(service, bucket).await
     }
 
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.0.rollups_written_since()
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.0.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.0.lower_rollups_since(service, at).await
+    }
+
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        self.0.delete_rollups(rows).await
+    }
+
     async fn read_rollups(
         &self,
         request: &crate::rollup::RollupRequest,

@@ -3,6 +3,11 @@
 //!
 //! Rows are grouped into unlogged batches per partition like readings; each row is written
 //! `USING TTL` the time its slot has left in the level's retention, and left out when none.
+//!
+//! The rollup coverage (`rollup::coverage`) is rows of `timebucket_settings`, written with
+//! lightweight transactions: the first open records *written since* only if no replica did
+//! before (`IF NOT EXISTS`, then read back, so concurrent first starts agree), and a lowered
+//! *since* is written only over a higher value (`IF value > ?`), so two rebuilds never raise it.
 
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -13,7 +18,11 @@ use uuid::Uuid;
 use super::reader::{check, whole, MAX_WHOLE_PARTITION_ROWS};
 use super::writer::{CqlStore, Request};
 use super::Keyspace;
-use crate::model::{ApiPath, HttpMethod, InstanceName, StatusCode, TimestampMs};
+use crate::model::{
+    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, ServiceName, StatusCode,
+    TimestampMs,
+};
+use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
 use crate::store::{remaining_ttl_seconds, StoreError};
 
@@ -22,12 +31,19 @@ use crate::store::{remaining_ttl_seconds, StoreError};
 pub struct LevelStatements {
     insert: PreparedStatement,
     select: PreparedStatement,
+    delete: PreparedStatement,
 }
 
-/// The rollup statements of both levels, by [`Resolution::ALL`] order.
+/// The rollup statements of both levels, by [`Resolution::ALL`] order, and of the coverage.
 #[derive(Debug, Clone)]
 pub struct RollupStatements {
     levels: Vec<LevelStatements>,
+    /// `INSERT ... IF NOT EXISTS` of one coverage value.
+    record: PreparedStatement,
+    /// `UPDATE ... IF value > ?` of one coverage value.
+    lower: PreparedStatement,
+    /// The values of two names.
+    coverage: PreparedStatement,
 }
 
 const COLUMNS: &str = "service_name, kind, time_bucket, slot, instance, method, path, code, \
@@ -48,12 +64,99 @@ impl RollupStatements {
                  piece_last, agg FROM {keyspace}.{table} \
                  WHERE service_name = ? AND kind = ? AND time_bucket = ? AND slot >= ? AND slot <= ?"
             );
+            let delete = format!(
+                "DELETE FROM {keyspace}.{table} WHERE service_name = ? AND kind = ? \
+                 AND time_bucket = ? AND slot = ? AND instance = ? AND method = ? AND path = ? \
+                 AND code = ? AND writer = ? AND segment = ? AND piece_start = ?"
+            );
             levels.push(LevelStatements {
                 insert: prepare(session, insert).await?,
                 select: prepare(session, select).await?,
+                delete: prepare(session, delete).await?,
             });
         }
-        Ok(Self { levels })
+        let settings = format!("{keyspace}.timebucket_settings");
+        let record = format!("INSERT INTO {settings} (name, value) VALUES (?, ?) IF NOT EXISTS");
+        let lower = format!("UPDATE {settings} SET value = ? WHERE name = ? IF value > ?");
+        let coverage = format!("SELECT name, value FROM {settings} WHERE name IN (?, ?)");
+        Ok(Self {
+            levels,
+            record: prepare(session, record).await?,
+            lower: prepare(session, lower).await?,
+            coverage: prepare(session, coverage).await?,
+        })
+    }
+
+    /// The recorded values of `first` and `second` (either may be missing).
+    async fn coverage_values(
+        &self,
+        session: &Session,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        const WHAT: &str = "reading the rollup coverage";
+        let result = session
+            .execute_unpaged(&self.coverage, (first, second))
+            .await
+            .map_err(|source| StoreError::execute(WHAT, source))?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| StoreError::decode(WHAT, e))?;
+        let (mut a, mut b) = (None, None);
+        for row in rows
+            .rows::<(String, i64)>()
+            .map_err(|e| StoreError::decode(WHAT, e))?
+        {
+            let (name, value) = row.map_err(|e| StoreError::decode(WHAT, e))?;
+            if name == first {
+                a = Some(value);
+            } else if name == second {
+                b = Some(value);
+            }
+        }
+        Ok((a, b))
+    }
+
+    /// Records `name = ms` unless recorded already.
+    async fn record_if_absent(
+        &self,
+        session: &Session,
+        name: &str,
+        ms: i64,
+    ) -> Result<(), StoreError> {
+        session
+            .execute_unpaged(&self.record, (name, ms))
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::execute("recording the rollup coverage", source))
+    }
+
+    /// The recorded *written since*, if any.
+    pub async fn written_since(&self, session: &Session) -> Result<Option<i64>, StoreError> {
+        let (written, _) = self
+            .coverage_values(session, coverage::WRITTEN_SINCE, coverage::SINCE)
+            .await?;
+        Ok(written)
+    }
+
+    /// The recorded *written since*, recorded with *since* as of `now` on the first open, in
+    /// a store holding readings (`holds_readings`) or not.
+    pub async fn record_written_since(
+        &self,
+        session: &Session,
+        now: TimestampMs,
+        holds_readings: bool,
+    ) -> Result<TimestampMs, StoreError> {
+        let first = coverage::first_written_since(now, holds_readings).millis();
+        // *since* first: a reader that sees *written since* also sees a *since*.
+        self.record_if_absent(session, coverage::SINCE, first)
+            .await?;
+        self.record_if_absent(session, coverage::WRITTEN_SINCE, first)
+            .await?;
+        let written = self.written_since(session).await?.ok_or_else(|| {
+            StoreError::decode("reading the rollup coverage", "written since is missing")
+        })?;
+        Ok(TimestampMs::from_millis(written))
     }
 
     fn of(&self, resolution: Resolution) -> &LevelStatements {
@@ -104,6 +207,67 @@ struct StoredRow<'a> {
 }
 
 impl CqlStore {
+    /// The recorded *written since*, recorded on the first open (`rollup::coverage`).
+    pub(super) async fn load_rollups_written_since(&self) -> Result<TimestampMs, StoreError> {
+        let statements = self.rollup_statements();
+        if let Some(ms) = statements.written_since(&self.session).await? {
+            return Ok(TimestampMs::from_millis(ms));
+        }
+        let holds_readings = self.holds_readings().await?;
+        statements
+            .record_written_since(&self.session, TimestampMs::now(), holds_readings)
+            .await
+    }
+
+    /// Whether any latest table has a row: every reading has one until it expires.
+    async fn holds_readings(&self) -> Result<bool, StoreError> {
+        for shard in self.settings_ref().latest_shards.all() {
+            if !self
+                .read_latest_shard::<ApiReading>(shard, None)
+                .await?
+                .is_empty()
+                || !self
+                    .read_latest_shard::<HostReading>(shard, None)
+                    .await?
+                    .is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// See [`crate::store::Store::rollups_since`].
+    pub(super) async fn read_rollups_since(
+        &self,
+        service: &ServiceName,
+    ) -> Result<TimestampMs, StoreError> {
+        let service_name = since_name(Some(service));
+        let (global, own) = self
+            .rollup_statements()
+            .coverage_values(&self.session, coverage::SINCE, &service_name)
+            .await?;
+        Ok(effective_since(global, own))
+    }
+
+    /// See [`crate::store::Store::lower_rollups_since`].
+    pub(super) async fn lower_rollups_since_to(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let name = since_name(service);
+        let statements = self.rollup_statements();
+        statements
+            .record_if_absent(&self.session, &name, at.millis())
+            .await?;
+        self.session
+            .execute_unpaged(&statements.lower, (at.millis(), name.as_str(), at.millis()))
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::execute("lowering the rollup coverage", source))
+    }
+
     /// The write requests of `rows`, as of `now`.
     pub(super) fn rollup_requests<'a>(
         &'a self,
@@ -140,6 +304,52 @@ impl CqlStore {
             });
             let statement = &self.rollup_statements().of(resolution).insert;
             requests.extend(self.partition_batches(values, statement, "writing rollups"));
+        }
+        requests
+    }
+
+    /// The delete requests of `rows` (see [`crate::store::Store::delete_rollups`]), grouped
+    /// into one batch per partition.
+    pub(super) fn rollup_deletes<'a>(&'a self, rows: &'a [RollupRow]) -> Vec<Request<'a>> {
+        type Key<'a> = (
+            &'a str,
+            i32,
+            i64,
+            CqlTimestamp,
+            &'a str,
+            &'a str,
+            &'a str,
+            i32,
+            Uuid,
+            i64,
+            i64,
+        );
+        let mut requests = Vec::new();
+        for resolution in Resolution::ALL {
+            let keys = rows
+                .iter()
+                .filter(|r| r.resolution == resolution)
+                .map(|row| {
+                    let s = &row.series;
+                    let kind = row.agg.kind() as i32;
+                    let partition = resolution.partition_of(row.slot);
+                    let key: Key<'a> = (
+                        row.service.as_str(),
+                        kind,
+                        partition,
+                        CqlTimestamp(row.slot.millis()),
+                        s.instance.as_str(),
+                        s.method.as_ref().map_or("", |m| m.as_str()),
+                        s.path.as_ref().map_or("", |p| p.as_str()),
+                        s.code.map_or(0, |c| i32::from(c.get())),
+                        row.piece.writer,
+                        row.piece.segment as i64,
+                        row.piece.start as i64,
+                    );
+                    ((row.service.as_str(), kind, partition), key)
+                });
+            let statement = &self.rollup_statements().of(resolution).delete;
+            requests.extend(self.partition_batches(keys, statement, "deleting rollups"));
         }
         requests
     }

@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use tokio::sync::watch;
 
 use super::EmbeddedStore;
-use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
 use crate::store::{PageRequest, RetentionHold, SeriesEntry, Store, StoreError, WriteBatch};
 
@@ -30,6 +30,8 @@ pub struct Recovering {
     settings: Settings,
     /// The retention hold, kept across reopens.
     hold: RetentionHold,
+    /// Recorded at the first open: it never changes.
+    written_since: TimestampMs,
     /// The open store; `None` between a close and a successful reopen.
     current: Mutex<Option<EmbeddedStore>>,
     /// Set by a failed write: reopen before the next one.
@@ -44,6 +46,7 @@ impl Recovering {
             dir,
             settings: *store.settings(),
             hold: store.retention_hold().clone(),
+            written_since: store.rollups_written_since(),
             current: Mutex::new(Some(store)),
             reopen: Mutex::new(false),
             refusing: watch::channel(None).0,
@@ -130,6 +133,26 @@ impl Store for Recovering {
         service: Option<&ServiceName>,
     ) -> Result<Vec<K>, StoreError> {
         self.store(false)?.read_latest::<K>(shard, service).await
+    }
+
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.written_since
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.store(false)?.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.store(false)?.lower_rollups_since(service, at).await
+    }
+
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.store(true)?.delete_rollups(rows).await
     }
 
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {

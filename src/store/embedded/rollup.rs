@@ -5,6 +5,11 @@
 //! Key: `R`, kind index, service, slot, instance, method, path, code, writer, segment, piece
 //! start — the CQL primary key, so a replayed piece overwrites its row. Value: the whole
 //! [`RollupRow`] (postcard). Rows are written in the same atomic batch as their readings.
+//!
+//! The rollup coverage (`rollup::coverage`) is kept in the `meta` keyspace next to the
+//! settings, one key per value (its name), the value an `i64` of epoch milliseconds (big
+//! endian). Only one process opens the store (fjall's lock), so lowering a value by reading
+//! and writing it needs no transaction.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -14,7 +19,9 @@ use fjall::{Database, Keyspace};
 
 use super::codec::{self, push_i64, push_text};
 use super::{embedded, EmbeddedStore};
+use crate::model::ServiceName;
 use crate::model::TimestampMs;
+use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Resolution, RollupRequest, RollupRow};
 use crate::store::{expired, StoreError};
 
@@ -107,7 +114,73 @@ fn past_retention(
     expired(end, resolution.ttl_seconds(settings), now)
 }
 
+fn read_ms(meta: &Keyspace, name: &str) -> Result<Option<i64>, StoreError> {
+    const WHAT: &str = "reading the rollup coverage";
+    let Some(bytes) = meta.get(name.as_bytes()).map_err(embedded(WHAT))? else {
+        return Ok(None);
+    };
+    let bytes: [u8; 8] = bytes
+        .as_ref()
+        .try_into()
+        .map_err(|_| StoreError::decode(WHAT, format!("`{name}` is not 8 bytes")))?;
+    Ok(Some(i64::from_be_bytes(bytes)))
+}
+
+fn write_ms(meta: &Keyspace, name: &str, ms: i64) -> Result<(), StoreError> {
+    meta.insert(name.as_bytes(), ms.to_be_bytes())
+        .map_err(embedded("recording the rollup coverage"))
+}
+
+/// The recorded *written since* instant, recorded (with *since*) as of `now` at the first open;
+/// `latest` tells whether the store holds readings (every reading has a latest row until it
+/// expires).
+pub(super) fn record_written_since(
+    meta: &Keyspace,
+    latest: &Keyspace,
+    now: TimestampMs,
+) -> Result<TimestampMs, StoreError> {
+    if let Some(ms) = read_ms(meta, coverage::WRITTEN_SINCE)? {
+        return Ok(TimestampMs::from_millis(ms));
+    }
+    let holds_readings = !latest
+        .is_empty()
+        .map_err(embedded("reading the latest readings"))?;
+    let first = coverage::first_written_since(now, holds_readings);
+    if read_ms(meta, coverage::SINCE)?.is_none() {
+        write_ms(meta, coverage::SINCE, first.millis())?;
+    }
+    write_ms(meta, coverage::WRITTEN_SINCE, first.millis())?;
+    Ok(first)
+}
+
 impl EmbeddedStore {
+    /// See [`crate::store::Store::rollups_since`].
+    pub(super) fn rollups_since_of(
+        &self,
+        service: &ServiceName,
+    ) -> Result<TimestampMs, StoreError> {
+        let meta = &self.inner.meta;
+        Ok(effective_since(
+            read_ms(meta, coverage::SINCE)?,
+            read_ms(meta, &since_name(Some(service)))?,
+        ))
+    }
+
+    /// See [`crate::store::Store::lower_rollups_since`].
+    pub(super) fn lower_rollups_since_to(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let name = since_name(service);
+        let meta = &self.inner.meta;
+        if read_ms(meta, &name)?.is_none_or(|ms| at.millis() < ms) {
+            write_ms(meta, &name, at.millis())?;
+            self.persist()?;
+        }
+        Ok(())
+    }
+
     fn rollup_window(&self, resolution: Resolution, start: i64) -> Result<Keyspace, StoreError> {
         let mut windows = self.rollup_windows();
         if let Some(keyspace) = windows.get(&(resolution, start)) {
@@ -143,6 +216,35 @@ impl EmbeddedStore {
             batch.insert(&keyspace, row.key, row.value);
         }
         Ok(())
+    }
+
+    /// Writes the rollup windows' memtables out and major-compacts them (dropping the rows
+    /// compaction deleted): what fjall reaches on its own over time, for benchmarks.
+    pub fn compact_rollup_windows(&self) -> Result<(), StoreError> {
+        let keyspaces: Vec<Keyspace> = self.rollup_windows().values().cloned().collect();
+        for keyspace in keyspaces {
+            keyspace
+                .rotate_memtable_and_wait()
+                .map_err(embedded("flushing a rollup memtable"))?;
+            keyspace
+                .major_compact()
+                .map_err(embedded("compacting a rollup window"))?;
+        }
+        Ok(())
+    }
+
+    /// See [`crate::store::Store::delete_rollups`]: one atomic batch, synced.
+    pub(super) fn delete_rollup_rows(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        let mut batch = self.inner.db.batch();
+        for row in rows {
+            let start = window_start(row.resolution, row.slot);
+            let keyspace = self.rollup_windows().get(&(row.resolution, start)).cloned();
+            if let Some(keyspace) = keyspace {
+                batch.remove(&keyspace, key(row));
+            }
+        }
+        batch.commit().map_err(embedded("deleting rollups"))?;
+        self.persist()
     }
 
     /// Drops every rollup window whose slots are all past their level's retention at `now`;

@@ -100,6 +100,8 @@ async fn pyarrow_and_duckdb_read_the_archive_with_the_numbers_of_the_api() {
             ("to", (t0() + HOURS * HOUR - 1).to_string()),
             ("step", "1h".to_owned()),
             ("group_by", "path".to_owned()),
+            // The seed went straight into the store, without the flusher's partial rollups.
+            ("source", "raw".to_owned()),
         ])
         .send()
         .await

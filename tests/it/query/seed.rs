@@ -146,8 +146,19 @@ pub async fn seeded_app(limits: QueryLimits) -> (TestApp, Seed) {
         .collect();
     batches.push(host.iter().cloned().map(Reading::Host).collect());
     batches.push(vec![Reading::Api(late.clone())]);
-    for batch in batches {
-        let batch = WriteBatch::build(batch, store.settings(), &SeriesSeen::new(0));
+    // Written as the flusher writes: each batch with its partial rollups (the keyspace is new,
+    // so queries read rollups wherever the step allows), under a piece of its own.
+    let writer = uuid::Uuid::new_v4();
+    for (i, batch) in batches.into_iter().enumerate() {
+        let piece = timebucket::rollup::Piece {
+            writer,
+            segment: i as u64,
+            start: 0,
+            last: 0,
+        };
+        let rollups = timebucket::rollup::partials(&batch, piece, TimestampMs::from_millis(0));
+        let mut batch = WriteBatch::build(batch, store.settings(), &SeriesSeen::new(0));
+        batch.rollups = rollups;
         store.write(&batch).await.unwrap();
     }
     api.push(late);

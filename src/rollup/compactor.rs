@@ -1,0 +1,186 @@
+//! The compaction job `serve` runs: every [`INTERVAL`], the closed slots of the recent rollup
+//! partitions of every service are compacted ([`compact`]) for this replica's writer, up to its
+//! WAL's confirmed position.
+//!
+//! Recent means the minute partitions of the last [`MINUTE_LOOKBACK_MS`] and the hour
+//! partitions of the last [`HOUR_LOOKBACK_MS`]; closed means a slot ended [`GRACE_MS`] ago.
+//! Partials of older slots (very late readings) stay partials: readers merge them as before.
+//! A failed run is logged and retried at the next interval: compaction only saves reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::compact::{self, COMPACTED_SEGMENT};
+use super::rebuild::services;
+use super::{Resolution, RollupRequest};
+use crate::model::{ApiReading, HostReading, ReadingKind, TimestampMs};
+use crate::store::{Store, StoreError};
+use crate::wal::{Position, Wal};
+
+/// Time between two runs.
+pub const INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// How long after its end a slot counts as closed, ms.
+pub const GRACE_MS: i64 = 2 * 60_000;
+/// How far back minute partitions are compacted, ms.
+pub const MINUTE_LOOKBACK_MS: i64 = 3 * 3_600_000;
+/// How far back hour partitions are compacted, ms.
+pub const HOUR_LOOKBACK_MS: i64 = 2 * 86_400_000;
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    /// Compacted rows written.
+    pub written: usize,
+    /// Rows deleted.
+    pub deleted: usize,
+}
+
+/// The read requests (both kinds) of the slots of `resolution` from the one holding `since`
+/// to the last one ending at or before `closed`.
+pub fn requests(
+    service: &crate::model::ServiceName,
+    resolution: Resolution,
+    since: i64,
+    closed: i64,
+) -> Vec<RollupRequest> {
+    let width_ms = resolution.partition_seconds() * 1000;
+    let last_slot = resolution
+        .slot_of(TimestampMs::from_millis(closed))
+        .millis()
+        - resolution.step_ms();
+    let mut partition =
+        resolution.partition_of(resolution.slot_of(TimestampMs::from_millis(since)));
+    let mut out = Vec::new();
+    while partition * 1000 <= last_slot {
+        for kind in [ApiReading::INFO.index, HostReading::INFO.index] {
+            out.push(RollupRequest {
+                service: service.clone(),
+                kind,
+                resolution,
+                partition,
+                from: TimestampMs::from_millis(partition * 1000),
+                to: TimestampMs::from_millis((partition * 1000 + width_ms - 1).min(last_slot)),
+            });
+        }
+        partition += resolution.partition_seconds();
+    }
+    out
+}
+
+/// Compacts the closed recent slots of every service for `writer`, up to `upto` (at most its
+/// confirmed WAL position), as of `now`.
+pub async fn run_once<S: Store>(
+    store: &S,
+    writer: Uuid,
+    upto: Position,
+    now: TimestampMs,
+) -> Result<Compacted, StoreError> {
+    debug_assert!(upto.segment.0 < COMPACTED_SEGMENT);
+    let closed = now.millis() - GRACE_MS;
+    let mut done = Compacted::default();
+    for service in services(store).await? {
+        let mut reads = requests(
+            &service,
+            Resolution::Minute,
+            now.millis() - MINUTE_LOOKBACK_MS,
+            closed,
+        );
+        reads.extend(requests(
+            &service,
+            Resolution::Hour,
+            now.millis() - HOUR_LOOKBACK_MS,
+            closed,
+        ));
+        let one = compact_partitions(store, writer, upto, reads).await?;
+        done.written += one.written;
+        done.deleted += one.deleted;
+    }
+    Ok(done)
+}
+
+/// Compacts the rows `reads` ask for (see [`requests`]) for `writer` up to `upto`: each
+/// partition read, its compacted rows written, then what they hold deleted.
+pub async fn compact_partitions<S: Store>(
+    store: &S,
+    writer: Uuid,
+    upto: Position,
+    reads: Vec<RollupRequest>,
+) -> Result<Compacted, StoreError> {
+    let mut done = Compacted::default();
+    for request in reads {
+        let rows = store.read_rollups(&request).await?;
+        let plan = compact::plan(rows, writer, upto);
+        if !plan.write.is_empty() {
+            let batch = crate::store::WriteBatch {
+                rollups: plan.write.clone(),
+                ..Default::default()
+            };
+            store.write(&batch).await?;
+        }
+        if !plan.delete.is_empty() {
+            store.delete_rollups(&plan.delete).await?;
+        }
+        done.written += plan.write.len();
+        done.deleted += plan.delete.len();
+    }
+    Ok(done)
+}
+
+/// Runs [`run_once`] every [`INTERVAL`] for the writer of `wal`, until the task is aborted.
+/// The writer id is the flusher's: read, never created here (until the flusher has created it
+/// there is nothing of this writer to compact).
+pub async fn run<S: Store>(store: Arc<S>, wal: Wal) {
+    loop {
+        tokio::time::sleep(INTERVAL).await;
+        let dir = wal.dir().to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || super::writer_id::load(&dir))
+            .await
+            .expect("rollup writer id task panicked");
+        let writer = match writer {
+            Ok(Some(writer)) => writer,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "rollup compaction skipped: cannot read the writer id");
+                continue;
+            }
+        };
+        match run_once(&*store, writer, wal.confirmed(), TimestampMs::now()).await {
+            Ok(done) if done.written > 0 => {
+                tracing::info!(
+                    written = done.written,
+                    deleted = done.deleted,
+                    "rollups compacted"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "rollup compaction failed; retried later"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_closed_slots_of_recent_partitions_are_read() {
+        let service = crate::model::ServiceName::parse("svc").unwrap();
+        let h = 3_600_000;
+        let list = requests(&service, Resolution::Minute, 10 * h + 5, 12 * h + 90_000);
+        let spans: Vec<(i64, i64, i64)> = list
+            .iter()
+            .step_by(2)
+            .map(|r| (r.partition, r.from.millis(), r.to.millis()))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (36_000, 10 * h, 11 * h - 1),
+                (39_600, 11 * h, 12 * h - 1),
+                (43_200, 12 * h, 12 * h)
+            ]
+        );
+    }
+}
