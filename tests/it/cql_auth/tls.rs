@@ -1,7 +1,7 @@
 //! TLS to a real node: `migrate` and `serve` (the binary) with `--cql-tls --cql-ca-file` and the
 //! node's CA get in, ingest and read back over connections the node reports as TLS; with another
 //! CA, or with the system's CAs (which know nothing of the node's throwaway CA), the certificate
-//! is refused and `/readyz` says so.
+//! is refused and `/readyz` says so, naming TLS and the flag that decides trust.
 //!
 //! The node's port also takes plain text (so the other tests and cqlsh need no TLS): the refusals
 //! and the node's own list of TLS clients are what show that TLS is really in use.
@@ -225,14 +225,22 @@ async fn another_ca_is_refused_naming_the_certificate() {
     std::fs::write(&other_ca, other.cert.pem()).unwrap();
     let (status, body) = refused(&["--cql-tls", "--cql-ca-file", other_ca.to_str().unwrap()]).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("certificate"), "{body}");
+    assert!(
+        body.contains("TLS: the node's certificate is refused"),
+        "{body}"
+    );
     assert!(body.contains("UnknownIssuer"), "{body}");
+    assert!(body.contains("--cql-ca-file must name the CA"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_system_cas_do_not_vouch_for_the_node() {
     let (status, body) = refused(&["--cql-tls"]).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("certificate"), "{body}");
+    assert!(
+        body.contains("TLS: the node's certificate is refused"),
+        "{body}"
+    );
     assert!(body.contains("UnknownIssuer"), "{body}");
+    assert!(body.contains("--cql-ca-file must name the CA"), "{body}");
 }
