@@ -154,8 +154,8 @@ pub fn tls_advice(reason: &rustls::Error) -> String {
              name the node's IP address"
         ),
         _ => format!(
-            "the TLS handshake with the node failed ({reason}); does the node have \
-             client_encryption_options enabled on this port?"
+            "the TLS handshake with the node failed ({reason}), as when the node takes no \
+             TLS on this port (its client_encryption_options)"
         ),
     }
 }

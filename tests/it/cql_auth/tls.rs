@@ -1,7 +1,8 @@
 //! TLS to a real node: `migrate` and `serve` (the binary) with `--cql-tls --cql-ca-file` and the
 //! node's CA get in, ingest and read back over connections the node reports as TLS; with another
 //! CA, or with the system's CAs (which know nothing of the node's throwaway CA), the certificate
-//! is refused and `/readyz` says so, naming TLS and the flag that decides trust.
+//! is refused and `/readyz` says so, naming TLS and the flag that decides trust; a port without
+//! TLS (a stand-in listener here) is named as such.
 //!
 //! The node's port also takes plain text (so the other tests and cqlsh need no TLS): the refusals
 //! and the node's own list of TLS clients are what show that TLS is really in use.
@@ -192,17 +193,16 @@ async fn migrate_and_serve_over_tls_with_the_node_ca_store_and_read_back() {
         .unwrap();
 }
 
-/// `serve ARGS` (with the login) against the node; returns the last `/readyz` answer once it
+/// `serve ARGS` (with the login) against `node`; returns the last `/readyz` answer once it
 /// names the store's connection error (or after a minute), and stops serve.
-async fn refused(args: &[&str]) -> (u16, String) {
-    let node = auth_node();
+async fn refused(node: &str, args: &[&str]) -> (u16, String) {
     let dir = tempfile::tempdir().unwrap();
     let (password_file, _) = login(dir.path(), "cassandra");
     let mut all = login_flags(&password_file);
     all.extend(args.iter().map(|a| a.to_string()));
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     // Never migrated: a connection that got through would fail on the keyspace instead.
-    let (child, url) = serve(dir.path(), &node, &keyspace_name(), &all);
+    let (child, url) = serve(dir.path(), node, &keyspace_name(), &all);
     let deadline = Instant::now() + Duration::from_secs(60);
     let answer = loop {
         let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
@@ -223,7 +223,8 @@ async fn another_ca_is_refused_naming_the_certificate() {
     let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
     let other_ca = dir.path().join("other-ca.pem");
     std::fs::write(&other_ca, other.cert.pem()).unwrap();
-    let (status, body) = refused(&["--cql-tls", "--cql-ca-file", other_ca.to_str().unwrap()]).await;
+    let args = ["--cql-tls", "--cql-ca-file", other_ca.to_str().unwrap()];
+    let (status, body) = refused(&auth_node(), &args).await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("TLS: the node's certificate is refused"),
@@ -235,7 +236,7 @@ async fn another_ca_is_refused_naming_the_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_system_cas_do_not_vouch_for_the_node() {
-    let (status, body) = refused(&["--cql-tls"]).await;
+    let (status, body) = refused(&auth_node(), &["--cql-tls"]).await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("TLS: the node's certificate is refused"),
@@ -243,4 +244,29 @@ async fn the_system_cas_do_not_vouch_for_the_node() {
     );
     assert!(body.contains("UnknownIssuer"), "{body}");
     assert!(body.contains("--cql-ca-file must name the CA"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_tls_on_its_port_is_named_as_such() {
+    // What a CQL port without TLS does with a ClientHello: answers bytes that are no TLS record.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let plain = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 512];
+            let _ = socket.read(&mut hello).await;
+            let _ = socket.write_all(b"\x84\0\0\0\0\0\0\0\x08not tls!").await;
+        }
+    });
+    let ca = node_ca();
+    let (status, body) = refused(&node, &["--cql-ca-file", ca.to_str().unwrap()]).await;
+    plain.abort();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("the TLS handshake with the node failed"),
+        "{body}"
+    );
+    assert!(body.contains("client_encryption_options"), "{body}");
 }
