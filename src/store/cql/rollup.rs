@@ -191,6 +191,45 @@ type RowValues<'a> = (
     i32,
 );
 
+/// The primary key of a rollup row: the bind values of a delete, the first eleven of an insert.
+type RowKey<'a> = (
+    &'a str,
+    i32,
+    i64,
+    CqlTimestamp,
+    &'a str,
+    &'a str,
+    &'a str,
+    i32,
+    Uuid,
+    i64,
+    i64,
+);
+
+/// The partition of a rollup row, for grouping writes into per-partition batches.
+type RowPartition<'a> = (&'a str, i32, i64);
+
+/// `row`'s partition and primary key at `resolution`.
+fn row_key(row: &RollupRow, resolution: Resolution) -> (RowPartition<'_>, RowKey<'_>) {
+    let s = &row.series;
+    let kind = row.agg.kind() as i32;
+    let partition = resolution.partition_of(row.slot);
+    let key = (
+        row.service.as_str(),
+        kind,
+        partition,
+        CqlTimestamp(row.slot.millis()),
+        s.instance.as_str(),
+        s.method.as_ref().map_or("", |m| m.as_str()),
+        s.path.as_ref().map_or("", |p| p.as_str()),
+        s.code.map_or(0, |c| i32::from(c.get())),
+        row.piece.writer,
+        row.piece.segment as i64,
+        row.piece.start as i64,
+    );
+    ((row.service.as_str(), kind, partition), key)
+}
+
 /// One row as read.
 #[derive(DeserializeRow)]
 struct StoredRow<'a> {
@@ -281,26 +320,42 @@ impl CqlStore {
             let values = level.filter_map(|row| {
                 let end = TimestampMs::from_millis(row.slot.millis() + resolution.step_ms());
                 let ttl = remaining_ttl_seconds(end, resolution.ttl_seconds(&settings), now);
-                let s = &row.series;
-                let kind = row.agg.kind() as i32;
-                let partition = resolution.partition_of(row.slot);
-                let values: RowValues<'a> = (
-                    row.service.as_str(),
-                    kind,
+                if ttl <= 0 {
+                    return None;
+                }
+                let (
                     partition,
-                    CqlTimestamp(row.slot.millis()),
-                    s.instance.as_str(),
-                    s.method.as_ref().map_or("", |m| m.as_str()),
-                    s.path.as_ref().map_or("", |p| p.as_str()),
-                    s.code.map_or(0, |c| i32::from(c.get())),
-                    row.piece.writer,
-                    row.piece.segment as i64,
-                    row.piece.start as i64,
+                    (
+                        service,
+                        kind,
+                        part,
+                        slot,
+                        instance,
+                        method,
+                        path,
+                        code,
+                        writer,
+                        segment,
+                        start,
+                    ),
+                ) = row_key(row, resolution);
+                let values: RowValues<'a> = (
+                    service,
+                    kind,
+                    part,
+                    slot,
+                    instance,
+                    method,
+                    path,
+                    code,
+                    writer,
+                    segment,
+                    start,
                     row.piece.last as i64,
                     row.agg.to_bytes(),
                     ttl,
                 );
-                (ttl > 0).then_some(((row.service.as_str(), kind, partition), values))
+                Some((partition, values))
             });
             let statement = &self.rollup_statements().of(resolution).insert;
             requests.extend(self.partition_batches(values, statement, "writing rollups"));
@@ -311,43 +366,12 @@ impl CqlStore {
     /// The delete requests of `rows` (see [`crate::store::Store::delete_rollups`]), grouped
     /// into one batch per partition.
     pub(super) fn rollup_deletes<'a>(&'a self, rows: &'a [RollupRow]) -> Vec<Request<'a>> {
-        type Key<'a> = (
-            &'a str,
-            i32,
-            i64,
-            CqlTimestamp,
-            &'a str,
-            &'a str,
-            &'a str,
-            i32,
-            Uuid,
-            i64,
-            i64,
-        );
         let mut requests = Vec::new();
         for resolution in Resolution::ALL {
             let keys = rows
                 .iter()
                 .filter(|r| r.resolution == resolution)
-                .map(|row| {
-                    let s = &row.series;
-                    let kind = row.agg.kind() as i32;
-                    let partition = resolution.partition_of(row.slot);
-                    let key: Key<'a> = (
-                        row.service.as_str(),
-                        kind,
-                        partition,
-                        CqlTimestamp(row.slot.millis()),
-                        s.instance.as_str(),
-                        s.method.as_ref().map_or("", |m| m.as_str()),
-                        s.path.as_ref().map_or("", |p| p.as_str()),
-                        s.code.map_or(0, |c| i32::from(c.get())),
-                        row.piece.writer,
-                        row.piece.segment as i64,
-                        row.piece.start as i64,
-                    );
-                    ((row.service.as_str(), kind, partition), key)
-                });
+                .map(|row| row_key(row, resolution));
             let statement = &self.rollup_statements().of(resolution).delete;
             requests.extend(self.partition_batches(keys, statement, "deleting rollups"));
         }
