@@ -15,13 +15,10 @@ use scylla::value::CqlTimestamp;
 use scylla::DeserializeRow;
 use uuid::Uuid;
 
-use super::reader::{check, whole, MAX_WHOLE_PARTITION_ROWS};
+use super::reader::{check, stored_names, typed_rows, whole, MAX_WHOLE_PARTITION_ROWS};
 use super::writer::{CqlStore, Request};
 use super::Keyspace;
-use crate::model::{
-    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, ServiceName, StatusCode,
-    TimestampMs,
-};
+use crate::model::{ApiReading, HostReading, ServiceName, StatusCode, TimestampMs};
 use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
 use crate::store::{remaining_ttl_seconds, StoreError};
@@ -402,11 +399,8 @@ impl CqlStore {
                 MAX_WHOLE_PARTITION_ROWS + 1,
                 WHAT,
                 |rows, out| {
-                    for row in rows
-                        .rows::<StoredRow>()
-                        .map_err(|e| StoreError::decode(WHAT, e))?
-                    {
-                        let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
+                    for row in typed_rows::<StoredRow>(rows, WHAT)? {
+                        let row = row?;
                         let slot = TimestampMs::from_millis(row.slot.0);
                         let end = TimestampMs::from_millis(slot.millis() + resolution.step_ms());
                         let ttl = resolution.ttl_seconds(&settings);
@@ -415,20 +409,17 @@ impl CqlStore {
                         }
                         let agg =
                             Agg::from_bytes(row.agg).map_err(|e| StoreError::decode(WHAT, e))?;
-                        let api = !row.method.is_empty();
+                        let (instance, method, path) =
+                            stored_names(WHAT, row.instance, row.method, row.path)?;
+                        let code = method
+                            .is_some()
+                            .then(|| check(WHAT, "code", StatusCode::parse(i64::from(row.code))))
+                            .transpose()?;
                         let series = RollupSeries {
-                            instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
-                            method: api
-                                .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
-                                .transpose()?,
-                            path: api
-                                .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
-                                .transpose()?,
-                            code: api
-                                .then(|| {
-                                    check(WHAT, "code", StatusCode::parse(i64::from(row.code)))
-                                })
-                                .transpose()?,
+                            instance,
+                            method,
+                            path,
+                            code,
                         };
                         out.push(RollupRow {
                             service: request.service.clone(),
