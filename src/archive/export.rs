@@ -301,14 +301,13 @@ impl<S: Store> Exporter<S> {
         service: &ServiceName,
         bucket: TimeBucket,
     ) -> Result<u64, ArchiveError> {
-        let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let add = counted.clone();
-        self.read_bucket::<K>(service, bucket, move |rows: Vec<K>| {
-            add.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut counted = 0;
+        self.read_bucket::<K>(service, bucket, |rows: Vec<K>| {
+            counted += rows.len() as u64;
             Box::pin(std::future::ready(true))
         })
         .await?;
-        Ok(counted.load(std::sync::atomic::Ordering::Relaxed))
+        Ok(counted)
     }
 
     async fn export_kind<K: ReadingKind>(
