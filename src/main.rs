@@ -132,6 +132,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    spawn_malloc_trimmer();
     server::run(config, listener, shutdown_signal()).await?;
     Ok(())
 }
@@ -259,6 +260,34 @@ fn tune_malloc() {
             unsafe {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
             }
+        }
+    }
+}
+
+/// How often `serve` hands glibc's free memory back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A thread that calls `malloc_trim(0)` every [`MALLOC_TRIM_INTERVAL`]. glibc gives freed
+/// memory back to the system only from the top of an arena, and the service's long-lived blocks
+/// (memtable entries, interned names) sit among the short-lived ones of requests and flushes, so
+/// the free space between them stays resident: 35-50 MiB at any moment of the embedded store's
+/// bench, against 115-160 MiB in use. `malloc_trim` releases every whole free page
+/// (`MADV_DONTNEED`) in every arena; each call takes a few milliseconds under the arena's lock.
+fn spawn_malloc_trimmer() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let trimmer = std::thread::Builder::new()
+            .name("malloc-trim".into())
+            .spawn(|| loop {
+                std::thread::sleep(MALLOC_TRIM_INTERVAL);
+                // SAFETY: malloc_trim only releases free memory, under the allocator's locks.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            });
+        if let Err(error) = trimmer {
+            tracing::warn!(%error, "cannot start the malloc trimmer: freed memory stays resident longer");
         }
     }
 }

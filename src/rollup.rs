@@ -42,7 +42,7 @@ pub mod rebuild;
 pub mod writer_id;
 
 pub use aggregate::{Agg, ApiAgg, GaugeAgg, HostAgg};
-pub use partial::{partials, Piece, RollupRequest, RollupRow, RollupSeries};
+pub use partial::{partials, Partials, Piece, RollupRequest, RollupRow, RollupSeries};
 
 use crate::model::{Settings, TimestampMs};
 

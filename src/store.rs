@@ -29,7 +29,9 @@ use std::future::Future;
 
 use thiserror::Error;
 
-pub use batch::{KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
+pub use batch::{
+    KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch, WriteBatchBuilder,
+};
 pub use hold::RetentionHold;
 pub use read::{Order, PageRequest, ReadingKey};
 

@@ -122,8 +122,9 @@ impl<S: Store> Flusher<S> {
     /// Runs until drained (Ok) or until the WAL fails (Err).
     ///
     /// Two stages overlap: a [`Preparer`] task reads, decodes and groups the next batch while this
-    /// one writes the current batch, so the store is not left idle between flushes. At most one
-    /// batch waits between them, which bounds memory to about three batches.
+    /// one writes the current batch, so the store is not left idle between flushes. The preparer
+    /// groups a batch only once the writer has taken the previous one, which bounds the
+    /// flusher's memory to two batches (one being written, one ready) and one WAL read.
     pub async fn run(self) -> Result<(), FlushError> {
         let (ready_tx, ready) = mpsc::channel(1);
         let retry = WalRetry::new(&self.config, self.metrics.clone());

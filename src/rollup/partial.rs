@@ -88,9 +88,39 @@ type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
 /// The partial rows of both levels for the readings of `readings` at or after `since` (a whole
 /// hour, so a slot is either wholly in or out), all read from `piece` of the WAL.
 pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<RollupRow> {
-    let mut api: HashMap<PartialKey, ApiAgg> = HashMap::new();
-    let mut host: HashMap<PartialKey, HostAgg> = HashMap::new();
-    for reading in readings.iter().filter(|r| r.timestamp() >= since) {
+    let mut partials = Partials::new(piece, since);
+    for reading in readings {
+        partials.add(reading);
+    }
+    partials.finish()
+}
+
+/// [`partials`] one reading at a time, so the flusher aggregates readings as it decodes them
+/// instead of gathering a piece's readings in one list first.
+#[derive(Debug)]
+pub struct Partials {
+    piece: Piece,
+    since: TimestampMs,
+    api: HashMap<PartialKey, ApiAgg>,
+    host: HashMap<PartialKey, HostAgg>,
+}
+
+impl Partials {
+    /// Nothing aggregated yet, for readings of `piece`; readings before `since` are left out.
+    pub fn new(piece: Piece, since: TimestampMs) -> Self {
+        Self {
+            piece,
+            since,
+            api: HashMap::new(),
+            host: HashMap::new(),
+        }
+    }
+
+    /// Adds `reading` to its slot of each level.
+    pub fn add(&mut self, reading: &Reading) {
+        if reading.timestamp() < self.since {
+            return;
+        }
         for resolution in Resolution::ALL {
             match reading {
                 Reading::Api(r) => {
@@ -106,7 +136,7 @@ pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<R
                         resolution.slot_of(r.timestamp),
                         series,
                     );
-                    api.entry(key).or_default().add(r);
+                    self.api.entry(key).or_default().add(r);
                 }
                 Reading::Host(r) => {
                     let series = RollupSeries {
@@ -121,23 +151,34 @@ pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<R
                         resolution.slot_of(r.timestamp),
                         series,
                     );
-                    host.entry(key).or_default().add(r);
+                    self.host.entry(key).or_default().add(r);
                 }
             }
         }
     }
-    let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
-        service,
-        resolution,
-        slot,
-        series,
-        piece,
-        agg,
-    };
-    let mut rows: Vec<RollupRow> = api
-        .into_iter()
-        .map(|(key, agg)| row(key, Agg::Api(agg)))
-        .collect();
-    rows.extend(host.into_iter().map(|(key, agg)| row(key, Agg::Host(agg))));
-    rows
+
+    /// The partial rows.
+    pub fn finish(self) -> Vec<RollupRow> {
+        let piece = self.piece;
+        let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
+            service,
+            resolution,
+            slot,
+            series,
+            piece,
+            agg,
+        };
+        let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
+        rows.extend(
+            self.api
+                .into_iter()
+                .map(|(key, agg)| row(key, Agg::Api(agg))),
+        );
+        rows.extend(
+            self.host
+                .into_iter()
+                .map(|(key, agg)| row(key, Agg::Host(agg))),
+        );
+        rows
+    }
 }

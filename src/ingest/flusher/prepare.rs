@@ -13,10 +13,10 @@ use super::wal_retry::WalRetry;
 use super::FlushError;
 use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
-use crate::model::{Reading, Settings, TimestampMs};
+use crate::model::{Settings, TimestampMs};
 use crate::rollup::chunk::same_chunk_prefix;
-use crate::rollup::{self, writer_id, Piece};
-use crate::store::{SeriesSeen, WriteBatch};
+use crate::rollup::{writer_id, Partials, Piece};
+use crate::store::{SeriesSeen, WriteBatch, WriteBatchBuilder};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError, WalReader, WalRecord};
 
@@ -89,13 +89,15 @@ impl Preparer {
                 if take == 0 || (take == pending.len() && !caught_up) {
                     break;
                 }
+                // A batch is grouped only once the writer has taken the previous one: one batch
+                // being written and one ready, never a third waiting to be queued.
+                let Ok(slot) = ready.reserve().await else {
+                    return Ok(());
+                };
                 let rest = pending.split_off(take);
                 let piece = std::mem::replace(&mut pending, rest);
-                let Some(prepared) = self.prepare(piece, writer, &mut seen).await else {
-                    continue;
-                };
-                if ready.send(prepared).await.is_err() {
-                    return Ok(());
+                if let Some(prepared) = self.prepare(piece, writer, &mut seen).await {
+                    slot.send(prepared);
                 }
             }
             if caught_up && pending.is_empty() {
@@ -143,29 +145,31 @@ impl Preparer {
         let first = piece.first()?.position;
         let last = piece.last()?.position;
         let end = piece.last()?.next;
-        let mut readings: Vec<Reading> = Vec::new();
+        let at = Piece {
+            writer,
+            segment: first.segment.0,
+            start: first.offset,
+            last: last.offset,
+        };
+        // Each record's readings go straight into the batch and its partials: the piece's
+        // readings are never gathered in one list (a record holds one request's readings).
+        let mut partials = Partials::new(at, self.rollups_written_since);
+        let mut builder = WriteBatchBuilder::new(&self.settings);
         let mut oldest: Option<TimestampMs> = None;
         for record in piece {
             match decode(&record.payload) {
                 Ok(accepted) => {
                     oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
-                    readings.extend(accepted.readings);
+                    for reading in accepted.readings {
+                        partials.add(&reading);
+                        builder.push(reading);
+                    }
                 }
                 Err(error) => self.set_aside(record, &error.to_string()).await,
             }
         }
-        let rollups = rollup::partials(
-            &readings,
-            Piece {
-                writer,
-                segment: first.segment.0,
-                start: first.offset,
-                last: last.offset,
-            },
-            self.rollups_written_since,
-        );
-        let mut batch = WriteBatch::build(readings, &self.settings, seen);
-        batch.rollups = rollups;
+        let mut batch = builder.finish(seen);
+        batch.rollups = partials.finish();
         seen.remember(&batch.series);
         Some(Prepared {
             batch,
