@@ -127,6 +127,12 @@ impl Sketch {
         }
     }
 
+    /// Drops the spare capacity the buckets grew with: a sketch that is kept (a flush's partial
+    /// rollups wait for their write) holds only its buckets.
+    pub fn shrink_to_fit(&mut self) {
+        self.counts.shrink_to_fit();
+    }
+
     /// The exact smallest duration, if any.
     pub fn min(&self) -> Option<f64> {
         (self.total > 0).then_some(self.min)

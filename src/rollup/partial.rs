@@ -169,11 +169,10 @@ impl Partials {
             agg,
         };
         let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
-        rows.extend(
-            self.api
-                .into_iter()
-                .map(|(key, agg)| row(key, Agg::Api(agg))),
-        );
+        rows.extend(self.api.into_iter().map(|(key, mut agg)| {
+            agg.sketch.shrink_to_fit();
+            row(key, Agg::Api(agg))
+        }));
         rows.extend(
             self.host
                 .into_iter()
