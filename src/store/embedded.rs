@@ -59,9 +59,12 @@ pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest memtable of one keyspace before fjall seals it and flushes it to a table. fjall's
 /// default, 64 MiB, times the keyspaces written at once (the current window, latest, the rollup
 /// windows), held the service at 300-400 MiB after a million readings; fjall has no working
-/// global write-buffer cap, so this is the bound. Recorded per keyspace when it is created
-/// (keyspaces of an older store keep theirs until their window is dropped).
-pub const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+/// global write-buffer cap, so this is the bound. A keyspace holds its active memtable and up to
+/// three sealed ones waiting for a flush worker (fjall halts its writes at four), so 4 MiB
+/// rather than 8 takes up to ~16 MiB per busy keyspace off the peak (BENCHMARKS.md, "Embedded
+/// store at scale"). Recorded per keyspace when it is created (keyspaces of an older store keep
+/// theirs until their window is dropped).
+pub const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Options of the keyspaces read by key (`meta`, `latest`: the writer reads a latest row
 /// before replacing it, which the Bloom filters speed up).
