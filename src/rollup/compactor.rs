@@ -109,7 +109,7 @@ pub async fn compact_partitions<S: Store>(
     reads: Vec<RollupRequest>,
 ) -> Result<Compacted, StoreError> {
     let mut done = Compacted::default();
-    for request in reads {
+    for request in reads.iter().flat_map(slots_of) {
         let rows = store.read_rollups(&request).await?;
         let plan = compact::plan(rows, writer, upto);
         if !plan.write.is_empty() {
@@ -126,6 +126,28 @@ pub async fn compact_partitions<S: Store>(
         done.deleted += plan.delete.len();
     }
     Ok(done)
+}
+
+/// `request` as one read per slot. A slot is what [`compact::plan`] merges, and a slot's rows are
+/// all it needs; a whole partition is not something to hold at once: a day of hour slots holds a
+/// partial per flush for each series, and reading one took the embedded store's service from
+/// 240 to 614 MiB at 50 M readings (BENCHMARKS.md, "Embedded store at scale").
+fn slots_of(request: &RollupRequest) -> impl Iterator<Item = RollupRequest> + '_ {
+    let step = request.resolution.step_ms();
+    let held = request.resolution.slot_of(request.from).millis();
+    // The first slot that starts within the request.
+    let first = if held < request.from.millis() {
+        held + step
+    } else {
+        held
+    };
+    (first..=request.to.millis())
+        .step_by(usize::try_from(step).expect("a slot is a positive number of ms"))
+        .map(move |slot| RollupRequest {
+            from: TimestampMs::from_millis(slot),
+            to: TimestampMs::from_millis(slot),
+            ..request.clone()
+        })
 }
 
 /// Runs [`run_once`] every [`INTERVAL`] for the writer of `wal`, until the task is aborted.
@@ -181,6 +203,27 @@ mod tests {
                 (39_600, 11 * h, 12 * h - 1),
                 (43_200, 12 * h, 12 * h)
             ]
+        );
+    }
+
+    #[test]
+    fn a_partition_is_read_slot_by_slot() {
+        let service = crate::model::ServiceName::parse("svc").unwrap();
+        let h = 3_600_000;
+        let partition = RollupRequest {
+            service,
+            kind: 0,
+            resolution: Resolution::Hour,
+            partition: 0,
+            from: TimestampMs::from_millis(h - 1),
+            to: TimestampMs::from_millis(4 * h),
+        };
+        let slots: Vec<(i64, i64)> = slots_of(&partition)
+            .map(|r| (r.from.millis(), r.to.millis()))
+            .collect();
+        assert_eq!(
+            slots,
+            [(h, h), (2 * h, 2 * h), (3 * h, 3 * h), (4 * h, 4 * h)]
         );
     }
 }
