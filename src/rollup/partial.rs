@@ -85,59 +85,86 @@ pub struct RollupRequest {
 
 type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
 
-/// The partial rows of both levels for the readings of `readings` at or after `since` (a whole
-/// hour, so a slot is either wholly in or out), all read from `piece` of the WAL.
-pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<RollupRow> {
-    let mut api: HashMap<PartialKey, ApiAgg> = HashMap::new();
-    let mut host: HashMap<PartialKey, HostAgg> = HashMap::new();
-    for reading in readings.iter().filter(|r| r.timestamp() >= since) {
-        for resolution in Resolution::ALL {
-            match reading {
-                Reading::Api(r) => {
-                    let series = RollupSeries {
-                        instance: r.instance.clone(),
-                        method: Some(r.method.clone()),
-                        path: Some(r.path.clone()),
-                        code: Some(r.code),
-                    };
-                    let key = (
-                        resolution,
-                        r.service.clone(),
-                        resolution.slot_of(r.timestamp),
-                        series,
-                    );
-                    api.entry(key).or_default().add(r);
-                }
-                Reading::Host(r) => {
-                    let series = RollupSeries {
-                        instance: r.instance.clone(),
-                        method: None,
-                        path: None,
-                        code: None,
-                    };
-                    let key = (
-                        resolution,
-                        r.service.clone(),
-                        resolution.slot_of(r.timestamp),
-                        series,
-                    );
-                    host.entry(key).or_default().add(r);
+/// The aggregates of both levels of some readings, per (service, slot, series), before they
+/// are given the piece they came from: the flusher adds the cells of each batch it stored and
+/// turns them into rows once the piece ends.
+#[derive(Debug, Default)]
+pub struct Cells {
+    api: HashMap<PartialKey, ApiAgg>,
+    host: HashMap<PartialKey, HostAgg>,
+}
+
+impl Cells {
+    /// The cells of the readings of `readings` at or after `since` (a whole hour, so a slot is
+    /// either wholly in or out).
+    pub fn of(readings: &[Reading], since: TimestampMs) -> Self {
+        let mut cells = Cells::default();
+        for reading in readings.iter().filter(|r| r.timestamp() >= since) {
+            for resolution in Resolution::ALL {
+                let slot = resolution.slot_of(reading.timestamp());
+                match reading {
+                    Reading::Api(r) => {
+                        let series = RollupSeries {
+                            instance: r.instance.clone(),
+                            method: Some(r.method.clone()),
+                            path: Some(r.path.clone()),
+                            code: Some(r.code),
+                        };
+                        let key = (resolution, r.service.clone(), slot, series);
+                        cells.api.entry(key).or_default().add(r);
+                    }
+                    Reading::Host(r) => {
+                        let series = RollupSeries {
+                            instance: r.instance.clone(),
+                            method: None,
+                            path: None,
+                            code: None,
+                        };
+                        let key = (resolution, r.service.clone(), slot, series);
+                        cells.host.entry(key).or_default().add(r);
+                    }
                 }
             }
         }
+        cells
     }
-    let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
-        service,
-        resolution,
-        slot,
-        series,
-        piece,
-        agg,
-    };
-    let mut rows: Vec<RollupRow> = api
-        .into_iter()
-        .map(|(key, agg)| row(key, Agg::Api(agg)))
-        .collect();
-    rows.extend(host.into_iter().map(|(key, agg)| row(key, Agg::Host(agg))));
-    rows
+
+    /// Adds everything of `other`.
+    pub fn merge(&mut self, other: Cells) {
+        for (key, agg) in other.api {
+            self.api.entry(key).or_default().merge(&agg);
+        }
+        for (key, agg) in other.host {
+            self.host.entry(key).or_default().merge(&agg);
+        }
+    }
+
+    /// The partial rows of these cells, all read from `piece` of the WAL.
+    pub fn into_rows(self, piece: Piece) -> Vec<RollupRow> {
+        let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
+            service,
+            resolution,
+            slot,
+            series,
+            piece,
+            agg,
+        };
+        let mut rows: Vec<RollupRow> = self
+            .api
+            .into_iter()
+            .map(|(key, agg)| row(key, Agg::Api(agg)))
+            .collect();
+        rows.extend(
+            self.host
+                .into_iter()
+                .map(|(key, agg)| row(key, Agg::Host(agg))),
+        );
+        rows
+    }
+}
+
+/// The partial rows of both levels for the readings of `readings` at or after `since` (a whole
+/// hour, so a slot is either wholly in or out), all read from `piece` of the WAL.
+pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<RollupRow> {
+    Cells::of(readings, since).into_rows(piece)
 }
