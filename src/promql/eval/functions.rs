@@ -141,7 +141,13 @@ pub fn eval(ev: &mut Eval<'_>, call: &Call) -> Result<Value, PromqlError> {
                     }),
                 }
             };
-            Value::Vector(over_window(ev, ms, Use::Increments, f)?)
+            // Only irate needs the increments' times; rate and increase their sums.
+            let use_ = if func == Func::Irate {
+                Use::Increments
+            } else {
+                Use::Sums
+            };
+            Value::Vector(over_window(ev, ms, use_, f)?)
         }
         Func::AvgOverTime
         | Func::MinOverTime
