@@ -32,7 +32,7 @@ pub struct ApiAgg {
     /// The PromQL parts; `None` in rows written before they existed. Encoded apart, after the
     /// rest ([`Agg::to_bytes`]).
     #[serde(skip)]
-    pub prom: Option<PromParts>,
+    pub prom: Option<Box<PromParts>>,
 }
 
 impl Default for ApiAgg {
@@ -44,7 +44,7 @@ impl Default for ApiAgg {
             client_errors: 0,
             duration_sum: 0.0,
             sketch: Sketch::default(),
-            prom: Some(PromParts::default()),
+            prom: Some(Box::default()),
         }
     }
 }
@@ -213,7 +213,7 @@ impl Agg {
     /// row written before the extension existed.
     pub fn read_extension(&mut self, rest: &[u8]) -> Result<(), postcard::Error> {
         if let (Agg::Api(api), false) = (self, rest.is_empty()) {
-            api.prom = Some(postcard::from_bytes(rest)?);
+            api.prom = Some(Box::new(postcard::from_bytes(rest)?));
         }
         Ok(())
     }

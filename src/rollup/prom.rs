@@ -30,7 +30,8 @@ pub fn bucket_of(duration_ms: f64) -> usize {
     let seconds = duration_ms / 1000.0;
     LE_SECONDS
         .iter()
-        .position(|&le| !(seconds > le))
+        // `!(seconds > le)`, as the raw comparison (a NaN is in every bucket).
+        .position(|&le| seconds.partial_cmp(&le) != Some(std::cmp::Ordering::Greater))
         .unwrap_or(LE_SECONDS.len())
 }
 
@@ -132,7 +133,8 @@ mod tests {
         for ms in [1.0, 7.5, 25.0, 99.9, 100.0, 750.0, 2500.0, 7_500.0, 1e9] {
             let i = bucket_of(ms);
             for (j, &le) in LE_SECONDS.iter().enumerate() {
-                assert_eq!(j >= i, !(ms / 1000.0 > le), "{ms} ms, le {le}");
+                let raw_in_bucket = ms / 1000.0 <= le;
+                assert_eq!(j >= i, raw_in_bucket, "{ms} ms, le {le}");
             }
         }
     }

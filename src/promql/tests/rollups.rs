@@ -150,8 +150,12 @@ fn assert_same(query: &str, raw: &QueryValue, rolled: &QueryValue) {
     }
 }
 
+/// A query, its timeline `(start, end, step)` (an instant query when the step is 0) and the
+/// levels that must serve it.
+type Case = (&'static str, (i64, i64, i64), &'static [&'static str]);
+
 /// Queries with the levels that must serve them (with rollups complete from `DAY`).
-const CASES: [(&str, (i64, i64, i64), &[&str]); 8] = [
+const CASES: [Case; 8] = [
     (
         "sum by (path) (increase(http_server_request_duration_seconds_count{service=\"shop\"}[1h]))",
         (DAY + HOUR, DAY + 3 * HOUR, HOUR),
