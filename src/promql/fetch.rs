@@ -1,6 +1,6 @@
 //! Runs the reads a query needs, once each for the whole range, and keeps the readings in a
 //! compact form: per service, per API series `(instance, method, path, code)` the events
-//! `(time, count, seconds, buckets)`, per host instance its samples — each sorted by time.
+//! `(time, seconds, requests per bucket)`, per host instance its samples — each sorted by time.
 //!
 //! A read for a level of rollups covers whole slots: raw readings before the service's rollups
 //! are complete (`query::source::plan`, as the stats endpoints split a range), rollup rows from
@@ -45,22 +45,37 @@ pub struct ApiKey {
     pub code: StatusCode,
 }
 
-/// Requests of an event per duration bucket (`rollup::prom::bucket_of`).
+/// The requests of an event: how many, and in which duration buckets
+/// (`rollup::prom::bucket_of`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Buckets {
-    /// Every request in one bucket (a raw reading).
-    One(u8),
-    /// Requests per bucket, non-cumulative (a part of a rollup slot).
+pub enum Requests {
+    /// A raw reading: `count` requests, all in bucket `bucket`.
+    One {
+        /// Requests.
+        count: u32,
+        /// Their bucket.
+        bucket: u8,
+    },
+    /// A part of a rollup slot: requests per bucket, non-cumulative (boxed: an event stays 32
+    /// bytes, the size that matters for the raw readings of a long range).
     Many(Box<[u64; BUCKETS]>),
 }
 
-impl Buckets {
-    /// The requests in buckets up to `le` (an index of `rollup::prom::bucket_of`), of `count`.
-    pub fn up_to(&self, le: usize, count: u64) -> u64 {
+impl Requests {
+    /// Requests in all.
+    pub fn count(&self) -> u64 {
         match self {
-            Buckets::One(b) if usize::from(*b) <= le => count,
-            Buckets::One(_) => 0,
-            Buckets::Many(per) => per[..=le].iter().sum(),
+            Requests::One { count, .. } => u64::from(*count),
+            Requests::Many(per) => per.iter().sum(),
+        }
+    }
+
+    /// Requests in buckets up to `le` (an index of `rollup::prom::bucket_of`).
+    pub fn up_to(&self, le: usize) -> u64 {
+        match self {
+            Requests::One { count, bucket } if usize::from(*bucket) <= le => u64::from(*count),
+            Requests::One { .. } => 0,
+            Requests::Many(per) => per[..=le].iter().sum(),
         }
     }
 }
@@ -70,21 +85,18 @@ impl Buckets {
 pub struct ApiEvent {
     /// Time, ms.
     pub t: i64,
-    /// Requests it stands for.
-    pub count: u64,
-    /// Their summed duration, seconds (a reading: `count × duration_ms / 1000`).
+    /// The requests' summed duration, seconds (a reading: `count × duration_ms / 1000`).
     pub seconds: f64,
-    /// Their duration buckets.
-    pub buckets: Buckets,
+    /// Its requests.
+    pub requests: Requests,
 }
 
 impl ApiEvent {
     fn of_part(t: i64, part: Part) -> Self {
         Self {
             t,
-            count: part.count,
             seconds: part.duration_sum / 1000.0,
-            buckets: Buckets::Many(Box::new(part.buckets)),
+            requests: Requests::Many(Box::new(part.buckets)),
         }
     }
 }
@@ -195,9 +207,11 @@ impl<S: Source> ApiRead<'_, S> {
                 let count = r.count;
                 self.series.entry(key).or_default().push(ApiEvent {
                     t: r.timestamp.millis(),
-                    count: u64::from(count),
                     seconds: f64::from(count) * (r.duration_ms / 1000.0),
-                    buckets: Buckets::One(bucket_of(r.duration_ms) as u8),
+                    requests: Requests::One {
+                        count,
+                        bucket: bucket_of(r.duration_ms) as u8,
+                    },
                 });
             }
         }
@@ -365,4 +379,14 @@ pub async fn fetch<S: Source>(
         }
     }
     Ok((fetched, budget.used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_stays_small() {
+        assert_eq!(std::mem::size_of::<ApiEvent>(), 32);
+    }
 }

@@ -52,8 +52,8 @@ fn api_labels(service: &ServiceName, key: &ApiKey, family: Family, le: Option<f6
 fn increment(family: Family, le: Option<usize>, e: &ApiEvent) -> f64 {
     match (family, le) {
         (Family::RequestSum, _) => e.seconds,
-        (Family::RequestBucket, Some(le)) => e.buckets.up_to(le, e.count) as f64,
-        _ => e.count as f64,
+        (Family::RequestBucket, Some(le)) => e.requests.up_to(le) as f64,
+        _ => e.requests.count() as f64,
     }
 }
 
