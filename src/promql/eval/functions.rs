@@ -4,7 +4,9 @@
 //! Over our counters `rate`, `increase` and `irate` work on the increments, so they are exact:
 //! `increase` is the number of requests (or seconds, or requests in a bucket) whose readings
 //! fall in the window, `rate` that divided by the range in seconds — no extrapolation — and a
-//! window without any reading of the series has no value.
+//! window without any reading of the series has no value. Being sums over the window, `rate`
+//! and `increase` are what rollups can serve (`plan::rollup_level`); `irate` needs the
+//! readings' times and always reads raw readings.
 //!
 //! As in Prometheus, every function but `label_replace` drops the metric name.
 
