@@ -6,7 +6,7 @@
 //! are complete (`query::source::plan`, as the stats endpoints split a range), rollup rows from
 //! then on. A slot's rows become two events, the readings stamped at its start (`t = s`) and the
 //! rest (`t = s + 1 ms`): every window `(a, b]` with `a` and `b` slot boundaries then holds
-//! exactly the events of the readings it holds (`rollup::prom`). A span with a row written
+//! exactly the events of the readings it holds (`rollup::prom`). A slot with a row written
 //! before rows had those parts is read raw instead.
 //!
 //! Invariant: every reading or rollup row kept is charged against the query's sample budget, so
@@ -229,32 +229,57 @@ impl<S: Source> ApiRead<'_, S> {
         let since = self.source.rollups_since(self.service).await?;
         let step = Step::parse(resolution.name()).expect("a level's name is a step");
         for span in plan(range, step, Sources::Auto, since) {
-            if let Level::Rollup(level) = span.level {
-                let read = self
-                    .source
-                    .api_rollups(self.service, level, span.range, self.filter)
-                    .await?;
-                count_rows(&mut self.rows, read.len(), self.max_samples)?;
-                if let Some(events) = rollup_events(read) {
-                    for (key, event) in events {
-                        self.series.entry(key).or_default().push(event);
-                    }
-                    self.used.insert(span.level);
-                    continue;
-                }
+            let Level::Rollup(level) = span.level else {
+                self.raw(span.range).await?;
+                continue;
+            };
+            let rows = self
+                .source
+                .api_rollups(self.service, level, span.range, self.filter)
+                .await?;
+            count_rows(&mut self.rows, rows.len(), self.max_samples)?;
+            let (events, old) = rollup_events(rows);
+            for (key, event) in events {
+                self.series.entry(key).or_default().push(event);
             }
-            self.raw(span.range).await?;
+            let slots = (span.range.to.millis() + 1 - span.range.from.millis()) / level.step_ms();
+            if (old.len() as i64) < slots {
+                self.used.insert(span.level);
+            }
+            // Slots with a row written before rows had the PromQL parts: raw readings, one read
+            // per run of consecutive slots.
+            let mut old = old.into_iter().peekable();
+            while let Some(first) = old.next() {
+                let mut last = first;
+                while old.peek() == Some(&(last + level.step_ms())) {
+                    last = old.next().expect("peeked");
+                }
+                let range = TimeRange {
+                    from: TimestampMs::from_millis(first),
+                    to: TimestampMs::from_millis(last + level.step_ms() - 1),
+                };
+                self.raw(range).await?;
+            }
         }
         Ok(since)
     }
 }
 
-/// The two events of each row, or `None` when a row lacks the PromQL parts.
-fn rollup_events(rows: Vec<RollupRow>) -> Option<Vec<(ApiKey, ApiEvent)>> {
+/// The two events of each row, and the slots (their start, ms) that have a row without the
+/// PromQL parts: no event comes from those slots.
+fn rollup_events(rows: Vec<RollupRow>) -> (Vec<(ApiKey, ApiEvent)>, BTreeSet<i64>) {
+    let old: BTreeSet<i64> = rows
+        .iter()
+        .filter(|row| matches!(&row.agg, Agg::Api(agg) if agg.prom.is_none()))
+        .map(|row| row.slot.millis())
+        .collect();
     let mut out = Vec::with_capacity(rows.len() * 2);
     for row in rows {
+        let slot = row.slot.millis();
         let Agg::Api(agg) = row.agg else { continue };
-        let prom = agg.prom.as_ref()?;
+        let (Some(prom), false) = (agg.prom.as_ref(), old.contains(&slot)) else {
+            continue;
+        };
         let (Some(method), Some(path), Some(code)) =
             (row.series.method, row.series.path, row.series.code)
         else {
@@ -267,7 +292,6 @@ fn rollup_events(rows: Vec<RollupRow>) -> Option<Vec<(ApiKey, ApiEvent)>> {
             code,
         };
         let (at_start, rest) = prom.split(agg.count, agg.duration_sum);
-        let slot = row.slot.millis();
         if let Some(part) = at_start {
             out.push((key.clone(), ApiEvent::of_part(slot, part)));
         }
@@ -275,7 +299,7 @@ fn rollup_events(rows: Vec<RollupRow>) -> Option<Vec<(ApiKey, ApiEvent)>> {
             out.push((key, ApiEvent::of_part(slot + 1, part)));
         }
     }
-    Some(out)
+    (out, old)
 }
 
 async fn read_one<S: Source>(

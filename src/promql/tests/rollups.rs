@@ -11,11 +11,12 @@ use crate::rollup::{merge, partials, Agg, Piece, Resolution, RollupRow};
 const HOUR: i64 = 3_600_000;
 
 /// Rollups of a [`Memory`]'s API readings, as the flusher would write them.
+#[derive(Clone)]
 pub struct Rollups {
     /// Complete from here on.
     pub since: TimestampMs,
-    /// Rows as a version without the PromQL parts wrote them.
-    pub old_rows: bool,
+    /// Rows of slots before this instant (ms) as a version without the PromQL parts wrote them.
+    pub old_before: i64,
 }
 
 impl Rollups {
@@ -49,11 +50,12 @@ impl Rollups {
         });
         let mut rows = merge::maximal(rows);
         rows.retain(|r| crate::query::rollups::matches(filter, &r.series));
-        if self.old_rows {
-            for row in &mut rows {
-                if let Agg::Api(api) = &mut row.agg {
-                    api.prom = None;
-                }
+        for row in rows
+            .iter_mut()
+            .filter(|r| r.slot.millis() < self.old_before)
+        {
+            if let Agg::Api(api) = &mut row.agg {
+                api.prom = None;
             }
         }
         rows
@@ -210,7 +212,7 @@ async fn rollups_answer_as_raw_readings_do() {
             data.clone(),
             Some(Rollups {
                 since: TimestampMs::from_millis(DAY),
-                old_rows: false,
+                old_before: i64::MIN,
             }),
         ));
         for (query, timeline, levels) in CASES {
@@ -246,7 +248,7 @@ async fn before_the_rollups_start_and_over_old_rows_raw_readings_serve() {
     // Rollups complete from DAY + 1h: the first window (DAY, DAY + 1h] is read raw.
     let late = Rollups {
         since: TimestampMs::from_millis(DAY + HOUR),
-        old_rows: false,
+        old_before: i64::MIN,
     };
     let b = answer(
         &engine(memory(data.clone(), Some(late))),
@@ -265,10 +267,10 @@ async fn before_the_rollups_start_and_over_old_rows_raw_readings_serve() {
     // Rows written before they had the PromQL parts: raw readings, the same answer.
     let old = Rollups {
         since: TimestampMs::from_millis(DAY),
-        old_rows: true,
+        old_before: i64::MAX,
     };
     let c = answer(
-        &engine(memory(data, Some(old))),
+        &engine(memory(data.clone(), Some(old))),
         query,
         timeline,
         Sources::Auto,
@@ -277,6 +279,32 @@ async fn before_the_rollups_start_and_over_old_rows_raw_readings_serve() {
     .unwrap();
     assert_same(query, &raw.value, &c.value);
     assert_eq!(c.source.levels, ["raw"]);
+    // Old rows in the first two hours only (an upgrade): those read raw, the rest from rollups.
+    let upgraded = Rollups {
+        since: TimestampMs::from_millis(DAY),
+        old_before: DAY + 2 * HOUR,
+    };
+    for (query, timeline) in [(query, timeline), (CASES[2].0, CASES[2].1)] {
+        let raw = answer(
+            &engine(memory(data.clone(), None)),
+            query,
+            timeline,
+            Sources::Auto,
+        )
+        .await
+        .unwrap();
+        let d = answer(
+            &engine(memory(data.clone(), Some(upgraded.clone()))),
+            query,
+            timeline,
+            Sources::Auto,
+        )
+        .await
+        .unwrap();
+        assert_same(query, &raw.value, &d.value);
+        assert_eq!(d.source.used, "rollup", "{query}");
+        assert!(d.source.levels.contains(&"raw".to_owned()), "{query}");
+    }
 }
 
 #[tokio::test]
@@ -285,7 +313,7 @@ async fn source_rollup_refuses_what_rollups_cannot_serve_naming_the_selector() {
         readings(1),
         Some(Rollups {
             since: TimestampMs::from_millis(DAY),
-            old_rows: false,
+            old_before: i64::MIN,
         }),
     ));
     let served = answer(&rolled, CASES[0].0, CASES[0].1, Sources::Rollup)
