@@ -44,6 +44,7 @@ pub mod compactor;
 pub mod coverage;
 pub mod merge;
 pub mod partial;
+pub mod prom;
 pub mod rebuild;
 pub mod writer_id;
 

@@ -61,8 +61,26 @@ pub struct RollupRow {
     pub series: RollupSeries,
     /// Where in the WAL it came from.
     pub piece: Piece,
-    /// The aggregate (its variant is the kind).
+    /// The aggregate (its variant is the kind). Last, so that [`RollupRow::to_bytes`] can
+    /// append the aggregate's extension to the row's encoding.
     pub agg: Agg,
+}
+
+impl RollupRow {
+    /// A whole row's stored bytes (postcard; the embedded store's value), the aggregate's
+    /// extension included.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = postcard::to_allocvec(self).expect("a rollup row always serializes");
+        self.agg.append_extension(&mut bytes);
+        bytes
+    }
+
+    /// Reads [`RollupRow::to_bytes`] back, and rows written before the extension existed.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let (mut row, rest): (RollupRow, &[u8]) = postcard::take_from_bytes(bytes)?;
+        row.agg.read_extension(rest)?;
+        Ok(row)
+    }
 }
 
 /// Every partial row of one rollup partition (service, kind, level, partition start) whose
@@ -111,7 +129,7 @@ impl Cells {
                             code: Some(r.code),
                         };
                         let key = (resolution, r.service.clone(), slot, series);
-                        cells.api.entry(key).or_default().add(r);
+                        cells.api.entry(key).or_default().add(r, slot == r.timestamp);
                     }
                     Reading::Host(r) => {
                         let series = RollupSeries {
