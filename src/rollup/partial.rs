@@ -129,7 +129,11 @@ impl Cells {
                             code: Some(r.code),
                         };
                         let key = (resolution, r.service.clone(), slot, series);
-                        cells.api.entry(key).or_default().add(r, slot == r.timestamp);
+                        cells
+                            .api
+                            .entry(key)
+                            .or_default()
+                            .add(r, slot == r.timestamp);
                     }
                     Reading::Host(r) => {
                         let series = RollupSeries {
