@@ -24,6 +24,9 @@
 //! and raw edges. For 1 h and 24 h both answers must hold the same counts point for point (the
 //! bench fails otherwise); for 7 d the raw answer only covers the raw hours.
 //!
+//! Then the PromQL engine answers two queries over the last 24 whole hours at a 1-hour step
+//! from raw readings and from rollups (`rollups/promql.rs`), answers compared.
+//!
 //! Options (environment variables):
 //!
 //! | variable | default | meaning |
@@ -38,6 +41,8 @@
 //! | `SEED` | 42 | seed of the generated data |
 //! | `BENCH_WRITE_MD` | 1 | 0: do not update BENCHMARKS.md |
 
+#[path = "rollups/promql.rs"]
+mod promql;
 mod support;
 
 use std::sync::Arc;
@@ -410,7 +415,8 @@ async fn run() -> anyhow::Result<()> {
         case.compare &= case.hours <= hours;
         results.push(measure(&queries, case, end, rounds).await?);
     }
-    let section = section(
+    let promql = promql::measure(&queries, end, rounds).await?;
+    let mut section = section(
         &Params {
             readings,
             hours,
@@ -422,6 +428,7 @@ async fn run() -> anyhow::Result<()> {
         &loaded,
         &results,
     );
+    section.push_str(&promql::section(&promql, rounds));
     println!("{section}");
     if env_or("BENCH_WRITE_MD", 1)? != 0 {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");

@@ -32,7 +32,7 @@ pub mod params;
 pub mod plan;
 mod readings;
 pub mod requests;
-mod rollups;
+pub(crate) mod rollups;
 pub mod sketch;
 pub mod source;
 mod stats;

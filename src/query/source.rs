@@ -57,7 +57,7 @@ impl Source {
 }
 
 /// What serves one part of the range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     /// Raw readings.
     Raw,
@@ -100,13 +100,19 @@ pub struct SourceUsed {
 impl SourceUsed {
     /// The summary of a plan made with rollups complete from `since`.
     pub fn of(spans: &[Span], since: Option<TimestampMs>) -> Self {
+        let read: Vec<Level> = spans.iter().map(|s| s.level).collect();
+        Self::of_levels(&read, since)
+    }
+
+    /// The summary of reads of `read` levels, with rollups complete from `since`.
+    pub fn of_levels(read: &[Level], since: Option<TimestampMs>) -> Self {
         let mut levels: Vec<Level> = Vec::new();
         for level in [
             Level::Rollup(Resolution::Hour),
             Level::Rollup(Resolution::Minute),
             Level::Raw,
         ] {
-            if spans.iter().any(|s| s.level == level) {
+            if read.contains(&level) {
                 levels.push(level);
             }
         }

@@ -61,8 +61,26 @@ pub struct RollupRow {
     pub series: RollupSeries,
     /// Where in the WAL it came from.
     pub piece: Piece,
-    /// The aggregate (its variant is the kind).
+    /// The aggregate (its variant is the kind). Last, so that [`RollupRow::to_bytes`] can
+    /// append the aggregate's extension to the row's encoding.
     pub agg: Agg,
+}
+
+impl RollupRow {
+    /// A whole row's stored bytes (postcard; the embedded store's value), the aggregate's
+    /// extension included.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = postcard::to_allocvec(self).expect("a rollup row always serializes");
+        self.agg.append_extension(&mut bytes);
+        bytes
+    }
+
+    /// Reads [`RollupRow::to_bytes`] back, and rows written before the extension existed.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let (mut row, rest): (RollupRow, &[u8]) = postcard::take_from_bytes(bytes)?;
+        row.agg.read_extension(rest)?;
+        Ok(row)
+    }
 }
 
 /// Every partial row of one rollup partition (service, kind, level, partition start) whose
@@ -85,43 +103,34 @@ pub struct RollupRequest {
 
 type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
 
-/// The partial rows of both levels for the readings of `readings` at or after `since` (a whole
-/// hour, so a slot is either wholly in or out), all read from `piece` of the WAL.
-pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<RollupRow> {
-    let mut partials = Partials::new(piece, since);
-    for reading in readings {
-        partials.add(reading);
-    }
-    partials.finish()
-}
-
-/// [`partials`] one reading at a time, so the flusher aggregates readings as it decodes them
-/// instead of gathering a piece's readings in one list first.
-#[derive(Debug)]
-pub struct Partials {
-    piece: Piece,
-    since: TimestampMs,
+/// The aggregates of both levels of some readings, per (service, slot, series), before they
+/// are given the piece they came from: the flusher adds the cells of each batch it stored and
+/// turns them into rows once the piece ends.
+#[derive(Debug, Default)]
+pub struct Cells {
     api: HashMap<PartialKey, ApiAgg>,
     host: HashMap<PartialKey, HostAgg>,
 }
 
-impl Partials {
-    /// Nothing aggregated yet, for readings of `piece`; readings before `since` are left out.
-    pub fn new(piece: Piece, since: TimestampMs) -> Self {
-        Self {
-            piece,
-            since,
-            api: HashMap::new(),
-            host: HashMap::new(),
+impl Cells {
+    /// The cells of the readings of `readings` at or after `since` (a whole hour, so a slot is
+    /// either wholly in or out).
+    pub fn of(readings: &[Reading], since: TimestampMs) -> Self {
+        let mut cells = Cells::default();
+        for reading in readings {
+            cells.add(reading, since);
         }
+        cells
     }
 
-    /// Adds `reading` to its slot of each level.
-    pub fn add(&mut self, reading: &Reading) {
-        if reading.timestamp() < self.since {
+    /// Adds `reading` to its slot of each level, unless it is before `since`: the flusher
+    /// aggregates readings as it decodes them, never gathering a batch's readings in one list.
+    pub fn add(&mut self, reading: &Reading, since: TimestampMs) {
+        if reading.timestamp() < since {
             return;
         }
         for resolution in Resolution::ALL {
+            let slot = resolution.slot_of(reading.timestamp());
             match reading {
                 Reading::Api(r) => {
                     let series = RollupSeries {
@@ -130,13 +139,11 @@ impl Partials {
                         path: Some(r.path.clone()),
                         code: Some(r.code),
                     };
-                    let key = (
-                        resolution,
-                        r.service.clone(),
-                        resolution.slot_of(r.timestamp),
-                        series,
-                    );
-                    self.api.entry(key).or_default().add(r);
+                    let key = (resolution, r.service.clone(), slot, series);
+                    self.api
+                        .entry(key)
+                        .or_default()
+                        .add(r, slot == r.timestamp);
                 }
                 Reading::Host(r) => {
                     let series = RollupSeries {
@@ -145,21 +152,25 @@ impl Partials {
                         path: None,
                         code: None,
                     };
-                    let key = (
-                        resolution,
-                        r.service.clone(),
-                        resolution.slot_of(r.timestamp),
-                        series,
-                    );
+                    let key = (resolution, r.service.clone(), slot, series);
                     self.host.entry(key).or_default().add(r);
                 }
             }
         }
     }
 
-    /// The partial rows.
-    pub fn finish(self) -> Vec<RollupRow> {
-        let piece = self.piece;
+    /// Adds everything of `other`.
+    pub fn merge(&mut self, other: Cells) {
+        for (key, agg) in other.api {
+            self.api.entry(key).or_default().merge(&agg);
+        }
+        for (key, agg) in other.host {
+            self.host.entry(key).or_default().merge(&agg);
+        }
+    }
+
+    /// The partial rows of these cells, all read from `piece` of the WAL.
+    pub fn into_rows(self, piece: Piece) -> Vec<RollupRow> {
         let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
             service,
             resolution,
@@ -169,6 +180,8 @@ impl Partials {
             agg,
         };
         let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
+        // A row waits for its write: its sketch keeps only its buckets, not the capacity
+        // they grew with.
         rows.extend(self.api.into_iter().map(|(key, mut agg)| {
             agg.sketch.shrink_to_fit();
             row(key, Agg::Api(agg))
@@ -180,4 +193,10 @@ impl Partials {
         );
         rows
     }
+}
+
+/// The partial rows of both levels for the readings of `readings` at or after `since` (a whole
+/// hour, so a slot is either wholly in or out), all read from `piece` of the WAL.
+pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<RollupRow> {
+    Cells::of(readings, since).into_rows(piece)
 }

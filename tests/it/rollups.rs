@@ -9,6 +9,8 @@
 //! equal up to float rounding, and the total must be the readings' total: nothing is counted
 //! twice.
 
+mod promql;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -190,3 +190,75 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
         .unwrap()
         .contains("cannot be decoded"));
 }
+
+/// Records appended before the flusher starts are one piece (all in one chunk, read before
+/// the reader catches up) however small the batches: one partial per (series, slot), written
+/// after the last batch and covering every record.
+#[tokio::test]
+async fn a_piece_spans_batches_and_writes_one_partial_per_slot() {
+    use crate::rollup::{Resolution, RollupRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
+    let minute = TimestampMs::now().millis() / 60_000 * 60_000 - 3_600_000;
+    let at = TimestampMs::from_millis(minute + 30_000);
+    let mut offsets = Vec::new();
+    for i in 0..10 {
+        let reading = ApiReading {
+            service: ServiceName::parse("ok").unwrap(),
+            instance: InstanceName::parse(&format!("i-{}", i % 2)).unwrap(),
+            timestamp: at,
+            ..sample::api()
+        };
+        let payload = encode(&Accepted {
+            at,
+            readings: vec![Reading::Api(reading)],
+        });
+        offsets.push(wal.append(payload).await.unwrap());
+    }
+    let metrics = Arc::new(Metrics::new());
+    let config = FlusherConfig {
+        max_read_bytes: 1,
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(10),
+    };
+    let (healthy, _) = watch::channel(true);
+    let (flusher, handle) = Flusher::new(
+        wal.clone(),
+        store.clone(),
+        metrics.clone(),
+        config,
+        Quarantine::in_data_dir(dir.path()),
+        healthy,
+    );
+    handle.drain();
+    flusher.run().await.unwrap();
+    assert_eq!(wal.stats().backlog_bytes, 0, "the piece's end is confirmed");
+    assert!(
+        metrics
+            .render()
+            .contains("timebucket_flush_duration_seconds_count 10"),
+        "one batch per record"
+    );
+
+    let slot = Resolution::Minute.slot_of(at);
+    let rows = store
+        .read_rollups(&RollupRequest {
+            service: ServiceName::parse("ok").unwrap(),
+            kind: ApiReading::INFO.index,
+            resolution: Resolution::Minute,
+            partition: Resolution::Minute.partition_of(slot),
+            from: slot,
+            to: slot,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "one partial per series: {rows:?}");
+    let requests = 5 * u64::from(sample::api().count);
+    for row in &rows {
+        assert_eq!(row.piece.start, offsets[0].offset);
+        assert_eq!(row.piece.last, offsets[9].offset);
+        assert!(matches!(&row.agg, crate::rollup::Agg::Api(a) if a.count == requests));
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! Key: `R`, kind index, service, slot, instance, method, path, code, writer, segment, piece
 //! start — the CQL primary key, so a replayed piece overwrites its row. Value: the whole
-//! [`RollupRow`] (postcard). Rows are written in the same atomic batch as their readings.
+//! [`RollupRow`] ([`RollupRow::to_bytes`]: postcard, then the aggregate's extension). Rows are
+//! written in the same atomic batch as their readings.
 //!
 //! The rollup coverage (`rollup::coverage`) is kept in the `meta` keyspace next to the
 //! settings, one key per value (its name), the value an `i64` of epoch milliseconds (big
@@ -17,7 +18,7 @@ use std::sync::PoisonError;
 
 use fjall::{Database, Keyspace};
 
-use super::codec::{self, push_i64, push_text};
+use super::codec::{push_i64, push_text};
 use super::{embedded, EmbeddedStore};
 use crate::model::ServiceName;
 use crate::model::TimestampMs;
@@ -98,7 +99,7 @@ pub(super) fn encode(
             resolution: row.resolution,
             window: window_start(row.resolution, row.slot),
             key: key(row),
-            value: codec::encode(row),
+            value: row.to_bytes(),
         })
         .collect()
 }
@@ -298,7 +299,7 @@ impl EmbeddedStore {
         let mut rows = Vec::new();
         for guard in keyspace.range((Bound::Included(from), Bound::Excluded(until))) {
             let (_, value) = guard.into_inner().map_err(embedded(WHAT))?;
-            let row: RollupRow = codec::decode(&value).map_err(|e| StoreError::decode(WHAT, e))?;
+            let row = RollupRow::from_bytes(&value).map_err(|e| StoreError::decode(WHAT, e))?;
             if !past_retention(row.resolution, row.slot, &settings, now) {
                 rows.push(row);
             }

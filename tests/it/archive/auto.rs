@@ -122,7 +122,9 @@ async fn retention_keeps_the_windows_the_archive_has_not_exported() {
     let dir = data.path().join("store");
     let day = 24 * HOUR;
     let now = TimestampMs::now();
-    let old = now.millis() - 6 * day;
+    // At the start of a day, so the hour of old readings lies in one window (windows are
+    // whole divisions of a day) whatever the time of day the test runs.
+    let old = (now.millis() - 6 * day).div_euclid(day) * day;
     // A hold where the archive stands: before the old readings.
     let hold = RetentionHold::until(TimestampMs::from_millis(old - day));
     let store = EmbeddedStore::open_held(&dir, Default::default(), hold.clone()).unwrap();
