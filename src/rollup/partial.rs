@@ -140,10 +140,7 @@ impl Cells {
                         code: Some(r.code),
                     };
                     let key = (resolution, r.service.clone(), slot, series);
-                    self.api
-                        .entry(key)
-                        .or_default()
-                        .add(r, slot == r.timestamp);
+                    self.api.entry(key).or_default().add(r, slot == r.timestamp);
                 }
                 Reading::Host(r) => {
                     let series = RollupSeries {
