@@ -1,8 +1,7 @@
 //! Partial rollup rows: what one piece of the WAL adds to each (series, slot), and the read
 //! request of one rollup partition.
 
-use std::collections::HashMap;
-
+use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -103,6 +102,54 @@ pub struct RollupRequest {
 
 type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
 
+/// A [`PartialKey`], borrowed from a reading, so that adding to an existing cell copies no
+/// name. Fields in `PartialKey`'s order (the series' fields flattened), so the hashes agree.
+#[derive(Hash)]
+struct PartialKeyRef<'a> {
+    resolution: Resolution,
+    service: &'a ServiceName,
+    slot: TimestampMs,
+    instance: &'a InstanceName,
+    method: Option<&'a HttpMethod>,
+    path: Option<&'a ApiPath>,
+    code: Option<StatusCode>,
+}
+
+impl Equivalent<PartialKey> for PartialKeyRef<'_> {
+    fn equivalent(&self, (resolution, service, slot, series): &PartialKey) -> bool {
+        self.resolution == *resolution
+            && self.slot == *slot
+            && *self.service == *service
+            && *self.instance == series.instance
+            && self.method == series.method.as_ref()
+            && self.path == series.path.as_ref()
+            && self.code == series.code
+    }
+}
+
+impl PartialKeyRef<'_> {
+    fn to_owned(&self) -> PartialKey {
+        let series = RollupSeries {
+            instance: self.instance.clone(),
+            method: self.method.cloned(),
+            path: self.path.cloned(),
+            code: self.code,
+        };
+        (self.resolution, self.service.clone(), self.slot, series)
+    }
+}
+
+/// The cell of `key`, created empty when new (names are copied only then).
+fn cell<'m, A: Default>(
+    cells: &'m mut HashMap<PartialKey, A>,
+    key: &PartialKeyRef<'_>,
+) -> &'m mut A {
+    if !cells.contains_key(key) {
+        cells.insert(key.to_owned(), A::default());
+    }
+    cells.get_mut(key).expect("the cell exists: inserted above")
+}
+
 /// The aggregates of both levels of some readings, per (service, slot, series), before they
 /// are given the piece they came from: the flusher adds the cells of each batch it stored and
 /// turns them into rows once the piece ends.
@@ -133,24 +180,28 @@ impl Cells {
             let slot = resolution.slot_of(reading.timestamp());
             match reading {
                 Reading::Api(r) => {
-                    let series = RollupSeries {
-                        instance: r.instance.clone(),
-                        method: Some(r.method.clone()),
-                        path: Some(r.path.clone()),
+                    let key = PartialKeyRef {
+                        resolution,
+                        service: &r.service,
+                        slot,
+                        instance: &r.instance,
+                        method: Some(&r.method),
+                        path: Some(&r.path),
                         code: Some(r.code),
                     };
-                    let key = (resolution, r.service.clone(), slot, series);
-                    self.api.entry(key).or_default().add(r, slot == r.timestamp);
+                    cell(&mut self.api, &key).add(r, slot == r.timestamp);
                 }
                 Reading::Host(r) => {
-                    let series = RollupSeries {
-                        instance: r.instance.clone(),
+                    let key = PartialKeyRef {
+                        resolution,
+                        service: &r.service,
+                        slot,
+                        instance: &r.instance,
                         method: None,
                         path: None,
                         code: None,
                     };
-                    let key = (resolution, r.service.clone(), slot, series);
-                    self.host.entry(key).or_default().add(r);
+                    cell(&mut self.host, &key).add(r);
                 }
             }
         }
