@@ -103,7 +103,8 @@ pub struct RollupRequest {
 type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
 
 /// A [`PartialKey`], borrowed from a reading, so that adding to an existing cell copies no
-/// name. Fields in `PartialKey`'s order (the series' fields flattened), so the hashes agree.
+/// name (`HashMap::entry_ref` copies them only for a new cell, through `From`). Fields in
+/// `PartialKey`'s order (the series' fields flattened), so the hashes agree.
 #[derive(Hash)]
 struct PartialKeyRef<'a> {
     resolution: Resolution,
@@ -127,27 +128,16 @@ impl Equivalent<PartialKey> for PartialKeyRef<'_> {
     }
 }
 
-impl PartialKeyRef<'_> {
-    fn to_owned(&self) -> PartialKey {
+impl From<&PartialKeyRef<'_>> for PartialKey {
+    fn from(key: &PartialKeyRef<'_>) -> Self {
         let series = RollupSeries {
-            instance: self.instance.clone(),
-            method: self.method.cloned(),
-            path: self.path.cloned(),
-            code: self.code,
+            instance: key.instance.clone(),
+            method: key.method.cloned(),
+            path: key.path.cloned(),
+            code: key.code,
         };
-        (self.resolution, self.service.clone(), self.slot, series)
+        (key.resolution, key.service.clone(), key.slot, series)
     }
-}
-
-/// The cell of `key`, created empty when new (names are copied only then).
-fn cell<'m, A: Default>(
-    cells: &'m mut HashMap<PartialKey, A>,
-    key: &PartialKeyRef<'_>,
-) -> &'m mut A {
-    if !cells.contains_key(key) {
-        cells.insert(key.to_owned(), A::default());
-    }
-    cells.get_mut(key).expect("the cell exists: inserted above")
 }
 
 /// The aggregates of both levels of some readings, per (service, slot, series), before they
@@ -189,7 +179,10 @@ impl Cells {
                         path: Some(&r.path),
                         code: Some(r.code),
                     };
-                    cell(&mut self.api, &key).add(r, slot == r.timestamp);
+                    self.api
+                        .entry_ref(&key)
+                        .or_default()
+                        .add(r, slot == r.timestamp);
                 }
                 Reading::Host(r) => {
                     let key = PartialKeyRef {
@@ -201,7 +194,7 @@ impl Cells {
                         path: None,
                         code: None,
                     };
-                    cell(&mut self.host, &key).add(r);
+                    self.host.entry_ref(&key).or_default().add(r);
                 }
             }
         }
