@@ -14,7 +14,7 @@ use serde_json::Value;
 use timebucket::store::cql::CqlStore;
 use timebucket::store::embedded::EmbeddedStore;
 
-use crate::support::{cql_node, session, spawn_app, spawn_embedded_app, AppOptions, TestApp};
+use crate::support::{cql_node, drop_keyspace, spawn_app, spawn_embedded_app, AppOptions, TestApp};
 use seed::{
     buckets, exact_quantile, histogram_quantile, histogram_quantile_past_boundary, Seed, HOUR, LE,
     MINUTE, PATHS,
@@ -411,9 +411,5 @@ async fn promql_answers_match_the_seed_on_cassandra() {
     check_all(&app, &seed).await;
     let keyspace = app.keyspace.clone();
     app.stop().await.unwrap();
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }

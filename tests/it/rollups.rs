@@ -756,10 +756,27 @@ async fn stored_rows<S: Store>(store: &S, service: &str, from: i64) -> usize {
     count
 }
 
+/// Compacts `writer`'s partials (up to `upto`) of every closed minute and hour of `service`
+/// from `since` on, as the compaction job does.
+async fn compact_since<S: Store>(
+    store: &S,
+    service: &ServiceName,
+    writer: uuid::Uuid,
+    upto: timebucket::wal::Position,
+    since: i64,
+) -> timebucket::rollup::compactor::Compacted {
+    use timebucket::rollup::compactor::{compact_partitions, requests};
+    let closed = Utc::now().timestamp_millis();
+    let mut reads = requests(service, Resolution::Minute, since, closed);
+    reads.extend(requests(service, Resolution::Hour, since, closed));
+    compact_partitions(store, writer, upto, reads)
+        .await
+        .unwrap()
+}
+
 /// Compaction merges a writer's confirmed partials and keeps every answer: through a rerun,
 /// a second writer on the same minutes, and more batches of the first one after it.
 async fn compaction_keeps_every_answer<S: Store>(store: Arc<S>) {
-    use timebucket::rollup::compactor::{compact_partitions, requests};
     let dir = tempfile::tempdir().unwrap();
     let base = base_ms(&*store);
     let service = "compacted";
@@ -774,18 +791,7 @@ async fn compaction_keeps_every_answer<S: Store>(store: Arc<S>) {
     )
     .await;
     let writer_a = timebucket::rollup::writer_id::load_or_create(wal_a.dir()).unwrap();
-    let compact = |upto| {
-        let store = store.clone();
-        let name = name.clone();
-        async move {
-            let closed = Utc::now().timestamp_millis();
-            let mut reads = requests(&name, Resolution::Minute, base - HOUR, closed);
-            reads.extend(requests(&name, Resolution::Hour, base - HOUR, closed));
-            compact_partitions(&*store, writer_a, upto, reads)
-                .await
-                .unwrap()
-        }
-    };
+    let compact = |upto| compact_since(&*store, &name, writer_a, upto, base - HOUR);
     let queries = Queries::new(store.clone(), QueryLimits::default());
     let from = TimestampMs::from_millis(base - 7_000).to_rfc3339();
     let to = TimestampMs::from_millis(base + 3 * HOUR - 13 * MINUTE + 1_234).to_rfc3339();

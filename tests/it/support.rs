@@ -128,6 +128,16 @@ fn keyspace_dropper() -> &'static tokio::sync::mpsc::UnboundedSender<DropRequest
     })
 }
 
+/// Drops a finished test's keyspace from the shared test node (leftover keyspaces weigh on its
+/// heap).
+pub async fn drop_keyspace(keyspace: &impl std::fmt::Display) {
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+        .await
+        .unwrap();
+}
+
 /// The migrations shipped with the crate.
 pub fn migrations_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")

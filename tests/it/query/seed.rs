@@ -19,7 +19,7 @@ use timebucket::query::QueryLimits;
 use timebucket::store::cql::CqlStore;
 use timebucket::store::{SeriesSeen, Store, WriteBatch};
 
-use crate::support::{cql_node, session, spawn_app, AppOptions, TestApp};
+use crate::support::{cql_node, drop_keyspace, spawn_app, AppOptions, TestApp};
 
 /// The seed's start: a bucket start (one-hour buckets) eight hours ago, so the five hours of
 /// readings lie within the retention, which both stores count from the readings' own time.
@@ -170,11 +170,7 @@ pub async fn seeded_app(limits: QueryLimits) -> (TestApp, Seed) {
 pub async fn finish(app: TestApp) {
     let keyspace = app.keyspace.clone();
     app.stop().await.unwrap();
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
 
 /// `2024-03-01T08:00:00.000Z` (RFC 3339, milliseconds, UTC)

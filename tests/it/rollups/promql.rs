@@ -107,7 +107,6 @@ async fn assert_promql_agrees<S: Store>(store: Arc<S>, service: &str, base: i64,
 }
 
 async fn promql_agrees_through_replays_two_writers_and_compaction<S: Store>(store: Arc<S>) {
-    use timebucket::rollup::compactor::{compact_partitions, requests};
     let dir = tempfile::tempdir().unwrap();
     let base = base_ms(&*store);
     let service = "promql";
@@ -148,12 +147,7 @@ async fn promql_agrees_through_replays_two_writers_and_compaction<S: Store>(stor
     .await;
     let writer_a = timebucket::rollup::writer_id::load_or_create(wal_a.dir()).unwrap();
     let name = ServiceName::parse(service).unwrap();
-    let closed = Utc::now().timestamp_millis();
-    let mut reads = requests(&name, Resolution::Minute, base - HOUR, closed);
-    reads.extend(requests(&name, Resolution::Hour, base - HOUR, closed));
-    let compacted = compact_partitions(&*store, writer_a, wal_a.confirmed(), reads)
-        .await
-        .unwrap();
+    let compacted = compact_since(&*store, &name, writer_a, wal_a.confirmed(), base - HOUR).await;
     assert!(compacted.written > 0, "{compacted:?}");
     assert_promql_agrees(store, service, base, false).await;
 }
@@ -165,15 +159,6 @@ async fn embedded_promql_from_rollups_answers_as_raw_readings() {
     promql_agrees_through_replays_two_writers_and_compaction(Arc::new(store)).await;
 }
 
-/// Drops a passing test's keyspace (leftover keyspaces weigh on the shared test node).
-async fn drop_keyspace(keyspace: &impl std::fmt::Display) {
-    crate::support::session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn cql_promql_from_rollups_answers_as_raw_readings() {
     let keyspace = crate::support::migrated_keyspace().await;
@@ -181,7 +166,7 @@ async fn cql_promql_from_rollups_answers_as_raw_readings() {
         .await
         .unwrap();
     promql_agrees_through_replays_two_writers_and_compaction(Arc::new(store)).await;
-    drop_keyspace(&keyspace).await;
+    crate::support::drop_keyspace(&keyspace).await;
 }
 
 const OLD: &str = "oldrows";
@@ -265,5 +250,5 @@ async fn cql_old_rollup_rows_are_read_raw_until_rebuilt() {
         .await
         .unwrap();
     old_rows_are_read_raw_until_rebuilt(Arc::new(store), base, &records.concat()).await;
-    drop_keyspace(&keyspace).await;
+    crate::support::drop_keyspace(&keyspace).await;
 }
