@@ -1,6 +1,7 @@
 //! Partial rollup rows: what one piece of the WAL adds to each (series, slot), and the read
 //! request of one rollup partition.
 
+use hashbrown::hash_map::Entry;
 use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -202,12 +203,12 @@ impl Cells {
 
     /// Adds everything of `other`.
     pub fn merge(&mut self, other: Cells) {
-        for (key, agg) in other.api {
-            self.api.entry(key).or_default().merge(&agg);
+        if self.api.is_empty() && self.host.is_empty() {
+            *self = other;
+            return;
         }
-        for (key, agg) in other.host {
-            self.host.entry(key).or_default().merge(&agg);
-        }
+        absorb(&mut self.api, other.api, ApiAgg::merge);
+        absorb(&mut self.host, other.host, HostAgg::merge);
     }
 
     /// The partial rows of these cells, all read from `piece` of the WAL.
@@ -233,6 +234,22 @@ impl Cells {
                 .map(|(key, agg)| row(key, Agg::Host(agg))),
         );
         rows
+    }
+}
+
+/// Moves every cell of `theirs` into `mine`: merged into an existing cell, or taken as it is.
+fn absorb<A>(
+    mine: &mut HashMap<PartialKey, A>,
+    theirs: HashMap<PartialKey, A>,
+    merge: impl Fn(&mut A, &A),
+) {
+    for (key, agg) in theirs {
+        match mine.entry(key) {
+            Entry::Occupied(cell) => merge(cell.into_mut(), &agg),
+            Entry::Vacant(cell) => {
+                cell.insert(agg);
+            }
+        }
     }
 }
 
