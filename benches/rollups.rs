@@ -204,7 +204,8 @@ async fn load(
         start,
         closed,
     ));
-    let compacted = compactor::compact_partitions(store, writer, upto, reads).await?;
+    let compacted =
+        compactor::compact_partitions(store, writer, upto, reads, compactor::PAGE_ROWS).await?;
     // And what fjall's own compaction reaches over time: the deleted partials gone from disk.
     store.compact_rollup_windows()?;
     Ok(Load {

@@ -6,7 +6,9 @@
 //! CARGO_TARGET_DIR=/tmp/target-bench cargo bench --bench scale
 //! ```
 //!
-//! 1. `timebucket serve` (release, default flags, the embedded store in a temp `--data-dir`).
+//! 1. `timebucket serve` (release, the embedded store in a temp `--data-dir`), default flags but
+//!    `--rollup-compaction-interval` (`COMPACTION_SECONDS`): the rollup compactor runs while
+//!    the store grows, not only once at its default 10 minutes.
 //! 2. `CLIENTS` concurrent posters send `READINGS` API readings, `BATCH` per request. The bodies
 //!    are generated on demand by the posters (`support::data::Stream`: the fleet and mix of the
 //!    other benches), so the generator holds nothing and every reading is distinct. Time moves
@@ -14,8 +16,9 @@
 //!    per request, in order.
 //! 3. While it runs, at every `CHECKPOINT` readings stored: the service's RSS and peak RSS
 //!    (`VmRSS`, `VmHWM`) and the store's size on disk, to show whether memory follows the store.
-//! 4. Once everything is stored: `IDLE_SECONDS` idle, then RSS and the store on disk as the
-//!    running service left it; then a 1 h `/v1/stats` (1 m step, by path) for one service over
+//! 4. Once everything is stored: `IDLE_SECONDS` idle and at least one compactor run that
+//!    started after the last reading was stored (its `/metrics` counters), then RSS and the
+//!    store on disk as the running service left it; then a 1 h `/v1/stats` (1 m step, by path) for one service over
 //!    HTTP, and RSS after it.
 //! 5. SIGTERM (clean stop), then the data directory on disk: the store (fjall's journal and its
 //!    compressed tables apart) and the WAL; bytes per reading.
@@ -31,6 +34,7 @@
 //! | `SERVICES` / `INSTANCES` / `PATHS` | 4 / 6 / 20 | the generated fleet |
 //! | `SPREAD_HOURS` | 48 | timestamps over the last this many hours |
 //! | `IDLE_SECONDS` | 15 | idle time before the after-ingest sample |
+//! | `COMPACTION_SECONDS` | 60 | `serve --rollup-compaction-interval` |
 //! | `SEED` | 42 | seed of the generated data |
 //! | `TIMEBUCKET_BENCH_BIN` | the `timebucket` built by cargo for this bench | binary to run |
 //! | `BENCH_WRITE_MD` | 1 | 0: do not update BENCHMARKS.md |
@@ -47,7 +51,7 @@ use support::data::{Shape, Stream};
 use support::disk::du;
 use support::load::{post_from, BodySource};
 use support::options::env_or;
-use support::server::{proc_status_kib, scrape, Server};
+use support::server::{metric, proc_status_kib, scrape, Server};
 
 struct Options {
     readings: usize,
@@ -56,6 +60,7 @@ struct Options {
     checkpoint: usize,
     shape: Shape,
     idle: Duration,
+    compaction: Duration,
 }
 
 /// Memory and disk at one moment.
@@ -83,6 +88,11 @@ struct Outcome {
     dropped: u64,
     samples: Vec<Sample>,
     idle: Sample,
+    /// Compactor runs (all, then those after the last reading was stored), rows written and
+    /// rows deleted, as `/metrics` counted them.
+    compactions: Compactions,
+    /// Time from the last reading stored to the idle sample, s.
+    idle_seconds: u64,
     stats_latency: Duration,
     stats_requests: u64,
     rss_after_stats: u64,
@@ -107,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
             seed: env_or("SEED", 42)?,
         },
         idle: Duration::from_secs(env_or("IDLE_SECONDS", 15)?),
+        compaction: Duration::from_secs(env_or("COMPACTION_SECONDS", 60)?),
     };
     let temp = tempfile::tempdir()?;
     let outcome = run(&options, temp.path()).await?;
@@ -127,7 +138,8 @@ async fn run(options: &Options, dir: &Path) -> anyhow::Result<Outcome> {
     let stream = Arc::new(Stream::new(&options.shape, now_ms, posts));
     let total = (posts * options.batch) as u64;
     let store_dir = dir.join("data/store");
-    let mut server = Server::start(None, dir, &[]).await?;
+    let interval = format!("{}s", options.compaction.as_secs());
+    let mut server = Server::start(None, dir, &["--rollup-compaction-interval", &interval]).await?;
     let pid = server.pid();
     let client = reqwest::Client::new();
 
@@ -182,8 +194,25 @@ async fn run(options: &Options, dir: &Path) -> anyhow::Result<Outcome> {
     let total = load.accepted;
     let stored_rate = total as f64 / (stored_at - load.started).as_secs_f64();
 
-    tokio::time::sleep(options.idle).await;
+    let runs_when_stored = compactions(&client, &server.url).await?.runs;
+    let idle_until = Instant::now() + options.idle;
+    let compactions = loop {
+        server.check_alive()?;
+        let now = compactions(&client, &server.url).await?;
+        // One run may have been under way when the last reading was stored: two more.
+        if now.runs >= runs_when_stored + 2 && Instant::now() >= idle_until {
+            break Compactions {
+                after_stored: now.runs - runs_when_stored,
+                ..now
+            };
+        }
+        if stored_at.elapsed() > 4 * options.compaction + options.idle + Duration::from_secs(600) {
+            bail!("the rollup compactor did not run after the last reading was stored: {now:?}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     let idle = sample(pid, total, &store_dir)?;
+    let idle_seconds = stored_at.elapsed().as_secs();
 
     let service = stream.service_name(0).to_owned();
     let to = chrono::DateTime::from_timestamp_millis(now_ms).context("now")?;
@@ -232,6 +261,8 @@ async fn run(options: &Options, dir: &Path) -> anyhow::Result<Outcome> {
         dropped: load.dropped,
         samples,
         idle,
+        compactions,
+        idle_seconds,
         stats_latency,
         stats_requests,
         rss_after_stats,
@@ -302,6 +333,35 @@ fn requests_in(answer: &serde_json::Value) -> u64 {
         .sum()
 }
 
+/// The rollup compactor's counters.
+#[derive(Debug, Clone, Copy)]
+struct Compactions {
+    runs: u64,
+    failed: u64,
+    after_stored: u64,
+    written: u64,
+    deleted: u64,
+}
+
+async fn compactions(client: &reqwest::Client, url: &str) -> anyhow::Result<Compactions> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    // A counter of a labelled family appears once its label has been seen.
+    let read = |name: &str| metric(&text, name).unwrap_or(0.0) as u64;
+    Ok(Compactions {
+        runs: read("timebucket_rollup_compactions_total{outcome=\"ok\"}"),
+        failed: read("timebucket_rollup_compactions_total{outcome=\"failed\"}"),
+        after_stored: 0,
+        written: read("timebucket_rollup_compacted_rows_total"),
+        deleted: read("timebucket_rollup_deleted_rows_total"),
+    })
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1048576.0)
 }
@@ -338,7 +398,10 @@ fn markdown(options: &Options, o: &Outcome) -> String {
             "| {}{} | {} | {} | {} | {:.1} |",
             x.stored,
             if std::ptr::eq(x, &o.idle) {
-                format!(" (+{} s idle)", options.idle.as_secs())
+                format!(
+                    " (+{} s idle, {} compactor runs after)",
+                    o.idle_seconds, o.compactions.after_stored
+                )
             } else {
                 String::new()
             },
@@ -369,6 +432,17 @@ fn markdown(options: &Options, o: &Outcome) -> String {
         o.stats_requests
     );
     let _ = writeln!(s, "| RSS after that query | {} |", mib(o.rss_after_stats));
+    let c = &o.compactions;
+    let _ = writeln!(
+        s,
+        "| rollup compactor (every {} s): runs (failed), compacted rows written, partials deleted | {} ({} after the last reading was stored; {} failed), {}, {} |",
+        options.compaction.as_secs(),
+        c.runs,
+        c.after_stored,
+        c.failed,
+        c.written,
+        c.deleted
+    );
     let _ = writeln!(
         s,
         "| after a clean stop: store, bytes/reading | {} ({} bytes/reading): journal {}, tables {}, other {} |",

@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub shutdown_deadline: Duration,
     /// A write to the store running longer than this makes `/readyz` report a stalled flush.
     pub flush_stall_timeout: Duration,
+    /// Time between two runs of the rollup compactor.
+    pub rollup_compaction_interval: Duration,
     /// Bounds of the HTTP listener.
     pub http: HttpLimits,
     /// Limits of the query endpoints.
@@ -122,6 +124,7 @@ impl ServeConfig {
             flusher: FlusherConfig::default(),
             shutdown_deadline: Self::DEFAULT_SHUTDOWN_DEADLINE,
             flush_stall_timeout: Self::DEFAULT_FLUSH_STALL_TIMEOUT,
+            rollup_compaction_interval: crate::rollup::compactor::INTERVAL,
             http: HttpLimits::default(),
             query: QueryLimits::default(),
             promql: EngineConfig::default(),
@@ -479,7 +482,12 @@ async fn serve_with<S: Store, A: AlertStore>(
     });
     let pinger = tokio::spawn(ping_forever(store.clone(), problem_tx));
     let archiver = archive.map(|a| tokio::spawn(auto::run(store.clone(), a, metrics.clone())));
-    let compactor = tokio::spawn(crate::rollup::compactor::run(store.clone(), wal.clone()));
+    let compactor = tokio::spawn(crate::rollup::compactor::run(
+        store.clone(),
+        wal.clone(),
+        config.rollup_compaction_interval,
+        metrics.clone(),
+    ));
 
     let retention_ms = i64::from(store.settings().ttl_seconds) * 1000;
     let mut acceptor = Acceptor::new(

@@ -33,7 +33,7 @@ pub use batch::{
     KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch, WriteBatchBuilder,
 };
 pub use hold::RetentionHold;
-pub use read::{Order, PageRequest, ReadingKey};
+pub use read::{Order, PageRequest, ReadingKey, RollupKey, RollupPageRequest};
 
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
@@ -79,6 +79,12 @@ pub trait Store: Send + Sync + 'static {
     fn read_rollups(
         &self,
         request: &RollupRequest,
+    ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
+
+    /// One page of rollup rows (see [`RollupPageRequest`] for the exact contract).
+    fn read_rollup_page(
+        &self,
+        request: &RollupPageRequest,
     ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
 
     /// Deletes these rollup rows (by their keys), as compaction does once the rows holding

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod alerting;
 pub mod archive;
+pub mod rollup;
 
 use std::sync::atomic::AtomicU64;
 
@@ -78,6 +79,8 @@ pub struct Metrics {
     pub access: access::AccessMetrics,
     /// The bucket archive (`serve --archive-dir`).
     pub archive: archive::ArchiveMetrics,
+    /// The rollup compactor.
+    pub rollup: rollup::RollupMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -122,6 +125,7 @@ impl Metrics {
             alerting: alerting::AlertingMetrics::default(),
             access: access::AccessMetrics::default(),
             archive: archive::ArchiveMetrics::default(),
+            rollup: rollup::RollupMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -208,6 +212,7 @@ impl Metrics {
         metrics.alerting.register(&mut registry);
         metrics.access.register(&mut registry);
         metrics.archive.register(&mut registry);
+        metrics.rollup.register(&mut registry);
         Self {
             registry,
             ..metrics

@@ -19,6 +19,7 @@ use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptLimits, FlusherConfig};
 use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
+use crate::rollup::compactor;
 use crate::scrape::{Replica, ScrapeSettings};
 use crate::server::{HttpLimits, OtlpListen, ServeConfig, StoreTarget};
 use crate::store::cql::deferred::SettingsCache;
@@ -81,6 +82,10 @@ pub struct ServeArgs {
     /// A flush to the store running longer than this makes /readyz report it as stalled.
     #[arg(long, env = "TIMEBUCKET_FLUSH_STALL_TIMEOUT", default_value_t = ServeConfig::DEFAULT_FLUSH_STALL_TIMEOUT.into())]
     pub flush_stall_timeout: humantime::Duration,
+    /// Time between two runs of the rollup compactor (each merges the partials of closed
+    /// slots into one row per series).
+    #[arg(long, env = "TIMEBUCKET_ROLLUP_COMPACTION_INTERVAL", default_value_t = compactor::INTERVAL.into())]
+    pub rollup_compaction_interval: humantime::Duration,
     /// How long shutdown waits for the flusher to write the WAL to the store.
     #[arg(long, env = "TIMEBUCKET_SHUTDOWN_DEADLINE", default_value_t = ServeConfig::DEFAULT_SHUTDOWN_DEADLINE.into())]
     pub shutdown_deadline: humantime::Duration,
@@ -160,6 +165,10 @@ impl ServeArgs {
             accept,
             flusher,
             shutdown_deadline: self.shutdown_deadline.into(),
+            rollup_compaction_interval: positive(
+                "--rollup-compaction-interval",
+                self.rollup_compaction_interval,
+            )?,
             flush_stall_timeout: positive("--flush-stall-timeout", self.flush_stall_timeout)?,
             http,
             query: self.query.limits()?,

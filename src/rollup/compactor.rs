@@ -1,4 +1,4 @@
-//! The compaction job `serve` runs: every [`INTERVAL`], the closed slots of the recent rollup
+//! The compaction job `serve` runs: every `--rollup-compaction-interval` ([`INTERVAL`] by default), the closed slots of the recent rollup
 //! partitions of every service are compacted ([`compact`]) for this replica's writer, up to its
 //! WAL's confirmed position.
 //!
@@ -14,12 +14,13 @@ use uuid::Uuid;
 
 use super::compact::{self, COMPACTED_SEGMENT};
 use super::rebuild::services;
-use super::{Resolution, RollupRequest};
+use super::{Resolution, RollupRequest, RollupRow};
 use crate::model::{ApiReading, HostReading, ReadingKind, TimestampMs};
-use crate::store::{Store, StoreError};
+use crate::store::{RollupKey, RollupPageRequest, Store, StoreError};
+use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal};
 
-/// Time between two runs.
+/// Default time between two runs (`serve --rollup-compaction-interval`).
 pub const INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// How long after its end a slot counts as closed, ms.
 pub const GRACE_MS: i64 = 2 * 60_000;
@@ -93,39 +94,130 @@ pub async fn run_once<S: Store>(
             now.millis() - HOUR_LOOKBACK_MS,
             closed,
         ));
-        let one = compact_partitions(store, writer, upto, reads).await?;
+        let one = compact_partitions(store, writer, upto, reads, PAGE_ROWS).await?;
         done.written += one.written;
         done.deleted += one.deleted;
     }
     Ok(done)
 }
 
-/// Compacts the rows `reads` ask for (see [`requests`]) for `writer` up to `upto`: each
-/// partition read, its compacted rows written, then what they hold deleted.
+/// Rows read per page, and rows of finished series held before their compaction is written.
+/// With a dense sketch (~4 KiB) a page is ~2 MiB; memory does not grow with the series of a slot.
+pub const PAGE_ROWS: u32 = 512;
+
+/// Compacts the rows `reads` ask for (see [`requests`]) for `writer` up to `upto`, slot by slot
+/// and, within a slot, series by series: the rows of one series in one slot are contiguous in
+/// a page read ([`crate::store::RollupKey`]), so at most a page of `page_rows` rows, the current
+/// series' rows and `page_rows` planned rows are held at once ([`PAGE_ROWS`] in `serve`).
 pub async fn compact_partitions<S: Store>(
     store: &S,
     writer: Uuid,
     upto: Position,
     reads: Vec<RollupRequest>,
+    page_rows: u32,
 ) -> Result<Compacted, StoreError> {
+    let page_rows = page_rows.max(1);
     let mut done = Compacted::default();
     for request in reads.iter().flat_map(slots_of) {
-        let rows = store.read_rollups(&request).await?;
-        let plan = compact::plan(rows, writer, upto);
-        if !plan.write.is_empty() {
-            let batch = crate::store::WriteBatch {
-                rollups: plan.write.clone(),
-                ..Default::default()
-            };
-            store.write(&batch).await?;
+        let mut slot = SlotCompaction::new(store, writer, upto, page_rows as usize);
+        let mut page = RollupPageRequest {
+            rows: request,
+            after: None,
+            limit: page_rows,
+        };
+        loop {
+            let rows = store.read_rollup_page(&page).await?;
+            let last = rows.len() < page_rows as usize;
+            page.after = rows.last().map(RollupKey::of);
+            for row in rows {
+                slot.add(row).await?;
+            }
+            if last {
+                break;
+            }
         }
-        if !plan.delete.is_empty() {
-            store.delete_rollups(&plan.delete).await?;
-        }
-        done.written += plan.write.len();
-        done.deleted += plan.delete.len();
+        let one = slot.finish().await?;
+        done.written += one.written;
+        done.deleted += one.deleted;
     }
     Ok(done)
+}
+
+/// The compaction of one slot, fed its rows in key order.
+struct SlotCompaction<'a, S> {
+    store: &'a S,
+    writer: Uuid,
+    upto: Position,
+    /// The writer's rows of the current series.
+    series: Vec<RollupRow>,
+    /// Planned and not yet applied.
+    planned: compact::Compaction,
+    /// Planned rows past which they are applied.
+    apply_at: usize,
+    done: Compacted,
+}
+
+impl<'a, S: Store> SlotCompaction<'a, S> {
+    fn new(store: &'a S, writer: Uuid, upto: Position, apply_at: usize) -> Self {
+        Self {
+            store,
+            writer,
+            upto,
+            series: Vec::new(),
+            planned: compact::Compaction::default(),
+            apply_at,
+            done: Compacted::default(),
+        }
+    }
+
+    /// Takes the next row; a row of another series ends the current one.
+    async fn add(&mut self, row: RollupRow) -> Result<(), StoreError> {
+        if row.piece.writer != self.writer {
+            return Ok(());
+        }
+        if self.series.first().is_some_and(|s| s.series != row.series) {
+            self.end_series().await?;
+        }
+        self.series.push(row);
+        Ok(())
+    }
+
+    /// Plans the current series, and applies what is planned once it reaches `apply_at` rows.
+    async fn end_series(&mut self) -> Result<(), StoreError> {
+        let plan = compact::plan(std::mem::take(&mut self.series), self.writer, self.upto);
+        self.planned.write.extend(plan.write);
+        self.planned.delete.extend(plan.delete);
+        if self.planned.write.len() + self.planned.delete.len() >= self.apply_at {
+            self.apply().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the planned rows, then deletes what they hold (the order `compact` requires).
+    async fn apply(&mut self) -> Result<(), StoreError> {
+        let plan = std::mem::take(&mut self.planned);
+        if !plan.write.is_empty() {
+            let batch = crate::store::WriteBatch {
+                rollups: plan.write,
+                ..Default::default()
+            };
+            self.store.write(&batch).await?;
+            self.done.written += batch.rollups.len();
+        }
+        if !plan.delete.is_empty() {
+            self.store.delete_rollups(&plan.delete).await?;
+            self.done.deleted += plan.delete.len();
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Compacted, StoreError> {
+        if !self.series.is_empty() {
+            self.end_series().await?;
+        }
+        self.apply().await?;
+        Ok(self.done)
+    }
 }
 
 /// `request` as one read per slot. A slot is what [`compact::plan`] merges, and a slot's rows are
@@ -150,12 +242,12 @@ fn slots_of(request: &RollupRequest) -> impl Iterator<Item = RollupRequest> + '_
         })
 }
 
-/// Runs [`run_once`] every [`INTERVAL`] for the writer of `wal`, until the task is aborted.
-/// The writer id is the flusher's: read, never created here (until the flusher has created it
-/// there is nothing of this writer to compact).
-pub async fn run<S: Store>(store: Arc<S>, wal: Wal) {
+/// Runs [`run_once`] every `interval` for the writer of `wal`, until the task is aborted, and
+/// counts each run in `metrics`. The writer id is the flusher's: read, never created here
+/// (until the flusher has created it there is nothing of this writer to compact).
+pub async fn run<S: Store>(store: Arc<S>, wal: Wal, interval: Duration, metrics: Arc<Metrics>) {
     loop {
-        tokio::time::sleep(INTERVAL).await;
+        tokio::time::sleep(interval).await;
         let dir = wal.dir().to_path_buf();
         let writer = tokio::task::spawn_blocking(move || super::writer_id::load(&dir))
             .await
@@ -165,19 +257,25 @@ pub async fn run<S: Store>(store: Arc<S>, wal: Wal) {
             Ok(None) => continue,
             Err(error) => {
                 tracing::warn!(%error, "rollup compaction skipped: cannot read the writer id");
+                metrics.rollup.record("failed", 0, 0);
                 continue;
             }
         };
         match run_once(&*store, writer, wal.confirmed(), TimestampMs::now()).await {
-            Ok(done) if done.written > 0 => {
-                tracing::info!(
-                    written = done.written,
-                    deleted = done.deleted,
-                    "rollups compacted"
-                );
+            Ok(done) => {
+                if done.written > 0 {
+                    tracing::info!(
+                        written = done.written,
+                        deleted = done.deleted,
+                        "rollups compacted"
+                    );
+                }
+                metrics.rollup.record("ok", done.written, done.deleted);
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "rollup compaction failed; retried later"),
+            Err(error) => {
+                tracing::warn!(%error, "rollup compaction failed; retried later");
+                metrics.rollup.record("failed", 0, 0);
+            }
         }
     }
 }

@@ -431,6 +431,14 @@ impl Store for EmbeddedStore {
         let (store, request) = (self.clone(), request.clone());
         blocking(move || store.rollups_of(&request)).await
     }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.rollup_page_of(&request)).await
+    }
 }
 
 const PURGING: &str = "purging expired latest rows";

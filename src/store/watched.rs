@@ -118,6 +118,13 @@ impl<S: Store> Store for Watched<S> {
         self.inner.read_rollups(request).await
     }
 
+    async fn read_rollup_page(
+        &self,
+        request: &super::RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.inner.read_rollup_page(request).await
+    }
+
     async fn read_series(
         &self,
         service: &ServiceName,

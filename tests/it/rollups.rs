@@ -757,7 +757,8 @@ async fn stored_rows<S: Store>(store: &S, service: &str, from: i64) -> usize {
 }
 
 /// Compacts `writer`'s partials (up to `upto`) of every closed minute and hour of `service`
-/// from `since` on, as the compaction job does.
+/// from `since` on, as the compaction job does, but reading pages of 5 rows: most series of a
+/// slot then span two pages, and most pages hold several series.
 async fn compact_since<S: Store>(
     store: &S,
     service: &ServiceName,
@@ -769,7 +770,7 @@ async fn compact_since<S: Store>(
     let closed = Utc::now().timestamp_millis();
     let mut reads = requests(service, Resolution::Minute, since, closed);
     reads.extend(requests(service, Resolution::Hour, since, closed));
-    compact_partitions(store, writer, upto, reads)
+    compact_partitions(store, writer, upto, reads, 5)
         .await
         .unwrap()
 }

@@ -82,6 +82,13 @@ impl Store for Picky {
     ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
         self.0.read_rollups(request).await
     }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        self.0.read_rollup_page(request).await
+    }
 }
 
 fn record(service: &str, instance: &str) -> Vec<u8> {

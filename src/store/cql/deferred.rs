@@ -183,6 +183,13 @@ impl Store for DeferredCql {
         self.store()?.read_rollups(request).await
     }
 
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.store()?.read_rollup_page(request).await
+    }
+
     async fn read_series(
         &self,
         service: &ServiceName,

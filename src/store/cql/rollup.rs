@@ -10,6 +10,7 @@
 //! *since* is written only over a higher value (`IF value > ?`), so two rebuilds never raise it.
 
 use scylla::client::session::Session;
+use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use scylla::DeserializeRow;
@@ -21,13 +22,17 @@ use super::Keyspace;
 use crate::model::{ApiReading, HostReading, ServiceName, StatusCode, TimestampMs};
 use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
-use crate::store::{remaining_ttl_seconds, StoreError};
+use crate::store::{remaining_ttl_seconds, RollupPageRequest, StoreError};
 
 /// The prepared statements of one level.
 #[derive(Debug, Clone)]
 pub struct LevelStatements {
     insert: PreparedStatement,
     select: PreparedStatement,
+    /// The first page of [`crate::store::Store::read_rollup_page`].
+    first_page: PreparedStatement,
+    /// A page after a key.
+    next_page: PreparedStatement,
     delete: PreparedStatement,
 }
 
@@ -43,6 +48,10 @@ pub struct RollupStatements {
     coverage: PreparedStatement,
 }
 
+/// The columns a read decodes ([`StoredRow`]).
+const READ: &str =
+    "slot, instance, method, path, code, writer, segment, piece_start, piece_last, agg";
+
 const COLUMNS: &str = "service_name, kind, time_bucket, slot, instance, method, path, code, \
                        writer, segment, piece_start, piece_last, agg";
 
@@ -57,9 +66,15 @@ impl RollupStatements {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
             );
             let select = format!(
-                "SELECT slot, instance, method, path, code, writer, segment, piece_start, \
-                 piece_last, agg FROM {keyspace}.{table} \
+                "SELECT {READ} FROM {keyspace}.{table} \
                  WHERE service_name = ? AND kind = ? AND time_bucket = ? AND slot >= ? AND slot <= ?"
+            );
+            let first_page = format!("{select} LIMIT ?");
+            let next_page = format!(
+                "SELECT {READ} FROM {keyspace}.{table} \
+                 WHERE service_name = ? AND kind = ? AND time_bucket = ? \
+                 AND (slot, instance, method, path, code, writer, segment, piece_start) \
+                 > (?, ?, ?, ?, ?, ?, ?, ?) AND (slot) <= (?) LIMIT ?"
             );
             let delete = format!(
                 "DELETE FROM {keyspace}.{table} WHERE service_name = ? AND kind = ? \
@@ -69,6 +84,8 @@ impl RollupStatements {
             levels.push(LevelStatements {
                 insert: prepare(session, insert).await?,
                 select: prepare(session, select).await?,
+                first_page: prepare(session, first_page).await?,
+                next_page: prepare(session, next_page).await?,
                 delete: prepare(session, delete).await?,
             });
         }
@@ -380,7 +397,6 @@ impl CqlStore {
         &self,
         request: &RollupRequest,
     ) -> Result<Vec<RollupRow>, StoreError> {
-        const WHAT: &str = "reading rollups";
         let settings = *self.settings_ref();
         let resolution = request.resolution;
         let now = TimestampMs::now();
@@ -397,48 +413,112 @@ impl CqlStore {
                 statement,
                 &values,
                 MAX_WHOLE_PARTITION_ROWS + 1,
-                WHAT,
+                READING,
                 |rows, out| {
-                    for row in typed_rows::<StoredRow>(rows, WHAT)? {
-                        let row = row?;
-                        let slot = TimestampMs::from_millis(row.slot.0);
-                        let end = TimestampMs::from_millis(slot.millis() + resolution.step_ms());
+                    for row in typed_rows::<StoredRow>(rows, READING)? {
+                        let row = decode(request, row?)?;
+                        let end = row.slot.millis() + resolution.step_ms();
                         let ttl = resolution.ttl_seconds(&settings);
-                        if crate::store::expired(end, ttl, now) {
-                            continue;
+                        if !crate::store::expired(TimestampMs::from_millis(end), ttl, now) {
+                            out.push(row);
                         }
-                        let agg =
-                            Agg::from_bytes(row.agg).map_err(|e| StoreError::decode(WHAT, e))?;
-                        let (instance, method, path) =
-                            stored_names(WHAT, row.instance, row.method, row.path)?;
-                        let code = method
-                            .is_some()
-                            .then(|| check(WHAT, "code", StatusCode::parse(i64::from(row.code))))
-                            .transpose()?;
-                        let series = RollupSeries {
-                            instance,
-                            method,
-                            path,
-                            code,
-                        };
-                        out.push(RollupRow {
-                            service: request.service.clone(),
-                            resolution,
-                            slot,
-                            series,
-                            piece: Piece {
-                                writer: row.writer,
-                                segment: row.segment as u64,
-                                start: row.piece_start as u64,
-                                last: row.piece_last as u64,
-                            },
-                            agg,
-                        });
                     }
                     Ok(())
                 },
             )
             .await?;
-        whole(rows, MAX_WHOLE_PARTITION_ROWS, WHAT)
+        whole(rows, MAX_WHOLE_PARTITION_ROWS, READING)
     }
+
+    /// See [`crate::store::Store::read_rollup_page`].
+    pub(super) async fn read_rollup_rows_page(
+        &self,
+        page: &RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let request = &page.rows;
+        let statements = self.rollup_statements().of(request.resolution);
+        let limit = i32::try_from(page.limit).unwrap_or(i32::MAX).max(1);
+        let partition = (
+            request.service.as_str(),
+            request.kind as i32,
+            request.partition,
+        );
+        let to = CqlTimestamp(request.to.millis());
+        let decode_into = |rows: &QueryRowsResult, out: &mut Vec<RollupRow>| {
+            for row in typed_rows::<StoredRow>(rows, READING)? {
+                out.push(decode(request, row?)?);
+            }
+            Ok(())
+        };
+        let (p0, p1, p2) = partition;
+        match &page.after {
+            None => {
+                let values = (p0, p1, p2, CqlTimestamp(request.from.millis()), to, limit);
+                self.read_pages(
+                    &statements.first_page,
+                    &values,
+                    limit as usize,
+                    READING,
+                    decode_into,
+                )
+                .await
+            }
+            Some(after) => {
+                let s = &after.series;
+                let values = (
+                    p0,
+                    p1,
+                    p2,
+                    CqlTimestamp(after.slot.millis()),
+                    s.instance.as_str(),
+                    s.method.as_ref().map_or("", |m| m.as_str()),
+                    s.path.as_ref().map_or("", |p| p.as_str()),
+                    s.code.map_or(0, |c| i32::from(c.get())),
+                    after.piece.writer,
+                    after.piece.segment as i64,
+                    after.piece.start as i64,
+                    to,
+                    limit,
+                );
+                self.read_pages(
+                    &statements.next_page,
+                    &values,
+                    limit as usize,
+                    READING,
+                    decode_into,
+                )
+                .await
+            }
+        }
+    }
+}
+
+const READING: &str = "reading rollups";
+
+/// A row of `request`'s partition as read.
+fn decode(request: &RollupRequest, row: StoredRow<'_>) -> Result<RollupRow, StoreError> {
+    let agg = Agg::from_bytes(row.agg).map_err(|e| StoreError::decode(READING, e))?;
+    let (instance, method, path) = stored_names(READING, row.instance, row.method, row.path)?;
+    let code = method
+        .is_some()
+        .then(|| check(READING, "code", StatusCode::parse(i64::from(row.code))))
+        .transpose()?;
+    Ok(RollupRow {
+        service: request.service.clone(),
+        resolution: request.resolution,
+        slot: TimestampMs::from_millis(row.slot.0),
+        series: RollupSeries {
+            instance,
+            method,
+            path,
+            code,
+        },
+        piece: Piece {
+            writer: row.writer,
+            segment: row.segment as u64,
+            start: row.piece_start as u64,
+            last: row.piece_last as u64,
+        },
+        agg,
+    })
 }

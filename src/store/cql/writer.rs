@@ -329,4 +329,11 @@ impl Store for CqlStore {
     ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
         self.read_rollup_partition(request).await
     }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        self.read_rollup_rows_page(request).await
+    }
 }

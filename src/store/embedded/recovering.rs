@@ -159,6 +159,13 @@ impl Store for Recovering {
         self.store(false)?.read_rollups(request).await
     }
 
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.store(false)?.read_rollup_page(request).await
+    }
+
     async fn read_series(
         &self,
         service: &ServiceName,

@@ -24,7 +24,7 @@ use crate::model::ServiceName;
 use crate::model::TimestampMs;
 use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Resolution, RollupRequest, RollupRow};
-use crate::store::{expired, StoreError};
+use crate::store::{expired, RollupKey, RollupPageRequest, StoreError};
 
 /// Tag of rollup keys.
 const ROLLUP: u8 = b'R';
@@ -66,16 +66,21 @@ fn prefix(kind: usize, service: &str) -> Vec<u8> {
 
 /// The key of a row.
 fn key(row: &RollupRow) -> Vec<u8> {
-    let mut key = prefix(row.agg.kind(), row.service.as_str());
-    push_i64(&mut key, row.slot.millis());
-    let s = &row.series;
+    key_at(row.agg.kind(), row.service.as_str(), &RollupKey::of(row))
+}
+
+/// The key of the row of kind `kind` of `service` at `at`.
+fn key_at(kind: usize, service: &str, at: &RollupKey) -> Vec<u8> {
+    let mut key = prefix(kind, service);
+    push_i64(&mut key, at.slot.millis());
+    let s = &at.series;
     push_text(&mut key, s.instance.as_str());
     push_text(&mut key, s.method.as_ref().map_or("", |m| m.as_str()));
     push_text(&mut key, s.path.as_ref().map_or("", |p| p.as_str()));
     push_i64(&mut key, s.code.map_or(0, |c| i64::from(c.get())));
-    key.extend_from_slice(row.piece.writer.as_bytes());
-    push_i64(&mut key, row.piece.segment as i64);
-    push_i64(&mut key, row.piece.start as i64);
+    key.extend_from_slice(at.piece.writer.as_bytes());
+    push_i64(&mut key, at.piece.segment as i64);
+    push_i64(&mut key, at.piece.start as i64);
     key
 }
 
@@ -278,6 +283,29 @@ impl EmbeddedStore {
 
     /// See [`crate::store::Store::read_rollups`].
     pub(super) fn rollups_of(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
+        let (settings, now) = (self.inner.settings, TimestampMs::now());
+        let mut rows = self.rollup_rows(request, None, usize::MAX)?;
+        rows.retain(|row| !past_retention(row.resolution, row.slot, &settings, now));
+        Ok(rows)
+    }
+
+    /// See [`crate::store::Store::read_rollup_page`].
+    pub(super) fn rollup_page_of(
+        &self,
+        request: &RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let limit = usize::try_from(request.limit).unwrap_or(usize::MAX).max(1);
+        self.rollup_rows(&request.rows, request.after.as_ref(), limit)
+    }
+
+    /// At most `limit` rows of `request`'s slots after `after` (from its first slot when
+    /// `None`), in key order, whatever their retention.
+    fn rollup_rows(
+        &self,
+        request: &RollupRequest,
+        after: Option<&RollupKey>,
+        limit: usize,
+    ) -> Result<Vec<RollupRow>, StoreError> {
         const WHAT: &str = "reading rollups";
         let start = window_start(
             request.resolution,
@@ -290,19 +318,22 @@ impl EmbeddedStore {
         else {
             return Ok(Vec::new());
         };
-        let prefix = prefix(request.kind, request.service.as_str());
-        let mut from = prefix.clone();
-        push_i64(&mut from, request.from.millis());
+        let service = request.service.as_str();
+        let prefix = prefix(request.kind, service);
+        let from = match after {
+            Some(after) => Bound::Excluded(key_at(request.kind, service, after)),
+            None => {
+                let mut from = prefix.clone();
+                push_i64(&mut from, request.from.millis());
+                Bound::Included(from)
+            }
+        };
         let mut until = prefix;
         push_i64(&mut until, request.to.millis().saturating_add(1));
-        let (settings, now) = (self.inner.settings, TimestampMs::now());
         let mut rows = Vec::new();
-        for guard in keyspace.range((Bound::Included(from), Bound::Excluded(until))) {
+        for guard in keyspace.range((from, Bound::Excluded(until))).take(limit) {
             let (_, value) = guard.into_inner().map_err(embedded(WHAT))?;
-            let row = RollupRow::from_bytes(&value).map_err(|e| StoreError::decode(WHAT, e))?;
-            if !past_retention(row.resolution, row.slot, &settings, now) {
-                rows.push(row);
-            }
+            rows.push(RollupRow::from_bytes(&value).map_err(|e| StoreError::decode(WHAT, e))?);
         }
         Ok(rows)
     }
