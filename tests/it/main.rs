@@ -32,5 +32,6 @@ mod scrape;
 mod settings;
 mod stall;
 mod support;
+mod upkeep;
 mod wal_faults;
 mod wal_repair;

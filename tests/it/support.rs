@@ -439,3 +439,22 @@ pub fn tools_python(what: &str) -> PathBuf {
     );
     python
 }
+
+/// A sample of `/metrics` at `url` (the first line starting with `name`, then a space or `{`).
+pub async fn metric(url: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| {
+            l.starts_with(name)
+                && l.as_bytes()
+                    .get(name.len())
+                    .is_some_and(|b| *b == b' ' || *b == b'{')
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

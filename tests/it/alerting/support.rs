@@ -12,6 +12,7 @@ use timebucket::alerting::{AlertingConfig, NotifyConfig, RetryPolicy};
 use timebucket::model::TimestampMs;
 use timebucket::server::ServeConfig;
 
+pub use crate::support::metric;
 use crate::support::{embedded_config, spawn_with, TestApp};
 
 /// How long any condition may take to become true.
@@ -269,25 +270,6 @@ pub async fn start(config: ServeConfig, data_dir: tempfile::TempDir) -> TestApp 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     app
-}
-
-/// A sample of `/metrics` at `url` (the first line starting with `name`).
-pub async fn metric(url: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| {
-            l.starts_with(name)
-                && l.as_bytes()
-                    .get(name.len())
-                    .is_some_and(|b| *b == b' ' || *b == b'{')
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 /// The `data` of a Prometheus API answer at `url` + `path`.
