@@ -148,7 +148,7 @@ impl From<&PartialKeyRef<'_>> for PartialKey {
 /// and turns the cells into rows once the piece ends.
 #[derive(Debug, Default)]
 pub struct Cells {
-    api: HashMap<PartialKey, ApiAgg>,
+    api: HashMap<PartialKey, ApiCell>,
     host: HashMap<PartialKey, HostAgg>,
 }
 
@@ -238,18 +238,57 @@ impl Cells {
             agg,
         };
         let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
-        // A row waits for its write: its sketch keeps only its buckets, not the capacity
-        // they grew with.
-        rows.extend(self.api.into_iter().map(|(key, mut agg)| {
-            agg.sketch.shrink_to_fit();
-            row(key, Agg::Api(agg))
-        }));
+        rows.extend(
+            self.api
+                .into_iter()
+                .map(|(key, cell)| row(key, Agg::Api(cell.into_agg()))),
+        );
         rows.extend(
             self.host
                 .into_iter()
                 .map(|(key, agg)| row(key, Agg::Host(agg))),
         );
         rows
+    }
+}
+
+/// Durations an [`ApiCell`] holds back from its sketch.
+const PENDING: usize = 8;
+
+/// The aggregate of an API cell, and the durations not in its sketch yet: they are added
+/// [`PENDING`] at a time ([`Sketch::add_all`](crate::query::sketch::Sketch::add_all)), so that the sketch of a cell with a few
+/// readings is allocated once at its final size. Added one by one, the durations of a series
+/// (spread over dozens of buckets) regrew the sketch with nearly every reading.
+#[derive(Debug, Default)]
+struct ApiCell {
+    agg: ApiAgg,
+    /// `(duration_ms, count)` of readings added to `agg` but not to its sketch.
+    pending: [(f64, u64); PENDING],
+    /// How many of `pending` are in use.
+    pending_len: usize,
+}
+
+impl ApiCell {
+    fn add(&mut self, r: &ApiReading, at_slot_start: bool) {
+        self.agg.add_unsketched(r, at_slot_start);
+        if self.pending_len == PENDING {
+            self.sketch_pending();
+        }
+        self.pending[self.pending_len] = (r.duration_ms, u64::from(r.count));
+        self.pending_len += 1;
+    }
+
+    fn sketch_pending(&mut self) {
+        self.agg.sketch.add_all(&self.pending[..self.pending_len]);
+        self.pending_len = 0;
+    }
+
+    /// The whole aggregate. A row waits for its write: its sketch keeps only its buckets, not
+    /// the capacity they grew with.
+    fn into_agg(mut self) -> ApiAgg {
+        self.sketch_pending();
+        self.agg.sketch.shrink_to_fit();
+        self.agg
     }
 }
 
