@@ -133,7 +133,6 @@ impl<S: Store> Flusher<S> {
         let preparer = Preparer {
             wal: self.wal.clone(),
             settings: *self.store.settings(),
-            rollups_written_since: self.store.rollups_written_since(),
             max_read_bytes: self.config.max_read_bytes,
             drain: self.drain.clone(),
             quarantine: self.quarantine.clone(),
@@ -158,9 +157,10 @@ impl<S: Store> Flusher<S> {
     ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
         let mut piece = Cells::default();
+        let since = self.store.rollups_written_since();
         while let Some(prepared) = ready.recv().await {
             if self.write_until_stored(&prepared).await {
-                piece.merge(prepared.cells);
+                piece.add_batch(&prepared.batch, since);
             }
             if ready.is_empty() {
                 self.metrics.flush_lag_seconds.set(0.0);

@@ -52,6 +52,13 @@ impl Default for ApiAgg {
 impl ApiAgg {
     /// Adds one reading, stamped exactly at the start of the aggregate's slot or not.
     pub fn add(&mut self, r: &ApiReading, at_slot_start: bool) {
+        self.add_unsketched(r, at_slot_start);
+        self.sketch.add(r.duration_ms, u64::from(r.count));
+    }
+
+    /// [`ApiAgg::add`] but for the sketch: the caller adds `(duration_ms, count)` to it later,
+    /// in bulk ([`Sketch::add_all`]).
+    pub fn add_unsketched(&mut self, r: &ApiReading, at_slot_start: bool) {
         let count = u64::from(r.count);
         self.count += count;
         if r.code.is_server_error() {
@@ -60,7 +67,6 @@ impl ApiAgg {
             self.client_errors += count;
         }
         self.duration_sum += r.duration_ms * count as f64;
-        self.sketch.add(r.duration_ms, count);
         if let Some(prom) = &mut self.prom {
             prom.add(r.duration_ms, count, at_slot_start);
         }
@@ -205,7 +211,8 @@ impl Agg {
             prom: Some(prom), ..
         }) = self
         {
-            bytes.extend(postcard::to_allocvec(prom).expect("PromQL parts always serialize"));
+            let encoded = postcard::to_extend(prom.as_ref(), std::mem::take(bytes));
+            *bytes = encoded.expect("PromQL parts always serialize");
         }
     }
 

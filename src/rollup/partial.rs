@@ -1,16 +1,18 @@
 //! Partial rollup rows: what one piece of the WAL adds to each (series, slot), and the read
 //! request of one rollup partition.
 
-use hashbrown::hash_map::Entry;
 use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::aggregate::{Agg, ApiAgg, HostAgg};
 use super::Resolution;
+use crate::model::kind::ALL;
 use crate::model::{
-    ApiPath, HttpMethod, InstanceName, Reading, ServiceName, StatusCode, TimestampMs,
+    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, Reading, ServiceName, StatusCode,
+    TimestampMs,
 };
+use crate::store::{Partition, WriteBatch};
 
 /// The series of a rollup row: an API series with its status code, or an instance (host).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -142,11 +144,11 @@ impl From<&PartialKeyRef<'_>> for PartialKey {
 }
 
 /// The aggregates of both levels of some readings, per (service, slot, series), before they
-/// are given the piece they came from: the flusher adds the cells of each batch it stored and
-/// turns them into rows once the piece ends.
+/// are given the piece they came from: the flusher adds the readings of each batch it stored
+/// and turns the cells into rows once the piece ends.
 #[derive(Debug, Default)]
 pub struct Cells {
-    api: HashMap<PartialKey, ApiAgg>,
+    api: HashMap<PartialKey, ApiCell>,
     host: HashMap<PartialKey, HostAgg>,
 }
 
@@ -161,54 +163,68 @@ impl Cells {
         cells
     }
 
-    /// Adds `reading` to its slot of each level, unless it is before `since`: the flusher
-    /// aggregates readings as it decodes them, never gathering a batch's readings in one list.
+    /// Adds `reading` to its slot of each level, unless it is before `since`.
     pub fn add(&mut self, reading: &Reading, since: TimestampMs) {
-        if reading.timestamp() < since {
-            return;
-        }
-        for resolution in Resolution::ALL {
-            let slot = resolution.slot_of(reading.timestamp());
-            match reading {
-                Reading::Api(r) => {
-                    let key = PartialKeyRef {
-                        resolution,
-                        service: &r.service,
-                        slot,
-                        instance: &r.instance,
-                        method: Some(&r.method),
-                        path: Some(&r.path),
-                        code: Some(r.code),
-                    };
-                    self.api
-                        .entry_ref(&key)
-                        .or_default()
-                        .add(r, slot == r.timestamp);
-                }
-                Reading::Host(r) => {
-                    let key = PartialKeyRef {
-                        resolution,
-                        service: &r.service,
-                        slot,
-                        instance: &r.instance,
-                        method: None,
-                        path: None,
-                        code: None,
-                    };
-                    self.host.entry_ref(&key).or_default().add(r);
-                }
-            }
+        match reading {
+            Reading::Api(r) => self.add_api(r, since),
+            Reading::Host(r) => self.add_host(r, since),
         }
     }
 
-    /// Adds everything of `other`.
-    pub fn merge(&mut self, other: Cells) {
-        if self.api.is_empty() && self.host.is_empty() {
-            *self = other;
+    /// Adds every reading `batch` writes, unless it is before `since`: the flusher adds each
+    /// batch the store took straight into the cells of its piece, so no cells are made per
+    /// batch only to be merged into the piece's (at a few readings per cell and batch, those
+    /// cells' allocations and merges cost as much as the aggregation itself).
+    pub fn add_batch(&mut self, batch: &WriteBatch, since: TimestampMs) {
+        // A kind added to the model needs its cells here (and in `add`, which the compiler
+        // checks): this stops the build until it has them.
+        const _: () = assert!(ALL.len() == 2, "a new reading kind needs rollup cells");
+        for r in rows(&batch.kinds.get::<ApiReading>().partitions) {
+            self.add_api(r, since);
+        }
+        for r in rows(&batch.kinds.get::<HostReading>().partitions) {
+            self.add_host(r, since);
+        }
+    }
+
+    fn add_api(&mut self, r: &ApiReading, since: TimestampMs) {
+        if r.timestamp < since {
             return;
         }
-        absorb(&mut self.api, other.api, ApiAgg::merge);
-        absorb(&mut self.host, other.host, HostAgg::merge);
+        for resolution in Resolution::ALL {
+            let slot = resolution.slot_of(r.timestamp);
+            let key = PartialKeyRef {
+                resolution,
+                service: &r.service,
+                slot,
+                instance: &r.instance,
+                method: Some(&r.method),
+                path: Some(&r.path),
+                code: Some(r.code),
+            };
+            self.api
+                .entry_ref(&key)
+                .or_default()
+                .add(r, slot == r.timestamp);
+        }
+    }
+
+    fn add_host(&mut self, r: &HostReading, since: TimestampMs) {
+        if r.timestamp < since {
+            return;
+        }
+        for resolution in Resolution::ALL {
+            let key = PartialKeyRef {
+                resolution,
+                service: &r.service,
+                slot: resolution.slot_of(r.timestamp),
+                instance: &r.instance,
+                method: None,
+                path: None,
+                code: None,
+            };
+            self.host.entry_ref(&key).or_default().add(r);
+        }
     }
 
     /// The partial rows of these cells, all read from `piece` of the WAL.
@@ -222,12 +238,11 @@ impl Cells {
             agg,
         };
         let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
-        // A row waits for its write: its sketch keeps only its buckets, not the capacity
-        // they grew with.
-        rows.extend(self.api.into_iter().map(|(key, mut agg)| {
-            agg.sketch.shrink_to_fit();
-            row(key, Agg::Api(agg))
-        }));
+        rows.extend(
+            self.api
+                .into_iter()
+                .map(|(key, cell)| row(key, Agg::Api(cell.into_agg()))),
+        );
         rows.extend(
             self.host
                 .into_iter()
@@ -237,20 +252,49 @@ impl Cells {
     }
 }
 
-/// Moves every cell of `theirs` into `mine`: merged into an existing cell, or taken as it is.
-fn absorb<A>(
-    mine: &mut HashMap<PartialKey, A>,
-    theirs: HashMap<PartialKey, A>,
-    merge: impl Fn(&mut A, &A),
-) {
-    for (key, agg) in theirs {
-        match mine.entry(key) {
-            Entry::Occupied(cell) => merge(cell.into_mut(), &agg),
-            Entry::Vacant(cell) => {
-                cell.insert(agg);
-            }
+/// Durations an [`ApiCell`] holds back from its sketch.
+const PENDING: usize = 8;
+
+/// The aggregate of an API cell, and the durations not in its sketch yet: they are added
+/// [`PENDING`] at a time ([`Sketch::add_all`](crate::query::sketch::Sketch::add_all)), so that the sketch of a cell with a few
+/// readings is allocated once at its final size. Added one by one, the durations of a series
+/// (spread over dozens of buckets) regrew the sketch with nearly every reading.
+#[derive(Debug, Default)]
+struct ApiCell {
+    agg: ApiAgg,
+    /// `(duration_ms, count)` of readings added to `agg` but not to its sketch.
+    pending: [(f64, u64); PENDING],
+    /// How many of `pending` are in use.
+    pending_len: usize,
+}
+
+impl ApiCell {
+    fn add(&mut self, r: &ApiReading, at_slot_start: bool) {
+        self.agg.add_unsketched(r, at_slot_start);
+        if self.pending_len == PENDING {
+            self.sketch_pending();
         }
+        self.pending[self.pending_len] = (r.duration_ms, u64::from(r.count));
+        self.pending_len += 1;
     }
+
+    fn sketch_pending(&mut self) {
+        self.agg.sketch.add_all(&self.pending[..self.pending_len]);
+        self.pending_len = 0;
+    }
+
+    /// The whole aggregate. A row waits for its write: its sketch keeps only its buckets, not
+    /// the capacity they grew with.
+    fn into_agg(mut self) -> ApiAgg {
+        self.sketch_pending();
+        self.agg.sketch.shrink_to_fit();
+        self.agg
+    }
+}
+
+/// The rows of every partition.
+fn rows<R>(partitions: &[Partition<R>]) -> impl Iterator<Item = &R> {
+    partitions.iter().flat_map(|p| &p.rows)
 }
 
 /// The partial rows of both levels for the readings of `readings` at or after `since` (a whole

@@ -1,6 +1,6 @@
 //! The first stage of a flush: read the next records from the WAL, decode them and group them
-//! into a [`WriteBatch`] with the aggregates of its partial rollups, while the writer stage is
-//! still writing the previous one. A record that cannot be decoded goes to the quarantine, and
+//! into a [`WriteBatch`], while the writer stage is still writing the previous one (and adding
+//! the readings it stored to the partial rollups of their piece). A record that cannot be decoded goes to the quarantine, and
 //! the batch goes on without it.
 //!
 //! Batches hold at most about `max_read_bytes` of records; the pieces of `rollup::chunk` may
@@ -18,7 +18,7 @@ use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
 use crate::model::{Settings, TimestampMs};
 use crate::rollup::chunk::same_chunk_prefix;
-use crate::rollup::{writer_id, Cells, Piece};
+use crate::rollup::{writer_id, Piece};
 use crate::store::{SeriesSeen, WriteBatch, WriteBatchBuilder};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError, WalReader, WalRecord};
@@ -30,9 +30,6 @@ const SERIES_SEEN_CAPACITY: usize = 100_000;
 pub(super) struct Prepared {
     /// The grouped readings.
     pub batch: WriteBatch,
-    /// The rollup aggregates of the readings: part of the piece's partials if the store takes
-    /// the batch.
-    pub cells: Cells,
     /// Set on the last batch of a piece: the piece, whose partials are written after this
     /// batch, and only then confirmed.
     pub ends_piece: Option<Piece>,
@@ -49,8 +46,6 @@ pub(super) struct Prepared {
 pub(super) struct Preparer {
     pub wal: Wal,
     pub settings: Settings,
-    /// Partials are written for readings from this instant on (`rollup::coverage`).
-    pub rollups_written_since: TimestampMs,
     pub max_read_bytes: usize,
     pub drain: watch::Receiver<bool>,
     pub quarantine: Quarantine,
@@ -151,7 +146,7 @@ impl Preparer {
         }
     }
 
-    /// Decodes the records of one batch and groups them with their rollup aggregates.
+    /// Decodes the records of one batch and groups them.
     async fn prepare(
         &self,
         records: Vec<WalRecord>,
@@ -160,9 +155,8 @@ impl Preparer {
     ) -> Prepared {
         let first = records[0].position;
         let end = records[records.len() - 1].next;
-        // Each record's readings go straight into the batch and its rollup cells: a batch's
-        // readings are never gathered in one list (a record holds one request's readings).
-        let mut cells = Cells::default();
+        // Each record's readings go straight into the batch: a batch's readings are never
+        // gathered in one list (a record holds one request's readings).
         let mut builder = WriteBatchBuilder::new(&self.settings);
         let mut oldest: Option<TimestampMs> = None;
         for record in records {
@@ -170,7 +164,6 @@ impl Preparer {
                 Ok(accepted) => {
                     oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
                     for reading in accepted.readings {
-                        cells.add(&reading, self.rollups_written_since);
                         builder.push(reading);
                     }
                 }
@@ -181,7 +174,6 @@ impl Preparer {
         seen.remember(&batch.series);
         Prepared {
             batch,
-            cells,
             ends_piece,
             first,
             end,
