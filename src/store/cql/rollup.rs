@@ -223,25 +223,35 @@ type RowKey<'a> = (
 /// The partition of a rollup row, for grouping writes into per-partition batches.
 type RowPartition<'a> = (&'a str, i32, i64);
 
+/// The clustering columns of a rollup row: slot, instance, method, path, code, writer,
+/// segment, piece start (host rows: empty method and path, code 0).
+type Clustering<'a> = (CqlTimestamp, &'a str, &'a str, &'a str, i32, Uuid, i64, i64);
+
+/// The clustering columns of the row of `series` at `slot` from `piece`.
+fn clustering(slot: TimestampMs, series: &RollupSeries, piece: Piece) -> Clustering<'_> {
+    (
+        CqlTimestamp(slot.millis()),
+        series.instance.as_str(),
+        series.method.as_ref().map_or("", |m| m.as_str()),
+        series.path.as_ref().map_or("", |p| p.as_str()),
+        series.code.map_or(0, |c| i32::from(c.get())),
+        piece.writer,
+        piece.segment as i64,
+        piece.start as i64,
+    )
+}
+
 /// `row`'s partition and primary key at `resolution`.
 fn row_key(row: &RollupRow, resolution: Resolution) -> (RowPartition<'_>, RowKey<'_>) {
-    let s = &row.series;
     let kind = row.agg.kind() as i32;
     let partition = resolution.partition_of(row.slot);
+    let (slot, instance, method, path, code, writer, segment, start) =
+        clustering(row.slot, &row.series, row.piece);
+    let service = row.service.as_str();
     let key = (
-        row.service.as_str(),
-        kind,
-        partition,
-        CqlTimestamp(row.slot.millis()),
-        s.instance.as_str(),
-        s.method.as_ref().map_or("", |m| m.as_str()),
-        s.path.as_ref().map_or("", |p| p.as_str()),
-        s.code.map_or(0, |c| i32::from(c.get())),
-        row.piece.writer,
-        row.piece.segment as i64,
-        row.piece.start as i64,
+        service, kind, partition, slot, instance, method, path, code, writer, segment, start,
     );
-    ((row.service.as_str(), kind, partition), key)
+    ((service, kind, partition), key)
 }
 
 /// One row as read.
@@ -438,7 +448,7 @@ impl CqlStore {
         let request = &page.rows;
         let statements = self.rollup_statements().of(request.resolution);
         let limit = i32::try_from(page.limit).unwrap_or(i32::MAX).max(1);
-        let partition = (
+        let (service, kind, partition) = (
             request.service.as_str(),
             request.kind as i32,
             request.partition,
@@ -450,10 +460,10 @@ impl CqlStore {
             }
             Ok(())
         };
-        let (p0, p1, p2) = partition;
         match &page.after {
             None => {
-                let values = (p0, p1, p2, CqlTimestamp(request.from.millis()), to, limit);
+                let from = CqlTimestamp(request.from.millis());
+                let values = (service, kind, partition, from, to, limit);
                 self.read_pages(
                     &statements.first_page,
                     &values,
@@ -464,21 +474,11 @@ impl CqlStore {
                 .await
             }
             Some(after) => {
-                let s = &after.series;
+                let (slot, instance, method, path, code, writer, segment, start) =
+                    clustering(after.slot, &after.series, after.piece);
                 let values = (
-                    p0,
-                    p1,
-                    p2,
-                    CqlTimestamp(after.slot.millis()),
-                    s.instance.as_str(),
-                    s.method.as_ref().map_or("", |m| m.as_str()),
-                    s.path.as_ref().map_or("", |p| p.as_str()),
-                    s.code.map_or(0, |c| i32::from(c.get())),
-                    after.piece.writer,
-                    after.piece.segment as i64,
-                    after.piece.start as i64,
-                    to,
-                    limit,
+                    service, kind, partition, slot, instance, method, path, code, writer, segment,
+                    start, to, limit,
                 );
                 self.read_pages(
                     &statements.next_page,
