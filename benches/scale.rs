@@ -52,7 +52,7 @@ use support::data::{Shape, Stream};
 use support::disk::du;
 use support::load::{post_from, BodySource};
 use support::options::env_or;
-use support::server::{metric, proc_status_kib, scrape, Server};
+use support::server::{exposition, metric, proc_status_kib, scrape, Server};
 
 struct Options {
     readings: usize,
@@ -375,13 +375,7 @@ struct Compactions {
 }
 
 async fn compactions(client: &reqwest::Client, url: &str) -> anyhow::Result<Compactions> {
-    let text = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let text = exposition(client, url).await?;
     // A counter of a labelled family appears once its label has been seen.
     let read = |name: &str| metric(&text, name).unwrap_or(0.0) as u64;
     Ok(Compactions {
