@@ -521,8 +521,6 @@ async fn rollup_pages_resume_exactly<S: Store>(store: S) {
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr) => {
         mod $backend {
-            use super::*;
-
             #[tokio::test]
             async fn readings_round_trip_exactly() {
                 let fixture = $open;
@@ -574,27 +572,8 @@ macro_rules! conformance_suite {
     };
 }
 
-async fn cql_store() -> (timebucket::store::cql::CqlStore, ()) {
-    let keyspace = crate::support::migrated_keyspace().await;
-    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
-        .await
-        .unwrap();
-    (store, ())
-}
-
-fn embedded_store() -> (
-    timebucket::store::embedded::EmbeddedStore,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    (
-        timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap(),
-        dir,
-    )
-}
-
-conformance_suite!(cql, cql_store().await);
-conformance_suite!(embedded, embedded_store());
+conformance_suite!(cql, crate::support::cql_store().await);
+conformance_suite!(embedded, crate::support::embedded_store());
 
 /// The CQL store writes a latest row with the TTL its reading has left, not the table's: the
 /// node drops it when the reading passes the retention, as the embedded store does.

@@ -322,17 +322,13 @@ async fn raw_and_rollups_agree_through_replays_and_two_writers<S: Store>(store: 
 
 #[tokio::test]
 async fn embedded_raw_and_rollups_agree_through_replays_and_two_writers() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    let (store, _dir) = crate::support::embedded_store();
     raw_and_rollups_agree_through_replays_and_two_writers(Arc::new(store)).await;
 }
 
 #[tokio::test]
 async fn cql_raw_and_rollups_agree_through_replays_and_two_writers() {
-    let keyspace = crate::support::migrated_keyspace().await;
-    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
-        .await
-        .unwrap();
+    let (store, _keyspace) = crate::support::cql_store().await;
     raw_and_rollups_agree_through_replays_and_two_writers(Arc::new(store)).await;
 }
 
@@ -856,16 +852,12 @@ async fn compaction_keeps_every_answer<S: Store>(store: Arc<S>) {
 
 #[tokio::test]
 async fn embedded_compaction_keeps_every_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    let (store, _dir) = crate::support::embedded_store();
     compaction_keeps_every_answer(Arc::new(store)).await;
 }
 
 #[tokio::test]
 async fn cql_compaction_keeps_every_answer() {
-    let keyspace = crate::support::migrated_keyspace().await;
-    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
-        .await
-        .unwrap();
+    let (store, _keyspace) = crate::support::cql_store().await;
     compaction_keeps_every_answer(Arc::new(store)).await;
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use timebucket::model::TimestampMs;
 
-use crate::support::{embedded_config, metric, spawn_with, TestApp};
+use crate::support::{embedded_config, metric, seed, spawn_with};
 
 const MINUTE: i64 = 60_000;
 const WAIT: Duration = Duration::from_secs(60);
@@ -18,25 +18,34 @@ fn reading(i: usize, at: i64) -> Value {
            "count": 1, "timestamp": at})
 }
 
-/// Posts `readings` in bodies of 5000 and waits until the store has them all.
-async fn post_and_wait(app: &TestApp, readings: &[Value]) {
-    let client = reqwest::Client::new();
-    let flushed = || metric(&app.url, "timebucket_readings_flushed_total");
-    let before = flushed().await.unwrap_or(0.0);
-    for chunk in readings.chunks(5000) {
-        let answer = client
-            .post(format!("{}/v1/metrics", app.url))
-            .json(&json!({ "api": chunk }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
-    }
-    let deadline = Instant::now() + WAIT;
-    while flushed().await.unwrap_or(0.0) < before + readings.len() as f64 {
-        assert!(Instant::now() < deadline, "the readings were not stored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The requests of every point of `/v1/stats` by path over the three minutes from `base`, read
+/// from `source`.
+async fn request_counts(url: &str, base: i64, source: &str) -> Vec<u64> {
+    let from = TimestampMs::from_millis(base).to_rfc3339();
+    let to = TimestampMs::from_millis(base + 3 * MINUTE - 1).to_rfc3339();
+    let answer: Value = reqwest::Client::new()
+        .get(format!("{url}/v1/stats"))
+        .query(&[
+            ("service", "upkeep"),
+            ("from", from.as_str()),
+            ("to", to.as_str()),
+            ("step", "1m"),
+            ("group_by", "path"),
+            ("source", source),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["points"].as_array().unwrap())
+        .map(|p| p["count"].as_u64().unwrap())
+        .collect()
 }
 
 fn bytes_under(path: &std::path::Path) -> u64 {
@@ -66,7 +75,7 @@ async fn the_running_service_moves_readings_from_the_journal_into_tables() {
     let readings: Vec<Value> = (0..160_000)
         .map(|i| reading(i, now - 30 * MINUTE + i as i64))
         .collect();
-    post_and_wait(&app, &readings).await;
+    seed(&app, readings, Vec::new()).await;
     let tables = bytes_under(&store_dir.join("keyspaces"));
     let elsewhere = bytes_under(&store_dir) - tables;
     assert!(
@@ -94,7 +103,7 @@ async fn the_running_service_compacts_rollups_on_its_own() {
         let readings: Vec<Value> = (0..300)
             .map(|i| reading(i, base + (i as i64 % 3) * MINUTE + piece * 1_000))
             .collect();
-        post_and_wait(&app, &readings).await;
+        seed(&app, readings, Vec::new()).await;
     }
     let deadline = Instant::now() + WAIT;
     let compacted = loop {
@@ -116,39 +125,8 @@ async fn the_running_service_compacts_rollups_on_its_own() {
         deleted > compacted,
         "{compacted} rows written, {deleted} deleted"
     );
-    let stats = |source: &'static str| {
-        let url = app.url.clone();
-        async move {
-            let from = TimestampMs::from_millis(base).to_rfc3339();
-            let to = TimestampMs::from_millis(base + 3 * MINUTE - 1).to_rfc3339();
-            let answer: Value = reqwest::Client::new()
-                .get(format!("{url}/v1/stats"))
-                .query(&[
-                    ("service", "upkeep"),
-                    ("from", from.as_str()),
-                    ("to", to.as_str()),
-                    ("step", "1m"),
-                    ("group_by", "path"),
-                    ("source", source),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let counts: Vec<u64> = answer["groups"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|g| g["points"].as_array().unwrap().clone())
-                .map(|p| p["count"].as_u64().unwrap())
-                .collect();
-            counts
-        }
-    };
-    let raw = stats("raw").await;
+    let raw = request_counts(&app.url, base, "raw").await;
     assert_eq!(raw.iter().sum::<u64>(), 900);
-    assert_eq!(stats("rollup").await, raw);
+    assert_eq!(request_counts(&app.url, base, "rollup").await, raw);
     app.stop().await.unwrap();
 }

@@ -232,32 +232,35 @@ async fn rollups_answer_as_raw_readings_do() {
     }
 }
 
+/// The `Sources::Auto` answer of `query` over `timeline` on `data` with `rollups`.
+async fn auto(
+    data: &[ApiReading],
+    rollups: Option<Rollups>,
+    query: &str,
+    timeline: (i64, i64, i64),
+) -> Answer {
+    answer(
+        &engine(memory(data.to_vec(), rollups)),
+        query,
+        timeline,
+        Sources::Auto,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn before_the_rollups_start_and_over_old_rows_raw_readings_serve() {
     let data = readings(99);
     let query = CASES[0].0;
     let timeline = (DAY + HOUR, DAY + 3 * HOUR, HOUR);
-    let raw = answer(
-        &engine(memory(data.clone(), None)),
-        query,
-        timeline,
-        Sources::Auto,
-    )
-    .await
-    .unwrap();
+    let raw = auto(&data, None, query, timeline).await;
     // Rollups complete from DAY + 1h: the first window (DAY, DAY + 1h] is read raw.
     let late = Rollups {
         since: TimestampMs::from_millis(DAY + HOUR),
         old_before: i64::MIN,
     };
-    let b = answer(
-        &engine(memory(data.clone(), Some(late))),
-        query,
-        timeline,
-        Sources::Auto,
-    )
-    .await
-    .unwrap();
+    let b = auto(&data, Some(late), query, timeline).await;
     assert_same(query, &raw.value, &b.value);
     assert_eq!(b.source.levels, ["1h", "raw"]);
     assert_eq!(
@@ -269,14 +272,7 @@ async fn before_the_rollups_start_and_over_old_rows_raw_readings_serve() {
         since: TimestampMs::from_millis(DAY),
         old_before: i64::MAX,
     };
-    let c = answer(
-        &engine(memory(data.clone(), Some(old))),
-        query,
-        timeline,
-        Sources::Auto,
-    )
-    .await
-    .unwrap();
+    let c = auto(&data, Some(old), query, timeline).await;
     assert_same(query, &raw.value, &c.value);
     assert_eq!(c.source.levels, ["raw"]);
     // Old rows in the first two hours only (an upgrade): those read raw, the rest from rollups.
@@ -285,22 +281,8 @@ async fn before_the_rollups_start_and_over_old_rows_raw_readings_serve() {
         old_before: DAY + 2 * HOUR,
     };
     for (query, timeline) in [(query, timeline), (CASES[2].0, CASES[2].1)] {
-        let raw = answer(
-            &engine(memory(data.clone(), None)),
-            query,
-            timeline,
-            Sources::Auto,
-        )
-        .await
-        .unwrap();
-        let d = answer(
-            &engine(memory(data.clone(), Some(upgraded.clone()))),
-            query,
-            timeline,
-            Sources::Auto,
-        )
-        .await
-        .unwrap();
+        let raw = auto(&data, None, query, timeline).await;
+        let d = auto(&data, Some(upgraded.clone()), query, timeline).await;
         assert_same(query, &raw.value, &d.value);
         assert_eq!(d.source.used, "rollup", "{query}");
         assert!(d.source.levels.contains(&"raw".to_owned()), "{query}");

@@ -154,17 +154,13 @@ async fn promql_agrees_through_replays_two_writers_and_compaction<S: Store>(stor
 
 #[tokio::test]
 async fn embedded_promql_from_rollups_answers_as_raw_readings() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    let (store, _dir) = crate::support::embedded_store();
     promql_agrees_through_replays_two_writers_and_compaction(Arc::new(store)).await;
 }
 
 #[tokio::test]
 async fn cql_promql_from_rollups_answers_as_raw_readings() {
-    let keyspace = crate::support::migrated_keyspace().await;
-    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
-        .await
-        .unwrap();
+    let (store, keyspace) = crate::support::cql_store().await;
     promql_agrees_through_replays_two_writers_and_compaction(Arc::new(store)).await;
     crate::support::drop_keyspace(&keyspace).await;
 }
