@@ -21,6 +21,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod counts;
+
 /// The relative accuracy α of every percentile.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// Durations at or below this many milliseconds (1 ns) share one bucket.
@@ -28,13 +30,14 @@ pub const ZERO_MS: f64 = 1e-6;
 /// The bucket growth factor γ.
 const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
 
-/// A weighted duration distribution. Its serde layout is the compact form rollups store
-/// (postcard: varint counts, so empty buckets cost a byte each).
+/// A weighted duration distribution. Its serde layout is the form rollup rows store: the
+/// buckets dense or sparse, whichever is shorter ([`counts`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sketch {
     /// Bucket index of `counts[0]`.
     offset: i32,
     /// Requests per bucket, from `offset` up.
+    #[serde(with = "counts")]
     counts: Vec<u64>,
     /// Requests of at most [`ZERO_MS`].
     zeros: u64,
@@ -59,6 +62,46 @@ impl Default for Sketch {
 }
 
 /// A duration as the sketch counts it: negative and NaN are 0 ms.
+/// A sketch as rollup rows stored it before the [`counts`] encoding (every bucket a varint,
+/// `Sketch`'s field order): read only, so that those rows still decode.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub struct DenseSketch {
+    offset: i32,
+    counts: Vec<u64>,
+    zeros: u64,
+    total: u64,
+    min: f64,
+    max: f64,
+}
+
+impl From<DenseSketch> for Sketch {
+    fn from(d: DenseSketch) -> Self {
+        Self {
+            offset: d.offset,
+            counts: d.counts,
+            zeros: d.zeros,
+            total: d.total,
+            min: d.min,
+            max: d.max,
+        }
+    }
+}
+
+#[cfg(test)]
+impl From<Sketch> for DenseSketch {
+    fn from(s: Sketch) -> Self {
+        Self {
+            offset: s.offset,
+            counts: s.counts,
+            zeros: s.zeros,
+            total: s.total,
+            min: s.min,
+            max: s.max,
+        }
+    }
+}
+
 fn clean(value: f64) -> f64 {
     if value.is_nan() {
         0.0

@@ -5,16 +5,25 @@
 //! per numeric gauge its samples, sum, min and max, and availability counts. Counts and max are
 //! exact under any merge; sums are floating point, equal up to rounding order.
 //!
-//! An API aggregate also carries the PromQL parts of `rollup::prom` (`prom`), encoded after the
-//! aggregate itself so rows written before they existed still decode (with `prom: None`). A
-//! merge keeps them only when every input has them.
+//! An API aggregate also carries the PromQL parts of `rollup::prom` (`prom`); rows written
+//! before they existed decode with `prom: None`. A merge keeps them only when every input has
+//! them.
+//!
+//! Stored form (postcard, [`Agg`]'s serde): the variant index is the format's tag, so tags are
+//! only ever added. `1` is a host aggregate; `2` an API aggregate with its PromQL parts inline
+//! and its sketch and buckets dense or sparse, whichever is shorter
+//! (`query::sketch::counts`). `0` is the API aggregate rows stored before that: dense, with the
+//! PromQL parts (when any) appended after the aggregate. Rows of tag 0 are read, never written
+//! (`legacy`); versions before tag 2 cannot read the rows this one writes.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::prom::PromParts;
 use crate::model::kind::FieldType;
 use crate::model::{ApiReading, HostReading, ReadingKind};
 use crate::query::sketch::Sketch;
+
+pub(crate) mod legacy;
 
 /// The aggregate of API readings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,9 +38,7 @@ pub struct ApiAgg {
     pub duration_sum: f64,
     /// Request-weighted durations.
     pub sketch: Sketch,
-    /// The PromQL parts; `None` in rows written before they existed. Encoded apart, after the
-    /// rest ([`Agg::to_bytes`]).
-    #[serde(skip)]
+    /// The PromQL parts; `None` in rows written before they existed.
     pub prom: Option<Box<PromParts>>,
 }
 
@@ -180,7 +187,7 @@ impl HostAgg {
 }
 
 /// The aggregate of one rollup row, by kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Agg {
     /// API readings.
     Api(ApiAgg),
@@ -197,38 +204,53 @@ impl Agg {
         }
     }
 
-    /// The stored bytes (postcard), the extension included.
+    /// The stored bytes (postcard).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = postcard::to_allocvec(self).expect("an aggregate always serializes");
-        self.append_extension(&mut bytes);
-        bytes
+        postcard::to_allocvec(self).expect("an aggregate always serializes")
     }
 
-    /// Appends the extension (an API aggregate's PromQL parts) to an encoding that ends with
-    /// this aggregate: its own, or a whole row's.
-    pub fn append_extension(&self, bytes: &mut Vec<u8>) {
-        if let Agg::Api(ApiAgg {
-            prom: Some(prom), ..
-        }) = self
-        {
-            let encoded = postcard::to_extend(prom.as_ref(), std::mem::take(bytes));
-            *bytes = encoded.expect("PromQL parts always serialize");
-        }
-    }
-
-    /// Reads the extension from the bytes left after this aggregate's encoding: none left is a
-    /// row written before the extension existed.
+    /// Reads, from the bytes left after this aggregate's encoding, the PromQL parts a row of
+    /// tag 0 appended after it (none left: a row written before the parts existed). Rows of
+    /// tag 2 carry their parts inline and leave nothing.
     pub fn read_extension(&mut self, rest: &[u8]) -> Result<(), postcard::Error> {
         if let (Agg::Api(api), false) = (self, rest.is_empty()) {
-            api.prom = Some(Box::new(postcard::from_bytes(rest)?));
+            let parts: legacy::LegacyPromParts = postcard::from_bytes(rest)?;
+            api.prom = Some(Box::new(parts.into()));
         }
         Ok(())
     }
 
-    /// Reads stored bytes back (the extension when present).
+    /// Reads stored bytes back (a tag 0 row's appended parts when present).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
         let (mut agg, rest): (Agg, &[u8]) = postcard::take_from_bytes(bytes)?;
         agg.read_extension(rest)?;
         Ok(agg)
+    }
+}
+
+impl Serialize for Agg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Agg::Host(host) => s.serialize_newtype_variant("Agg", 1, "Host", host),
+            Agg::Api(api) => s.serialize_newtype_variant("Agg", 2, "Api", api),
+        }
+    }
+}
+
+/// The stored forms of an aggregate, by tag (the variant index): only ever appended to.
+#[derive(Deserialize)]
+enum Stored {
+    LegacyApi(legacy::LegacyApiAgg),
+    Host(HostAgg),
+    Api(ApiAgg),
+}
+
+impl<'de> Deserialize<'de> for Agg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Stored::deserialize(d)? {
+            Stored::LegacyApi(api) => Agg::Api(api.into()),
+            Stored::Host(host) => Agg::Host(host),
+            Stored::Api(api) => Agg::Api(api),
+        })
     }
 }

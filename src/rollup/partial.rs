@@ -63,21 +63,19 @@ pub struct RollupRow {
     pub series: RollupSeries,
     /// Where in the WAL it came from.
     pub piece: Piece,
-    /// The aggregate (its variant is the kind). Last, so that [`RollupRow::to_bytes`] can
-    /// append the aggregate's extension to the row's encoding.
+    /// The aggregate (its variant is the kind). Last, so that the PromQL parts a row of an
+    /// older format appended to its aggregate are the row's last bytes.
     pub agg: Agg,
 }
 
 impl RollupRow {
-    /// A whole row's stored bytes (postcard; the embedded store's value), the aggregate's
-    /// extension included.
+    /// A whole row's stored bytes (postcard; the embedded store's value).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = postcard::to_allocvec(self).expect("a rollup row always serializes");
-        self.agg.append_extension(&mut bytes);
-        bytes
+        postcard::to_allocvec(self).expect("a rollup row always serializes")
     }
 
-    /// Reads [`RollupRow::to_bytes`] back, and rows written before the extension existed.
+    /// Reads [`RollupRow::to_bytes`] back, and rows of the older formats (see
+    /// `rollup::aggregate`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
         let (mut row, rest): (RollupRow, &[u8]) = postcard::take_from_bytes(bytes)?;
         row.agg.read_extension(rest)?;

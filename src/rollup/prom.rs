@@ -8,10 +8,10 @@
 //! two events, its at-start part at `s` and the rest just after — that needs the at-start part
 //! kept separately ([`PromParts::at_start`], usually absent: one byte).
 //!
-//! Encoding: [`PromParts`] is postcard-encoded *after* the aggregate's own encoding (see
-//! `Agg::to_bytes`), so rows written before it existed decode with `prom: None` (such a row
-//! cannot serve PromQL; the engine reads raw readings instead) and older readers, which ignore
-//! trailing bytes, still read new rows.
+//! Encoding: the parts are a field of the API aggregate (see `rollup::aggregate` for the stored
+//! form), their buckets dense or sparse like a sketch's. Rows written before the parts existed
+//! decode with `prom: None`: such a row cannot serve PromQL, and the engine reads raw readings
+//! instead.
 //!
 //! Invariant: a bucket index mirrors the engine's raw comparison exactly (a request of `d` ms is
 //! in bucket `le` when `!(d / 1000 > le)`), so bucket counts served from rollups equal the raw
@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::promql::families::LE_SECONDS;
+use crate::query::sketch::counts;
 
 /// Duration buckets: the bounds of [`LE_SECONDS`] and `+Inf`.
 pub const BUCKETS: usize = LE_SECONDS.len() + 1;
@@ -43,6 +44,7 @@ pub struct Part {
     /// Σ duration × count, ms.
     pub duration_sum: f64,
     /// Requests per bucket of [`bucket_of`].
+    #[serde(with = "counts::fixed")]
     pub buckets: [u64; BUCKETS],
 }
 
@@ -66,6 +68,7 @@ impl Part {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PromParts {
     /// Requests per bucket, of every reading of the slot.
+    #[serde(with = "counts::fixed")]
     pub buckets: [u64; BUCKETS],
     /// The readings stamped exactly at the slot's start, when there are any.
     pub at_start: Option<Part>,
@@ -172,24 +175,31 @@ mod tests {
     }
 
     #[test]
-    fn rows_round_trip_with_their_parts_and_old_rows_read_without() {
+    fn rows_round_trip_with_their_parts_and_older_rows_still_read() {
+        use crate::rollup::aggregate::legacy;
         use crate::rollup::{Agg, RollupRow};
         for row in rows() {
             let Agg::Api(api) = &row.agg else { continue };
             assert!(api.prom.is_some());
             assert_eq!(RollupRow::from_bytes(&row.to_bytes()).unwrap(), row);
             assert_eq!(Agg::from_bytes(&row.agg.to_bytes()).unwrap(), row.agg);
-            // What a version without the parts wrote: the same, minus the extension.
-            let old_row = postcard::to_allocvec(&row).unwrap();
-            let old_agg = postcard::to_allocvec(&row.agg).unwrap();
+            // What the version before the sparse encoding wrote: a dense tag 0 aggregate with
+            // its parts appended, alone or as a row's last bytes.
+            let dense = legacy::encode(&row.agg);
+            assert!(row.agg.to_bytes().len() < dense.len());
+            assert_eq!(Agg::from_bytes(&dense).unwrap(), row.agg);
+            let mut head = row.clone();
+            head.agg = Agg::Host(Default::default());
+            let mut old_row = postcard::to_allocvec(&head).unwrap();
+            old_row.truncate(old_row.len() - head.agg.to_bytes().len());
+            old_row.extend(&dense);
+            assert_eq!(RollupRow::from_bytes(&old_row).unwrap(), row);
+            // And what the version before the parts wrote: the aggregate alone, read without.
             let mut expected = api.clone();
             expected.prom = None;
+            let no_parts = legacy::encode(&Agg::Api(expected.clone()));
             assert_eq!(
-                RollupRow::from_bytes(&old_row).unwrap().agg,
-                Agg::Api(expected.clone())
-            );
-            assert_eq!(
-                Agg::from_bytes(&old_agg).unwrap(),
+                Agg::from_bytes(&no_parts).unwrap(),
                 Agg::Api(expected.clone())
             );
             // Such a row spoils the parts of a merge.
@@ -197,9 +207,6 @@ mod tests {
             merged.merge(&expected);
             assert_eq!(merged.prom, None);
             assert_eq!(merged.count, 2 * api.count);
-            // And older readers still read new rows (they ignore the bytes after the row).
-            let new_read_old_way: RollupRow = postcard::from_bytes(&row.to_bytes()).unwrap();
-            assert_eq!(new_read_old_way.series, row.series);
         }
     }
 }
