@@ -70,8 +70,10 @@ pub struct PromParts {
     /// Requests per bucket, of every reading of the slot.
     #[serde(with = "counts::fixed")]
     pub buckets: [u64; BUCKETS],
-    /// The readings stamped exactly at the slot's start, when there are any.
-    pub at_start: Option<Part>,
+    /// The readings stamped exactly at the slot's start, when there are any. Boxed: such
+    /// readings are rare, and a piece holds the parts of every cell it aggregates, so an absent
+    /// part costs a pointer rather than a whole [`Part`].
+    pub at_start: Option<Box<Part>>,
 }
 
 impl PromParts {
@@ -80,7 +82,7 @@ impl PromParts {
         self.buckets[bucket_of(duration_ms)] += count;
         if at_start {
             self.at_start
-                .get_or_insert_with(Part::default)
+                .get_or_insert_with(Box::default)
                 .add(duration_ms, count);
         }
     }
@@ -91,9 +93,7 @@ impl PromParts {
             *mine += theirs;
         }
         if let Some(theirs) = &other.at_start {
-            self.at_start
-                .get_or_insert_with(Part::default)
-                .merge(theirs);
+            self.at_start.get_or_insert_with(Box::default).merge(theirs);
         }
     }
 
@@ -116,7 +116,7 @@ impl PromParts {
         for (r, s) in rest.buckets.iter_mut().zip(&start.buckets) {
             *r -= s;
         }
-        let start = (start.count > 0).then(|| start.clone());
+        let start = (start.count > 0).then(|| start.as_ref().clone());
         (start, (rest.count > 0).then_some(rest))
     }
 }

@@ -53,10 +53,12 @@ impl From<LegacyPromParts> for PromParts {
     fn from(old: LegacyPromParts) -> Self {
         Self {
             buckets: old.buckets,
-            at_start: old.at_start.map(|part| Part {
-                count: part.count,
-                duration_sum: part.duration_sum,
-                buckets: part.buckets,
+            at_start: old.at_start.map(|part| {
+                Box::new(Part {
+                    count: part.count,
+                    duration_sum: part.duration_sum,
+                    buckets: part.buckets,
+                })
             }),
         }
     }
