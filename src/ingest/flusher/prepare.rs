@@ -13,7 +13,7 @@ use super::wal_retry::WalRetry;
 use super::FlushError;
 use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
-use crate::model::{Reading, Settings, TimestampMs};
+use crate::model::{Reading, ReadingId, Settings, TimestampMs};
 use crate::rollup::chunk::same_chunk_prefix;
 use crate::rollup::{self, writer_id, Piece};
 use crate::store::{SeriesSeen, WriteBatch};
@@ -147,7 +147,15 @@ impl Preparer {
             match decode(&record.payload) {
                 Ok(accepted) => {
                     oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
-                    readings.extend(accepted.readings);
+                    let (segment, offset) = (record.position.segment.0, record.position.offset);
+                    readings.extend(accepted.readings.into_iter().enumerate().map(
+                        |(index, mut reading)| {
+                            // Ids follow from the WAL position: the same on every replay.
+                            let index = u32::try_from(index).unwrap_or(u32::MAX);
+                            reading.set_id(ReadingId::from_wal(segment, offset, index));
+                            reading
+                        },
+                    ));
                 }
                 Err(error) => self.set_aside(record, &error.to_string()).await,
             }
