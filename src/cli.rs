@@ -21,6 +21,7 @@ pub mod access;
 pub mod agent;
 pub mod alerting;
 pub mod client;
+pub mod convert;
 pub mod cql;
 pub mod migrate;
 pub mod serve;
@@ -83,6 +84,8 @@ pub enum Command {
     Rules(RulesArgs),
     /// Make access tokens (`token new`).
     Token(token::TokenArgs),
+    /// Maintain the embedded store (`store convert`: readings of earlier versions to blocks).
+    Store(convert::StoreCommandArgs),
 }
 
 /// A flag value a command cannot run with. Displayed as `--flag problem`, e.g.

@@ -338,7 +338,11 @@ mod tests {
                         crate::cli::MigrateAction::Status => Ok(()),
                     },
                     Sub::Agent(agent) => agent.config().map(drop),
-                    Sub::Query(_) | Sub::Rules(_) | Sub::Token(_) | Sub::Quarantine(_) => Ok(()),
+                    Sub::Query(_)
+                    | Sub::Rules(_)
+                    | Sub::Token(_)
+                    | Sub::Quarantine(_)
+                    | Sub::Store(_) => Ok(()),
                 };
                 valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
             }

@@ -132,6 +132,18 @@ pub enum StoreError {
         /// The most rows one whole-partition read returns.
         limit: usize,
     },
+    /// The embedded store holds readings in the row format of earlier versions, which this
+    /// version does not read: they must be converted first.
+    #[error(
+        "{store} holds readings in the row format of earlier versions; convert them to blocks \
+         first with `timebucket store convert --data-dir {data_dir}`"
+    )]
+    OldFormat {
+        /// The store's directory.
+        store: String,
+        /// The `--data-dir` that holds it.
+        data_dir: String,
+    },
     /// The store has no (or broken) deployment settings.
     #[error(
         "{store} has no usable timebucket settings ({reason}); run `timebucket migrate up` first"
@@ -160,6 +172,7 @@ impl StoreError {
             StoreError::Decode { .. } => "decode",
             StoreError::TooManyRows { .. } => "too_many_rows",
             StoreError::Settings { .. } => "settings",
+            StoreError::OldFormat { .. } => "old_format",
         }
     }
 

@@ -28,7 +28,9 @@
 //! transaction.
 
 pub mod alerting;
+mod blocks;
 mod codec;
+mod convert;
 mod fields;
 mod reader;
 pub mod recovering;
@@ -54,6 +56,11 @@ pub const BLOCK_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// journal on disk, the memtables it keeps alive in memory, and what a restart replays.
 pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The folder of the block files, inside the store's directory.
+const BLOCKS_DIR: &str = "blocks";
+/// How often the compactor looks for a pass to run.
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The meta keyspace key of the recorded settings.
 const SETTINGS_KEY: &[u8] = b"settings";
 
@@ -70,6 +77,8 @@ struct Inner {
     windows: Mutex<BTreeMap<i64, Keyspace>>,
     /// Open rollup window keyspaces (see `rollup`).
     rollups: Mutex<rollup::Windows>,
+    /// The readings (see `blocks`).
+    blocks: blocks::Blocks,
     settings: Settings,
 }
 
@@ -102,7 +111,24 @@ impl EmbeddedStore {
 
     /// Opens (or creates) the store in `dir`. `first` is recorded when the store is created and
     /// ignored afterwards (the recorded settings are read back), as `migrate up` does for CQL.
+    /// A store still holding readings in the row format of earlier versions is refused with
+    /// [`StoreError::OldFormat`] (see [`EmbeddedStore::open_to_convert`]).
     pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
+        let store = Self::open_to_convert(dir, first)?;
+        if store.count_legacy_rows(1)? > 0 {
+            return Err(StoreError::OldFormat {
+                store: format!("the embedded store at {}", dir.display()),
+                data_dir: dir
+                    .parent()
+                    .map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens (or creates) the store in `dir` like [`EmbeddedStore::open_with`], whatever format
+    /// its readings are in: for [`EmbeddedStore::convert`].
+    pub fn open_to_convert(dir: &Path, first: Settings) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
             .cache_size(BLOCK_CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
@@ -115,6 +141,10 @@ impl EmbeddedStore {
             .keyspace("latest", KeyspaceCreateOptions::default)
             .map_err(embedded("opening the latest keyspace"))?;
         let settings = load_or_record_settings(&meta, dir, first)?;
+        let manifest = db
+            .keyspace("blocks", KeyspaceCreateOptions::default)
+            .map_err(embedded("opening the blocks manifest"))?;
+        let blocks = blocks::Blocks::open(dir.join(BLOCKS_DIR), manifest)?;
         let mut windows = BTreeMap::new();
         for name in db.list_keyspace_names() {
             if let Some(start) = name.strip_prefix('w').and_then(|s| s.parse::<i64>().ok()) {
@@ -131,6 +161,7 @@ impl EmbeddedStore {
                 latest,
                 windows: Mutex::new(windows),
                 rollups: Mutex::new(rollups),
+                blocks,
                 settings,
             }),
         };
@@ -138,6 +169,7 @@ impl EmbeddedStore {
         store.drop_expired_windows(now)?;
         store.drop_expired_rollup_windows(now)?;
         store.purge_expired_latest(now)?;
+        compactor(Arc::downgrade(&store.inner));
         Ok(store)
     }
 
@@ -164,8 +196,12 @@ impl EmbeddedStore {
                 .filter_map(|start| windows.remove(&start).map(|k| (start, k)))
                 .collect()
         };
+        let blocks =
+            self.inner
+                .blocks
+                .drop_expired(self.inner.db.batch(), settings.ttl_seconds, now)?;
         let dropped = expired.len();
-        if dropped > 0 {
+        if dropped + blocks > 0 {
             self.purge_expired_latest(now)?;
         }
         for (start, keyspace) in expired {
@@ -201,9 +237,14 @@ impl EmbeddedStore {
         Ok(purge.purged)
     }
 
-    /// Writes every memtable out as tables and major-compacts every keyspace: the embedded
-    /// counterpart of `nodetool flush` + `nodetool compact`, for measuring bytes on disk.
+    /// Compacts every part into window blocks (see `blocks`), writes every memtable out as
+    /// tables and major-compacts every keyspace: the embedded counterpart of `nodetool flush` +
+    /// `nodetool compact`, for measuring bytes on disk. The store compacts blocks by itself as
+    /// it runs; this forces a pass now.
     pub fn compact(&self) -> Result<(), StoreError> {
+        self.inner
+            .blocks
+            .compact(&self.inner.db, TimestampMs::now(), true)?;
         let mut keyspaces: Vec<Keyspace> = {
             let windows = self
                 .inner
@@ -224,12 +265,19 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Bytes on disk of the whole store.
+    /// Bytes on disk of the whole store: fjall's files and the live blocks.
     pub fn disk_bytes(&self) -> Result<u64, StoreError> {
-        self.inner
+        let fjall = self
+            .inner
             .db
             .disk_space()
-            .map_err(embedded("measuring disk space"))
+            .map_err(embedded("measuring disk space"))?;
+        Ok(fjall + self.inner.blocks.disk_bytes())
+    }
+
+    /// How many block files hold readings (parts included).
+    pub fn block_count(&self) -> usize {
+        self.inner.blocks.count()
     }
 
     /// The window keyspace holding `bucket`, created if needed.
@@ -389,6 +437,25 @@ impl EachKind<'_, Kinds> for Purge<'_> {
     }
 }
 
+/// Starts the store's compactor: a thread that runs a compaction pass whenever one is due
+/// (see `blocks::compact`) and ends once the store is dropped.
+fn compactor(store: std::sync::Weak<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("tb-compactor".into())
+        .spawn(move || loop {
+            std::thread::sleep(COMPACT_EVERY);
+            let Some(inner) = store.upgrade() else {
+                return;
+            };
+            if let Err(error) = inner.blocks.compact(&inner.db, TimestampMs::now(), false) {
+                tracing::warn!(%error, "compacting blocks failed; retrying later");
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no compactor thread: blocks are compacted by `compact` only");
+    }
+}
+
 /// Runs a blocking read on the blocking pool.
 async fn blocking<T: Send + 'static>(
     read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -397,6 +464,9 @@ async fn blocking<T: Send + 'static>(
         .await
         .expect("embedded store reader panicked")
 }
+
+#[cfg(test)]
+mod tests_blocks;
 
 #[cfg(test)]
 mod tests {

@@ -80,8 +80,8 @@ impl Recovering {
     }
 }
 
-/// Whether `error` is the store's own I/O failing (after which fjall refuses further writes),
-/// rather than something about the data.
+/// Whether `error` is the store's own I/O failing (after which fjall refuses further writes;
+/// a block file that could not be written), rather than something about the data.
 fn io_failure(error: &StoreError) -> bool {
     let StoreError::Unavailable { source, .. } = error else {
         return false;
@@ -89,6 +89,9 @@ fn io_failure(error: &StoreError) -> bool {
     matches!(
         source.downcast_ref::<fjall::Error>(),
         Some(fjall::Error::Io(_) | fjall::Error::Storage(_) | fjall::Error::Poisoned)
+    ) || matches!(
+        source.downcast_ref::<super::blocks::BlockError>(),
+        Some(super::blocks::BlockError::Io { .. })
     )
 }
 
