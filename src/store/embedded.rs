@@ -245,16 +245,14 @@ impl EmbeddedStore {
         self.inner
             .blocks
             .compact(&self.inner.db, TimestampMs::now(), true)?;
-        let mut keyspaces: Vec<Keyspace> = {
-            let windows = self
+        // Every keyspace (windows, latest, rollups, meta, the manifest), so that the journal
+        // holds nothing any more and is deleted.
+        for name in self.inner.db.list_keyspace_names() {
+            let keyspace = self
                 .inner
-                .windows
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            windows.values().cloned().collect()
-        };
-        keyspaces.push(self.inner.latest.clone());
-        for keyspace in keyspaces {
+                .db
+                .keyspace(&name, KeyspaceCreateOptions::default)
+                .map_err(embedded("opening a keyspace"))?;
             keyspace
                 .rotate_memtable_and_wait()
                 .map_err(embedded("flushing a memtable"))?;

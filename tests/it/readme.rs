@@ -328,7 +328,8 @@ fn every_readme_command_parses_and_has_a_runner() {
     for command in &commands {
         match command.subcommand() {
             Some(
-                kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"),
+                kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"
+                | "store"),
             ) => {
                 kinds.insert(kind);
             }
@@ -366,6 +367,7 @@ fn every_readme_command_parses_and_has_a_runner() {
             "query",
             "rules",
             "serve",
+            "store",
             "token"
         ]),
         "the README should show every subcommand; found {} commands",
@@ -400,6 +402,12 @@ async fn readme_migrate_commands_run() {
 #[test]
 fn readme_rules_commands_run() {
     run_every_offline("rules", "timebucket rules check", |_, _| {});
+}
+
+#[test]
+fn readme_store_commands_run() {
+    // On a fresh data directory: nothing to convert, and the store is created.
+    run_every_offline("store", "timebucket store convert", |_, _| {});
 }
 
 #[test]

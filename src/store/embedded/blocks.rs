@@ -330,8 +330,17 @@ impl Blocks {
     /// Forgets blocks `gone` once their removal is committed and deletes their files (reads
     /// holding one keep reading it).
     fn forget(&self, gone: &[u64]) {
+        self.replace(Vec::new(), gone);
+    }
+
+    /// Makes `staged` readable and forgets `gone` in one step, so that no read sees both a
+    /// compaction's output and its inputs (or neither); deletes the files of `gone`.
+    fn replace(&self, staged: Vec<Staged>, gone: &[u64]) {
         let removed: Vec<Live> = {
             let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+            for s in staged {
+                live.insert(s.id, s.live);
+            }
             gone.iter().filter_map(|id| live.remove(id)).collect()
         };
         for l in removed {

@@ -154,8 +154,7 @@ impl Pass<'_> {
             kind = K::INFO.name,
             "compacted blocks"
         );
-        self.blocks.publish(outputs, None);
-        self.blocks.forget(&inputs);
+        self.blocks.replace(outputs, &inputs);
         Ok(written)
     }
 
