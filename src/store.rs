@@ -50,6 +50,15 @@ pub trait Store: Send + Sync + 'static {
         std::future::ready(())
     }
 
+    /// Whether the flusher should give readings ids derived from their WAL position
+    /// ([`ReadingId::from_wal`](crate::model::ReadingId::from_wal)) instead of the ids given at
+    /// acceptance. Only a store written by a single WAL may say yes (the embedded store: its
+    /// directory is locked by one process): WAL positions of two replicas' WALs collide, so a
+    /// shared store (CQL) keeps the random ids.
+    fn wal_ids(&self) -> bool {
+        false
+    }
+
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -130,6 +130,7 @@ impl<S: Store> Flusher<S> {
         let preparer = Preparer {
             wal: self.wal.clone(),
             settings: *self.store.settings(),
+            wal_ids: self.store.wal_ids(),
             max_read_bytes: self.config.max_read_bytes,
             drain: self.drain.clone(),
             quarantine: self.quarantine.clone(),

@@ -1,10 +1,13 @@
 //! Readings: one API request (or a summary of `count` of them, [`api`]) and one host sample
 //! ([`host`]); each kind declares its shape in its own file (see [`super::kind`]).
 //!
-//! A reading's [`ReadingId`] is given when the reading is accepted; the flusher replaces it with
-//! one derived from the reading's place in the WAL ([`ReadingId::from_wal`]) when it reads the
-//! record back, so a replay gives every reading the id it had, and a store can tell from an id
-//! alone whether its record was already applied (the embedded store keeps no id per reading).
+//! A reading's [`ReadingId`] is given when the reading is accepted (a UUIDv7) and travels with it
+//! through the WAL. For a store written by one WAL only (the embedded store, see
+//! `Store::wal_ids`) the flusher replaces it with one derived from the reading's place in the WAL
+//! ([`ReadingId::from_wal`]) when it reads the record back: a replay gives every reading the id
+//! it had, the store can tell from an id alone which record it came from, and the id costs
+//! about a byte in a block instead of 16 random ones. A shared store (CQL, written by several
+//! replicas whose WAL positions collide) keeps the acceptance ids.
 //!
 //! The serde layout of these types is the WAL payload (postcard, see `ingest::record`): a field
 //! added to a reading needs a new payload version.

@@ -364,6 +364,10 @@ impl Store for EmbeddedStore {
             .expect("embedded store writer panicked")
     }
 
+    fn wal_ids(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

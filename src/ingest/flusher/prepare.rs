@@ -39,6 +39,8 @@ pub(super) struct Prepared {
 pub(super) struct Preparer {
     pub wal: Wal,
     pub settings: Settings,
+    /// Give readings ids derived from their WAL position (see `Store::wal_ids`).
+    pub wal_ids: bool,
     pub max_read_bytes: usize,
     pub drain: watch::Receiver<bool>,
     pub quarantine: Quarantine,
@@ -148,11 +150,14 @@ impl Preparer {
                 Ok(accepted) => {
                     oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
                     let (segment, offset) = (record.position.segment.0, record.position.offset);
+                    let wal_ids = self.wal_ids;
                     readings.extend(accepted.readings.into_iter().enumerate().map(
                         |(index, mut reading)| {
                             // Ids follow from the WAL position: the same on every replay.
-                            let index = u32::try_from(index).unwrap_or(u32::MAX);
-                            reading.set_id(ReadingId::from_wal(segment, offset, index));
+                            if wal_ids {
+                                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                                reading.set_id(ReadingId::from_wal(segment, offset, index));
+                            }
                             reading
                         },
                     ));

@@ -170,3 +170,107 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
         .unwrap()
         .contains("cannot be decoded"));
 }
+
+/// A store recording the ids it is given; `wal_ids` is what it answers to `Store::wal_ids`.
+struct Ids {
+    wal_ids: bool,
+    seen: std::sync::Mutex<Vec<crate::model::ReadingId>>,
+    settings: Settings,
+}
+
+impl Store for Ids {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn wal_ids(&self) -> bool {
+        self.wal_ids
+    }
+
+    async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let readings = batch.to_readings();
+        let ids = readings.iter().map(|r| match r {
+            Reading::Api(r) => r.id,
+            Reading::Host(r) => r.id,
+        });
+        self.seen.lock().unwrap().extend(ids);
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn read_page<K: ReadingKind>(&self, _: &PageRequest) -> Result<Vec<K>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn read_latest<K: ReadingKind>(
+        &self,
+        _: Seq,
+        _: Option<&ServiceName>,
+    ) -> Result<Vec<K>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn read_series(
+        &self,
+        _: &ServiceName,
+        _: TimeBucket,
+    ) -> Result<Vec<SeriesEntry>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn read_rollups(
+        &self,
+        _: &crate::rollup::RollupRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Flushes one record through a store answering `wal_ids`; returns the id it was accepted
+/// with and the id the store got.
+async fn flush_one(wal_ids: bool) -> (crate::model::ReadingId, crate::model::ReadingId) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
+    let store = Arc::new(Ids {
+        wal_ids,
+        seen: std::sync::Mutex::default(),
+        settings: Settings::default(),
+    });
+    let (healthy, _) = watch::channel(true);
+    let (flusher, handle) = Flusher::new(
+        wal.clone(),
+        store.clone(),
+        Arc::new(Metrics::new()),
+        FlusherConfig::default(),
+        Quarantine::in_data_dir(dir.path()),
+        healthy,
+    );
+    let running = tokio::spawn(flusher.run());
+    let reading = sample::api();
+    let accepted = reading.id;
+    wal.append(encode(&Accepted {
+        at: TimestampMs::now(),
+        readings: vec![Reading::Api(reading)],
+    }))
+    .await
+    .unwrap();
+    handle.drain();
+    running.await.unwrap().unwrap();
+    let seen = store.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    (accepted, seen[0])
+}
+
+#[tokio::test]
+async fn readings_get_wal_ids_only_when_the_store_asks_for_them() {
+    // A shared store (CQL) keeps the acceptance id: WAL positions of replicas collide.
+    let (accepted, stored) = flush_one(false).await;
+    assert_eq!(stored, accepted);
+    // The embedded store gets the id of the reading's place in the WAL.
+    let (accepted, stored) = flush_one(true).await;
+    assert_ne!(stored, accepted);
+    assert!(stored.wal_record().is_some(), "{stored:?}");
+}

@@ -116,6 +116,10 @@ impl Store for Recovering {
         outcome
     }
 
+    fn wal_ids(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.store(false)?.ping().await
     }
