@@ -6,9 +6,11 @@
 //! Both backends are generic over [`ReadingKind`]: what they store of a reading (columns,
 //! statements, codecs) follows from the kind's declaration, never from per-kind code.
 //!
-//! Invariants: every write is idempotent (rows are keyed by the reading's fixed id, latest rows are
-//! written with the reading's own time as write timestamp), so a retry or a WAL replay after a
-//! partial failure leaves the same data as one clean write. Both backends expire a latest row
+//! Invariants: every write is idempotent (CQL rows are keyed by the reading's fixed id; the
+//! embedded store skips readings whose WAL record it already applied or whose key it already
+//! holds, see `embedded::blocks`; latest rows are written with the reading's own time as write
+//! timestamp), so a retry or a WAL replay after a partial failure leaves the same data as one
+//! clean write. Both backends expire a latest row
 //! once its reading is older than the retention, and a series index entry once the end of its
 //! bucket is: [`expired`] is the rule.
 //!
