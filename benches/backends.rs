@@ -64,6 +64,7 @@ use timebucket::store::embedded::EmbeddedStore;
 use timebucket::store::Store;
 
 use support::data::{Dataset, Shape};
+use support::disk::du;
 use support::load::{post_all, quantile};
 use support::options::env_or;
 use support::range_reads;
@@ -468,25 +469,6 @@ fn nodetool(args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// Bytes of the files under `path` (apparent sizes; snapshots and backups excluded).
-fn du(path: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let meta = entry.metadata()?;
-        if meta.is_dir() {
-            if name == "snapshots" || name == "backups" {
-                continue;
-            }
-            total += du(&entry.path())?;
-        } else {
-            total += meta.len();
-        }
-    }
-    Ok(total)
 }
 
 fn cql_disk(options: &Options, keyspace: &Keyspace) -> anyhow::Result<Disk> {

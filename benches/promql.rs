@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The same generated readings go into a fresh embedded store (temp dir) and a fresh migrated
-//! keyspace, through each store's write path: `READINGS` API readings of `svc-0` (plus a fifth
+//! keyspace, through each store's write path with their rollups: `READINGS` API readings of `svc-0` (plus a fifth
 //! as many of `svc-1`, which the dashboard must skip) spread over 24 hours, 4 instances × 10
 //! paths × 3 codes, and a host sample of each instance every 30 s. Then, in process, the
 //! engine over `Queries` (what `/api/v1/query_range` runs) evaluates the dashboard's queries
@@ -86,9 +86,23 @@ fn generate(readings: usize, now: i64) -> Vec<Reading> {
     out
 }
 
+/// Writes `readings` with their partial rollups, as the flusher does (the engine reads
+/// rollups where they serve a query exactly), each chunk a piece of its own.
 async fn write<S: Store>(store: &S, readings: &[Reading]) -> anyhow::Result<()> {
-    for chunk in readings.chunks(2_000) {
-        let batch = WriteBatch::build(chunk.to_vec(), store.settings(), &SeriesSeen::new(0));
+    let writer = uuid::Uuid::new_v4();
+    for (i, chunk) in readings.chunks(2_000).enumerate() {
+        let piece = timebucket::rollup::Piece {
+            writer,
+            segment: i as u64,
+            start: 0,
+            last: 0,
+        };
+        let mut batch = WriteBatch::build(chunk.to_vec(), store.settings(), &SeriesSeen::new(0));
+        batch.rollups = timebucket::rollup::partials(
+            chunk,
+            piece,
+            timebucket::model::TimestampMs::from_millis(0),
+        );
         store.write(&batch).await?;
     }
     Ok(())

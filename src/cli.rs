@@ -20,10 +20,12 @@
 pub mod access;
 pub mod agent;
 pub mod alerting;
+pub mod archive;
 pub mod client;
 pub mod convert;
 pub mod cql;
 pub mod migrate;
+pub mod rollup;
 pub mod serve;
 pub mod store;
 pub mod token;
@@ -82,8 +84,12 @@ pub enum Command {
     Quarantine(crate::ingest::quarantine::cli::QuarantineArgs),
     /// Check alerting rule files.
     Rules(RulesArgs),
+    /// Rollups: `rollup rebuild` recomputes those of past hours from the raw readings.
+    Rollup(rollup::RollupArgs),
     /// Make access tokens (`token new`).
     Token(token::TokenArgs),
+    /// Export whole buckets to Parquet files, or load them back (`archive export|import`).
+    Archive(archive::ArchiveArgs),
     /// Maintain the embedded store (`store convert`: readings of earlier versions to blocks).
     Store(convert::StoreCommandArgs),
 }

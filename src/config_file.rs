@@ -323,6 +323,15 @@ mod tests {
                 &["timebucket", "migrate", "status"],
                 &[
                     "timebucket",
+                    "rollup",
+                    "rebuild",
+                    "--from",
+                    "0",
+                    "--to",
+                    "1",
+                ],
+                &[
+                    "timebucket",
                     "agent",
                     "--service",
                     "s",
@@ -338,11 +347,17 @@ mod tests {
                         crate::cli::MigrateAction::Status => Ok(()),
                     },
                     Sub::Agent(agent) => agent.config().map(drop),
+                    Sub::Rollup(rollup) => match &rollup.action {
+                        crate::cli::rollup::RollupAction::Rebuild(rebuild) => {
+                            rebuild.request().map(drop)
+                        }
+                    },
                     Sub::Query(_)
                     | Sub::Rules(_)
                     | Sub::Token(_)
                     | Sub::Quarantine(_)
-                    | Sub::Store(_) => Ok(()),
+                    | Sub::Store(_)
+                    | Sub::Archive(_) => Ok(()),
                 };
                 valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));
             }

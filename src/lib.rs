@@ -30,6 +30,7 @@ pub mod access;
 pub mod agent;
 pub mod alerting;
 pub mod api;
+pub mod archive;
 pub mod capture;
 pub mod cli;
 pub mod client;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use timebucket::cli::rollup::{RollupAction, RollupCliError};
 use timebucket::cli::token::TokenAction;
 use timebucket::cli::{
     Cli, Command, FlagError, LogFormat, MigrateAction, MigrateArgs, RulesAction, ServeArgs,
@@ -17,6 +18,7 @@ use timebucket::server;
 use timebucket::store::cql;
 
 fn main() -> ExitCode {
+    tune_malloc();
     let args = match timebucket::config_file::expand(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(error) => {
@@ -94,6 +96,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Archive(args) => {
+            let (target, command) = args.command()?;
+            println!("{}", timebucket::archive::open::run(target, command).await?);
+            Ok(())
+        }
         Command::Store(args) => match args.action {
             timebucket::cli::convert::StoreAction::Convert(convert) => {
                 let n = timebucket::cli::convert::run(&convert)?;
@@ -105,6 +112,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
             Ok(())
         }
+        Command::Rollup(args) => match args.action {
+            RollupAction::Rebuild(rebuild) => {
+                match timebucket::cli::rollup::run(&rebuild).await {
+                    Ok(summary) => print!("{summary}"),
+                    // A wrong flag stays a FlagError: exit status 2.
+                    Err(RollupCliError::Flag(flag)) => return Err(flag.into()),
+                    Err(other) => return Err(other.into()),
+                }
+                Ok(())
+            }
+        },
         Command::Rules(args) => match args.action {
             RulesAction::Check(check) => {
                 let (report, passed) = timebucket::alerting::rules::check(&check.files);
@@ -121,6 +139,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    spawn_malloc_trimmer();
     server::run(config, listener, shutdown_signal()).await?;
     Ok(())
 }
@@ -218,4 +237,64 @@ fn one_line(error: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// glibc's malloc tuned for a long-running service with large, short-lived buffers (request
+/// bodies, the flusher's batches of tens of thousands of readings):
+/// - at most two arenas: glibc gives each thread that allocates under contention its own (up to
+///   8 per core) and hands little of a freed arena back to the system; with the threads of a
+///   running service (tokio's workers, fjall's flush and compaction workers, the WAL and flusher
+///   threads) that held the embedded store's service at 330 MiB after a million readings,
+///   against about 190 MiB with two;
+/// - blocks of 128 KiB and more always from `mmap`, returned to the system when freed: glibc
+///   otherwise raises that threshold (up to 32 MiB) each time such a block is freed, after which
+///   the flusher's batches come from the arenas and stay there (peak RSS 299 → 227 MiB at 5 M
+///   readings).
+///
+/// Measured in BENCHMARKS.md, "Embedded store at scale" (jemalloc and mimalloc measured higher
+/// peaks there). Called before any thread starts; a `MALLOC_ARENA_MAX` or
+/// `MALLOC_MMAP_THRESHOLD_` set in the environment is left to decide.
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator tuning; no thread has started yet.
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+            }
+        }
+    }
+}
+
+/// How often `serve` hands glibc's free memory back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A thread that calls `malloc_trim(0)` every [`MALLOC_TRIM_INTERVAL`]. glibc gives freed
+/// memory back to the system only from the top of an arena, and the service's long-lived blocks
+/// (memtable entries, interned names) sit among the short-lived ones of requests and flushes, so
+/// the free space between them stays resident: 35-50 MiB at any moment of the embedded store's
+/// bench, against 115-160 MiB in use. `malloc_trim` releases every whole free page
+/// (`MADV_DONTNEED`) in every arena; each call takes a few milliseconds under the arena's lock.
+fn spawn_malloc_trimmer() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let trimmer = std::thread::Builder::new()
+            .name("malloc-trim".into())
+            .spawn(|| loop {
+                std::thread::sleep(MALLOC_TRIM_INTERVAL);
+                // SAFETY: malloc_trim only releases free memory, under the allocator's locks.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            });
+        if let Err(error) = trimmer {
+            tracing::warn!(%error, "cannot start the malloc trimmer: freed memory stays resident longer");
+        }
+    }
 }

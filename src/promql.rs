@@ -6,9 +6,11 @@
 //! ```text
 //!  query text ──promql-parser──► AST ──plan::check──► supported? selectors + windows
 //!                                                          │
-//!     plan::reads: one read per (service, API|host) for all steps, filters every selector shares
+//!     plan::reads: one read per (service, API|host, level) for all steps, filters every
+//!     selector shares; rate/increase with slot-aligned windows: a level of rollups
 //!                                                          │
-//!     fetch: Source pages ──► compact events per series (charged against max samples)
+//!     fetch: Source pages / rollup rows ──► compact events per series (charged against max
+//!            samples)
 //!                                                          │
 //!     eval: every node over all steps at once ──► QueryValue (scalar, string, vector, matrix)
 //! ```
@@ -17,8 +19,9 @@
 //! through [`source::Source`], so rules can be evaluated with [`Engine::instant`] directly.
 //!
 //! Invariants: an unsupported feature is refused with a `bad_data` error naming it before any
-//! read; each partition a query needs is read once for the whole range; every limit of
-//! [`limits::EngineConfig`] is enforced with an error naming its flag.
+//! read; each partition a query needs is read once for the whole range (once per level serving
+//! its selectors); every limit of [`limits::EngineConfig`] is enforced with an error naming its
+//! flag; an answer served from rollups equals the raw one (counts exact, sums up to rounding).
 
 pub mod error;
 mod eval;
@@ -45,6 +48,7 @@ pub use limits::EngineConfig;
 pub use value::{QueryValue, RangeSeries, Sample};
 
 use crate::model::{ServiceName, TimestampMs};
+use crate::query::source::{Level, Source as Sources, SourceUsed};
 use eval::{Eval, Value};
 use fetch::{fetch, Fetched};
 use labels::selector_matchers;
@@ -95,10 +99,20 @@ impl Query {
     }
 }
 
+/// An answer and what served it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The value.
+    pub value: QueryValue,
+    /// Raw readings, rollups of which levels (as `/v1/stats` says it).
+    pub source: SourceUsed,
+}
+
 /// The engine over one source.
 pub struct Engine<S> {
     source: Arc<S>,
     config: EngineConfig,
+    sources: Sources,
 }
 
 impl<S> Clone for Engine<S> {
@@ -106,6 +120,7 @@ impl<S> Clone for Engine<S> {
         Self {
             source: self.source.clone(),
             config: self.config,
+            sources: self.sources,
         }
     }
 }
@@ -116,7 +131,17 @@ impl<S: Source> Engine<S> {
         Self {
             source: Arc::new(source),
             config,
+            sources: Sources::Auto,
         }
+    }
+
+    /// The same engine reading `sources` (`?source=`; the default is `auto`): `raw` reads raw
+    /// readings only, `auto` rollups where they serve exactly, `rollup` refuses a query with a
+    /// selector they cannot serve.
+    pub fn with_sources(&self, sources: Sources) -> Self {
+        let mut engine = self.clone();
+        engine.sources = sources;
+        engine
     }
 
     /// Its limits and lookback.
@@ -126,6 +151,15 @@ impl<S: Source> Engine<S> {
 
     /// Evaluates `query` at one instant.
     pub async fn instant(&self, query: &Query, at: TimestampMs) -> Result<QueryValue, PromqlError> {
+        Ok(self.instant_answer(query, at).await?.value)
+    }
+
+    /// Evaluates `query` at one instant, saying what served it.
+    pub async fn instant_answer(
+        &self,
+        query: &Query,
+        at: TimestampMs,
+    ) -> Result<Answer, PromqlError> {
         let timeline = Timeline {
             start: at.millis(),
             step: 0,
@@ -142,6 +176,17 @@ impl<S: Source> Engine<S> {
         end: TimestampMs,
         step: Duration,
     ) -> Result<QueryValue, PromqlError> {
+        Ok(self.range_answer(query, start, end, step).await?.value)
+    }
+
+    /// Evaluates `query` at `start`, `start + step`, … up to `end`, saying what served it.
+    pub async fn range_answer(
+        &self,
+        query: &Query,
+        start: TimestampMs,
+        end: TimestampMs,
+        step: Duration,
+    ) -> Result<Answer, PromqlError> {
         let step_ms = step.as_millis() as i64;
         if step_ms <= 0 {
             return Err(PromqlError::BadData(
@@ -187,26 +232,38 @@ impl<S: Source> Engine<S> {
         engine
     }
 
-    async fn run(&self, query: &Query, timeline: Timeline) -> Result<QueryValue, PromqlError> {
+    async fn run(&self, query: &Query, timeline: Timeline) -> Result<Answer, PromqlError> {
         let timeout = self.config.timeout;
         let deadline = Instant::now() + timeout;
+        let sources = self.sources;
         let work = async {
             let uses = plan::check(&query.expr, self.config.lookback_ms)?;
+            if sources == Sources::Rollup {
+                only_rollups(&uses, &timeline)?;
+            }
             let (fetched, used) = self.fetch_for(&uses, &timeline).await?;
+            let levels: Vec<Level> = fetched.used.iter().copied().collect();
+            let since = match sources {
+                Sources::Raw => None,
+                Sources::Rollup | Sources::Auto => fetched.rollups_since,
+            };
+            let source = SourceUsed::of_levels(&levels, since);
             let expr = query.expr.clone();
             let config = self.config;
-            tokio::task::spawn_blocking(move || {
+            let value = tokio::task::spawn_blocking(move || {
                 let mut ev = Eval {
                     timeline,
                     data: &fetched,
                     config: &config,
                     samples: used,
                     deadline,
+                    sources,
                 };
                 answer(&mut ev, &expr)
             })
             .await
-            .map_err(|e| PromqlError::Execution(format!("the evaluation failed: {e}")))?
+            .map_err(|e| PromqlError::Execution(format!("the evaluation failed: {e}")))??;
+            Ok(Answer { value, source })
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -230,7 +287,7 @@ impl<S: Source> Engine<S> {
                 .collect();
             named.into_iter().collect()
         };
-        let reads = plan::reads(uses, timeline, &services);
+        let reads = plan::reads(uses, timeline, &services, self.sources);
         fetch(&*self.source, reads, self.config.max_samples).await
     }
 
@@ -272,6 +329,7 @@ impl<S: Source> Engine<S> {
                     matchers,
                     (start.millis(), end.millis()),
                     Use::Increments,
+                    Level::Raw,
                 );
                 out.extend(raw.into_iter().map(|r| r.labels));
                 if out.len() > self.config.max_series {
@@ -287,6 +345,22 @@ impl<S: Source> Engine<S> {
             .await
             .map_err(|_| PromqlError::Timeout(self.config.timeout))?
     }
+}
+
+/// With `source=rollup`: refuses a query with a selector rollups cannot serve, naming it and
+/// why.
+fn only_rollups(uses: &[SelectorUse<'_>], timeline: &Timeline) -> Result<(), PromqlError> {
+    for u in uses {
+        let offset = plan::offset_ms(&u.selector.offset);
+        if let Err(why) = plan::rollup_level(u.use_, offset, u.window_ms, timeline) {
+            return Err(PromqlError::BadData(format!(
+                "with source=rollup every selector must be one rollups can serve, and `{}` is \
+                 not: {why}; use source=auto or source=raw",
+                u.selector
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Evaluates the whole query and shapes the answer.

@@ -32,7 +32,7 @@ pub mod params;
 pub mod plan;
 mod readings;
 pub mod requests;
-mod rollups;
+pub(crate) mod rollups;
 pub mod sketch;
 pub mod source;
 mod stats;
@@ -52,7 +52,9 @@ use lookup::KnownServices;
 use plan::{api_shard, host_shard, plan, RangeRead};
 use requests::{HostStatsRequest, StatsRequest};
 
-use crate::model::{ApiReading, HostReading, InstanceName, ReadingKind, Seq, ServiceName};
+use crate::model::{
+    ApiReading, HostReading, InstanceName, ReadingKind, Seq, ServiceName, TimestampMs,
+};
 use crate::rollup::Agg;
 use crate::store::{Order, PageRequest, Store, StoreError};
 use answer::SourceUsed;
@@ -164,6 +166,20 @@ impl<S: Store> Queries<S> {
         Ok(())
     }
 
+    /// From when `service` has complete rollups, as `source` needs it (raw reads nothing).
+    async fn rollups_since(
+        &self,
+        service: &ServiceName,
+        source: source::Source,
+    ) -> Result<TimestampMs, QueryError> {
+        Ok(match source {
+            source::Source::Raw => TimestampMs::from_millis(i64::MAX),
+            source::Source::Rollup | source::Source::Auto => {
+                self.store.rollups_since(service).await?
+            }
+        })
+    }
+
     /// `GET /v1/stats`: API readings per step and group, from rollups and raw readings as
     /// [`source::plan`] splits the range.
     pub async fn stats(&self, request: &StatsRequest) -> Result<StatsAnswer, QueryError> {
@@ -172,7 +188,8 @@ impl<S: Store> Queries<S> {
         let mut stats =
             stats::ApiStats::new(request.step, request.group_by, self.limits.max_points);
         let filter = &request.filter;
-        let spans = source::plan(request.range, request.step, request.source);
+        let since = self.rollups_since(&request.service, request.source).await?;
+        let spans = source::plan(request.range, request.step, request.source, since);
         let mut scanned = 0;
         for span in &spans {
             match span.level {
@@ -204,7 +221,7 @@ impl<S: Store> Queries<S> {
             }
         }
         let mut answer = stats.finish();
-        answer.source = Some(SourceUsed::of(&spans));
+        answer.source = Some(SourceUsed::of(&spans, since_shown(request.source, since)));
         Ok(answer)
     }
 
@@ -219,7 +236,8 @@ impl<S: Store> Queries<S> {
         let mut stats =
             host_stats::HostStats::new(request.step, request.range, self.limits.max_points);
         let wanted = |i: &InstanceName| request.instance.as_ref().is_none_or(|w| w == i);
-        let spans = source::plan(request.range, request.step, request.source);
+        let since = self.rollups_since(&request.service, request.source).await?;
+        let spans = source::plan(request.range, request.step, request.source, since);
         let mut scanned = 0;
         for span in &spans {
             match span.level {
@@ -251,7 +269,12 @@ impl<S: Store> Queries<S> {
             }
         }
         let mut answer = stats.finish();
-        answer.source = Some(SourceUsed::of(&spans));
+        answer.source = Some(SourceUsed::of(&spans, since_shown(request.source, since)));
         Ok(answer)
     }
+}
+
+/// The *since* an answer shows: none when raw readings were asked for.
+fn since_shown(source: source::Source, since: TimestampMs) -> Option<TimestampMs> {
+    (source != source::Source::Raw).then_some(since)
 }

@@ -7,11 +7,17 @@
 //! the key alone.
 //!
 //! ```text
-//!  WAL segment:  | chunk 0 (4 MiB)          | chunk 1               | …
-//!  batches:      [piece a )[piece b  )[c     )[piece d ...
+//!  WAL segment:  | chunk 0 (16 MiB)                          | chunk 1        | …
+//!  batches:      [b1    )[b2    )[b3 )[b4   )[b5     )[b6   )[b7 ...
+//!  pieces:       [piece a                    )[piece b        )[piece c ...
 //!  partial key:  (service, kind, slot, instance, method, path, code, writer, segment, start)
 //!  partial value: last (offset of the piece's last record), aggregate
 //! ```
+//!
+//! A piece is one or more consecutive flush batches: the readings of each batch are written as
+//! it comes, and the piece's partials once, after its last batch, from the batches the store
+//! took; only then is the piece's end confirmed in the WAL. Under load a piece is a whole chunk
+//! of about four batches, so a (series, slot) gets one partial row per chunk, not per batch.
 //!
 //! Invariants that make replays harmless (see [`chunk`]):
 //! - A piece never spans two chunks (fixed [`chunk::CHUNK_BYTES`] windows of a segment), and
@@ -33,12 +39,17 @@
 
 pub mod aggregate;
 pub mod chunk;
+pub mod compact;
+pub mod compactor;
+pub mod coverage;
 pub mod merge;
 pub mod partial;
+pub mod prom;
+pub mod rebuild;
 pub mod writer_id;
 
 pub use aggregate::{Agg, ApiAgg, GaugeAgg, HostAgg};
-pub use partial::{partials, Piece, RollupRequest, RollupRow, RollupSeries};
+pub use partial::{partials, Cells, Piece, RollupRequest, RollupRow, RollupSeries};
 
 use crate::model::{Settings, TimestampMs};
 
@@ -116,5 +127,23 @@ impl Resolution {
     pub fn partition_of(self, slot: TimestampMs) -> i64 {
         let width = self.partition_seconds();
         slot.millis().div_euclid(1000).div_euclid(width) * width
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_validate_rollup_retentions_against_these_windows() {
+        let windows: Vec<u64> = Resolution::ALL
+            .iter()
+            .map(|r| r.window_seconds() as u64)
+            .collect();
+        let validated: Vec<u64> = crate::model::settings::ROLLUP_WINDOW_SECONDS
+            .iter()
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(windows, validated);
     }
 }

@@ -28,6 +28,8 @@ use tokio::time::Instant;
 use crate::access::{AccessConfig, AccessError, TlsError};
 use crate::alerting::{Alerting, AlertingConfig, AlertsView, RulesError};
 use crate::api::{self, AppState, Health};
+use crate::archive::auto::{self, ArchiveConfig};
+use crate::archive::ArchiveError;
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptConfig, AcceptLimits, Acceptor, Flusher, FlusherConfig};
 use crate::migrate::{Described, MigrateError, SettingsRequest};
@@ -46,7 +48,7 @@ use crate::store::embedded::alerting::FileAlertStore;
 use crate::store::embedded::recovering::Recovering;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::watched::{Watched, WriteClock};
-use crate::store::{Store, StoreError};
+use crate::store::{RetentionHold, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalConfig, WalError};
 pub use http::HttpLimits;
@@ -74,6 +76,8 @@ pub struct ServeConfig {
     pub shutdown_deadline: Duration,
     /// A write to the store running longer than this makes `/readyz` report a stalled flush.
     pub flush_stall_timeout: Duration,
+    /// Time between two runs of the rollup compactor.
+    pub rollup_compaction_interval: Duration,
     /// Bounds of the HTTP listener.
     pub http: HttpLimits,
     /// Limits of the query endpoints.
@@ -98,6 +102,8 @@ pub struct ServeConfig {
     pub access: AccessConfig,
     /// Credentials and TLS of the CQL connections (with [`StoreTarget::Cql`]).
     pub cql: CqlSecurity,
+    /// Automatic archiving of complete buckets (off when `None`).
+    pub archive: Option<ArchiveConfig>,
 }
 
 impl ServeConfig {
@@ -118,6 +124,7 @@ impl ServeConfig {
             flusher: FlusherConfig::default(),
             shutdown_deadline: Self::DEFAULT_SHUTDOWN_DEADLINE,
             flush_stall_timeout: Self::DEFAULT_FLUSH_STALL_TIMEOUT,
+            rollup_compaction_interval: crate::rollup::compactor::INTERVAL,
             http: HttpLimits::default(),
             query: QueryLimits::default(),
             promql: EngineConfig::default(),
@@ -129,6 +136,7 @@ impl ServeConfig {
             settings_cache: SettingsCache::in_data_dir(data_dir),
             access: AccessConfig::default(),
             cql: CqlSecurity::default(),
+            archive: None,
         }
     }
 }
@@ -197,6 +205,9 @@ pub enum ServeError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The archive directory cannot be used (another process archives there, a bad manifest).
+    #[error("--archive-dir: {0}")]
+    Archive(#[from] ArchiveError),
 }
 
 /// Runs the service on `listener` until `shutdown` resolves.
@@ -220,6 +231,12 @@ pub async fn run(
     }
     // Bound first, so a taken port stops `serve` before anything opens.
     let otlp = OtlpListeners::bind(config.otlp, TimestampMs::now()).await?;
+    // Before the store opens: the archive's progress holds the embedded store's retention.
+    let archive = config
+        .archive
+        .clone()
+        .map(auto::Prepared::new)
+        .transpose()?;
     let wal = Wal::open(config.wal.clone())?;
     let wal_dir = config.wal.dir.display();
     match &config.store {
@@ -228,7 +245,10 @@ pub async fn run(
                 .settings
                 .resolve_fresh()
                 .map_err(|e| ServeError::Settings(e.to_string()))?;
-            let store = EmbeddedStore::open_with(dir, fresh)?;
+            let hold = archive
+                .as_ref()
+                .map_or_else(RetentionHold::none, |a| a.hold().clone());
+            let store = EmbeddedStore::open_held(dir, fresh, hold)?;
             check_settings(
                 &config.settings,
                 store.settings(),
@@ -245,6 +265,7 @@ pub async fn run(
                 store,
                 Some(alerts),
                 refusing,
+                archive,
                 wal,
                 &config,
                 listener,
@@ -256,7 +277,7 @@ pub async fn run(
         }
         StoreTarget::Cql { nodes, keyspace } => {
             let bound = (listener, otlp, prepared);
-            serve_cql(nodes, keyspace, wal, &config, bound, shutdown).await
+            serve_cql(nodes, keyspace, (wal, archive), &config, bound, shutdown).await
         }
     }
 }
@@ -282,7 +303,7 @@ fn log_opened(
 async fn serve_cql(
     nodes: &[String],
     keyspace: &Keyspace,
-    wal: Wal,
+    (wal, archive): (Wal, Option<auto::Prepared>),
     config: &ServeConfig,
     (listener, otlp, prepared): (TcpListener, OtlpListeners, guard::Prepared),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -390,7 +411,7 @@ async fn serve_cql(
         shutdown.await
     };
     let served = serve_with(
-        store, alerts, None, wal, config, listener, otlp, prepared, shutdown,
+        store, alerts, None, archive, wal, config, listener, otlp, prepared, shutdown,
     )
     .await;
     if let Some(stop) = stop_connecting {
@@ -427,6 +448,7 @@ async fn serve_with<S: Store, A: AlertStore>(
     store: Arc<S>,
     alert_store: Option<Arc<A>>,
     store_refusing: Option<watch::Receiver<Option<String>>>,
+    archive: Option<auto::Prepared>,
     wal: Wal,
     config: &ServeConfig,
     listener: TcpListener,
@@ -459,6 +481,13 @@ async fn serve_with<S: Store, A: AlertStore>(
         flusher.run().await
     });
     let pinger = tokio::spawn(ping_forever(store.clone(), problem_tx));
+    let archiver = archive.map(|a| tokio::spawn(auto::run(store.clone(), a, metrics.clone())));
+    let compactor = tokio::spawn(crate::rollup::compactor::run(
+        store.clone(),
+        wal.clone(),
+        config.rollup_compaction_interval,
+        metrics.clone(),
+    ));
 
     let retention_ms = i64::from(store.settings().ttl_seconds) * 1000;
     let mut acceptor = Acceptor::new(
@@ -594,6 +623,10 @@ async fn serve_with<S: Store, A: AlertStore>(
         }
     }
     pinger.abort();
+    if let Some(archiver) = &archiver {
+        archiver.abort();
+    }
+    compactor.abort();
     if let Some(outcome) = flusher_failed {
         outcome.expect("flusher panicked")?;
         return http_outcome;

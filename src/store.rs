@@ -22,6 +22,7 @@ pub mod alerting;
 pub mod batch;
 pub mod cql;
 pub mod embedded;
+pub mod hold;
 pub mod read;
 pub mod watched;
 
@@ -30,8 +31,11 @@ use std::future::Future;
 
 use thiserror::Error;
 
-pub use batch::{KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
-pub use read::{Order, PageRequest, ReadingKey};
+pub use batch::{
+    KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch, WriteBatchBuilder,
+};
+pub use hold::RetentionHold;
+pub use read::{Order, PageRequest, ReadingKey, RollupKey, RollupPageRequest};
 
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
@@ -52,12 +56,16 @@ pub trait Store: Send + Sync + 'static {
         std::future::ready(())
     }
 
-    /// Whether the flusher should give readings ids derived from their WAL position
+    /// Whether the flusher of the WAL whose rollup writer id is `writer` should give readings
+    /// ids derived from their WAL position
     /// ([`ReadingId::from_wal`](crate::model::ReadingId::from_wal)) instead of the ids given at
-    /// acceptance. Only a store written by a single WAL may say yes (the embedded store: its
-    /// directory is locked by one process): WAL positions of two replicas' WALs collide, so a
-    /// shared store (CQL) keeps the random ids.
-    fn wal_ids(&self) -> bool {
+    /// acceptance. Only a store written by a single WAL may say yes, and only to that WAL:
+    /// positions of two WALs collide. The embedded store says yes to the first WAL that asks
+    /// (its directory is locked by one process) and no to any other (a second writer, a WAL
+    /// made anew), whose readings then keep their acceptance ids; a shared store (CQL) always
+    /// says no.
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        let _ = writer;
         false
     }
 
@@ -87,6 +95,39 @@ pub trait Store: Send + Sync + 'static {
         &self,
         request: &RollupRequest,
     ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
+
+    /// One page of rollup rows (see [`RollupPageRequest`] for the exact contract).
+    fn read_rollup_page(
+        &self,
+        request: &RollupPageRequest,
+    ) -> impl Future<Output = Result<Vec<RollupRow>, StoreError>> + Send;
+
+    /// Deletes these rollup rows (by their keys), as compaction does once the rows holding
+    /// them are written. Idempotent.
+    fn delete_rollups(
+        &self,
+        rows: &[RollupRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// From when the flusher writes rollups (`rollup::coverage`): recorded at the store's first
+    /// open by a version with rollups. A store that connects in the background reports
+    /// `i64::MAX` ms until connected (the flusher waits for [`Store::connected`]).
+    fn rollups_written_since(&self) -> TimestampMs;
+
+    /// From when rollups cover every reading of `service` (`rollup::coverage`): queries read
+    /// rollups from it on, raw readings before it.
+    fn rollups_since(
+        &self,
+        service: &ServiceName,
+    ) -> impl Future<Output = Result<TimestampMs, StoreError>> + Send;
+
+    /// Lowers the recorded start of complete rollups of `service` (of every service with
+    /// `None`) to `at`; a lower recorded value stays.
+    fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every entry of the series index for `service` in `bucket` (one small partition); none
     /// once the bucket's end is older than the retention.

@@ -6,6 +6,8 @@
 
 pub mod access;
 pub mod alerting;
+pub mod archive;
+pub mod rollup;
 
 use std::sync::atomic::AtomicU64;
 
@@ -75,6 +77,10 @@ pub struct Metrics {
     pub alerting: alerting::AlertingMetrics,
     /// Requests refused by access control, and batches over a token's limits.
     pub access: access::AccessMetrics,
+    /// The bucket archive (`serve --archive-dir`).
+    pub archive: archive::ArchiveMetrics,
+    /// The rollup compactor.
+    pub rollup: rollup::RollupMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -118,6 +124,8 @@ impl Metrics {
             scrape_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             alerting: alerting::AlertingMetrics::default(),
             access: access::AccessMetrics::default(),
+            archive: archive::ArchiveMetrics::default(),
+            rollup: rollup::RollupMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -203,6 +211,8 @@ impl Metrics {
         metrics.register_scrape(&mut registry);
         metrics.alerting.register(&mut registry);
         metrics.access.register(&mut registry);
+        metrics.archive.register(&mut registry);
+        metrics.rollup.register(&mut registry);
         Self {
             registry,
             ..metrics

@@ -230,75 +230,88 @@ struct JsonBody<'a> {
     api: Vec<JsonReading<'a>>,
 }
 
+/// Per-service endpoint weights, for [`Rng::weighted`].
+fn endpoint_weights(fleet: &[Service]) -> Vec<Vec<(f64, u16)>> {
+    fleet
+        .iter()
+        .map(|s| {
+            s.endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.weight, i as u16))
+                .collect()
+        })
+        .collect()
+}
+
+/// One reading of `fleet`, timestamped in the `spread_seconds` before `now_ms`.
+fn gen_reading(
+    fleet: &[Service],
+    weights: &[Vec<(f64, u16)>],
+    rng: &mut Rng,
+    spread_seconds: i64,
+    now_ms: i64,
+) -> GenReading {
+    let service = rng.below(fleet.len());
+    let endpoint = rng.weighted(&weights[service]);
+    let e = &fleet[service].endpoints[endpoint as usize];
+    let code = status(rng, e.method);
+    let mut duration = e.median_ms * (0.6 * rng.normal()).exp();
+    if code >= 500 {
+        duration *= 5.0;
+    }
+    // Milliseconds with microsecond resolution, as agents usually report them.
+    let duration_ms = ((duration * 1000.0).round() / 1000.0).min(60_000.0);
+    let count = if rng.unit() < 0.05 {
+        2 + rng.below(50) as u32
+    } else {
+        1
+    };
+    GenReading {
+        service: service as u16,
+        instance: rng.below(fleet[service].instances.len()) as u16,
+        endpoint,
+        code,
+        duration_ms,
+        count,
+        timestamp_ms: now_ms - (rng.unit() * spread_seconds as f64 * 1000.0) as i64,
+    }
+}
+
+/// `{"api": [...]}` of `chunk`.
+fn body(fleet: &[Service], chunk: &[GenReading]) -> Bytes {
+    let api = chunk
+        .iter()
+        .map(|r| {
+            let s = &fleet[r.service as usize];
+            let e = &s.endpoints[r.endpoint as usize];
+            JsonReading {
+                service: &s.name,
+                instance: &s.instances[r.instance as usize],
+                method: e.method,
+                path: &e.path,
+                code: r.code,
+                duration_ms: r.duration_ms,
+                count: r.count,
+                timestamp: r.timestamp_ms,
+            }
+        })
+        .collect();
+    Bytes::from(serde_json::to_vec(&JsonBody { api }).expect("serializable"))
+}
+
 impl Dataset {
     /// `total` readings (rounded up to whole batches) with timestamps in the last
     /// `shape.spread_seconds` before `now_ms`.
     pub fn generate(shape: &Shape, total: usize, batch: usize, now_ms: i64) -> Dataset {
         let mut rng = Rng::new(shape.seed);
         let fleet = fleet(shape, &mut rng);
-        let weights: Vec<Vec<(f64, u16)>> = fleet
-            .iter()
-            .map(|s| {
-                s.endpoints
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| (e.weight, i as u16))
-                    .collect()
-            })
-            .collect();
+        let weights = endpoint_weights(&fleet);
         let total = total.div_ceil(batch) * batch;
         let readings: Vec<GenReading> = (0..total)
-            .map(|_| {
-                let service = rng.below(fleet.len());
-                let endpoint = rng.weighted(&weights[service]);
-                let e = &fleet[service].endpoints[endpoint as usize];
-                let code = status(&mut rng, e.method);
-                let mut duration = e.median_ms * (0.6 * rng.normal()).exp();
-                if code >= 500 {
-                    duration *= 5.0;
-                }
-                // Milliseconds with microsecond resolution, as agents usually report them.
-                let duration_ms = ((duration * 1000.0).round() / 1000.0).min(60_000.0);
-                let count = if rng.unit() < 0.05 {
-                    2 + rng.below(50) as u32
-                } else {
-                    1
-                };
-                GenReading {
-                    service: service as u16,
-                    instance: rng.below(fleet[service].instances.len()) as u16,
-                    endpoint,
-                    code,
-                    duration_ms,
-                    count,
-                    timestamp_ms: now_ms
-                        - (rng.unit() * shape.spread_seconds as f64 * 1000.0) as i64,
-                }
-            })
+            .map(|_| gen_reading(&fleet, &weights, &mut rng, shape.spread_seconds, now_ms))
             .collect();
-        let bodies = readings
-            .chunks(batch)
-            .map(|chunk| {
-                let api = chunk
-                    .iter()
-                    .map(|r| {
-                        let s = &fleet[r.service as usize];
-                        let e = &s.endpoints[r.endpoint as usize];
-                        JsonReading {
-                            service: &s.name,
-                            instance: &s.instances[r.instance as usize],
-                            method: e.method,
-                            path: &e.path,
-                            code: r.code,
-                            duration_ms: r.duration_ms,
-                            count: r.count,
-                            timestamp: r.timestamp_ms,
-                        }
-                    })
-                    .collect();
-                Bytes::from(serde_json::to_vec(&JsonBody { api }).expect("serializable"))
-            })
-            .collect();
+        let bodies = readings.chunks(batch).map(|c| body(&fleet, c)).collect();
         Dataset {
             fleet,
             readings,
@@ -362,4 +375,62 @@ pub fn fingerprint(
     duration_ms.to_bits().hash(&mut h);
     count.hash(&mut h);
     h.finish()
+}
+
+/// The same fleet and reading mix as [`Dataset`], generated one request body at a time and
+/// kept nowhere: for runs too large to hold in memory (tens of millions of readings).
+///
+/// Time moves forward with the body's index, as in a live fleet: the `spread_seconds` before
+/// `now_ms` are cut into one slice per body, and body `i` holds readings of slice `i` only.
+pub struct Stream {
+    fleet: Vec<Service>,
+    weights: Vec<Vec<(f64, u16)>>,
+    shape: Shape,
+    now_ms: i64,
+    bodies: usize,
+}
+
+impl Stream {
+    /// A stream of `bodies` bodies ending at `now_ms`.
+    pub fn new(shape: &Shape, now_ms: i64, bodies: usize) -> Stream {
+        let fleet = fleet(shape, &mut Rng::new(shape.seed));
+        Stream {
+            weights: endpoint_weights(&fleet),
+            fleet,
+            shape: *shape,
+            now_ms,
+            bodies: bodies.max(1),
+        }
+    }
+
+    /// Body number `index` (`batch` readings): the same body for the same index on every call.
+    pub fn body(&self, index: usize, batch: usize) -> Bytes {
+        let mut rng =
+            Rng::new(self.shape.seed ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let slice_ms = (self.shape.spread_seconds * 1000 / self.bodies as i64).max(1);
+        let later_slices = (self.bodies - 1 - index.min(self.bodies - 1)) as i64;
+        let slice_end = self.now_ms - later_slices * slice_ms;
+        let chunk: Vec<GenReading> = (0..batch)
+            .map(|_| {
+                let r = gen_reading(&self.fleet, &self.weights, &mut rng, 0, 0);
+                GenReading {
+                    timestamp_ms: slice_end - (rng.unit() * slice_ms as f64) as i64,
+                    ..r
+                }
+            })
+            .collect();
+        body(&self.fleet, &chunk)
+    }
+
+    /// Distinct series (service, instance, method, path) the fleet can produce.
+    pub fn series(&self) -> usize {
+        self.fleet
+            .iter()
+            .map(|s| s.instances.len() * s.endpoints.len())
+            .sum()
+    }
+
+    pub fn service_name(&self, index: usize) -> &str {
+        &self.fleet[index].name
+    }
 }

@@ -62,7 +62,7 @@ pub fn measure(keyspace: &str, nodes: usize) -> anyhow::Result<Option<Footprint>
             node,
             &["tablestats", &format!("{keyspace}.metric_readings")],
         )?;
-        footprint.keyspace_bytes += apparent_size(&dir.join(keyspace))?;
+        footprint.keyspace_bytes += du(&dir.join(keyspace))?;
         let readings = std::fs::read_dir(dir.join(keyspace))?
             .filter_map(Result::ok)
             .find(|e| {
@@ -71,7 +71,7 @@ pub fn measure(keyspace: &str, nodes: usize) -> anyhow::Result<Option<Footprint>
                     .starts_with("metric_readings-")
             })
             .context("no metric_readings folder")?;
-        footprint.readings_bytes += apparent_size(&readings.path())?;
+        footprint.readings_bytes += du(&readings.path())?;
         footprint.compression_ratio += stat(&stats, "SSTable Compression Ratio")? / nodes as f64;
         footprint.partition_mean_bytes = footprint
             .partition_mean_bytes
@@ -110,21 +110,21 @@ fn stat(text: &str, name: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("no `{name}` in nodetool tablestats"))
 }
 
-/// The sizes of the files under `dir`, snapshots and backups left out.
-fn apparent_size(dir: &Path) -> anyhow::Result<u64> {
+/// Bytes of the files under `path` (apparent sizes; snapshots and backups excluded).
+pub fn du(path: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
+    for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
         let entry = entry?;
         let name = entry.file_name();
-        if name == "snapshots" || name == "backups" {
-            continue;
-        }
         let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            apparent_size(&entry.path())?
+        if meta.is_dir() {
+            if name == "snapshots" || name == "backups" {
+                continue;
+            }
+            total += du(&entry.path())?;
         } else {
-            meta.len()
-        };
+            total += meta.len();
+        }
     }
     Ok(total)
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bytes::Bytes;
 
 /// What a load run saw.
@@ -20,6 +20,10 @@ pub struct LoadOutcome {
     /// Answers 429 (busy) and 503 (backlog), each retried after a short pause.
     pub busy: u64,
     pub backlog: u64,
+    /// Requests whose connection broke before an answer (e.g. a 503 sent before the body was
+    /// read), each retried after a short pause. Such a request may have been accepted: a run
+    /// with any must compare what it stored with `accepted` by `>=`, not `==`.
+    pub dropped: u64,
 }
 
 impl LoadOutcome {
@@ -57,6 +61,21 @@ pub async fn post_all(
     posts: usize,
     clients: usize,
 ) -> anyhow::Result<LoadOutcome> {
+    let source: BodySource = Arc::new(move |i| bodies[i % bodies.len()].clone());
+    post_from(url, source, per_body, posts, clients).await
+}
+
+/// Body number `i` of a run.
+pub type BodySource = Arc<dyn Fn(usize) -> Bytes + Send + Sync>;
+
+/// [`post_all`] with bodies made on demand (by the posting client, while it is timed).
+pub async fn post_from(
+    url: &str,
+    bodies: BodySource,
+    per_body: usize,
+    posts: usize,
+    clients: usize,
+) -> anyhow::Result<LoadOutcome> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .tcp_nodelay(true)
@@ -78,25 +97,34 @@ pub async fn post_all(
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let (mut accepted, mut busy, mut backlog) = (0u64, 0u64, 0u64);
+            let (mut accepted, mut busy, mut backlog, mut dropped) = (0u64, 0u64, 0u64, 0u64);
             let mut last = Instant::now();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= posts {
                     break;
                 }
-                let body = bodies[i % bodies.len()].clone();
+                let body = bodies(i);
                 loop {
                     let sent = Instant::now();
-                    let response = client
+                    let answer = match client
                         .post(&endpoint)
                         .header("content-type", "application/json")
                         .body(body.clone())
                         .send()
                         .await
-                        .context("posting a batch")?;
-                    let status = response.status().as_u16();
-                    let text = response.text().await.context("reading the answer")?;
+                    {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            response.text().await.map(|text| (status, text))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let Ok((status, text)) = answer else {
+                        dropped += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
                     match status {
                         202 => {
                             let answered = Instant::now();
@@ -117,7 +145,7 @@ pub async fn post_all(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
-            Ok::<_, anyhow::Error>((latencies, accepted, busy, backlog, last))
+            Ok::<_, anyhow::Error>((latencies, accepted, busy, backlog, dropped, last))
         }));
     }
     let mut outcome = LoadOutcome {
@@ -127,9 +155,11 @@ pub async fn post_all(
         latencies: Vec::with_capacity(posts),
         busy: 0,
         backlog: 0,
+        dropped: 0,
     };
     for task in tasks {
-        let (latencies, accepted, busy, backlog, last) = task.await??;
+        let (latencies, accepted, busy, backlog, dropped, last) = task.await??;
+        outcome.dropped += dropped;
         outcome.latencies.extend(latencies);
         outcome.accepted += accepted;
         outcome.busy += busy;

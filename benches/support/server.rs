@@ -198,15 +198,20 @@ pub fn metric(exposition: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// Scrapes `/metrics` and reads `name`, failing if it is not exposed.
-pub async fn scrape(client: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
-    let text = client
+/// The service's `/metrics` exposition.
+pub async fn exposition(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    Ok(client
         .get(format!("{url}/metrics"))
         .send()
         .await?
         .error_for_status()?
         .text()
-        .await?;
+        .await?)
+}
+
+/// Scrapes `/metrics` and reads `name`, failing if it is not exposed.
+pub async fn scrape(client: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
+    let text = exposition(client, url).await?;
     metric(&text, name).with_context(|| format!("{url}/metrics does not expose {name}"))
 }
 

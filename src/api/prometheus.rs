@@ -7,6 +7,10 @@
 //! query string and, for POST, from a form-encoded body (Grafana POSTs by default); unknown
 //! parameters are ignored, as Prometheus does, because clients add their own. Times are Unix
 //! seconds (fractions allowed) or RFC 3339; durations are seconds or PromQL durations (`5m`).
+//!
+//! `/api/v1/query` and `/api/v1/query_range` also take `source=raw|rollup|auto` (default auto),
+//! as `/v1/stats` does, and their answers say what served them in a `source` member next to
+//! `data`, shaped like the stats answers' (Prometheus clients ignore members they do not know).
 
 use std::time::Duration;
 
@@ -24,7 +28,8 @@ use crate::access::Caller;
 use crate::model::TimestampMs;
 use crate::promql::families::METADATA;
 use crate::promql::source::queries::QueriesSource;
-use crate::promql::{Engine, Labels, PromqlError, Query, QueryValue};
+use crate::promql::{Answer, Engine, Labels, PromqlError, Query, QueryValue};
+use crate::query::source::Source as Sources;
 use crate::store::Store;
 
 /// The engine the handlers use.
@@ -305,13 +310,19 @@ fn engine<S: Store>(
     params: &Params,
 ) -> Result<PromEngine<S>, PromError> {
     let engine = visible(state, caller);
+    let engine = match params.get("source") {
+        None => engine,
+        Some(text) => engine.with_sources(
+            Sources::parse(text).map_err(|e| bad(format!("invalid parameter \"source\": {e}")))?,
+        ),
+    };
     Ok(match params.duration("timeout")? {
         Some(timeout) => engine.with_timeout(timeout),
         None => engine,
     })
 }
 
-/// `GET|POST /api/v1/query`: `query`, optional `time` (default now) and `timeout`.
+/// `GET|POST /api/v1/query`: `query`, optional `time` (default now), `timeout` and `source`.
 pub async fn query<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
@@ -321,13 +332,14 @@ pub async fn query<S: Store>(
     let params = Params::read(q, &body);
     let query = params.query()?;
     let at = params.time("time")?.unwrap_or_else(TimestampMs::now);
-    let value = engine(&state, &caller, &params)?
-        .instant(&query, at)
+    let answer = engine(&state, &caller, &params)?
+        .instant_answer(&query, at)
         .await?;
-    Ok(success(QueryData(value)))
+    Ok(answered(answer))
 }
 
-/// `GET|POST /api/v1/query_range`: `query`, `start`, `end`, `step`, optional `timeout`.
+/// `GET|POST /api/v1/query_range`: `query`, `start`, `end`, `step`, optional `timeout` and
+/// `source`.
 pub async fn query_range<S: Store>(
     State(state): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
@@ -341,10 +353,20 @@ pub async fn query_range<S: Store>(
     let step = params
         .duration("step")?
         .ok_or_else(|| bad("invalid parameter \"step\": is required"))?;
-    let value = engine(&state, &caller, &params)?
-        .range(&query, start, end, step)
+    let answer = engine(&state, &caller, &params)?
+        .range_answer(&query, start, end, step)
         .await?;
-    Ok(success(QueryData(value)))
+    Ok(answered(answer))
+}
+
+/// `{"status": "success", "data": ..., "source": ...}`: a query's answer.
+fn answered(answer: Answer) -> Response {
+    Json(json!({
+        "status": "success",
+        "data": serde_json::to_value(QueryData(answer.value)).unwrap_or_default(),
+        "source": answer.source,
+    }))
+    .into_response()
 }
 
 /// The series of a metadata request, capped at `limit`.

@@ -14,10 +14,12 @@ use super::access::AccessArgs;
 use super::alerting::AlertingArgs;
 use super::store::{ConsistencyArgs, SettingsArgs, StoreArgs};
 use super::{at_least, FlagError};
+use crate::archive::auto::ArchiveConfig;
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::{AcceptLimits, FlusherConfig};
 use crate::promql::EngineConfig;
 use crate::query::QueryLimits;
+use crate::rollup::compactor;
 use crate::scrape::{Replica, ScrapeSettings};
 use crate::server::{HttpLimits, OtlpListen, ServeConfig, StoreTarget};
 use crate::store::cql::deferred::SettingsCache;
@@ -80,6 +82,10 @@ pub struct ServeArgs {
     /// A flush to the store running longer than this makes /readyz report it as stalled.
     #[arg(long, env = "TIMEBUCKET_FLUSH_STALL_TIMEOUT", default_value_t = ServeConfig::DEFAULT_FLUSH_STALL_TIMEOUT.into())]
     pub flush_stall_timeout: humantime::Duration,
+    /// Time between two runs of the rollup compactor (each merges the partials of closed
+    /// slots into one row per series).
+    #[arg(long, env = "TIMEBUCKET_ROLLUP_COMPACTION_INTERVAL", default_value_t = compactor::INTERVAL.into())]
+    pub rollup_compaction_interval: humantime::Duration,
     /// How long shutdown waits for the flusher to write the WAL to the store.
     #[arg(long, env = "TIMEBUCKET_SHUTDOWN_DEADLINE", default_value_t = ServeConfig::DEFAULT_SHUTDOWN_DEADLINE.into())]
     pub shutdown_deadline: humantime::Duration,
@@ -111,6 +117,13 @@ pub struct ServeArgs {
     /// Access control: tokens, allowed `Host` names, TLS.
     #[command(flatten)]
     pub access: AccessArgs,
+    /// Archive every complete bucket into this directory as Parquet (off when unset); the
+    /// embedded store keeps what is not archived yet past its retention.
+    #[arg(long, env = "TIMEBUCKET_ARCHIVE_DIR")]
+    pub archive_dir: Option<PathBuf>,
+    /// How long after its end a bucket is archived (readings arriving later are not in it).
+    #[arg(long, env = "TIMEBUCKET_ARCHIVE_GRACE", default_value_t = ArchiveConfig::DEFAULT_GRACE.into())]
+    pub archive_grace: humantime::Duration,
 }
 
 impl ServeArgs {
@@ -152,6 +165,10 @@ impl ServeArgs {
             accept,
             flusher,
             shutdown_deadline: self.shutdown_deadline.into(),
+            rollup_compaction_interval: positive(
+                "--rollup-compaction-interval",
+                self.rollup_compaction_interval,
+            )?,
             flush_stall_timeout: positive("--flush-stall-timeout", self.flush_stall_timeout)?,
             http,
             query: self.query.limits()?,
@@ -170,7 +187,17 @@ impl ServeArgs {
             cql: self.store.security.security()?,
             quarantine: Quarantine::in_data_dir(&self.data_dir),
             settings_cache: SettingsCache::in_data_dir(&self.data_dir),
+            archive: self.archive()?,
         })
+    }
+
+    /// Automatic archiving, when `--archive-dir` is set.
+    fn archive(&self) -> Result<Option<ArchiveConfig>, FlagError> {
+        let grace = positive("--archive-grace", self.archive_grace)?;
+        Ok(self.archive_dir.clone().map(|dir| ArchiveConfig {
+            grace,
+            ..ArchiveConfig::in_dir(dir)
+        }))
     }
 
     /// This replica's share of the scrape targets.
@@ -361,6 +388,7 @@ mod tests {
         assert_eq!(config.wal.max_record_bytes, DEFAULT_MAX_RECORD_BYTES);
         assert_eq!(config.wal.dir, PathBuf::from(DEFAULT_DATA_DIR).join("wal"));
         assert!(matches!(config.store, StoreTarget::Embedded { .. }));
+        assert_eq!(config.archive, None);
         assert_eq!(config.cql_session, SessionConfig::default());
         let alerting = &config.alerting;
         assert!(!alerting.enabled());
@@ -449,6 +477,7 @@ mod tests {
             (&["--alert-resend-delay", "0s"], "--alert-resend-delay"),
             (&["--alert-notify-timeout", "0s"], "--alert-notify-timeout"),
             (&["--external-url", "tb.example"], "--external-url"),
+            (&["--archive-grace", "0s"], "--archive-grace"),
         ];
         for (flags, flag) in cases {
             let error = serve(flags).config().unwrap_err();

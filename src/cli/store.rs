@@ -113,6 +113,12 @@ pub struct SettingsArgs {
     /// TimeWindowCompactionStrategy window (default 6h): whole hours, a multiple of the bucket.
     #[arg(long, env = "TIMEBUCKET_COMPACTION_WINDOW", value_parser = humantime::parse_duration)]
     pub compaction_window: Option<Duration>,
+    /// Retention of the per-minute rollups (default 35d, at most 50d).
+    #[arg(long, env = "TIMEBUCKET_ROLLUP_MINUTE_RETENTION", value_parser = humantime::parse_duration)]
+    pub rollup_minute_retention: Option<Duration>,
+    /// Retention of the per-hour rollups (default 400d, at most 500d).
+    #[arg(long, env = "TIMEBUCKET_ROLLUP_HOUR_RETENTION", value_parser = humantime::parse_duration)]
+    pub rollup_hour_retention: Option<Duration>,
 }
 
 impl SettingsArgs {
@@ -135,6 +141,14 @@ impl SettingsArgs {
             latest_shards: self.latest_shards,
             ttl_seconds: seconds("--retention", self.retention)?,
             compaction_window_seconds: seconds("--compaction-window", self.compaction_window)?,
+            rollup_minute_ttl_seconds: seconds(
+                "--rollup-minute-retention",
+                self.rollup_minute_retention,
+            )?,
+            rollup_hour_ttl_seconds: seconds(
+                "--rollup-hour-retention",
+                self.rollup_hour_retention,
+            )?,
         })
     }
 }
@@ -178,6 +192,8 @@ mod tests {
             latest_shards: None,
             retention: None,
             compaction_window: None,
+            rollup_minute_retention: None,
+            rollup_hour_retention: None,
         };
         assert_eq!(args.request().unwrap_err().flag, "--bucket-width");
     }

@@ -13,7 +13,8 @@
 //! sum is preserved exactly; otherwise `t` is clamped to 0 or 1, the nearest the buckets allow.
 //! An unbounded, non-empty overflow bucket takes what the other buckets (at their midpoints)
 //! leave of the sum, but never less than its lower bound. Without a sum, representatives are the
-//! midpoints (the overflow bucket: its lower bound).
+//! midpoints (the overflow bucket: its lower bound). A representative is never exactly a
+//! positive lower bound, which belongs to the bucket below: it moves up by one ulp.
 //!
 //! **What that means for `/v1/stats`.** Every request is represented by a duration inside its own
 //! bucket, so counts and the mean are exact (when `S` is feasible) and a percentile lands in the
@@ -282,7 +283,7 @@ impl DurationHistogram {
             .zip(reps)
             .map(|(span, rep)| Representative {
                 count: span.count,
-                duration_ms: rep.clamp(0.0, MAX_DURATION_MS),
+                duration_ms: inside(span, rep).clamp(0.0, MAX_DURATION_MS),
             })
             .collect()
     }
@@ -332,6 +333,18 @@ impl DurationHistogram {
             }
         }
         spans
+    }
+}
+
+/// `rep` moved just above a positive lower bound it sits on: buckets hold `(lo, hi]`
+/// (Prometheus `le`, OpenTelemetry explicit and exponential bounds), so a representative at
+/// exactly `lo` would count in the bucket below wherever `le` buckets are counted again.
+fn inside(span: &Bucket, rep: f64) -> f64 {
+    let above_lo = span.lo.next_up();
+    if span.lo > 0.0 && rep < above_lo && span.hi.is_none_or(|hi| hi >= above_lo) {
+        above_lo
+    } else {
+        rep
     }
 }
 

@@ -286,7 +286,7 @@ impl Context<'_> {
             return Err("a data point without time_unix_nano".into());
         }
         let at = nanos_to_ms(ns);
-        rules::timestamp(at, self.window, &rules::describe_millis(at))
+        rules::timestamp(at, self.window, || rules::describe_millis(at))
     }
 
     /// The current resource reported a point at `at`.

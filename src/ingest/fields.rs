@@ -134,27 +134,21 @@ impl<'a, 'body> Fields<'a, 'body> {
     /// and within the window. A refused timestamp is quoted as it was received: a value outside
     /// the calendar (`9223372036854775807`) has no date to show.
     pub fn timestamp(&mut self, window: &Window) -> Option<TimestampMs> {
-        let (outcome, received) = match take(&mut self.object, "timestamp") {
-            None | Some(Lenient::Null) => (Ok(window.now), String::new()),
-            Some(Lenient::Str(text)) => (TimestampMs::parse(&text), format!("`{text}`")),
+        let outcome = match take(&mut self.object, "timestamp") {
+            None | Some(Lenient::Null) => rules::timestamp(window.now, window, String::new),
+            Some(Lenient::Str(text)) => TimestampMs::parse(&text)
+                .and_then(|at| rules::timestamp(at, window, || format!("`{text}`"))),
             Some(Lenient::Number(n)) => match n.as_i64().map(TimestampMs::from_millis) {
-                Some(at) => (Ok(at), rules::describe_millis(at)),
-                None => (
-                    Err(format!(
-                        "epoch milliseconds must be a whole number, got {n}"
-                    )),
-                    String::new(),
-                ),
-            },
-            Some(other) => (
-                Err(format!(
-                    "must be RFC 3339 text or epoch milliseconds, got {}",
-                    other.type_name()
+                Some(at) => rules::timestamp(at, window, || rules::describe_millis(at)),
+                None => Err(format!(
+                    "epoch milliseconds must be a whole number, got {n}"
                 )),
-                String::new(),
-            ),
+            },
+            Some(other) => Err(format!(
+                "must be RFC 3339 text or epoch milliseconds, got {}",
+                other.type_name()
+            )),
         };
-        let outcome = outcome.and_then(|at| rules::timestamp(at, window, &received));
         self.check("timestamp", outcome)
     }
 }

@@ -27,7 +27,8 @@ use tokio::task::JoinHandle;
 use super::quarantine::{Header, Item, Quarantine, What};
 use super::record::{encode, Accepted};
 use crate::model::TimestampMs;
-use crate::store::{Store, StoreError};
+use crate::rollup::{Cells, RollupRow};
+use crate::store::{Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalError};
 use prepare::{Prepared, Preparer};
@@ -122,22 +123,27 @@ impl<S: Store> Flusher<S> {
     /// Runs until drained (Ok) or until the WAL fails (Err).
     ///
     /// Two stages overlap: a [`Preparer`] task reads, decodes and groups the next batch while this
-    /// one writes the current batch, so the store is not left idle between flushes. At most one
-    /// batch waits between them, which bounds memory to about three batches.
+    /// one writes the current batch, so the store is not left idle between flushes. The preparer
+    /// groups a batch only once the writer has taken the previous one, which bounds the
+    /// flusher's memory to two batches (one being written, one ready), one WAL read and the
+    /// rollup aggregates of the piece under way.
     pub async fn run(self) -> Result<(), FlushError> {
         let (ready_tx, ready) = mpsc::channel(1);
         let retry = WalRetry::new(&self.config, self.metrics.clone());
-        let preparer = Preparer {
+        let mut preparer = Preparer {
             wal: self.wal.clone(),
             settings: *self.store.settings(),
-            wal_ids: self.store.wal_ids(),
+            wal_ids: false,
             max_read_bytes: self.config.max_read_bytes,
             drain: self.drain.clone(),
             quarantine: self.quarantine.clone(),
             metrics: self.metrics.clone(),
             retry: retry.clone(),
         };
-        let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(ready_tx)));
+        let writer = preparer.writer_id().await?;
+        // Asked once the WAL's identity is known: a store gives WAL ids to one WAL only.
+        preparer.wal_ids = self.store.wal_ids(writer);
+        let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(writer, ready_tx)));
         let written = self.write_in_order(ready, &retry).await;
         let prepared = (&mut preparing.0)
             .await
@@ -145,27 +151,37 @@ impl<S: Store> Flusher<S> {
         prepared.and(written)
     }
 
-    /// Writes each prepared batch until stored, then confirms its WAL position. A batch's
-    /// confirmation (an fsync) overlaps the next batch's write; confirmations stay in order.
+    /// Writes each prepared batch until stored; after the last batch of a piece, writes the
+    /// piece's partial rollups (from the batches the store took) and confirms its WAL position.
+    /// A confirmation (an fsync) overlaps the next batch's write; confirmations stay in order.
     async fn write_in_order(
         &self,
         mut ready: mpsc::Receiver<Prepared>,
         retry: &WalRetry,
     ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
+        let mut piece = Cells::default();
+        let since = self.store.rollups_written_since();
         while let Some(prepared) = ready.recv().await {
-            self.write_until_stored(&prepared).await;
+            if self.write_until_stored(&prepared).await {
+                piece.add_batch(&prepared.batch, since);
+            }
             if ready.is_empty() {
                 self.metrics.flush_lag_seconds.set(0.0);
             }
+            self.metrics
+                .readings_flushed
+                .inc_by(prepared.batch.readings() as u64);
+            let Some(ended) = prepared.ends_piece else {
+                continue;
+            };
+            self.write_rollups(std::mem::take(&mut piece).into_rows(ended))
+                .await;
             if let Some(previous) = confirming.take() {
                 previous.await.expect("WAL confirm thread panicked")?;
             }
             let confirm = retry.clone().confirm(self.wal.clone(), prepared.end);
             confirming = Some(tokio::spawn(confirm));
-            self.metrics
-                .readings_flushed
-                .inc_by(prepared.batch.readings() as u64);
         }
         if let Some(last) = confirming {
             last.await.expect("WAL confirm thread panicked")?;
@@ -174,23 +190,51 @@ impl<S: Store> Flusher<S> {
     }
 
     /// Writes a prepared batch, retrying with backoff while the store is unavailable, until the
-    /// store takes it or refuses it for good (then the batch goes to the quarantine).
-    async fn write_until_stored(&self, prepared: &Prepared) {
+    /// store takes it (true) or refuses it for good (false: the batch went to the quarantine).
+    async fn write_until_stored(&self, prepared: &Prepared) -> bool {
+        let lag_ms = (TimestampMs::now().millis() - prepared.oldest.millis()).max(0);
+        self.metrics.flush_lag_seconds.set(lag_ms as f64 / 1000.0);
+        match self.store_with_retries(&prepared.batch).await {
+            Ok(took) => {
+                self.metrics.flush_seconds.observe(took.as_secs_f64());
+                true
+            }
+            Err(error) => {
+                self.set_aside(prepared, &error).await;
+                false
+            }
+        }
+    }
+
+    /// Writes the partial rollups of a piece. They are derived from readings that are stored,
+    /// so a refusal for good loses nothing raw: it is logged and counted, and the stats of
+    /// those slots come out short until `timebucket rollup rebuild` recomputes them.
+    async fn write_rollups(&self, rollups: Vec<RollupRow>) {
+        if rollups.is_empty() {
+            return;
+        }
+        let batch = WriteBatch {
+            rollups,
+            ..WriteBatch::default()
+        };
+        if let Err(error) = self.store_with_retries(&batch).await {
+            tracing::error!(%error, rows = batch.rollups.len(), "the store refused partial rollups; rebuild the rollups of these slots with `timebucket rollup rebuild`");
+        }
+    }
+
+    /// Writes `batch`, retrying with backoff while the store is unavailable: how long the
+    /// write that succeeded took, or the error when the store refuses it for good.
+    async fn store_with_retries(&self, batch: &WriteBatch) -> Result<Duration, StoreError> {
         let mut delay = self.config.retry_initial;
         loop {
-            let lag_ms = (TimestampMs::now().millis() - prepared.oldest.millis()).max(0);
-            self.metrics.flush_lag_seconds.set(lag_ms as f64 / 1000.0);
             let started = Instant::now();
-            match self.store.write(&prepared.batch).await {
+            match self.store.write(batch).await {
                 Ok(()) => {
-                    self.metrics
-                        .flush_seconds
-                        .observe(started.elapsed().as_secs_f64());
                     self.store_healthy.send_replace(true);
-                    return;
+                    return Ok(started.elapsed());
                 }
                 Err(error) if error.is_retryable() => self.record_failure(&error, delay),
-                Err(error) => return self.set_aside(prepared, &error).await,
+                Err(error) => return Err(error),
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.config.retry_max);

@@ -113,6 +113,7 @@ pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseErr
             });
             continue;
         };
+        readings.reserve(items.len());
         for (index, item) in items.into_iter().enumerate() {
             match item {
                 Lenient::Object(object) => {

@@ -24,11 +24,9 @@ pub struct RecordError(String);
 
 /// Encodes an accepted request into a WAL payload.
 pub fn encode(accepted: &Accepted) -> Vec<u8> {
-    let mut payload = vec![FORMAT_V1];
-    // Serializing plain data into a Vec cannot fail.
-    let body = postcard::to_stdvec(accepted).expect("readings serialize");
-    payload.extend_from_slice(&body);
-    payload
+    // Serialized straight after the version byte, not into a second buffer that is then
+    // copied. Serializing plain data into a Vec cannot fail.
+    postcard::to_extend(accepted, vec![FORMAT_V1]).expect("readings serialize")
 }
 
 /// Decodes a WAL payload written by [`encode`].

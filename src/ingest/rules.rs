@@ -12,15 +12,23 @@ pub use crate::model::reading::MAX_DURATION_MS;
 
 /// A reading's time: within the window of acceptable timestamps. A refusal quotes the value as
 /// it was `received`: a value outside the calendar (`9223372036854775807`) has no date to show.
-pub fn timestamp(at: TimestampMs, window: &Window, received: &str) -> Result<TimestampMs, String> {
+/// `received` runs only on a refusal: describing every accepted timestamp (two dates formatted)
+/// was the largest single cost of parsing a body.
+pub fn timestamp(
+    at: TimestampMs,
+    window: &Window,
+    received: impl FnOnce() -> String,
+) -> Result<TimestampMs, String> {
     if at < window.oldest {
         Err(format!(
-            "{received} is older than the retention (oldest accepted: {})",
+            "{} is older than the retention (oldest accepted: {})",
+            received(),
             window.oldest.to_rfc3339()
         ))
     } else if at > window.newest {
         Err(format!(
-            "{received} is too far in the future (newest accepted: {})",
+            "{} is too far in the future (newest accepted: {})",
+            received(),
             window.newest.to_rfc3339()
         ))
     } else {
@@ -77,7 +85,7 @@ impl SeeKind for Faults<'_> {
         if let Err(errors) = K::from_values(head, &reading.values()) {
             self.faults.extend(errors.0);
         }
-        if let Err(problem) = timestamp(at, self.window, &describe_millis(at)) {
+        if let Err(problem) = timestamp(at, self.window, || describe_millis(at)) {
             self.faults.push(("timestamp", problem));
         }
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::MigrateError;
+use crate::model::settings::RollupRetention;
 use crate::model::{BucketWidth, Settings, ShardCount};
 
 /// [`Settings`] in words, as logs and `migrate up` show them: `bucket width 1h, 4 shards, 16
@@ -41,6 +42,10 @@ pub struct SettingsRequest {
     pub ttl_seconds: Option<u32>,
     /// `--compaction-window`, seconds.
     pub compaction_window_seconds: Option<u32>,
+    /// `--rollup-minute-retention`, seconds.
+    pub rollup_minute_ttl_seconds: Option<u32>,
+    /// `--rollup-hour-retention`, seconds.
+    pub rollup_hour_ttl_seconds: Option<u32>,
 }
 
 impl SettingsRequest {
@@ -65,7 +70,14 @@ impl SettingsRequest {
             compaction_window_seconds: self
                 .compaction_window_seconds
                 .unwrap_or(base.compaction_window_seconds),
-            rollups: base.rollups,
+            rollups: RollupRetention {
+                minute_ttl_seconds: self
+                    .rollup_minute_ttl_seconds
+                    .unwrap_or(base.rollups.minute_ttl_seconds),
+                hour_ttl_seconds: self
+                    .rollup_hour_ttl_seconds
+                    .unwrap_or(base.rollups.hour_ttl_seconds),
+            },
         };
         settings.validate().map_err(MigrateError::InvalidSettings)?;
         Ok(settings)
@@ -99,7 +111,7 @@ impl SettingsRequest {
     }
 
     /// The requested values under the names [`Settings::to_pairs`] stores them by.
-    fn to_pairs(self) -> [(&'static str, Option<i64>); 5] {
+    fn to_pairs(self) -> [(&'static str, Option<i64>); 7] {
         [
             (
                 "bucket_width_seconds",
@@ -111,6 +123,14 @@ impl SettingsRequest {
             (
                 "compaction_window_seconds",
                 self.compaction_window_seconds.map(i64::from),
+            ),
+            (
+                "rollup_minute_ttl_seconds",
+                self.rollup_minute_ttl_seconds.map(i64::from),
+            ),
+            (
+                "rollup_hour_ttl_seconds",
+                self.rollup_hour_ttl_seconds.map(i64::from),
             ),
         ]
     }
@@ -172,9 +192,11 @@ mod tests {
             latest_shards: Some(recorded.latest_shards.get()),
             ttl_seconds: Some(recorded.ttl_seconds),
             compaction_window_seconds: Some(recorded.compaction_window_seconds),
+            rollup_minute_ttl_seconds: Some(recorded.rollups.minute_ttl_seconds),
+            rollup_hour_ttl_seconds: Some(recorded.rollups.hour_ttl_seconds),
         };
         every.check_against(&recorded).unwrap();
-        let off_by_one: [(&str, SettingsRequest); 5] = [
+        let off_by_one: [(&str, SettingsRequest); 7] = [
             (
                 "bucket_width_seconds",
                 SettingsRequest {
@@ -210,6 +232,20 @@ mod tests {
                     ..every
                 },
             ),
+            (
+                "rollup_minute_ttl_seconds",
+                SettingsRequest {
+                    rollup_minute_ttl_seconds: Some(recorded.rollups.minute_ttl_seconds + 1),
+                    ..every
+                },
+            ),
+            (
+                "rollup_hour_ttl_seconds",
+                SettingsRequest {
+                    rollup_hour_ttl_seconds: Some(recorded.rollups.hour_ttl_seconds + 1),
+                    ..every
+                },
+            ),
         ];
         for (expected, request) in off_by_one {
             match request.check_against(&recorded) {
@@ -219,7 +255,6 @@ mod tests {
         }
     }
 
-    /// The rollup retentions are stored but not requestable yet (their defaults are recorded).
     #[test]
     fn every_requestable_setting_is_a_stored_setting() {
         let mut requested: Vec<&str> = SettingsRequest::default()
@@ -231,7 +266,6 @@ mod tests {
             .to_pairs()
             .iter()
             .map(|(name, _)| *name)
-            .filter(|name| !name.starts_with("rollup_"))
             .collect();
         requested.sort_unstable();
         stored.sort_unstable();

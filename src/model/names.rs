@@ -31,6 +31,14 @@ fn check_text(value: &str, max_bytes: usize) -> Result<(), String> {
             value.len()
         ));
     }
+    // Every deceptive character is outside ASCII, and the ASCII control characters are the C0
+    // range and DEL: an ASCII name (nearly all) is checked byte by byte, without decoding.
+    if value.is_ascii() {
+        if value.bytes().any(|b| b.is_ascii_control()) {
+            return Err("must not contain control characters".into());
+        }
+        return Ok(());
+    }
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }

@@ -29,7 +29,7 @@ pub struct TimestampMs(i64);
 
 impl TimestampMs {
     /// Wraps epoch milliseconds.
-    pub fn from_millis(millis: i64) -> Self {
+    pub const fn from_millis(millis: i64) -> Self {
         Self(millis)
     }
 

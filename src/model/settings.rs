@@ -10,6 +10,9 @@ use super::bucket::{BucketWidth, ShardCount};
 
 /// Most TTL / window ratios Scylla accepts for TWCS by default.
 pub const MAX_WINDOWS_PER_TTL: u64 = 50;
+/// The TWCS / retention windows of the minute and hour rollups, seconds
+/// (`rollup::Resolution::window_seconds`).
+pub const ROLLUP_WINDOW_SECONDS: [(&str, u64); 2] = [("minute", 86_400), ("hour", 864_000)];
 
 /// The validated deployment settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +87,18 @@ impl Settings {
                 "TTL ({}s) must span 1 to {MAX_WINDOWS_PER_TTL} compaction windows of {window}s, got {windows}",
                 self.ttl_seconds
             ));
+        }
+        let rollups = [
+            self.rollups.minute_ttl_seconds,
+            self.rollups.hour_ttl_seconds,
+        ];
+        for ((level, window), ttl) in ROLLUP_WINDOW_SECONDS.into_iter().zip(rollups) {
+            if ttl == 0 || u64::from(ttl) > window * MAX_WINDOWS_PER_TTL {
+                return Err(format!(
+                    "{level} rollup retention ({ttl}s) must be more than 0 and at most \
+                     {MAX_WINDOWS_PER_TTL} windows of {window}s"
+                ));
+            }
         }
         Ok(())
     }
@@ -180,6 +195,17 @@ mod tests {
         let read = Settings::from_pairs(old).unwrap();
         assert_eq!(read.rollups, RollupRetention::default());
         assert_eq!(read.rollups.minute_ttl_seconds, 35 * 24 * 3600);
+    }
+
+    #[test]
+    fn rollup_retentions_are_bounded_by_their_windows() {
+        let mut settings = Settings::default();
+        settings.rollups.minute_ttl_seconds = 51 * 86_400;
+        assert!(settings.validate().unwrap_err().contains("minute rollup"));
+        settings.rollups.minute_ttl_seconds = 60;
+        settings.validate().unwrap();
+        settings.rollups.hour_ttl_seconds = 0;
+        assert!(settings.validate().unwrap_err().contains("hour rollup"));
     }
 
     #[test]

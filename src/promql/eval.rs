@@ -25,7 +25,8 @@ use super::error::PromqlError;
 use super::fetch::{too_many_samples, Fetched};
 use super::labels::{selector_matchers, Labels};
 use super::limits::EngineConfig;
-use super::plan::{offset_ms, sample_range, Timeline, Use};
+use super::plan::{level, offset_ms, sample_range, Timeline, Use};
+use crate::query::source::Source as Sources;
 use select::RawSeries;
 
 /// One series of an instant vector over the timeline.
@@ -114,6 +115,8 @@ pub struct Eval<'a> {
     pub samples: usize,
     /// When the query times out.
     pub deadline: Instant,
+    /// What selectors may read (the read of each selector was planned with the same).
+    pub sources: Sources,
 }
 
 impl Eval<'_> {
@@ -220,8 +223,10 @@ impl Eval<'_> {
         use_: Use,
     ) -> Result<Vec<RawSeries>, PromqlError> {
         let matchers = selector_matchers(vs);
-        let (lo, hi) = sample_range(&self.timeline, offset_ms(&vs.offset), window_ms);
-        let raw = select::raw_series(self.data, &matchers, (lo, hi), use_);
+        let offset = offset_ms(&vs.offset);
+        let (lo, hi) = sample_range(&self.timeline, offset, window_ms);
+        let level = level(use_, offset, window_ms, &self.timeline, self.sources);
+        let raw = select::raw_series(self.data, &matchers, (lo, hi), use_, level);
         self.check_series(raw.len())?;
         self.charge(raw.iter().map(|r| r.t.len()).sum())?;
         Ok(raw)

@@ -9,6 +9,12 @@
 //! Windows are left-open, as in Prometheus 3: a selector evaluated at `t` sees samples in
 //! `(t - offset - window, t - offset]`, where the window is the lookback for an instant selector
 //! and the range for a range selector.
+//!
+//! Rollups ([`rollup_level`]): a selector is read from rollups when only the sum of its
+//! increments over each window matters (`rate`, `increase`) and every window edge of the query
+//! is a slot boundary of the level (the coarsest such level; else raw readings). Its read then
+//! covers whole slots, and [`Level`] is part of the read's key: a selector reading raw and one
+//! reading rollups of the same service get their own data.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +29,8 @@ use super::families::{Family, Kind};
 use super::labels::{required_value, selector_matchers, METRIC_NAME};
 use crate::model::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode};
 use crate::query::params::ApiFilter;
+use crate::query::source::{Level, Source as Sources};
+use crate::rollup::Resolution;
 
 /// A UTC day in milliseconds: counters restart from zero at every UTC midnight (the anchor of
 /// a bare counter's value).
@@ -56,8 +64,11 @@ impl Timeline {
 pub enum Use {
     /// Sample values: a gauge's value, a counter's count since the UTC midnight before it.
     Values,
-    /// Counter increments only (`rate`, `increase`, `irate`).
+    /// Counter increments with their times (`irate`).
     Increments,
+    /// Only the sum of a counter's increments over each window (`rate`, `increase`): what
+    /// rollups can serve.
+    Sums,
 }
 
 /// A selector of the query and how it is used.
@@ -86,6 +97,47 @@ pub fn sample_range(timeline: &Timeline, offset: i64, window_ms: i64) -> (i64, i
         timeline.start - offset - window_ms + 1,
         timeline.last() - offset,
     )
+}
+
+/// The coarsest level of rollups that serves a selector exactly, or why none can: only sums of
+/// increments, and only when every window edge `t − offset` and `t − offset − window` of the
+/// timeline is a slot boundary (slots are `[s, s + slot)`, windows `(a, b]`).
+pub fn rollup_level(
+    use_: Use,
+    offset: i64,
+    window_ms: i64,
+    timeline: &Timeline,
+) -> Result<Resolution, &'static str> {
+    if use_ != Use::Sums {
+        return Err("only rate() and increase() of the request families read rollups");
+    }
+    let aligned = |slot: i64| {
+        (timeline.start - offset).rem_euclid(slot) == 0
+            && window_ms % slot == 0
+            && (timeline.steps == 1 || timeline.step % slot == 0)
+    };
+    [Resolution::Hour, Resolution::Minute]
+        .into_iter()
+        .find(|r| aligned(r.step_ms()))
+        .ok_or(
+            "its windows do not start and end on whole minutes (the range, the step, the offset \
+             and the evaluation time must be whole minutes)",
+        )
+}
+
+/// What serves a selector's reads under `sources`: raw readings, or the level of
+/// [`rollup_level`].
+pub fn level(
+    use_: Use,
+    offset: i64,
+    window_ms: i64,
+    timeline: &Timeline,
+    sources: Sources,
+) -> Level {
+    match (sources, rollup_level(use_, offset, window_ms, timeline)) {
+        (Sources::Raw, _) | (_, Err(_)) => Level::Raw,
+        (_, Ok(resolution)) => Level::Rollup(resolution),
+    }
 }
 
 /// Checks `expr` against the supported subset and lists its selectors.
@@ -175,7 +227,11 @@ fn walk<'e>(
                         uses.push(SelectorUse {
                             selector: &ms.vs,
                             window_ms: ms.range.as_millis() as i64,
-                            use_: Use::Increments,
+                            use_: if func == Func::Irate {
+                                Use::Increments
+                            } else {
+                                Use::Sums
+                            },
                         });
                     }
                     (arg, _) => walk(arg, lookback_ms, uses)?,
@@ -269,13 +325,15 @@ pub fn host_instance(matchers: &[Matcher]) -> Option<Option<InstanceName>> {
     }
 }
 
-/// One read: a service's readings of one kind.
+/// One read: a service's readings of one kind, for selectors served by one level.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ReadKey {
     /// The service.
     pub service: ServiceName,
     /// API or host readings.
     pub kind: Kind,
+    /// Raw readings, or rollups of a level (and raw readings where they cannot serve).
+    pub level: Level,
 }
 
 /// What one read covers: the union of the windows of every selector needing it, and the
@@ -310,16 +368,25 @@ impl ReadSpec {
     }
 }
 
-/// The reads a query needs: one per (service, kind), covering every step.
+/// The reads a query needs: one per (service, kind, level), covering every step.
 pub fn reads(
     uses: &[SelectorUse<'_>],
     timeline: &Timeline,
     services: &[ServiceName],
+    sources: Sources,
 ) -> BTreeMap<ReadKey, ReadSpec> {
     let mut out: BTreeMap<ReadKey, ReadSpec> = BTreeMap::new();
     for u in uses {
         let matchers = selector_matchers(u.selector);
-        let (from, to) = sample_range(timeline, offset_ms(&u.selector.offset), u.window_ms);
+        let offset = offset_ms(&u.selector.offset);
+        let (from, to) = sample_range(timeline, offset, u.window_ms);
+        let level = level(u.use_, offset, u.window_ms, timeline, sources);
+        // Whole slots: from the one starting at the first window's (excluded) left edge to the
+        // one starting at the last window's right edge.
+        let (from, to) = match level {
+            Level::Raw => (from, to),
+            Level::Rollup(r) => (from - 1, to + r.step_ms() - 1),
+        };
         let families = families(&matchers);
         for kind in [Kind::Api, Kind::Host] {
             let of_kind: Vec<&Family> = families.iter().filter(|f| f.kind() == kind).collect();
@@ -357,6 +424,7 @@ pub fn reads(
                 let key = ReadKey {
                     service: service.clone(),
                     kind,
+                    level: if kind == Kind::Api { level } else { Level::Raw },
                 };
                 match out.get_mut(&key) {
                     Some(existing) => existing.widen(spec.clone()),

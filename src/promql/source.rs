@@ -4,6 +4,9 @@
 //! [`queries::QueriesSource`] implements it over the query layer's planner and fan-out; tests
 //! implement it over a `Vec` of readings. Pages come in no particular order: the engine sorts
 //! what it keeps.
+//!
+//! Rollups are optional for a source: by default it records none ([`Source::rollups_since`]
+//! is never), and the engine reads raw readings only.
 
 pub mod queries;
 
@@ -11,8 +14,9 @@ use std::future::Future;
 
 use futures::stream::BoxStream;
 
-use crate::model::{ApiReading, HostReading, InstanceName, ServiceName};
+use crate::model::{ApiReading, HostReading, InstanceName, ServiceName, TimestampMs};
 use crate::query::params::{ApiFilter, TimeRange};
+use crate::rollup::{Resolution, RollupRow};
 use crate::store::StoreError;
 
 /// Pages of readings, in no particular order.
@@ -39,6 +43,27 @@ pub trait Source: Send + Sync + 'static {
         range: TimeRange,
         instance: Option<&InstanceName>,
     ) -> Pages<HostReading>;
+
+    /// From when `service` has complete rollups (`rollup::coverage`); by default never.
+    fn rollups_since(
+        &self,
+        _service: &ServiceName,
+    ) -> impl Future<Output = Result<TimestampMs, SourceError>> + Send {
+        async { Ok(TimestampMs::from_millis(i64::MAX)) }
+    }
+
+    /// The API rollup rows of `service` at `resolution` with a slot in `range` (whole slots)
+    /// whose series pass `filter`, partials already reduced (`rollup::merge::maximal`); by
+    /// default none.
+    fn api_rollups(
+        &self,
+        _service: &ServiceName,
+        _resolution: Resolution,
+        _range: TimeRange,
+        _filter: &ApiFilter,
+    ) -> impl Future<Output = Result<Vec<RollupRow>, SourceError>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
 /// Why reading failed.

@@ -1,6 +1,7 @@
 //! Engine tests over readings held in memory: the semantics, each case computed by hand.
 
 mod cases;
+mod rollups;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +28,8 @@ struct Memory {
     reads: Arc<Mutex<Vec<String>>>,
     /// Every page waits this long (for the timeout test).
     delay: Duration,
+    /// Rollups, complete from this instant on, computed from the readings (`rollups::Rollups`).
+    rollups: Option<rollups::Rollups>,
 }
 
 fn pages<R: Send + 'static>(rows: Vec<R>, delay: Duration) -> Pages<R> {
@@ -86,6 +89,29 @@ impl Source for Memory {
             .cloned()
             .collect();
         pages(rows, self.delay)
+    }
+
+    async fn rollups_since(&self, _service: &ServiceName) -> Result<TimestampMs, SourceError> {
+        Ok(self
+            .rollups
+            .as_ref()
+            .map_or(TimestampMs::from_millis(i64::MAX), |r| r.since))
+    }
+
+    async fn api_rollups(
+        &self,
+        service: &ServiceName,
+        resolution: crate::rollup::Resolution,
+        range: TimeRange,
+        filter: &ApiFilter,
+    ) -> Result<Vec<crate::rollup::RollupRow>, SourceError> {
+        self.reads
+            .lock()
+            .unwrap()
+            .push(format!("rollups {service}"));
+        Ok(self.rollups.as_ref().map_or_else(Vec::new, |r| {
+            r.rows(&self.api, service, resolution, range, filter)
+        }))
     }
 }
 

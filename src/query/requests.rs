@@ -105,7 +105,7 @@ fn limit(c: &mut Checker<'_>, limits: &QueryLimits) -> Option<u32> {
     })
 }
 
-/// `source` (default `raw`), checked against the step; `None` when invalid (recorded).
+/// `source` (default `auto`), checked against the step; `None` when invalid (recorded).
 fn source(c: &mut Checker<'_>, step: Option<Step>) -> Option<Source> {
     let source = c.optional("source", Source::parse);
     if source.is_none() && c.has("source") {

@@ -1,11 +1,12 @@
-//! Reading rollups for the stats endpoints: every partition of a level over a span of whole
-//! slots, read concurrently, partials reduced to the maximal pieces (`rollup::merge`).
+//! Reading rollups for the stats endpoints and the PromQL engine: every partition of a level
+//! over a span of whole slots, read concurrently, partials reduced to the maximal pieces
+//! (`rollup::merge`).
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::params::{ApiFilter, TimeRange};
 use super::{Queries, QueryError};
-use crate::model::ServiceName;
+use crate::model::{ApiReading, ReadingKind, ServiceName, TimestampMs};
 use crate::rollup::{merge, Resolution, RollupRequest, RollupRow, RollupSeries};
 use crate::store::Store;
 
@@ -80,12 +81,37 @@ impl<S: Store> Queries<S> {
         }
         Ok(merge::maximal(rows))
     }
+
+    /// From when `service` has complete rollups (`rollup::coverage`).
+    pub async fn rollups_complete_since(
+        &self,
+        service: &ServiceName,
+    ) -> Result<TimestampMs, QueryError> {
+        Ok(self.store.rollups_since(service).await?)
+    }
+
+    /// The merged API rollup rows of `service` at `resolution` in `range` (whole slots) whose
+    /// series pass `filter`, bounded by `max_scan_rows`: the PromQL engine's read.
+    pub async fn api_rollups(
+        &self,
+        service: &ServiceName,
+        resolution: Resolution,
+        range: TimeRange,
+        filter: &ApiFilter,
+    ) -> Result<Vec<RollupRow>, QueryError> {
+        let kind = ApiReading::INFO.index;
+        let mut scanned = 0;
+        let mut rows = self
+            .rollup_rows(service, kind, resolution, range, &mut scanned)
+            .await?;
+        rows.retain(|row| matches(filter, &row.series));
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::TimestampMs;
 
     #[test]
     fn partitions_are_clamped_to_the_range() {

@@ -58,6 +58,15 @@ impl Default for Sketch {
     }
 }
 
+/// A duration as the sketch counts it: negative and NaN are 0 ms.
+fn clean(value: f64) -> f64 {
+    if value.is_nan() {
+        0.0
+    } else {
+        value.max(0.0)
+    }
+}
+
 fn index_of(value: f64) -> i32 {
     (value.ln() / GAMMA.ln()).ceil() as i32
 }
@@ -72,7 +81,7 @@ impl Sketch {
         if weight == 0 {
             return;
         }
-        let value = if value.is_nan() { 0.0 } else { value.max(0.0) };
+        let value = clean(value);
         self.total += weight;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
@@ -81,18 +90,45 @@ impl Sketch {
             return;
         }
         let index = index_of(value);
+        self.cover(index, index);
+        self.counts[(index - self.offset) as usize] += weight;
+    }
+
+    /// Adds each `(value, weight)` as [`Sketch::add`] does, with the buckets grown once, to
+    /// their final size: a few durations of one series spread over dozens of buckets, so adding
+    /// them one by one regrows the buckets with nearly every one.
+    pub fn add_all(&mut self, values: &[(f64, u64)]) {
+        let span = values
+            .iter()
+            .filter(|(value, weight)| *weight > 0 && clean(*value) > ZERO_MS)
+            .map(|(value, _)| index_of(clean(*value)))
+            .fold(None, |span: Option<(i32, i32)>, i| {
+                Some(span.map_or((i, i), |(lo, hi)| (lo.min(i), hi.max(i))))
+            });
+        if let Some((lo, hi)) = span {
+            self.cover(lo, hi);
+        }
+        for &(value, weight) in values {
+            self.add(value, weight);
+        }
+    }
+
+    /// Grows the buckets to cover indexes `lo..=hi`; empty buckets get exactly that.
+    fn cover(&mut self, lo: i32, hi: i32) {
         if self.counts.is_empty() {
-            self.offset = index;
-        } else if index < self.offset {
-            let grow = (self.offset - index) as usize;
+            self.offset = lo;
+            self.counts = vec![0; (hi - lo) as usize + 1];
+            return;
+        }
+        if lo < self.offset {
+            let grow = (self.offset - lo) as usize;
             self.counts.splice(0..0, std::iter::repeat_n(0, grow));
-            self.offset = index;
+            self.offset = lo;
         }
-        let slot = (index - self.offset) as usize;
-        if slot >= self.counts.len() {
-            self.counts.resize(slot + 1, 0);
+        let top = (hi - self.offset) as usize;
+        if top >= self.counts.len() {
+            self.counts.resize(top + 1, 0);
         }
-        self.counts[slot] += weight;
     }
 
     /// Adds every request of `other`: the result is the sketch of both inputs together, bucket
@@ -125,6 +161,12 @@ impl Sketch {
         for (slot, count) in self.counts[start..].iter_mut().zip(&other.counts) {
             *slot += count;
         }
+    }
+
+    /// Drops the spare capacity the buckets grew with: a sketch that is kept (a flush's partial
+    /// rollups wait for their write) holds only its buckets.
+    pub fn shrink_to_fit(&mut self) {
+        self.counts.shrink_to_fit();
     }
 
     /// The exact smallest duration, if any.
@@ -240,6 +282,26 @@ mod tests {
             }
             let bytes = postcard::to_allocvec(&left).unwrap();
             prop_assert_eq!(postcard::from_bytes::<Sketch>(&bytes).unwrap(), left);
+        }
+
+        #[test]
+        fn adding_all_at_once_equals_adding_one_by_one(
+            first in prop::collection::vec((-1.0f64..1e6, 0u64..500), 0..20),
+            values in prop::collection::vec(
+                (prop_oneof![-1.0f64..1e6, 0.0f64..1e-5, Just(f64::NAN)], 0u64..500),
+                0..40,
+            ),
+        ) {
+            let (mut one_by_one, mut at_once) = (Sketch::default(), Sketch::default());
+            for (value, weight) in &first {
+                one_by_one.add(*value, *weight);
+                at_once.add(*value, *weight);
+            }
+            for (value, weight) in &values {
+                one_by_one.add(*value, *weight);
+            }
+            at_once.add_all(&values);
+            prop_assert_eq!(at_once, one_by_one);
         }
 
         #[test]

@@ -7,6 +7,9 @@
 //! and the sub-minute edges from raw readings. Rollups are written in the same store write as
 //! their readings, so a slot's rollups are as complete as its raw readings, the current minute
 //! included: no freshness edge is needed.
+//!
+//! Rollups are complete only from the store's recorded *since* on (`rollup::coverage`): the
+//! part of the range before it is read raw, whatever the source.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,18 +19,17 @@ use crate::rollup::Resolution;
 
 /// `?source=`: what a stats query may read.
 ///
-/// The default is `raw`: readings stored before rollups existed (or written around the
-/// flusher) have none, and nothing records yet from when a store has them, so rollups are
-/// asked for explicitly until `timebucket rollup rebuild` can fill them in.
+/// The default is `auto`: rollups where the step allows and the store records them complete,
+/// raw readings elsewhere; the answer is the same (counts exact) either way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Source {
-    /// Raw readings only (the default).
-    #[default]
+    /// Raw readings only.
     Raw,
-    /// Rollups wherever they can serve, raw readings for the edges; refused when the step is
-    /// not a whole number of minutes.
+    /// Rollups wherever they can serve, raw readings for the edges and before the rollups'
+    /// start; refused when the step is not a whole number of minutes.
     Rollup,
-    /// As `rollup` when the step allows, else raw.
+    /// As `rollup` when the step allows, else raw (the default).
+    #[default]
     Auto,
 }
 
@@ -55,7 +57,7 @@ impl Source {
 }
 
 /// What serves one part of the range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     /// Raw readings.
     Raw,
@@ -89,18 +91,28 @@ pub struct SourceUsed {
     pub used: String,
     /// Every level read, coarsest first (`1h`, `1m`, `raw`).
     pub levels: Vec<String>,
+    /// From when the store holds complete rollups of the service (RFC 3339); absent when the
+    /// query read raw readings only by request or has none recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollups_since: Option<String>,
 }
 
 impl SourceUsed {
-    /// The summary of a plan.
-    pub fn of(spans: &[Span]) -> Self {
+    /// The summary of a plan made with rollups complete from `since`.
+    pub fn of(spans: &[Span], since: Option<TimestampMs>) -> Self {
+        let read: Vec<Level> = spans.iter().map(|s| s.level).collect();
+        Self::of_levels(&read, since)
+    }
+
+    /// The summary of reads of `read` levels, with rollups complete from `since`.
+    pub fn of_levels(read: &[Level], since: Option<TimestampMs>) -> Self {
         let mut levels: Vec<Level> = Vec::new();
         for level in [
             Level::Rollup(Resolution::Hour),
             Level::Rollup(Resolution::Minute),
             Level::Raw,
         ] {
-            if spans.iter().any(|s| s.level == level) {
+            if read.contains(&level) {
                 levels.push(level);
             }
         }
@@ -108,6 +120,9 @@ impl SourceUsed {
         Self {
             used: if rollup { "rollup" } else { "raw" }.into(),
             levels: levels.iter().map(|l| l.name().to_owned()).collect(),
+            rollups_since: since
+                .filter(|s| s.millis() != i64::MAX)
+                .map(TimestampMs::to_rfc3339),
         }
     }
 }
@@ -122,19 +137,18 @@ fn usable(step: Step) -> Vec<Resolution> {
     levels
 }
 
-/// The spans serving `range` at `step` from `source`, in time order.
-pub fn plan(range: TimeRange, step: Step, source: Source) -> Vec<Span> {
+/// The spans serving `range` at `step` from `source`, in time order, with rollups complete
+/// from `since` on (raw readings before it).
+pub fn plan(range: TimeRange, step: Step, source: Source, since: TimestampMs) -> Vec<Span> {
     let levels = match source {
         Source::Raw => Vec::new(),
         Source::Rollup | Source::Auto => usable(step),
     };
+    let (from, until) = (range.from.millis(), range.to.millis() + 1);
+    let split = since.millis().clamp(from, until);
     let mut spans = Vec::new();
-    cover(
-        range.from.millis(),
-        range.to.millis() + 1,
-        &levels,
-        &mut spans,
-    );
+    cover(from, split, &[], &mut spans);
+    cover(split, until, &levels, &mut spans);
     spans
 }
 
@@ -175,6 +189,7 @@ mod tests {
 
     const M: i64 = 60_000;
     const H: i64 = 3_600_000;
+    const ALWAYS: TimestampMs = TimestampMs::from_millis(i64::MIN);
 
     fn range(from: i64, to: i64) -> TimeRange {
         TimeRange {
@@ -196,6 +211,7 @@ mod tests {
             range(10 * H - M - 500, 13 * H + 2 * M + 7),
             Step::parse("1h").unwrap(),
             Source::Auto,
+            ALWAYS,
         );
         assert_eq!(
             shape(&spans),
@@ -207,13 +223,13 @@ mod tests {
                 ("raw", 13 * H + 2 * M, 13 * H + 2 * M + 7),
             ]
         );
-        assert_eq!(SourceUsed::of(&spans).levels, ["1h", "1m", "raw"]);
+        assert_eq!(SourceUsed::of(&spans, None).levels, ["1h", "1m", "raw"]);
     }
 
     #[test]
     fn a_step_that_is_not_whole_minutes_reads_raw_and_refuses_rollup() {
         let step = Step::parse("90s").unwrap();
-        let spans = plan(range(0, 10 * H), step, Source::Auto);
+        let spans = plan(range(0, 10 * H), step, Source::Auto, ALWAYS);
         assert_eq!(shape(&spans), [("raw", 0, 10 * H)]);
         assert!(Source::Rollup.check(step).is_err());
         // A 5-minute step uses minutes only: an hour slot would straddle no step, but 1h does
@@ -222,9 +238,40 @@ mod tests {
             range(0, 2 * H - 1),
             Step::parse("5m").unwrap(),
             Source::Auto,
+            ALWAYS,
         );
         assert_eq!(shape(&spans), [("1m", 0, 2 * H - 1)]);
-        let spans = plan(range(0, 2 * H - 1), Step::parse("5m").unwrap(), Source::Raw);
-        assert_eq!(SourceUsed::of(&spans).used, "raw");
+        let spans = plan(
+            range(0, 2 * H - 1),
+            Step::parse("5m").unwrap(),
+            Source::Raw,
+            ALWAYS,
+        );
+        assert_eq!(SourceUsed::of(&spans, None).used, "raw");
+    }
+
+    #[test]
+    fn before_the_rollups_start_the_range_is_read_raw() {
+        let step = Step::parse("1h").unwrap();
+        let since = TimestampMs::from_millis(12 * H);
+        let spans = plan(range(10 * H - 5, 14 * H + 5), step, Source::Auto, since);
+        assert_eq!(
+            shape(&spans),
+            [
+                ("raw", 10 * H - 5, 12 * H - 1),
+                ("1h", 12 * H, 14 * H - 1),
+                ("raw", 14 * H, 14 * H + 5),
+            ]
+        );
+        // Wholly before: raw; wholly after: rollups.
+        let spans = plan(range(0, 2 * H - 1), step, Source::Rollup, since);
+        assert_eq!(shape(&spans), [("raw", 0, 2 * H - 1)]);
+        let spans = plan(range(20 * H, 22 * H - 1), step, Source::Auto, since);
+        assert_eq!(shape(&spans), [("1h", 20 * H, 22 * H - 1)]);
+        // Never recorded: raw.
+        let never = TimestampMs::from_millis(i64::MAX);
+        let spans = plan(range(20 * H, 22 * H - 1), step, Source::Auto, never);
+        assert_eq!(SourceUsed::of(&spans, Some(never)).rollups_since, None);
+        assert_eq!(shape(&spans), [("raw", 20 * H, 22 * H - 1)]);
     }
 }

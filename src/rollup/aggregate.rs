@@ -4,15 +4,20 @@
 //! sketch of `query::sketch` (exact min and max, percentiles within ±1%). [`HostAgg`]: samples,
 //! per numeric gauge its samples, sum, min and max, and availability counts. Counts and max are
 //! exact under any merge; sums are floating point, equal up to rounding order.
+//!
+//! An API aggregate also carries the PromQL parts of `rollup::prom` (`prom`), encoded after the
+//! aggregate itself so rows written before they existed still decode (with `prom: None`). A
+//! merge keeps them only when every input has them.
 
 use serde::{Deserialize, Serialize};
 
+use super::prom::PromParts;
 use crate::model::kind::FieldType;
 use crate::model::{ApiReading, HostReading, ReadingKind};
 use crate::query::sketch::Sketch;
 
 /// The aggregate of API readings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiAgg {
     /// Requests (the sum of `count`).
     pub count: u64,
@@ -24,11 +29,36 @@ pub struct ApiAgg {
     pub duration_sum: f64,
     /// Request-weighted durations.
     pub sketch: Sketch,
+    /// The PromQL parts; `None` in rows written before they existed. Encoded apart, after the
+    /// rest ([`Agg::to_bytes`]).
+    #[serde(skip)]
+    pub prom: Option<Box<PromParts>>,
+}
+
+impl Default for ApiAgg {
+    /// Empty, with (empty) PromQL parts.
+    fn default() -> Self {
+        Self {
+            count: 0,
+            server_errors: 0,
+            client_errors: 0,
+            duration_sum: 0.0,
+            sketch: Sketch::default(),
+            prom: Some(Box::default()),
+        }
+    }
 }
 
 impl ApiAgg {
-    /// Adds one reading.
-    pub fn add(&mut self, r: &ApiReading) {
+    /// Adds one reading, stamped exactly at the start of the aggregate's slot or not.
+    pub fn add(&mut self, r: &ApiReading, at_slot_start: bool) {
+        self.add_unsketched(r, at_slot_start);
+        self.sketch.add(r.duration_ms, u64::from(r.count));
+    }
+
+    /// [`ApiAgg::add`] but for the sketch: the caller adds `(duration_ms, count)` to it later,
+    /// in bulk ([`Sketch::add_all`]).
+    pub fn add_unsketched(&mut self, r: &ApiReading, at_slot_start: bool) {
         let count = u64::from(r.count);
         self.count += count;
         if r.code.is_server_error() {
@@ -37,7 +67,9 @@ impl ApiAgg {
             self.client_errors += count;
         }
         self.duration_sum += r.duration_ms * count as f64;
-        self.sketch.add(r.duration_ms, count);
+        if let Some(prom) = &mut self.prom {
+            prom.add(r.duration_ms, count, at_slot_start);
+        }
     }
 
     /// Adds everything of `other`.
@@ -47,6 +79,11 @@ impl ApiAgg {
         self.client_errors += other.client_errors;
         self.duration_sum += other.duration_sum;
         self.sketch.merge(&other.sketch);
+        match (&mut self.prom, &other.prom) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            // A row without the parts cannot say which of its readings were at the slot start.
+            _ => self.prom = None,
+        }
     }
 }
 
@@ -160,13 +197,38 @@ impl Agg {
         }
     }
 
-    /// The stored bytes (postcard).
+    /// The stored bytes (postcard), the extension included.
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("an aggregate always serializes")
+        let mut bytes = postcard::to_allocvec(self).expect("an aggregate always serializes");
+        self.append_extension(&mut bytes);
+        bytes
     }
 
-    /// Reads stored bytes back.
+    /// Appends the extension (an API aggregate's PromQL parts) to an encoding that ends with
+    /// this aggregate: its own, or a whole row's.
+    pub fn append_extension(&self, bytes: &mut Vec<u8>) {
+        if let Agg::Api(ApiAgg {
+            prom: Some(prom), ..
+        }) = self
+        {
+            let encoded = postcard::to_extend(prom.as_ref(), std::mem::take(bytes));
+            *bytes = encoded.expect("PromQL parts always serialize");
+        }
+    }
+
+    /// Reads the extension from the bytes left after this aggregate's encoding: none left is a
+    /// row written before the extension existed.
+    pub fn read_extension(&mut self, rest: &[u8]) -> Result<(), postcard::Error> {
+        if let (Agg::Api(api), false) = (self, rest.is_empty()) {
+            api.prom = Some(Box::new(postcard::from_bytes(rest)?));
+        }
+        Ok(())
+    }
+
+    /// Reads stored bytes back (the extension when present).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
+        let (mut agg, rest): (Agg, &[u8]) = postcard::take_from_bytes(bytes)?;
+        agg.read_extension(rest)?;
+        Ok(agg)
     }
 }

@@ -4,11 +4,17 @@
 //! the offset its frame starts at. A batch (a *piece*) holds records of one chunk only, and
 //! inside a chunk it ends only where the reader ran out of durable records. The chunk size is a
 //! constant, not a flag: pieces of two runs of different configurations must still nest.
+//!
+//! It was 4 MiB (one flush batch) until a piece could span several batches; 16 MiB is a
+//! multiple of it, so every piece an older version wrote lies within one chunk of this size and
+//! a replay's piece still contains it whole.
 
 use crate::wal::Position;
 
-/// Bytes of a chunk: the default flush size, so at full speed a batch is as large as before.
-pub const CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes of a chunk: four default flush batches. Larger pieces mean fewer partial rows (a
+/// series' readings of one minute in one chunk make one row), at the price of confirming the
+/// WAL up to a chunk later (a crash replays at most one chunk more).
+pub const CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The chunk of the record starting at `position`: its segment and window.
 pub fn chunk_of(position: Position) -> (u64, u64) {

@@ -8,49 +8,66 @@ use super::partial::{RollupRow, RollupSeries};
 use super::Resolution;
 use crate::model::TimestampMs;
 
-/// The partials of `rows` that no other partial of the same series, slot, writer and chunk
-/// contains; their pieces are disjoint.
+/// The rows of `rows` that count: what compacted rows hold is left out (`compact::resolve`),
+/// then the partials that another partial of the same series, slot, writer and chunk contains;
+/// the pieces left are disjoint.
 pub fn maximal(rows: Vec<RollupRow>) -> Vec<RollupRow> {
-    type Group = (
+    let rows = super::compact::resolve(rows);
+    // Keys borrow from `rows` and most groups hold one row: no clone, no vector per group.
+    type Group<'a> = (
         usize,
         Resolution,
         TimestampMs,
-        RollupSeries,
+        &'a RollupSeries,
         uuid::Uuid,
         u64,
         u64,
     );
-    let mut groups: HashMap<Group, Vec<RollupRow>> = HashMap::new();
-    for row in rows {
+    let mut first: HashMap<Group<'_>, usize> = HashMap::with_capacity(rows.len());
+    let mut shared: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
         let piece = row.piece;
         let key = (
             row.agg.kind(),
             row.resolution,
             row.slot,
-            row.series.clone(),
+            &row.series,
             piece.writer,
             piece.segment,
             piece.start / CHUNK_BYTES,
         );
-        groups.entry(key).or_default().push(row);
-    }
-    let mut kept = Vec::new();
-    for (_, mut group) in groups {
-        if group.len() == 1 {
-            kept.append(&mut group);
-            continue;
-        }
-        // Widest first: a piece is dropped when an already kept one contains it.
-        group.sort_by_key(|r| (r.piece.start, std::cmp::Reverse(r.piece.last)));
-        let mut outer: Vec<RollupRow> = Vec::new();
-        for row in group {
-            if !outer.iter().any(|o| o.piece.contains(&row.piece)) {
-                outer.push(row);
+        match first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                shared
+                    .entry(*e.get())
+                    .or_insert_with(|| vec![*e.get()])
+                    .push(i);
             }
         }
-        kept.append(&mut outer);
     }
-    kept
+    let mut keep = vec![true; rows.len()];
+    for (_, mut group) in shared {
+        // Widest first: a piece is dropped when an already kept one contains it.
+        group.sort_by_key(|&i| (rows[i].piece.start, std::cmp::Reverse(rows[i].piece.last)));
+        let mut outer: Vec<usize> = Vec::new();
+        for i in group {
+            if outer
+                .iter()
+                .any(|&o| rows[o].piece.contains(&rows[i].piece))
+            {
+                keep[i] = false;
+            } else {
+                outer.push(i);
+            }
+        }
+    }
+    rows.into_iter()
+        .zip(keep)
+        .filter_map(|(row, keep)| keep.then_some(row))
+        .collect()
 }
 
 #[cfg(test)]
@@ -59,6 +76,9 @@ mod tests {
     use crate::model::reading::sample;
     use crate::model::Reading;
     use crate::rollup::{partials, Agg, Piece};
+
+    /// Partials of every reading.
+    const ALL: TimestampMs = TimestampMs::from_millis(i64::MIN);
 
     fn piece(start: u64, last: u64) -> Piece {
         Piece {
@@ -85,12 +105,13 @@ mod tests {
         let two = vec![Reading::Api(sample::api()), Reading::Api(sample::api())];
         // First run: [16, 100] and [120, 200]; the replay reads [16, 300] in one piece (the
         // same key as the first, so it overwrote it) and [300..] is new.
-        let mut rows = partials(&one, piece(120, 200));
+        let mut rows = partials(&one, piece(120, 200), ALL);
         rows.extend(partials(
             &[one.clone(), two.clone()].concat(),
             piece(16, 300),
+            ALL,
         ));
-        rows.extend(partials(&one, piece(310, 320)));
+        rows.extend(partials(&one, piece(310, 320), ALL));
         assert_eq!(count(&maximal(rows)), 3 * 3 + 3);
     }
 
@@ -99,9 +120,9 @@ mod tests {
         let one = vec![Reading::Api(sample::api())];
         let mut other = piece(16, 100);
         other.writer = uuid::Uuid::max();
-        let mut rows = partials(&one, piece(16, 200));
-        rows.extend(partials(&one, other));
-        rows.extend(partials(&one, piece(CHUNK_BYTES, CHUNK_BYTES + 5)));
+        let mut rows = partials(&one, piece(16, 200), ALL);
+        rows.extend(partials(&one, other, ALL));
+        rows.extend(partials(&one, piece(CHUNK_BYTES, CHUNK_BYTES + 5), ALL));
         assert_eq!(count(&maximal(rows)), 9);
     }
 }

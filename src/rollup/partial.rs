@@ -1,16 +1,18 @@
 //! Partial rollup rows: what one piece of the WAL adds to each (series, slot), and the read
 //! request of one rollup partition.
 
-use std::collections::HashMap;
-
+use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::aggregate::{Agg, ApiAgg, HostAgg};
 use super::Resolution;
+use crate::model::kind::ALL;
 use crate::model::{
-    ApiPath, HttpMethod, InstanceName, Reading, ServiceName, StatusCode, TimestampMs,
+    ApiPath, ApiReading, HostReading, HttpMethod, InstanceName, Reading, ServiceName, StatusCode,
+    TimestampMs,
 };
+use crate::store::{Partition, WriteBatch};
 
 /// The series of a rollup row: an API series with its status code, or an instance (host).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,8 +63,26 @@ pub struct RollupRow {
     pub series: RollupSeries,
     /// Where in the WAL it came from.
     pub piece: Piece,
-    /// The aggregate (its variant is the kind).
+    /// The aggregate (its variant is the kind). Last, so that [`RollupRow::to_bytes`] can
+    /// append the aggregate's extension to the row's encoding.
     pub agg: Agg,
+}
+
+impl RollupRow {
+    /// A whole row's stored bytes (postcard; the embedded store's value), the aggregate's
+    /// extension included.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = postcard::to_allocvec(self).expect("a rollup row always serializes");
+        self.agg.append_extension(&mut bytes);
+        bytes
+    }
+
+    /// Reads [`RollupRow::to_bytes`] back, and rows written before the extension existed.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let (mut row, rest): (RollupRow, &[u8]) = postcard::take_from_bytes(bytes)?;
+        row.agg.read_extension(rest)?;
+        Ok(row)
+    }
 }
 
 /// Every partial row of one rollup partition (service, kind, level, partition start) whose
@@ -85,58 +105,200 @@ pub struct RollupRequest {
 
 type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
 
-/// The partial rows of both levels for `readings`, all read from `piece` of the WAL.
-pub fn partials(readings: &[Reading], piece: Piece) -> Vec<RollupRow> {
-    let mut api: HashMap<PartialKey, ApiAgg> = HashMap::new();
-    let mut host: HashMap<PartialKey, HostAgg> = HashMap::new();
-    for reading in readings {
-        for resolution in Resolution::ALL {
-            match reading {
-                Reading::Api(r) => {
-                    let series = RollupSeries {
-                        instance: r.instance.clone(),
-                        method: Some(r.method.clone()),
-                        path: Some(r.path.clone()),
-                        code: Some(r.code),
-                    };
-                    let key = (
-                        resolution,
-                        r.service.clone(),
-                        resolution.slot_of(r.timestamp),
-                        series,
-                    );
-                    api.entry(key).or_default().add(r);
-                }
-                Reading::Host(r) => {
-                    let series = RollupSeries {
-                        instance: r.instance.clone(),
-                        method: None,
-                        path: None,
-                        code: None,
-                    };
-                    let key = (
-                        resolution,
-                        r.service.clone(),
-                        resolution.slot_of(r.timestamp),
-                        series,
-                    );
-                    host.entry(key).or_default().add(r);
-                }
-            }
+/// A [`PartialKey`], borrowed from a reading, so that adding to an existing cell copies no
+/// name (`HashMap::entry_ref` copies them only for a new cell, through `From`). Fields in
+/// `PartialKey`'s order (the series' fields flattened), so the hashes agree.
+#[derive(Hash)]
+struct PartialKeyRef<'a> {
+    resolution: Resolution,
+    service: &'a ServiceName,
+    slot: TimestampMs,
+    instance: &'a InstanceName,
+    method: Option<&'a HttpMethod>,
+    path: Option<&'a ApiPath>,
+    code: Option<StatusCode>,
+}
+
+impl Equivalent<PartialKey> for PartialKeyRef<'_> {
+    fn equivalent(&self, (resolution, service, slot, series): &PartialKey) -> bool {
+        self.resolution == *resolution
+            && self.slot == *slot
+            && *self.service == *service
+            && *self.instance == series.instance
+            && self.method == series.method.as_ref()
+            && self.path == series.path.as_ref()
+            && self.code == series.code
+    }
+}
+
+impl From<&PartialKeyRef<'_>> for PartialKey {
+    fn from(key: &PartialKeyRef<'_>) -> Self {
+        let series = RollupSeries {
+            instance: key.instance.clone(),
+            method: key.method.cloned(),
+            path: key.path.cloned(),
+            code: key.code,
+        };
+        (key.resolution, key.service.clone(), key.slot, series)
+    }
+}
+
+/// The aggregates of both levels of some readings, per (service, slot, series), before they
+/// are given the piece they came from: the flusher adds the readings of each batch it stored
+/// and turns the cells into rows once the piece ends.
+#[derive(Debug, Default)]
+pub struct Cells {
+    api: HashMap<PartialKey, ApiCell>,
+    host: HashMap<PartialKey, HostAgg>,
+}
+
+impl Cells {
+    /// The cells of the readings of `readings` at or after `since` (a whole hour, so a slot is
+    /// either wholly in or out).
+    pub fn of(readings: &[Reading], since: TimestampMs) -> Self {
+        let mut cells = Cells::default();
+        for reading in readings {
+            cells.add(reading, since);
+        }
+        cells
+    }
+
+    /// Adds `reading` to its slot of each level, unless it is before `since`.
+    pub fn add(&mut self, reading: &Reading, since: TimestampMs) {
+        match reading {
+            Reading::Api(r) => self.add_api(r, since),
+            Reading::Host(r) => self.add_host(r, since),
         }
     }
-    let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
-        service,
-        resolution,
-        slot,
-        series,
-        piece,
-        agg,
-    };
-    let mut rows: Vec<RollupRow> = api
-        .into_iter()
-        .map(|(key, agg)| row(key, Agg::Api(agg)))
-        .collect();
-    rows.extend(host.into_iter().map(|(key, agg)| row(key, Agg::Host(agg))));
-    rows
+
+    /// Adds every reading `batch` writes, unless it is before `since`: the flusher adds each
+    /// batch the store took straight into the cells of its piece, so no cells are made per
+    /// batch only to be merged into the piece's (at a few readings per cell and batch, those
+    /// cells' allocations and merges cost as much as the aggregation itself).
+    pub fn add_batch(&mut self, batch: &WriteBatch, since: TimestampMs) {
+        // A kind added to the model needs its cells here (and in `add`, which the compiler
+        // checks): this stops the build until it has them.
+        const _: () = assert!(ALL.len() == 2, "a new reading kind needs rollup cells");
+        for r in rows(&batch.kinds.get::<ApiReading>().partitions) {
+            self.add_api(r, since);
+        }
+        for r in rows(&batch.kinds.get::<HostReading>().partitions) {
+            self.add_host(r, since);
+        }
+    }
+
+    fn add_api(&mut self, r: &ApiReading, since: TimestampMs) {
+        if r.timestamp < since {
+            return;
+        }
+        for resolution in Resolution::ALL {
+            let slot = resolution.slot_of(r.timestamp);
+            let key = PartialKeyRef {
+                resolution,
+                service: &r.service,
+                slot,
+                instance: &r.instance,
+                method: Some(&r.method),
+                path: Some(&r.path),
+                code: Some(r.code),
+            };
+            self.api
+                .entry_ref(&key)
+                .or_default()
+                .add(r, slot == r.timestamp);
+        }
+    }
+
+    fn add_host(&mut self, r: &HostReading, since: TimestampMs) {
+        if r.timestamp < since {
+            return;
+        }
+        for resolution in Resolution::ALL {
+            let key = PartialKeyRef {
+                resolution,
+                service: &r.service,
+                slot: resolution.slot_of(r.timestamp),
+                instance: &r.instance,
+                method: None,
+                path: None,
+                code: None,
+            };
+            self.host.entry_ref(&key).or_default().add(r);
+        }
+    }
+
+    /// The partial rows of these cells, all read from `piece` of the WAL.
+    pub fn into_rows(self, piece: Piece) -> Vec<RollupRow> {
+        let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
+            service,
+            resolution,
+            slot,
+            series,
+            piece,
+            agg,
+        };
+        let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
+        rows.extend(
+            self.api
+                .into_iter()
+                .map(|(key, cell)| row(key, Agg::Api(cell.into_agg()))),
+        );
+        rows.extend(
+            self.host
+                .into_iter()
+                .map(|(key, agg)| row(key, Agg::Host(agg))),
+        );
+        rows
+    }
+}
+
+/// Durations an [`ApiCell`] holds back from its sketch.
+const PENDING: usize = 8;
+
+/// The aggregate of an API cell, and the durations not in its sketch yet: they are added
+/// [`PENDING`] at a time ([`Sketch::add_all`](crate::query::sketch::Sketch::add_all)), so that the sketch of a cell with a few
+/// readings is allocated once at its final size. Added one by one, the durations of a series
+/// (spread over dozens of buckets) regrew the sketch with nearly every reading.
+#[derive(Debug, Default)]
+struct ApiCell {
+    agg: ApiAgg,
+    /// `(duration_ms, count)` of readings added to `agg` but not to its sketch.
+    pending: [(f64, u64); PENDING],
+    /// How many of `pending` are in use.
+    pending_len: usize,
+}
+
+impl ApiCell {
+    fn add(&mut self, r: &ApiReading, at_slot_start: bool) {
+        self.agg.add_unsketched(r, at_slot_start);
+        if self.pending_len == PENDING {
+            self.sketch_pending();
+        }
+        self.pending[self.pending_len] = (r.duration_ms, u64::from(r.count));
+        self.pending_len += 1;
+    }
+
+    fn sketch_pending(&mut self) {
+        self.agg.sketch.add_all(&self.pending[..self.pending_len]);
+        self.pending_len = 0;
+    }
+
+    /// The whole aggregate. A row waits for its write: its sketch keeps only its buckets, not
+    /// the capacity they grew with.
+    fn into_agg(mut self) -> ApiAgg {
+        self.sketch_pending();
+        self.agg.sketch.shrink_to_fit();
+        self.agg
+    }
+}
+
+/// The rows of every partition.
+fn rows<R>(partitions: &[Partition<R>]) -> impl Iterator<Item = &R> {
+    partitions.iter().flat_map(|p| &p.rows)
+}
+
+/// The partial rows of both levels for the readings of `readings` at or after `since` (a whole
+/// hour, so a slot is either wholly in or out), all read from `piece` of the WAL.
+pub fn partials(readings: &[Reading], piece: Piece, since: TimestampMs) -> Vec<RollupRow> {
+    Cells::of(readings, since).into_rows(piece)
 }

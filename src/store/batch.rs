@@ -89,6 +89,28 @@ pub struct WriteBatch {
     pub rollups: Vec<RollupRow>,
 }
 
+/// [`WriteBatch::build`] one reading at a time, so the flusher groups readings as it decodes
+/// them instead of gathering a piece's readings in one list first (at tens of thousands of
+/// readings per flush, that list was the largest block of the flusher's memory).
+pub struct WriteBatchBuilder<'s>(Grouping<'s>);
+
+impl<'s> WriteBatchBuilder<'s> {
+    /// An empty batch, grouped with `settings`.
+    pub fn new(settings: &'s Settings) -> Self {
+        Self(Grouping::new(settings))
+    }
+
+    /// Adds `reading` to its partition.
+    pub fn push(&mut self, reading: Reading) {
+        reading.into_kind(&mut self.0);
+    }
+
+    /// The batch; `seen` filters out series entries already written.
+    pub fn finish(self, seen: &SeriesSeen) -> WriteBatch {
+        self.0.finish(seen)
+    }
+}
+
 /// Remembers series entries already written, so each is written once per bucket. Bounded: past
 /// `capacity` it forgets everything (rewriting an entry is harmless, only wasted work).
 #[derive(Debug)]
@@ -126,11 +148,11 @@ impl WriteBatch {
     /// Names are cloned once per partition, per series kept as latest and per new series entry,
     /// not once per reading: the flusher groups tens of thousands of readings per flush.
     pub fn build(readings: Vec<Reading>, settings: &Settings, seen: &SeriesSeen) -> Self {
-        let mut grouping = Grouping::new(settings);
+        let mut builder = WriteBatchBuilder::new(settings);
         for reading in readings {
-            reading.into_kind(&mut grouping);
+            builder.push(reading);
         }
-        grouping.finish(seen)
+        builder.finish(seen)
     }
 
     /// Kind `K`'s share.

@@ -41,11 +41,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use fjall::config::{FilterPolicy, PinningPolicy};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::model::kind::{EachKind, Kinds, KINDS};
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
-use crate::store::{expired, PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
+use crate::store::{
+    expired, PageRequest, RetentionHold, SeriesEntry, Store, StoreError, WriteBatch,
+};
 
 /// fjall's block cache (decompressed blocks of tables, for reads): its default, stated here
 /// because it is one term of the memory model (README, "Embedded store memory").
@@ -55,6 +58,33 @@ pub const BLOCK_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// memtables and the uncompressed journal (issue 10 §18); 64 MiB (fjall's minimum) bounds the
 /// journal on disk, the memtables it keeps alive in memory, and what a restart replays.
 pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest memtable of one keyspace before fjall seals it and flushes it to a table. fjall's
+/// default, 64 MiB, times the keyspaces written at once (the current window, latest, the rollup
+/// windows), held the service at 300-400 MiB after a million readings; fjall has no working
+/// global write-buffer cap, so this is the bound. A keyspace holds its active memtable and up to
+/// three sealed ones waiting for a flush worker (fjall halts its writes at four), so 4 MiB
+/// rather than 8 takes up to ~16 MiB per busy keyspace off the peak (BENCHMARKS.md, "Embedded
+/// store at scale"). Recorded per keyspace when it is created (keyspaces of an older store keep
+/// theirs until their window is dropped).
+pub const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Options of the keyspaces read by key (`meta`, `latest`: the writer reads a latest row
+/// before replacing it, which the Bloom filters speed up).
+fn keyspace_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+}
+
+/// Options of the keyspaces only ever scanned by prefix (the reading windows, the rollup
+/// windows): no Bloom filters, which only serve point reads and cost about 1.25 bytes per row
+/// on disk, and no index or filter blocks pinned in memory (fjall pins those of its first two
+/// levels), so their index blocks go through the bounded block cache: pinned, they grew the
+/// service's memory with the store (~30 MiB per 10 M readings).
+fn scan_keyspace_options() -> KeyspaceCreateOptions {
+    keyspace_options()
+        .filter_policy(FilterPolicy::disabled())
+        .filter_block_pinning_policy(PinningPolicy::disabled())
+        .index_block_pinning_policy(PinningPolicy::disabled())
+}
 
 /// The folder of the block files, inside the store's directory.
 const BLOCKS_DIR: &str = "blocks";
@@ -79,7 +109,13 @@ struct Inner {
     rollups: Mutex<rollup::Windows>,
     /// The readings (see `blocks`).
     blocks: blocks::Blocks,
+    /// Settings and the rollup coverage (`rollup::coverage`).
+    meta: Keyspace,
+    /// Recorded at the first open with rollups: it never changes.
+    rollups_written_since: TimestampMs,
     settings: Settings,
+    /// Windows ending after the hold are kept past their TTL (the bucket archive's).
+    hold: RetentionHold,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -114,7 +150,13 @@ impl EmbeddedStore {
     /// A store still holding readings in the row format of earlier versions is refused with
     /// [`StoreError::OldFormat`] (see [`EmbeddedStore::open_to_convert`]).
     pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
-        let store = Self::open_to_convert(dir, first)?;
+        Self::open_held(dir, first, RetentionHold::none())
+    }
+
+    /// Like [`EmbeddedStore::open_with`], with retention held by `hold` from the first expiry
+    /// pass (the one at open) on.
+    pub fn open_held(dir: &Path, first: Settings, hold: RetentionHold) -> Result<Self, StoreError> {
+        let store = Self::open_any_format(dir, first, hold)?;
         if store.count_legacy_rows(1)? > 0 {
             return Err(StoreError::OldFormat {
                 store: format!("the embedded store at {}", dir.display()),
@@ -129,32 +171,42 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `dir` like [`EmbeddedStore::open_with`], whatever format
     /// its readings are in: for [`EmbeddedStore::convert`].
     pub fn open_to_convert(dir: &Path, first: Settings) -> Result<Self, StoreError> {
+        Self::open_any_format(dir, first, RetentionHold::none())
+    }
+
+    fn open_any_format(
+        dir: &Path,
+        first: Settings,
+        hold: RetentionHold,
+    ) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
             .cache_size(BLOCK_CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(embedded("opening the embedded store"))?;
         let meta = db
-            .keyspace("meta", KeyspaceCreateOptions::default)
+            .keyspace("meta", keyspace_options)
             .map_err(embedded("opening the meta keyspace"))?;
         let latest = db
-            .keyspace("latest", KeyspaceCreateOptions::default)
+            .keyspace("latest", keyspace_options)
             .map_err(embedded("opening the latest keyspace"))?;
         let settings = load_or_record_settings(&meta, dir, first)?;
         let manifest = db
-            .keyspace("blocks", KeyspaceCreateOptions::default)
+            .keyspace("blocks", keyspace_options)
             .map_err(embedded("opening the blocks manifest"))?;
         let blocks = blocks::Blocks::open(dir.join(BLOCKS_DIR), manifest)?;
         let mut windows = BTreeMap::new();
         for name in db.list_keyspace_names() {
             if let Some(start) = name.strip_prefix('w').and_then(|s| s.parse::<i64>().ok()) {
                 let keyspace = db
-                    .keyspace(&name, KeyspaceCreateOptions::default)
+                    .keyspace(&name, scan_keyspace_options)
                     .map_err(embedded("opening a window keyspace"))?;
                 windows.insert(start, keyspace);
             }
         }
         let rollups = rollup::open_windows(&db)?;
+        let rollups_written_since =
+            rollup::record_written_since(&meta, &latest, TimestampMs::now())?;
         let store = Self {
             inner: Arc::new(Inner {
                 db,
@@ -162,7 +214,10 @@ impl EmbeddedStore {
                 windows: Mutex::new(windows),
                 rollups: Mutex::new(rollups),
                 blocks,
+                meta,
+                rollups_written_since,
                 settings,
+                hold,
             }),
         };
         let now = TimestampMs::now();
@@ -173,8 +228,13 @@ impl EmbeddedStore {
         Ok(store)
     }
 
-    /// Deletes every window whose readings are all past the retention at `now`; returns how
-    /// many were dropped. Runs at open and before each write. Whenever a window goes (and at
+    /// The hold on this store's retention.
+    pub fn retention_hold(&self) -> &RetentionHold {
+        &self.inner.hold
+    }
+
+    /// Deletes every window whose readings are all past the retention at `now` and that the
+    /// [`RetentionHold`] lets go; returns how many were dropped. Runs at open and before each write. Whenever a window goes (and at
     /// open), the latest rows past the retention go too; reads already leave them out.
     pub fn drop_expired_windows(&self, now: TimestampMs) -> Result<usize, StoreError> {
         let settings = &self.inner.settings;
@@ -190,16 +250,22 @@ impl EmbeddedStore {
                 .keys()
                 .copied()
                 .take_while(|start| start + window <= horizon)
+                .filter(|start| {
+                    let end = TimestampMs::from_millis((start + window) * 1000);
+                    self.inner.hold.may_drop(end)
+                })
                 .collect();
             starts
                 .into_iter()
                 .filter_map(|start| windows.remove(&start).map(|k| (start, k)))
                 .collect()
         };
-        let blocks =
-            self.inner
-                .blocks
-                .drop_expired(self.inner.db.batch(), settings.ttl_seconds, now)?;
+        let blocks = self.inner.blocks.drop_expired(
+            self.inner.db.batch(),
+            settings.ttl_seconds,
+            &self.inner.hold,
+            now,
+        )?;
         let dropped = expired.len();
         if dropped + blocks > 0 {
             self.purge_expired_latest(now)?;
@@ -293,7 +359,7 @@ impl EmbeddedStore {
         let keyspace = self
             .inner
             .db
-            .keyspace(&format!("w{start}"), KeyspaceCreateOptions::default)
+            .keyspace(&format!("w{start}"), scan_keyspace_options)
             .map_err(embedded("creating a window keyspace"))?;
         windows.insert(start, keyspace.clone());
         Ok(keyspace)
@@ -364,8 +430,8 @@ impl Store for EmbeddedStore {
             .expect("embedded store writer panicked")
     }
 
-    fn wal_ids(&self) -> bool {
-        true
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        self.inner.blocks.wal_ids_for(writer)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -395,12 +461,43 @@ impl Store for EmbeddedStore {
         blocking(move || store.series_of(&service, bucket)).await
     }
 
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.inner.rollups_written_since
+    }
+
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        let (store, rows) = (self.clone(), rows.to_vec());
+        blocking(move || store.delete_rollup_rows(&rows)).await
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        let (store, service) = (self.clone(), service.clone());
+        blocking(move || store.rollups_since_of(&service)).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let (store, service) = (self.clone(), service.cloned());
+        blocking(move || store.lower_rollups_since_to(service.as_ref(), at)).await
+    }
+
     async fn read_rollups(
         &self,
         request: &crate::rollup::RollupRequest,
     ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
         let (store, request) = (self.clone(), request.clone());
         blocking(move || store.rollups_of(&request)).await
+    }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.rollup_page_of(&request)).await
     }
 }
 

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::batch::PartitionKey;
 use crate::model::{ReadingId, ReadingKind, TimestampMs};
+use crate::rollup::{Piece, RollupRequest, RollupRow, RollupSeries};
 
 /// A row's position in its partition: the clustering key `(timestamp, reading_id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,6 +115,49 @@ impl PageRequest {
             ..self.clone()
         }
     }
+}
+
+/// Where a rollup row sits in its partition: the clustering key after the partition, in the
+/// order both backends keep (slot, then the series' fields, then writer, segment and piece
+/// start), so the rows of one series in one slot are contiguous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupKey {
+    /// The slot.
+    pub slot: TimestampMs,
+    /// The series.
+    pub series: RollupSeries,
+    /// The piece (its `last` is not part of the key).
+    pub piece: Piece,
+}
+
+impl RollupKey {
+    /// The key of `row`.
+    pub fn of(row: &RollupRow) -> Self {
+        Self {
+            slot: row.slot,
+            series: row.series.clone(),
+            piece: row.piece,
+        }
+    }
+}
+
+/// One page of the rollup rows of some slots of one partition, in key order ([`RollupKey`]):
+/// what the compactor reads, so that it holds one page and one series at a time, never a
+/// whole slot.
+///
+/// Rows come strictly after `after` (from the request's first slot when `None`), never beyond
+/// the request's last slot, at most `limit` of them; a page with fewer rows is the last one.
+/// Rows past their level's retention are returned until the store removes them (unlike
+/// [`super::Store::read_rollups`]): filtering them would make a short page ambiguous, and
+/// writes of such slots are dropped anyway.
+#[derive(Debug, Clone)]
+pub struct RollupPageRequest {
+    /// The partition and the slots.
+    pub rows: RollupRequest,
+    /// The resume point, exclusive.
+    pub after: Option<RollupKey>,
+    /// Most rows to return; at least 1.
+    pub limit: u32,
 }
 
 #[cfg(test)]

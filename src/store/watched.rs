@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
-use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
 
 /// When the oldest write in progress began; shared with whoever reports readiness.
@@ -73,6 +73,10 @@ impl<S: Store> Store for Watched<S> {
         self.inner.connected().await
     }
 
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        self.inner.wal_ids(writer)
+    }
+
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let _running = self.clock.begin();
         self.inner.write(batch).await
@@ -94,8 +98,35 @@ impl<S: Store> Store for Watched<S> {
         self.inner.read_latest::<K>(shard, service).await
     }
 
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.inner.rollups_written_since()
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.inner.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.inner.lower_rollups_since(service, at).await
+    }
+
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.inner.delete_rollups(rows).await
+    }
+
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
         self.inner.read_rollups(request).await
+    }
+
+    async fn read_rollup_page(
+        &self,
+        request: &super::RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.inner.read_rollup_page(request).await
     }
 
     async fn read_series(
@@ -123,5 +154,18 @@ mod tests {
         assert!(clock.running_for().is_some());
         drop(second);
         assert_eq!(clock.running_for(), None);
+    }
+
+    #[test]
+    fn the_store_s_answer_on_wal_ids_goes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+        let watched = Watched::new(Arc::new(store), WriteClock::default());
+        let writer = uuid::Uuid::now_v7();
+        assert!(
+            watched.wal_ids(writer),
+            "the embedded store's WAL gets WAL ids"
+        );
+        assert!(!watched.wal_ids(uuid::Uuid::now_v7()));
     }
 }

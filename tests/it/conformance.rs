@@ -13,8 +13,10 @@ use timebucket::model::{
     ApiPath, ApiReading, HostGauges, HostReading, HttpMethod, InstanceName, Reading, ReadingId,
     ReadingKind, ServiceName, StatusCode, TimeBucket, TimestampMs,
 };
+use timebucket::rollup::{partials, Piece, Resolution, RollupRequest};
 use timebucket::store::{
-    Order, PageRequest, PartitionKey, ReadingKey, SeriesSeen, Store, WriteBatch,
+    Order, PageRequest, PartitionKey, ReadingKey, RollupKey, RollupPageRequest, SeriesSeen, Store,
+    WriteBatch,
 };
 
 /// Hour-aligned base time in the recent past, so every reading is within retention.
@@ -424,12 +426,101 @@ pub async fn latest_and_series_expire_with_the_retention<S: Store>(store: S) {
     }
 }
 
+/// Rollup rows of two minutes, many series, two writers and three pieces each, read page by
+/// page with several page sizes: the pages together are exactly the whole read, in its order,
+/// each within its limit, whether a page ends inside a series or between two.
+async fn rollup_pages_resume_exactly<S: Store>(store: S) {
+    let base = base_ms();
+    let mut readings = Vec::new();
+    for minute in 0..2 {
+        for instance in 0..5 {
+            for path in ["/a", "/b"] {
+                let at = base + minute * 60_000 + instance * 100;
+                readings.push(Reading::Api(api(
+                    "paged",
+                    &format!("i{instance}"),
+                    path,
+                    at,
+                    200,
+                )));
+            }
+            let at = base + minute * 60_000 + 7;
+            readings.push(Reading::Host(host(
+                "paged",
+                &format!("i{instance}"),
+                at,
+                1.0,
+            )));
+        }
+    }
+    let mut rows = Vec::new();
+    for writer in [uuid::Uuid::from_u128(7), uuid::Uuid::from_u128(3)] {
+        for start in [16, 1_000, 2_000] {
+            let piece = Piece {
+                writer,
+                segment: 1,
+                start,
+                last: start + 10,
+            };
+            rows.extend(partials(
+                &readings,
+                piece,
+                TimestampMs::from_millis(i64::MIN),
+            ));
+        }
+    }
+    let batch = WriteBatch {
+        rollups: rows,
+        ..WriteBatch::default()
+    };
+    store.write(&batch).await.unwrap();
+    let slot = TimestampMs::from_millis(base);
+    for kind in [ApiReading::INFO.index, HostReading::INFO.index] {
+        let request = RollupRequest {
+            service: ServiceName::parse("paged").unwrap(),
+            kind,
+            resolution: Resolution::Minute,
+            partition: Resolution::Minute.partition_of(slot),
+            from: slot,
+            to: TimestampMs::from_millis(base + 60_000),
+        };
+        let whole = store.read_rollups(&request).await.unwrap();
+        let series = if kind == ApiReading::INFO.index {
+            10
+        } else {
+            5
+        };
+        assert_eq!(whole.len(), 2 * series * 2 * 3, "kind {kind}");
+        for limit in [1, 2, 7, 1_000] {
+            let mut page = RollupPageRequest {
+                rows: request.clone(),
+                after: None,
+                limit,
+            };
+            let mut paged = Vec::new();
+            loop {
+                let rows = store.read_rollup_page(&page).await.unwrap();
+                assert!(
+                    rows.len() <= limit as usize,
+                    "{} rows over {limit}",
+                    rows.len()
+                );
+                let last = rows.len() < limit as usize;
+                page.after = rows.last().map(RollupKey::of);
+                paged.extend(rows);
+                if last {
+                    break;
+                }
+            }
+            assert_eq!(paged, whole, "kind {kind}, pages of {limit}");
+        }
+    }
+}
+
 /// Runs every case against one backend; `$open` is an async expression giving a fresh store.
 macro_rules! conformance_suite {
     ($backend:ident, $open:expr) => {
         mod $backend {
-            use super::*;
-
             #[tokio::test]
             async fn readings_round_trip_exactly() {
                 let fixture = $open;
@@ -467,6 +558,12 @@ macro_rules! conformance_suite {
             }
 
             #[tokio::test]
+            async fn rollup_pages_resume_exactly() {
+                let fixture = $open;
+                super::rollup_pages_resume_exactly(fixture.0).await;
+            }
+
+            #[tokio::test]
             async fn latest_and_series_expire_with_the_retention() {
                 let fixture = $open;
                 super::latest_and_series_expire_with_the_retention(fixture.0).await;
@@ -475,27 +572,8 @@ macro_rules! conformance_suite {
     };
 }
 
-async fn cql_store() -> (timebucket::store::cql::CqlStore, ()) {
-    let keyspace = crate::support::migrated_keyspace().await;
-    let store = timebucket::store::cql::CqlStore::open(&[crate::support::cql_node()], &keyspace)
-        .await
-        .unwrap();
-    (store, ())
-}
-
-fn embedded_store() -> (
-    timebucket::store::embedded::EmbeddedStore,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    (
-        timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap(),
-        dir,
-    )
-}
-
-conformance_suite!(cql, cql_store().await);
-conformance_suite!(embedded, embedded_store());
+conformance_suite!(cql, crate::support::cql_store().await);
+conformance_suite!(embedded, crate::support::embedded_store());
 
 /// The CQL store writes a latest row with the TTL its reading has left, not the table's: the
 /// node drops it when the reading passes the retention, as the embedded store does.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{migrated_keyspace, session};
+use crate::support::{drop_keyspace, migrated_keyspace};
 use browser::{Chromium, Tab, View};
 use served::Served;
 
@@ -160,11 +160,7 @@ async fn the_console_shows_what_the_api_answers_on_cql() {
     let served = Served::start(Some((&node, keyspace.as_str()))).await;
     check_console(&served.url, "cql").await;
     drop(served);
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
 
 /// Pages answer a bad address with the status the API would, naming the parameter; the

@@ -1,10 +1,15 @@
 //! A CQL node with `PasswordAuthenticator`: `migrate` and `serve` get in with `--cql-username`
-//! and `--cql-password-file`, and nothing gets in without them.
+//! and `--cql-password-file`, and nothing gets in without them; over TLS (`--cql-tls`,
+//! `--cql-ca-file`) they get in only when the node's certificate chains to a CA they trust.
 //!
 //! The shared development node runs without authentication (and must stay as it is), so these
 //! tests need a node of their own: `scripts/cql-auth-test` starts a throwaway one (superuser
-//! `cassandra` / `cassandra`), sets `TIMEBUCKET_TEST_CQL_AUTH` and runs them; `scripts/test`
-//! skips them unless that variable is set.
+//! `cassandra` / `cassandra`; its CQL port takes plain text and TLS, with a certificate for
+//! 127.0.0.1 signed by a CA of its own), sets `TIMEBUCKET_TEST_CQL_AUTH` and
+//! `TIMEBUCKET_TEST_CQL_TLS_CA` (that CA's PEM) and runs them; `scripts/test` skips them unless
+//! `TIMEBUCKET_TEST_CQL_AUTH` is set.
+
+mod tls;
 
 use std::time::Duration;
 

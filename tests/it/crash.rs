@@ -20,12 +20,12 @@ pub fn free_port() -> u16 {
 
 /// The store the service under test writes to.
 #[derive(Clone, Copy, Debug)]
-enum Backend {
+pub enum Backend {
     Cql,
     Embedded,
 }
 
-fn start(backend: Backend, keyspace: &str, data_dir: &std::path::Path, port: u16) -> Child {
+pub fn start(backend: Backend, keyspace: &str, data_dir: &std::path::Path, port: u16) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_timebucket"));
     command.args(["serve", "--keyspace", keyspace]);
     if let Backend::Cql = backend {
@@ -181,7 +181,7 @@ async fn kill_9_mid_stream(backend: Backend) {
 }
 
 /// Polls the service's own metrics until its WAL backlog is empty.
-async fn wait_for_empty_backlog(url: &str) {
+pub async fn wait_for_empty_backlog(url: &str) {
     for _ in 0..900 {
         if let Ok(response) = reqwest::get(format!("{url}/metrics")).await {
             let text = response.text().await.unwrap_or_default();
@@ -195,7 +195,7 @@ async fn wait_for_empty_backlog(url: &str) {
 }
 
 /// SIGTERM, then wait for the process to exit.
-fn stop_gracefully(child: &mut Child) {
+pub fn stop_gracefully(child: &mut Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -5,6 +5,7 @@
 mod access;
 mod agent;
 mod alerting;
+mod archive;
 mod bodies;
 mod capture;
 mod cli;
@@ -31,5 +32,6 @@ mod scrape;
 mod settings;
 mod stall;
 mod support;
+mod upkeep;
 mod wal_faults;
 mod wal_repair;

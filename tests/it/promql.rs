@@ -14,7 +14,7 @@ use serde_json::Value;
 use timebucket::store::cql::CqlStore;
 use timebucket::store::embedded::EmbeddedStore;
 
-use crate::support::{cql_node, session, spawn_app, spawn_embedded_app, AppOptions, TestApp};
+use crate::support::{cql_node, drop_keyspace, spawn_app, spawn_embedded_app, AppOptions, TestApp};
 use seed::{
     buckets, exact_quantile, histogram_quantile, histogram_quantile_past_boundary, Seed, HOUR, LE,
     MINUTE, PATHS,
@@ -329,8 +329,64 @@ async fn check_metadata_and_errors(app: &TestApp, seed: &Seed) {
     );
 }
 
+/// `source=raw|rollup|auto`: the same data whichever serves it, the `source` member says which,
+/// and `source=rollup` refuses a query rollups cannot serve.
+async fn check_sources(app: &TestApp, seed: &Seed) {
+    let hour = |query: &str, source: &str| {
+        vec![
+            ("query", query.to_owned()),
+            ("start", seconds(seed.t0 + HOUR)),
+            ("end", seconds(seed.t0 + 3 * HOUR)),
+            ("step", "3600".to_owned()),
+            ("source", source.to_owned()),
+        ]
+    };
+    for (query, levels) in [
+        (
+            "sum by (path) (increase(http_server_request_duration_seconds_count{service=\"shop\"}[1h]))",
+            ["1h"],
+        ),
+        (
+            "histogram_quantile(0.9, sum by (le) (rate(http_server_request_duration_seconds_bucket{service=\"shop\"}[30m])))",
+            ["1m"],
+        ),
+    ] {
+        let (status, raw) = get(app, "/api/v1/query_range", &hour(query, "raw")).await;
+        assert_eq!(status, StatusCode::OK, "{raw}");
+        assert_eq!(raw["source"]["levels"], serde_json::json!(["raw"]));
+        for source in ["rollup", "auto"] {
+            let (status, rolled) = get(app, "/api/v1/query_range", &hour(query, source)).await;
+            assert_eq!(status, StatusCode::OK, "{rolled}");
+            assert_eq!(rolled["source"]["used"], "rollup", "{query}");
+            assert_eq!(rolled["source"]["levels"], serde_json::json!(levels));
+            // Integer counts and sums of them: equal to the last bit.
+            assert_eq!(rolled["data"], raw["data"], "{query}");
+        }
+    }
+    let irate = "irate(http_server_request_duration_seconds_count{service=\"shop\"}[5m])";
+    let (status, body) = get(app, "/api/v1/query_range", &hour(irate, "rollup")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errorType"], "bad_data");
+    assert!(
+        body["error"].as_str().unwrap().contains("source=rollup"),
+        "{body}"
+    );
+    let (status, body) = get(app, "/api/v1/query_range", &hour(irate, "auto")).await;
+    assert_eq!(
+        (status, &body["source"]["levels"]),
+        (StatusCode::OK, &serde_json::json!(["raw"]))
+    );
+    let (status, body) = get(app, "/api/v1/query", &hour(irate, "cache")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("\"source\""),
+        "{body}"
+    );
+}
+
 /// Every check, on one service.
 pub async fn check_all(app: &TestApp, seed: &Seed) {
+    check_sources(app, seed).await;
     check_counters(app, seed).await;
     check_histograms(app, seed).await;
     check_host(app, seed).await;
@@ -355,9 +411,5 @@ async fn promql_answers_match_the_seed_on_cassandra() {
     check_all(&app, &seed).await;
     let keyspace = app.keyspace.clone();
     app.stop().await.unwrap();
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }

@@ -13,6 +13,8 @@
 //! | `agent` | pushing to that service | it starts, delivers, and SIGTERM ends it with 0 |
 //! | `rules` | in a temp working directory | it exits 0 |
 //! | `token` | in a temp working directory | it exits 0 |
+//! | `archive` | in a temp working directory holding an empty embedded store (and, for `import`, an empty archive) | it exits 0 |
+//! | `rollup` | in a temp working directory holding a new embedded store in `./data` | it exits 0 |
 //!
 //! A command the README shows failing (`error: ...` under it in a console block) must fail with
 //! that first line instead. A command in an inline code span may name a command without its
@@ -329,7 +331,7 @@ fn every_readme_command_parses_and_has_a_runner() {
         match command.subcommand() {
             Some(
                 kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"
-                | "store"),
+                | "archive" | "rollup" | "store"),
             ) => {
                 kinds.insert(kind);
             }
@@ -362,9 +364,11 @@ fn every_readme_command_parses_and_has_a_runner() {
         kinds,
         BTreeSet::from([
             "agent",
+            "archive",
             "migrate",
             "quarantine",
             "query",
+            "rollup",
             "rules",
             "serve",
             "store",
@@ -416,11 +420,35 @@ fn readme_token_commands_run() {
 }
 
 #[test]
+fn readme_rollup_commands_run() {
+    run_every_offline("rollup", "timebucket rollup rebuild", |_, dir| {
+        // The embedded store in the default data directory, as a first `serve` leaves it.
+        timebucket::store::embedded::EmbeddedStore::open(&dir.join("data").join("store")).unwrap();
+    });
+}
+
+#[test]
 fn readme_quarantine_commands_run() {
     run_every_offline("quarantine", "timebucket quarantine", |args, dir| {
         // The files the command names, set aside as the flusher would.
         for name in args.iter().filter(|a| a.ends_with(".quarantine")) {
             set_aside_a_batch(&dir.join("data"), name);
+        }
+    });
+}
+
+#[test]
+fn readme_archive_commands_run() {
+    run_every_offline("archive", "timebucket archive", |args, dir| {
+        // The embedded store `serve` would have made in ./data, and for `import` an archive
+        // (`--in DIR`) with its manifest.
+        drop(timebucket::store::embedded::EmbeddedStore::open(&dir.join("data/store")).unwrap());
+        if let Some(at) = args.iter().position(|a| a == "--in") {
+            let archive = dir.join(&args[at + 1]);
+            std::fs::create_dir_all(&archive).unwrap();
+            timebucket::archive::Manifest::new(3600)
+                .save(&archive)
+                .unwrap();
         }
     });
 }

@@ -128,6 +128,16 @@ fn keyspace_dropper() -> &'static tokio::sync::mpsc::UnboundedSender<DropRequest
     })
 }
 
+/// Drops a finished test's keyspace from the shared test node (leftover keyspaces weigh on its
+/// heap).
+pub async fn drop_keyspace(keyspace: &impl std::fmt::Display) {
+    session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+        .await
+        .unwrap();
+}
+
 /// The migrations shipped with the crate.
 pub fn migrations_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
@@ -415,4 +425,82 @@ pub fn timebucket_command() -> std::process::Command {
         }
     }
     command
+}
+
+/// The Python of the project's tools virtualenv (`scripts/tools python` installs it, with the
+/// packages of `scripts/tools.d/requirements.txt`); a missing one fails the test with the fix,
+/// naming `what` the test needs from it.
+pub fn tools_python(what: &str) -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/tools python (it installs {what} into .tools/venv)",
+        python.display()
+    );
+    python
+}
+
+/// A sample of `/metrics` at `url` (the first line starting with `name`, then a space or `{`).
+pub async fn metric(url: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| {
+            l.starts_with(name)
+                && l.as_bytes()
+                    .get(name.len())
+                    .is_some_and(|b| *b == b' ' || *b == b'{')
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Posts API and host readings (JSON objects, 500 per body) to `app` and waits until the store
+/// has them all.
+pub async fn seed(app: &TestApp, api: Vec<serde_json::Value>, host: Vec<serde_json::Value>) {
+    const FLUSHED: &str = "timebucket_readings_flushed_total";
+    let client = reqwest::Client::new();
+    let before = metric(&app.url, FLUSHED).await.unwrap_or(0.0);
+    let total = (api.len() + host.len()) as f64;
+    for (kind, readings) in [("api", api), ("host", host)] {
+        for chunk in readings.chunks(500) {
+            let answer = client
+                .post(format!("{}/v1/metrics", app.url))
+                .json(&serde_json::json!({ kind: chunk }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metric(&app.url, FLUSHED).await.unwrap_or(0.0) < before + total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the readings were not stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A CQL store on the node under test, in a freshly migrated keyspace (returned too, so a test
+/// can drop it).
+pub async fn cql_store() -> (cql::CqlStore, Keyspace) {
+    let keyspace = migrated_keyspace().await;
+    let store = cql::CqlStore::open(&[cql_node()], &keyspace).await.unwrap();
+    (store, keyspace)
+}
+
+/// An embedded store in a new temp dir (returned too: the store lives as long as it).
+pub fn embedded_store() -> (
+    timebucket::store::embedded::EmbeddedStore,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = timebucket::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    (store, dir)
 }

@@ -45,15 +45,16 @@ fn an_impossible_sum_is_approached_from_the_nearest_edge() {
             duration_ms: 20.0
         }]
     );
+    // The bucket is (10, 20]: its lowest representative is just above 10.
     let h = DurationHistogram::explicit(&[10.0, 20.0], &[0, 4, 0], Some(1.0), None, None).unwrap();
-    assert_eq!(h.representatives()[0].duration_ms, 10.0);
+    assert_eq!(h.representatives()[0].duration_ms, 10.0_f64.next_up());
 }
 
 #[test]
 fn without_a_sum_representatives_are_midpoints() {
     let h = DurationHistogram::explicit(&[10.0, 20.0], &[1, 1, 1], None, None, None).unwrap();
     let reps: Vec<f64> = h.representatives().iter().map(|r| r.duration_ms).collect();
-    assert_eq!(reps, [5.0, 15.0, 20.0]);
+    assert_eq!(reps, [5.0, 15.0, 20.0_f64.next_up()]);
 }
 
 #[test]
@@ -62,11 +63,11 @@ fn an_unbounded_overflow_bucket_takes_the_rest_of_the_sum() {
     let reps = h.representatives();
     assert_eq!(reps[0].duration_ms, 5.0);
     assert!((reps[1].duration_ms - 300.0).abs() < 1e-9);
-    // A sum too small for the overflow bucket's lower bound: it sits on that bound and the
-    // bounded buckets give way.
+    // A sum too small for the overflow bucket's lower bound: it sits just above that bound
+    // (which belongs to the bucket below) and the bounded buckets give way.
     let h = DurationHistogram::explicit(&[10.0], &[2, 1], Some(12.0), None, None).unwrap();
     let reps = h.representatives();
-    assert_eq!(reps[1].duration_ms, 10.0);
+    assert_eq!(reps[1].duration_ms, 10.0_f64.next_up());
     assert!((weighted_sum(&reps) - 12.0).abs() < 1e-9);
 }
 

@@ -8,18 +8,40 @@ use crate::ingest::quarantine::cli::{run, QuarantineAction, QuarantineArgs};
 use crate::ingest::{parse_ndjson, Window};
 use crate::model::reading::sample;
 use crate::model::{
-    ApiReading, InstanceName, Reading, ReadingKind, Seq, ServiceName, Settings, TimeBucket,
+    ApiReading, InstanceName, Reading, ReadingId, ReadingKind, Seq, ServiceName, Settings,
+    TimeBucket,
 };
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{PageRequest, SeriesEntry, WriteBatch};
 use crate::wal::WalConfig;
 
-/// The embedded store, refusing for good every batch with a reading of service `poison`.
-struct Picky(EmbeddedStore);
+/// The embedded store, refusing for good every batch with a reading of service `poison`,
+/// recording the ids of the readings it stores, and answering `wal_ids` as told.
+struct Picky {
+    store: EmbeddedStore,
+    /// What it answers to `Store::wal_ids`.
+    wal_ids: bool,
+    /// The ids of the readings written, in order.
+    seen: std::sync::Mutex<Vec<ReadingId>>,
+}
+
+impl Picky {
+    fn new(store: EmbeddedStore, wal_ids: bool) -> Self {
+        Picky {
+            store,
+            wal_ids,
+            seen: std::sync::Mutex::default(),
+        }
+    }
+}
 
 impl Store for Picky {
     fn settings(&self) -> &Settings {
-        self.0.settings()
+        self.store.settings()
+    }
+
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        self.wal_ids && self.store.wal_ids(writer)
     }
 
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
@@ -29,15 +51,21 @@ impl Store for Picky {
             let refusal = std::io::Error::other("a value this store refuses");
             return Err(StoreError::rejected("writing readings", refusal));
         }
-        self.0.write(batch).await
+        self.store.write(batch).await?;
+        let ids = readings.iter().map(|r| match r {
+            Reading::Api(r) => r.id,
+            Reading::Host(r) => r.id,
+        });
+        self.seen.lock().unwrap().extend(ids);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.0.ping().await
+        self.store.ping().await
     }
 
     async fn read_page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
-        self.0.read_page(request).await
+        self.store.read_page(request).await
     }
 
     async fn read_latest<K: ReadingKind>(
@@ -45,7 +73,7 @@ impl Store for Picky {
         shard: Seq,
         service: Option<&ServiceName>,
     ) -> Result<Vec<K>, StoreError> {
-        self.0.read_latest(shard, service).await
+        self.store.read_latest(shard, service).await
     }
 
     async fn read_series(
@@ -53,14 +81,41 @@ impl Store for Picky {
         service: &ServiceName,
         bucket: TimeBucket,
     ) -> Result<Vec<SeriesEntry>, StoreError> {
-        self.0.read_series(service, bucket).await
+        self.store.read_series(service, bucket).await
+    }
+
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.store.rollups_written_since()
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.store.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.store.lower_rollups_since(service, at).await
+    }
+
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        self.store.delete_rollups(rows).await
     }
 
     async fn read_rollups(
         &self,
         request: &crate::rollup::RollupRequest,
     ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
-        self.0.read_rollups(request).await
+        self.store.read_rollups(request).await
+    }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        self.store.read_rollup_page(request).await
     }
 }
 
@@ -81,8 +136,9 @@ fn record(service: &str, instance: &str) -> Vec<u8> {
 async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
-    let store = Arc::new(Picky(
+    let store = Arc::new(Picky::new(
         EmbeddedStore::open(&dir.path().join("store")).unwrap(),
+        false,
     ));
     let metrics = Arc::new(Metrics::new());
     let config = FlusherConfig {
@@ -171,74 +227,87 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
         .contains("cannot be decoded"));
 }
 
-/// A store recording the ids it is given; `wal_ids` is what it answers to `Store::wal_ids`.
-struct Ids {
-    wal_ids: bool,
-    seen: std::sync::Mutex<Vec<crate::model::ReadingId>>,
-    settings: Settings,
-}
+/// Records appended before the flusher starts are one piece (all in one chunk, read before
+/// the reader catches up) however small the batches: one partial per (series, slot), written
+/// after the last batch and covering every record.
+#[tokio::test]
+async fn a_piece_spans_batches_and_writes_one_partial_per_slot() {
+    use crate::rollup::{Resolution, RollupRequest};
 
-impl Store for Ids {
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn wal_ids(&self) -> bool {
-        self.wal_ids
-    }
-
-    async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let readings = batch.to_readings();
-        let ids = readings.iter().map(|r| match r {
-            Reading::Api(r) => r.id,
-            Reading::Host(r) => r.id,
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
+    let minute = TimestampMs::now().millis() / 60_000 * 60_000 - 3_600_000;
+    let at = TimestampMs::from_millis(minute + 30_000);
+    let mut offsets = Vec::new();
+    for i in 0..10 {
+        let reading = ApiReading {
+            service: ServiceName::parse("ok").unwrap(),
+            instance: InstanceName::parse(&format!("i-{}", i % 2)).unwrap(),
+            timestamp: at,
+            ..sample::api()
+        };
+        let payload = encode(&Accepted {
+            at,
+            readings: vec![Reading::Api(reading)],
         });
-        self.seen.lock().unwrap().extend(ids);
-        Ok(())
+        offsets.push(wal.append(payload).await.unwrap());
     }
+    let metrics = Arc::new(Metrics::new());
+    let config = FlusherConfig {
+        max_read_bytes: 1,
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(10),
+    };
+    let (healthy, _) = watch::channel(true);
+    let (flusher, handle) = Flusher::new(
+        wal.clone(),
+        store.clone(),
+        metrics.clone(),
+        config,
+        Quarantine::in_data_dir(dir.path()),
+        healthy,
+    );
+    handle.drain();
+    flusher.run().await.unwrap();
+    assert_eq!(wal.stats().backlog_bytes, 0, "the piece's end is confirmed");
+    assert!(
+        metrics
+            .render()
+            .contains("timebucket_flush_duration_seconds_count 10"),
+        "one batch per record"
+    );
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn read_page<K: ReadingKind>(&self, _: &PageRequest) -> Result<Vec<K>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    async fn read_latest<K: ReadingKind>(
-        &self,
-        _: Seq,
-        _: Option<&ServiceName>,
-    ) -> Result<Vec<K>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    async fn read_series(
-        &self,
-        _: &ServiceName,
-        _: TimeBucket,
-    ) -> Result<Vec<SeriesEntry>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    async fn read_rollups(
-        &self,
-        _: &crate::rollup::RollupRequest,
-    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
-        Ok(Vec::new())
+    let slot = Resolution::Minute.slot_of(at);
+    let rows = store
+        .read_rollups(&RollupRequest {
+            service: ServiceName::parse("ok").unwrap(),
+            kind: ApiReading::INFO.index,
+            resolution: Resolution::Minute,
+            partition: Resolution::Minute.partition_of(slot),
+            from: slot,
+            to: slot,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "one partial per series: {rows:?}");
+    let requests = 5 * u64::from(sample::api().count);
+    for row in &rows {
+        assert_eq!(row.piece.start, offsets[0].offset);
+        assert_eq!(row.piece.last, offsets[9].offset);
+        assert!(matches!(&row.agg, crate::rollup::Agg::Api(a) if a.count == requests));
     }
 }
 
 /// Flushes one record through a store answering `wal_ids`; returns the id it was accepted
 /// with and the id the store got.
-async fn flush_one(wal_ids: bool) -> (crate::model::ReadingId, crate::model::ReadingId) {
+async fn flush_one(wal_ids: bool) -> (ReadingId, ReadingId) {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
-    let store = Arc::new(Ids {
+    let store = Arc::new(Picky::new(
+        EmbeddedStore::open(&dir.path().join("store")).unwrap(),
         wal_ids,
-        seen: std::sync::Mutex::default(),
-        settings: Settings::default(),
-    });
+    ));
     let (healthy, _) = watch::channel(true);
     let (flusher, handle) = Flusher::new(
         wal.clone(),

@@ -4,7 +4,9 @@
 //! Over our counters `rate`, `increase` and `irate` work on the increments, so they are exact:
 //! `increase` is the number of requests (or seconds, or requests in a bucket) whose readings
 //! fall in the window, `rate` that divided by the range in seconds — no extrapolation — and a
-//! window without any reading of the series has no value.
+//! window without any reading of the series has no value. Being sums over the window, `rate`
+//! and `increase` are what rollups can serve (`plan::rollup_level`); `irate` needs the
+//! readings' times and always reads raw readings.
 //!
 //! As in Prometheus, every function but `label_replace` drops the metric name.
 
@@ -141,7 +143,13 @@ pub fn eval(ev: &mut Eval<'_>, call: &Call) -> Result<Value, PromqlError> {
                     }),
                 }
             };
-            Value::Vector(over_window(ev, ms, Use::Increments, f)?)
+            // Only irate needs the increments' times; rate and increase their sums.
+            let use_ = if func == Func::Irate {
+                Use::Increments
+            } else {
+                Use::Sums
+            };
+            Value::Vector(over_window(ev, ms, use_, f)?)
         }
         Func::AvgOverTime
         | Func::MinOverTime

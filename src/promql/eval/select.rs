@@ -7,6 +7,9 @@
 //! the UTC midnight before it: counters restart at every UTC midnight, as if the service had
 //! restarted then. Gauges (the host families) have one sample per host reading carrying the
 //! gauge (of two readings of one millisecond, the later by reading id wins).
+//!
+//! A selector read for a level of rollups sees that level's events (`fetch`): parts of slots,
+//! which give the same sums over its windows as the readings they stand for.
 
 use promql_parser::label::Matcher;
 
@@ -15,6 +18,7 @@ use crate::promql::families::{le_label, Family, Kind, LE_SECONDS};
 use crate::promql::fetch::{ApiEvent, ApiKey, Fetched, HostEvent};
 use crate::promql::labels::{Labels, METRIC_NAME};
 use crate::promql::plan::{families, service_matches, Use, DAY_MS};
+use crate::query::source::Level;
 
 /// The samples of one series in a window, oldest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,13 +47,13 @@ fn api_labels(service: &ServiceName, key: &ApiKey, family: Family, le: Option<f6
     labels
 }
 
-/// What one API reading adds to a family's series.
-fn increment(family: Family, le: Option<f64>, e: &ApiEvent) -> f64 {
-    let count = f64::from(e.count);
-    match family {
-        Family::RequestSum => count * e.seconds,
-        Family::RequestBucket if e.seconds > le.unwrap_or(f64::INFINITY) => 0.0,
-        _ => count,
+/// What one API event adds to a family's series (of bucket `le`, an index of `LE_SECONDS` or
+/// its length for `+Inf`).
+fn increment(family: Family, le: Option<usize>, e: &ApiEvent) -> f64 {
+    match (family, le) {
+        (Family::RequestSum, _) => e.seconds,
+        (Family::RequestBucket, Some(le)) => e.requests.up_to(le) as f64,
+        _ => e.requests.count() as f64,
     }
 }
 
@@ -60,7 +64,7 @@ fn counter_samples(
     use_: Use,
 ) -> (Vec<i64>, Vec<f64>) {
     let first = match use_ {
-        Use::Increments => lo,
+        Use::Increments | Use::Sums => lo,
         Use::Values => lo.div_euclid(DAY_MS) * DAY_MS,
     };
     let mut i = events.partition_point(|e| e.t < first);
@@ -74,7 +78,7 @@ fn counter_samples(
             i += 1;
         }
         let value = match use_ {
-            Use::Increments => added,
+            Use::Increments | Use::Sums => added,
             Use::Values => {
                 if t.div_euclid(DAY_MS) != day {
                     day = t.div_euclid(DAY_MS);
@@ -111,12 +115,14 @@ fn gauge_samples(
     (ts, vs)
 }
 
-/// The series matching `matchers` with at least one sample in `[lo, hi]`, sorted by labels.
+/// The series matching `matchers` with at least one sample in `[lo, hi]`, sorted by labels,
+/// from the data read for selectors served by `level`.
 pub fn raw_series(
     data: &Fetched,
     matchers: &[Matcher],
     window: (i64, i64),
     use_: Use,
+    level: Level,
 ) -> Vec<RawSeries> {
     let families = families(matchers);
     let mut out = Vec::new();
@@ -132,17 +138,18 @@ pub fn raw_series(
         for &family in &families {
             match family.kind() {
                 Kind::Api => {
-                    let bounds: Vec<Option<f64>> = match family {
-                        Family::RequestBucket => LE_SECONDS
-                            .iter()
-                            .chain([f64::INFINITY].iter())
-                            .map(|&b| Some(b))
-                            .collect(),
+                    let bounds: Vec<Option<usize>> = match family {
+                        Family::RequestBucket => (0..=LE_SECONDS.len()).map(Some).collect(),
                         _ => vec![None],
                     };
-                    for (key, events) in &sd.api {
+                    let Some(api) = sd.api.get(&level) else {
+                        continue;
+                    };
+                    for (key, events) in api {
                         for &le in &bounds {
-                            let labels = api_labels(service, key, family, le);
+                            let bound =
+                                le.map(|i| LE_SECONDS.get(i).copied().unwrap_or(f64::INFINITY));
+                            let labels = api_labels(service, key, family, bound);
                             if labels.matches(matchers) {
                                 let add = |e: &ApiEvent| increment(family, le, e);
                                 push(labels, counter_samples(events, add, window, use_));

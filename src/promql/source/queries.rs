@@ -7,7 +7,8 @@
 //! A source may be limited to some services ([`QueriesSource::only`], for a token limited to
 //! them): the others are neither listed nor read, so no query can reach their readings.
 //!
-//! Depends on exactly: `Queries::{api_pages, host_pages, services, limits}`, `ApiFilter::matches`.
+//! Depends on exactly: `Queries::{api_pages, host_pages, services, limits, api_rollups,
+//! rollups_complete_since}`, `ApiFilter::matches`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use std::sync::Arc;
 use futures::stream::{StreamExt, TryStreamExt};
 
 use super::{Pages, Source, SourceError};
-use crate::model::{ApiReading, HostReading, InstanceName, ServiceName};
+use crate::model::{ApiReading, HostReading, InstanceName, ServiceName, TimestampMs};
 use crate::query::params::{ApiFilter, TimeRange};
-use crate::query::Queries;
+use crate::query::{Queries, QueryError};
+use crate::rollup::{Resolution, RollupRow};
 use crate::store::Store;
 
 /// The engine's source over a store's queries.
@@ -71,6 +73,18 @@ fn bounded<R: Send + 'static>(
         .boxed()
 }
 
+impl<S: Store> QueriesSource<S> {
+    /// A query layer's failure as the engine's: its one parameter error is the row budget.
+    fn failed(&self, error: QueryError) -> SourceError {
+        match error {
+            QueryError::Store(e) => SourceError::Store(e),
+            QueryError::Params(_) => SourceError::TooManyRows {
+                limit: self.queries.limits().max_scan_rows,
+            },
+        }
+    }
+}
+
 impl<S: Store> Source for QueriesSource<S> {
     async fn services(&self) -> Result<Vec<ServiceName>, SourceError> {
         let mut services = self.queries.services().await?;
@@ -108,5 +122,28 @@ impl<S: Store> Source for QueriesSource<S> {
         bounded(pages, self.queries.limits().max_scan_rows, move |r| {
             instance.as_ref().is_none_or(|i| *i == r.instance)
         })
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, SourceError> {
+        self.queries
+            .rollups_complete_since(service)
+            .await
+            .map_err(|e| self.failed(e))
+    }
+
+    async fn api_rollups(
+        &self,
+        service: &ServiceName,
+        resolution: Resolution,
+        range: TimeRange,
+        filter: &ApiFilter,
+    ) -> Result<Vec<RollupRow>, SourceError> {
+        if !self.visible(service) {
+            return Ok(Vec::new());
+        }
+        self.queries
+            .api_rollups(service, resolution, range, filter)
+            .await
+            .map_err(|e| self.failed(e))
     }
 }

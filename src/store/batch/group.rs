@@ -147,6 +147,11 @@ struct LatestAndSeries<'a> {
 
 impl EachKindMut<Batches> for LatestAndSeries<'_> {
     fn each<K: ReadingKind>(&mut self, batch: &mut KindBatch<K>) {
+        // A partition's rows grew by doubling; the batch waits for its write (and may wait in
+        // the flusher's queue first) holding only what it uses.
+        for partition in &mut batch.partitions {
+            partition.rows.shrink_to_fit();
+        }
         let partitions = &batch.partitions;
         let row = |(p, r): (usize, usize)| &partitions[p].rows[r];
         let recency = |row: &K| (row.timestamp(), row.id());

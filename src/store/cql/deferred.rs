@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{CqlSecurity, CqlStore, Keyspace, SessionConfig};
-use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
 use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
 
@@ -156,8 +156,38 @@ impl Store for DeferredCql {
         self.store()?.read_latest::<K>(shard, service).await
     }
 
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.connected.get().map_or(
+            TimestampMs::from_millis(i64::MAX),
+            CqlStore::rollups_written_since,
+        )
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.store()?.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.store()?.lower_rollups_since(service, at).await
+    }
+
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.store()?.delete_rollups(rows).await
+    }
+
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
         self.store()?.read_rollups(request).await
+    }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.store()?.read_rollup_page(request).await
     }
 
     async fn read_series(

@@ -61,6 +61,35 @@ pub(super) fn check<T>(
     parsed.map_err(|reason| StoreError::decode(what, format!("column {field}: {reason}")))
 }
 
+/// The rows of one page decoded as `R`; a row that does not fit is a decode error of `what`.
+pub(super) fn typed_rows<'f, R: scylla::deserialize::row::DeserializeRow<'f, 'f> + 'f>(
+    rows: &'f QueryRowsResult,
+    what: &'static str,
+) -> Result<impl Iterator<Item = Result<R, StoreError>> + 'f, StoreError> {
+    Ok(rows
+        .rows::<R>()
+        .map_err(|e| StoreError::decode(what, e))?
+        .map(move |row| row.map_err(|e| StoreError::decode(what, e))))
+}
+
+/// A series' names as the series index and the rollup tables store them: host-only series
+/// have an empty method and path.
+pub(super) fn stored_names(
+    what: &'static str,
+    instance: &str,
+    method: &str,
+    path: &str,
+) -> Result<(InstanceName, Option<HttpMethod>, Option<ApiPath>), StoreError> {
+    let api = !method.is_empty();
+    Ok((
+        check(what, "instance", InstanceName::parse(instance))?,
+        api.then(|| check(what, "method", HttpMethod::parse(method)))
+            .transpose()?,
+        api.then(|| check(what, "path", ApiPath::parse(path)))
+            .transpose()?,
+    ))
+}
+
 /// The bind values of a range page, in statement order.
 fn range_values(
     request: &PageRequest,
@@ -85,11 +114,8 @@ fn decode_rows<K: ReadingKind>(
     out: &mut Vec<K>,
     keep: impl Fn(&K) -> bool,
 ) -> Result<(), StoreError> {
-    for row in rows
-        .rows::<ColumnIterator>()
-        .map_err(|e| StoreError::decode(what, e))?
-    {
-        let reading = decode(what, service, row.map_err(|e| StoreError::decode(what, e))?)?;
+    for row in typed_rows::<ColumnIterator>(rows, what)? {
+        let reading = decode(what, service, row?)?;
         if keep(&reading) {
             out.push(reading);
         }
@@ -201,23 +227,16 @@ impl CqlStore {
                 MAX_WHOLE_PARTITION_ROWS + 1,
                 WHAT,
                 |rows, out| {
-                    for row in rows
-                        .rows::<SeriesRow>()
-                        .map_err(|e| StoreError::decode(WHAT, e))?
-                    {
-                        let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
-                        // Host-only instances are recorded with an empty method and path.
-                        let api = !row.method.is_empty();
+                    for row in typed_rows::<SeriesRow>(rows, WHAT)? {
+                        let row = row?;
+                        let (instance, method, path) =
+                            stored_names(WHAT, row.instance, row.method, row.path)?;
                         out.push(SeriesEntry {
                             service: service.clone(),
                             bucket,
-                            instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
-                            method: api
-                                .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
-                                .transpose()?,
-                            path: api
-                                .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
-                                .transpose()?,
+                            instance,
+                            method,
+                            path,
                         });
                     }
                     Ok(())

@@ -3,32 +3,54 @@
 //!
 //! Rows are grouped into unlogged batches per partition like readings; each row is written
 //! `USING TTL` the time its slot has left in the level's retention, and left out when none.
+//!
+//! The rollup coverage (`rollup::coverage`) is rows of `timebucket_settings`, written with
+//! lightweight transactions: the first open records *written since* only if no replica did
+//! before (`IF NOT EXISTS`, then read back, so concurrent first starts agree), and a lowered
+//! *since* is written only over a higher value (`IF value > ?`), so two rebuilds never raise it.
 
 use scylla::client::session::Session;
+use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use scylla::DeserializeRow;
 use uuid::Uuid;
 
-use super::reader::{check, whole, MAX_WHOLE_PARTITION_ROWS};
+use super::reader::{check, stored_names, typed_rows, whole, MAX_WHOLE_PARTITION_ROWS};
 use super::writer::{CqlStore, Request};
 use super::Keyspace;
-use crate::model::{ApiPath, HttpMethod, InstanceName, StatusCode, TimestampMs};
+use crate::model::{ApiReading, HostReading, ServiceName, StatusCode, TimestampMs};
+use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
-use crate::store::{remaining_ttl_seconds, StoreError};
+use crate::store::{remaining_ttl_seconds, RollupPageRequest, StoreError};
 
 /// The prepared statements of one level.
 #[derive(Debug, Clone)]
 pub struct LevelStatements {
     insert: PreparedStatement,
     select: PreparedStatement,
+    /// The first page of [`crate::store::Store::read_rollup_page`].
+    first_page: PreparedStatement,
+    /// A page after a key.
+    next_page: PreparedStatement,
+    delete: PreparedStatement,
 }
 
-/// The rollup statements of both levels, by [`Resolution::ALL`] order.
+/// The rollup statements of both levels, by [`Resolution::ALL`] order, and of the coverage.
 #[derive(Debug, Clone)]
 pub struct RollupStatements {
     levels: Vec<LevelStatements>,
+    /// `INSERT ... IF NOT EXISTS` of one coverage value.
+    record: PreparedStatement,
+    /// `UPDATE ... IF value > ?` of one coverage value.
+    lower: PreparedStatement,
+    /// The values of two names.
+    coverage: PreparedStatement,
 }
+
+/// The columns a read decodes ([`StoredRow`]).
+const READ: &str =
+    "slot, instance, method, path, code, writer, segment, piece_start, piece_last, agg";
 
 const COLUMNS: &str = "service_name, kind, time_bucket, slot, instance, method, path, code, \
                        writer, segment, piece_start, piece_last, agg";
@@ -44,16 +66,111 @@ impl RollupStatements {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
             );
             let select = format!(
-                "SELECT slot, instance, method, path, code, writer, segment, piece_start, \
-                 piece_last, agg FROM {keyspace}.{table} \
+                "SELECT {READ} FROM {keyspace}.{table} \
                  WHERE service_name = ? AND kind = ? AND time_bucket = ? AND slot >= ? AND slot <= ?"
+            );
+            let first_page = format!("{select} LIMIT ?");
+            let next_page = format!(
+                "SELECT {READ} FROM {keyspace}.{table} \
+                 WHERE service_name = ? AND kind = ? AND time_bucket = ? \
+                 AND (slot, instance, method, path, code, writer, segment, piece_start) \
+                 > (?, ?, ?, ?, ?, ?, ?, ?) AND (slot) <= (?) LIMIT ?"
+            );
+            let delete = format!(
+                "DELETE FROM {keyspace}.{table} WHERE service_name = ? AND kind = ? \
+                 AND time_bucket = ? AND slot = ? AND instance = ? AND method = ? AND path = ? \
+                 AND code = ? AND writer = ? AND segment = ? AND piece_start = ?"
             );
             levels.push(LevelStatements {
                 insert: prepare(session, insert).await?,
                 select: prepare(session, select).await?,
+                first_page: prepare(session, first_page).await?,
+                next_page: prepare(session, next_page).await?,
+                delete: prepare(session, delete).await?,
             });
         }
-        Ok(Self { levels })
+        let settings = format!("{keyspace}.timebucket_settings");
+        let record = format!("INSERT INTO {settings} (name, value) VALUES (?, ?) IF NOT EXISTS");
+        let lower = format!("UPDATE {settings} SET value = ? WHERE name = ? IF value > ?");
+        let coverage = format!("SELECT name, value FROM {settings} WHERE name IN (?, ?)");
+        Ok(Self {
+            levels,
+            record: prepare(session, record).await?,
+            lower: prepare(session, lower).await?,
+            coverage: prepare(session, coverage).await?,
+        })
+    }
+
+    /// The recorded values of `first` and `second` (either may be missing).
+    async fn coverage_values(
+        &self,
+        session: &Session,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        const WHAT: &str = "reading the rollup coverage";
+        let result = session
+            .execute_unpaged(&self.coverage, (first, second))
+            .await
+            .map_err(|source| StoreError::execute(WHAT, source))?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| StoreError::decode(WHAT, e))?;
+        let (mut a, mut b) = (None, None);
+        for row in rows
+            .rows::<(String, i64)>()
+            .map_err(|e| StoreError::decode(WHAT, e))?
+        {
+            let (name, value) = row.map_err(|e| StoreError::decode(WHAT, e))?;
+            if name == first {
+                a = Some(value);
+            } else if name == second {
+                b = Some(value);
+            }
+        }
+        Ok((a, b))
+    }
+
+    /// Records `name = ms` unless recorded already.
+    async fn record_if_absent(
+        &self,
+        session: &Session,
+        name: &str,
+        ms: i64,
+    ) -> Result<(), StoreError> {
+        session
+            .execute_unpaged(&self.record, (name, ms))
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::execute("recording the rollup coverage", source))
+    }
+
+    /// The recorded *written since*, if any.
+    pub async fn written_since(&self, session: &Session) -> Result<Option<i64>, StoreError> {
+        let (written, _) = self
+            .coverage_values(session, coverage::WRITTEN_SINCE, coverage::SINCE)
+            .await?;
+        Ok(written)
+    }
+
+    /// The recorded *written since*, recorded with *since* as of `now` on the first open, in
+    /// a store holding readings (`holds_readings`) or not.
+    pub async fn record_written_since(
+        &self,
+        session: &Session,
+        now: TimestampMs,
+        holds_readings: bool,
+    ) -> Result<TimestampMs, StoreError> {
+        let first = coverage::first_written_since(now, holds_readings).millis();
+        // *since* first: a reader that sees *written since* also sees a *since*.
+        self.record_if_absent(session, coverage::SINCE, first)
+            .await?;
+        self.record_if_absent(session, coverage::WRITTEN_SINCE, first)
+            .await?;
+        let written = self.written_since(session).await?.ok_or_else(|| {
+            StoreError::decode("reading the rollup coverage", "written since is missing")
+        })?;
+        Ok(TimestampMs::from_millis(written))
     }
 
     fn of(&self, resolution: Resolution) -> &LevelStatements {
@@ -88,6 +205,55 @@ type RowValues<'a> = (
     i32,
 );
 
+/// The primary key of a rollup row: the bind values of a delete, the first eleven of an insert.
+type RowKey<'a> = (
+    &'a str,
+    i32,
+    i64,
+    CqlTimestamp,
+    &'a str,
+    &'a str,
+    &'a str,
+    i32,
+    Uuid,
+    i64,
+    i64,
+);
+
+/// The partition of a rollup row, for grouping writes into per-partition batches.
+type RowPartition<'a> = (&'a str, i32, i64);
+
+/// The clustering columns of a rollup row: slot, instance, method, path, code, writer,
+/// segment, piece start (host rows: empty method and path, code 0).
+type Clustering<'a> = (CqlTimestamp, &'a str, &'a str, &'a str, i32, Uuid, i64, i64);
+
+/// The clustering columns of the row of `series` at `slot` from `piece`.
+fn clustering(slot: TimestampMs, series: &RollupSeries, piece: Piece) -> Clustering<'_> {
+    (
+        CqlTimestamp(slot.millis()),
+        series.instance.as_str(),
+        series.method.as_ref().map_or("", |m| m.as_str()),
+        series.path.as_ref().map_or("", |p| p.as_str()),
+        series.code.map_or(0, |c| i32::from(c.get())),
+        piece.writer,
+        piece.segment as i64,
+        piece.start as i64,
+    )
+}
+
+/// `row`'s partition and primary key at `resolution`.
+fn row_key(row: &RollupRow, resolution: Resolution) -> (RowPartition<'_>, RowKey<'_>) {
+    let kind = row.agg.kind() as i32;
+    let partition = resolution.partition_of(row.slot);
+    let (slot, instance, method, path, code, writer, segment, start) =
+        clustering(row.slot, &row.series, row.piece);
+    let service = row.service.as_str();
+    let key = (
+        service, kind, partition, slot, instance, method, path, code, writer, segment, start,
+    );
+    ((service, kind, partition), key)
+}
+
 /// One row as read.
 #[derive(DeserializeRow)]
 struct StoredRow<'a> {
@@ -104,6 +270,67 @@ struct StoredRow<'a> {
 }
 
 impl CqlStore {
+    /// The recorded *written since*, recorded on the first open (`rollup::coverage`).
+    pub(super) async fn load_rollups_written_since(&self) -> Result<TimestampMs, StoreError> {
+        let statements = self.rollup_statements();
+        if let Some(ms) = statements.written_since(&self.session).await? {
+            return Ok(TimestampMs::from_millis(ms));
+        }
+        let holds_readings = self.holds_readings().await?;
+        statements
+            .record_written_since(&self.session, TimestampMs::now(), holds_readings)
+            .await
+    }
+
+    /// Whether any latest table has a row: every reading has one until it expires.
+    async fn holds_readings(&self) -> Result<bool, StoreError> {
+        for shard in self.settings_ref().latest_shards.all() {
+            if !self
+                .read_latest_shard::<ApiReading>(shard, None)
+                .await?
+                .is_empty()
+                || !self
+                    .read_latest_shard::<HostReading>(shard, None)
+                    .await?
+                    .is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// See [`crate::store::Store::rollups_since`].
+    pub(super) async fn read_rollups_since(
+        &self,
+        service: &ServiceName,
+    ) -> Result<TimestampMs, StoreError> {
+        let service_name = since_name(Some(service));
+        let (global, own) = self
+            .rollup_statements()
+            .coverage_values(&self.session, coverage::SINCE, &service_name)
+            .await?;
+        Ok(effective_since(global, own))
+    }
+
+    /// See [`crate::store::Store::lower_rollups_since`].
+    pub(super) async fn lower_rollups_since_to(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let name = since_name(service);
+        let statements = self.rollup_statements();
+        statements
+            .record_if_absent(&self.session, &name, at.millis())
+            .await?;
+        self.session
+            .execute_unpaged(&statements.lower, (at.millis(), name.as_str(), at.millis()))
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::execute("lowering the rollup coverage", source))
+    }
+
     /// The write requests of `rows`, as of `now`.
     pub(super) fn rollup_requests<'a>(
         &'a self,
@@ -117,29 +344,60 @@ impl CqlStore {
             let values = level.filter_map(|row| {
                 let end = TimestampMs::from_millis(row.slot.millis() + resolution.step_ms());
                 let ttl = remaining_ttl_seconds(end, resolution.ttl_seconds(&settings), now);
-                let s = &row.series;
-                let kind = row.agg.kind() as i32;
-                let partition = resolution.partition_of(row.slot);
-                let values: RowValues<'a> = (
-                    row.service.as_str(),
-                    kind,
+                if ttl <= 0 {
+                    return None;
+                }
+                let (
                     partition,
-                    CqlTimestamp(row.slot.millis()),
-                    s.instance.as_str(),
-                    s.method.as_ref().map_or("", |m| m.as_str()),
-                    s.path.as_ref().map_or("", |p| p.as_str()),
-                    s.code.map_or(0, |c| i32::from(c.get())),
-                    row.piece.writer,
-                    row.piece.segment as i64,
-                    row.piece.start as i64,
+                    (
+                        service,
+                        kind,
+                        part,
+                        slot,
+                        instance,
+                        method,
+                        path,
+                        code,
+                        writer,
+                        segment,
+                        start,
+                    ),
+                ) = row_key(row, resolution);
+                let values: RowValues<'a> = (
+                    service,
+                    kind,
+                    part,
+                    slot,
+                    instance,
+                    method,
+                    path,
+                    code,
+                    writer,
+                    segment,
+                    start,
                     row.piece.last as i64,
                     row.agg.to_bytes(),
                     ttl,
                 );
-                (ttl > 0).then_some(((row.service.as_str(), kind, partition), values))
+                Some((partition, values))
             });
             let statement = &self.rollup_statements().of(resolution).insert;
             requests.extend(self.partition_batches(values, statement, "writing rollups"));
+        }
+        requests
+    }
+
+    /// The delete requests of `rows` (see [`crate::store::Store::delete_rollups`]), grouped
+    /// into one batch per partition.
+    pub(super) fn rollup_deletes<'a>(&'a self, rows: &'a [RollupRow]) -> Vec<Request<'a>> {
+        let mut requests = Vec::new();
+        for resolution in Resolution::ALL {
+            let keys = rows
+                .iter()
+                .filter(|r| r.resolution == resolution)
+                .map(|row| row_key(row, resolution));
+            let statement = &self.rollup_statements().of(resolution).delete;
+            requests.extend(self.partition_batches(keys, statement, "deleting rollups"));
         }
         requests
     }
@@ -149,7 +407,6 @@ impl CqlStore {
         &self,
         request: &RollupRequest,
     ) -> Result<Vec<RollupRow>, StoreError> {
-        const WHAT: &str = "reading rollups";
         let settings = *self.settings_ref();
         let resolution = request.resolution;
         let now = TimestampMs::now();
@@ -166,54 +423,102 @@ impl CqlStore {
                 statement,
                 &values,
                 MAX_WHOLE_PARTITION_ROWS + 1,
-                WHAT,
+                READING,
                 |rows, out| {
-                    for row in rows
-                        .rows::<StoredRow>()
-                        .map_err(|e| StoreError::decode(WHAT, e))?
-                    {
-                        let row = row.map_err(|e| StoreError::decode(WHAT, e))?;
-                        let slot = TimestampMs::from_millis(row.slot.0);
-                        let end = TimestampMs::from_millis(slot.millis() + resolution.step_ms());
+                    for row in typed_rows::<StoredRow>(rows, READING)? {
+                        let row = decode(request, row?)?;
+                        let end = row.slot.millis() + resolution.step_ms();
                         let ttl = resolution.ttl_seconds(&settings);
-                        if crate::store::expired(end, ttl, now) {
-                            continue;
+                        if !crate::store::expired(TimestampMs::from_millis(end), ttl, now) {
+                            out.push(row);
                         }
-                        let agg =
-                            Agg::from_bytes(row.agg).map_err(|e| StoreError::decode(WHAT, e))?;
-                        let api = !row.method.is_empty();
-                        let series = RollupSeries {
-                            instance: check(WHAT, "instance", InstanceName::parse(row.instance))?,
-                            method: api
-                                .then(|| check(WHAT, "method", HttpMethod::parse(row.method)))
-                                .transpose()?,
-                            path: api
-                                .then(|| check(WHAT, "path", ApiPath::parse(row.path)))
-                                .transpose()?,
-                            code: api
-                                .then(|| {
-                                    check(WHAT, "code", StatusCode::parse(i64::from(row.code)))
-                                })
-                                .transpose()?,
-                        };
-                        out.push(RollupRow {
-                            service: request.service.clone(),
-                            resolution,
-                            slot,
-                            series,
-                            piece: Piece {
-                                writer: row.writer,
-                                segment: row.segment as u64,
-                                start: row.piece_start as u64,
-                                last: row.piece_last as u64,
-                            },
-                            agg,
-                        });
                     }
                     Ok(())
                 },
             )
             .await?;
-        whole(rows, MAX_WHOLE_PARTITION_ROWS, WHAT)
+        whole(rows, MAX_WHOLE_PARTITION_ROWS, READING)
     }
+
+    /// See [`crate::store::Store::read_rollup_page`].
+    pub(super) async fn read_rollup_rows_page(
+        &self,
+        page: &RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let request = &page.rows;
+        let statements = self.rollup_statements().of(request.resolution);
+        let limit = i32::try_from(page.limit).unwrap_or(i32::MAX).max(1);
+        let (service, kind, partition) = (
+            request.service.as_str(),
+            request.kind as i32,
+            request.partition,
+        );
+        let to = CqlTimestamp(request.to.millis());
+        let decode_into = |rows: &QueryRowsResult, out: &mut Vec<RollupRow>| {
+            for row in typed_rows::<StoredRow>(rows, READING)? {
+                out.push(decode(request, row?)?);
+            }
+            Ok(())
+        };
+        match &page.after {
+            None => {
+                let from = CqlTimestamp(request.from.millis());
+                let values = (service, kind, partition, from, to, limit);
+                self.read_pages(
+                    &statements.first_page,
+                    &values,
+                    limit as usize,
+                    READING,
+                    decode_into,
+                )
+                .await
+            }
+            Some(after) => {
+                let (slot, instance, method, path, code, writer, segment, start) =
+                    clustering(after.slot, &after.series, after.piece);
+                let values = (
+                    service, kind, partition, slot, instance, method, path, code, writer, segment,
+                    start, to, limit,
+                );
+                self.read_pages(
+                    &statements.next_page,
+                    &values,
+                    limit as usize,
+                    READING,
+                    decode_into,
+                )
+                .await
+            }
+        }
+    }
+}
+
+const READING: &str = "reading rollups";
+
+/// A row of `request`'s partition as read.
+fn decode(request: &RollupRequest, row: StoredRow<'_>) -> Result<RollupRow, StoreError> {
+    let agg = Agg::from_bytes(row.agg).map_err(|e| StoreError::decode(READING, e))?;
+    let (instance, method, path) = stored_names(READING, row.instance, row.method, row.path)?;
+    let code = method
+        .is_some()
+        .then(|| check(READING, "code", StatusCode::parse(i64::from(row.code))))
+        .transpose()?;
+    Ok(RollupRow {
+        service: request.service.clone(),
+        resolution: request.resolution,
+        slot: TimestampMs::from_millis(row.slot.0),
+        series: RollupSeries {
+            instance,
+            method,
+            path,
+            code,
+        },
+        piece: Piece {
+            writer: row.writer,
+            segment: row.segment as u64,
+            start: row.piece_start as u64,
+            last: row.piece_last as u64,
+        },
+        agg,
+    })
 }

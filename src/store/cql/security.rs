@@ -5,6 +5,10 @@
 //! file (`--cql-ca-file`) or the system's roots (`--cql-tls` alone). The driver connects to the
 //! addresses the cluster reports and checks each certificate against that IP address, so a
 //! node's certificate must name its IP (a `subjectAltName` of type IP).
+//!
+//! A session that cannot be opened because of TLS ([`tls_failure`], found by the error's type,
+//! not its text) is reported as such, with the flag to look at: the driver's own message only
+//! ends in rustls' reason (`invalid peer certificate: UnknownIssuer`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +17,7 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{ConnectionError, ConnectionPoolError, MetadataError, NewSessionError};
 
 /// The credentials and TLS settings of the CQL connections; the default is neither.
 #[derive(Debug, Clone, Default)]
@@ -125,6 +130,36 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, SecurityE
     Ok(Arc::new(config))
 }
 
+/// rustls' reason, if a session could not be opened because TLS with the node failed (the
+/// driver keeps the last connection's error, an I/O error wrapping rustls' one).
+pub fn tls_failure(error: &NewSessionError) -> Option<&rustls::Error> {
+    let NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+        ConnectionPoolError::Broken {
+            last_connection_error: ConnectionError::IoError(io),
+        },
+    )) = error
+    else {
+        return None;
+    };
+    io.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// What to tell the operator about a failed TLS connection to the nodes: which flag decides
+/// trust, or that the node may not speak TLS.
+pub fn tls_advice(reason: &rustls::Error) -> String {
+    match reason {
+        rustls::Error::InvalidCertificate(_) => format!(
+            "TLS: the node's certificate is refused ({reason}); --cql-ca-file must name the CA \
+             that signed it (without it, the system's CAs are used), and the certificate must \
+             name the node's IP address"
+        ),
+        _ => format!(
+            "the TLS handshake with the node failed ({reason}), as when the node takes no \
+             TLS on this port (its client_encryption_options)"
+        ),
+    }
+}
+
 impl CqlSecurity {
     /// `builder` with these credentials and TLS.
     pub fn apply(&self, builder: SessionBuilder) -> SessionBuilder {
@@ -156,6 +191,27 @@ mod tests {
             Credentials::from_file("tb".into(), &file),
             Err(SecurityError::EmptyPassword { .. })
         ));
+    }
+
+    #[test]
+    fn a_tls_failure_is_found_under_the_drivers_error() {
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, refused.clone());
+        let error = NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+            ConnectionPoolError::Broken {
+                last_connection_error: ConnectionError::IoError(Arc::new(io)),
+            },
+        ));
+        assert_eq!(tls_failure(&error), Some(&refused));
+        assert!(tls_advice(&refused).contains("--cql-ca-file"));
+        let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+            ConnectionPoolError::Broken {
+                last_connection_error: ConnectionError::IoError(Arc::new(plain)),
+            },
+        ));
+        assert_eq!(tls_failure(&error), None);
+        assert_eq!(tls_failure(&NewSessionError::EmptyKnownNodesList), None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::statement::Consistency;
 
-use super::{CqlSecurity, CONNECT_TIMEOUT};
+use super::{security, CqlSecurity, CONNECT_TIMEOUT};
 use crate::store::StoreError;
 
 /// What one request may take before the driver gives up on it.
@@ -185,10 +185,11 @@ pub async fn connect_secured(
         .build()
         .await
         .map_err(|source| {
-            StoreError::unavailable(
-                format!("connecting to the CQL cluster at {}", nodes.join(",")),
-                source,
-            )
+            let mut what = format!("connecting to the CQL cluster at {}", nodes.join(","));
+            if let Some(reason) = security::tls_failure(&source) {
+                what = format!("{what}: {}", security::tls_advice(reason));
+            }
+            StoreError::unavailable(what, source)
         })?;
     Ok((session, writes.into_handle()))
 }

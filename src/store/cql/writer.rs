@@ -45,6 +45,8 @@ pub struct CqlStore {
     /// Every write batch runs with it (the write consistency, no speculative execution).
     write_profile: ExecutionProfileHandle,
     settings: Settings,
+    /// Recorded at the first open with rollups (`rollup::coverage`): it never changes.
+    rollups_written_since: TimestampMs,
 }
 
 impl std::fmt::Debug for CqlStore {
@@ -82,13 +84,16 @@ impl CqlStore {
         let settings = settings::load(&session, keyspace).await?;
         let statements = Statements::prepare(&session, keyspace).await?;
         let rollups = RollupStatements::prepare(&session, keyspace).await?;
-        Ok(Self {
+        let mut store = Self {
             session: Arc::new(session),
             statements: Arc::new(statements),
             rollups: Arc::new(rollups),
             write_profile,
             settings,
-        })
+            rollups_written_since: TimestampMs::from_millis(i64::MAX),
+        };
+        store.rollups_written_since = store.load_rollups_written_since().await?;
+        Ok(store)
     }
 
     pub(super) fn rollup_statements(&self) -> &RollupStatements {
@@ -295,10 +300,40 @@ impl Store for CqlStore {
         self.read_series_partition(service, bucket).await
     }
 
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.rollups_written_since
+    }
+
+    async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
+        futures::stream::iter(self.rollup_deletes(rows))
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.read_rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.lower_rollups_since_to(service, at).await
+    }
+
     async fn read_rollups(
         &self,
         request: &crate::rollup::RollupRequest,
     ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
         self.read_rollup_partition(request).await
+    }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
+        self.read_rollup_rows_page(request).await
     }
 }

@@ -19,7 +19,11 @@
 //! newest WAL record applied (the `mark`). A reading of a newer record is new and written as is;
 //! one of an older record (a replay after a crash) or without a WAL id (a direct write) is
 //! written only if its partition does not already hold its key. The id column costs about a
-//! byte per reading, because WAL ids of one partition are nearly consecutive.
+//! byte per reading, because WAL ids of one partition are nearly consecutive. WAL ids go to
+//! one WAL only, the first whose flusher asked (its rollup writer id is the manifest's `owner`):
+//! positions of another WAL (a second writer, a WAL made anew) would collide with them, so its
+//! readings keep their acceptance ids (16 random bytes each, and checked against the stored
+//! keys like any direct write).
 //!
 //! Block file (`blocks/{id:020}.blk`), integers little-endian:
 //! ```text
@@ -52,7 +56,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{ReadingId, ReadingKind, TimestampMs};
-use crate::store::{expired, Order, PageRequest, PartitionKey, StoreError};
+use crate::store::{expired, Order, PageRequest, PartitionKey, RetentionHold, StoreError};
 pub use file::Block;
 
 /// First bytes of a block file: name and format version.
@@ -63,6 +67,8 @@ const HEADER: &[u8] = &MAGIC;
 const TRAILER: &[u8] = b"TBBF";
 /// The manifest key of the WAL mark (block ids are 8-byte keys).
 const MARK_KEY: &[u8] = b"mark";
+/// The manifest key of the rollup writer id of the WAL whose positions are the readings' ids.
+const OWNER_KEY: &[u8] = b"owner";
 
 /// A block file's failure.
 #[derive(Debug, Error)]
@@ -135,6 +141,9 @@ pub struct Blocks {
     next_id: AtomicU64,
     /// The newest WAL record `(segment, offset)` applied.
     mark: Mutex<Option<(u64, u64)>>,
+    /// The WAL (its rollup writer id) whose positions are the ids of the readings: the only
+    /// one given WAL ids, so that ids of two WALs never collide.
+    owner: Mutex<Option<uuid::Uuid>>,
     /// One compaction at a time.
     compacting: Mutex<()>,
 }
@@ -151,10 +160,16 @@ impl Blocks {
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::unavailable(WHAT, e))?;
         let mut live = BTreeMap::new();
         let mut mark = None;
+        let mut owner = None;
         for guard in manifest.iter() {
             let (key, value) = guard.into_inner().map_err(fjall_error(WHAT))?;
             if &*key == MARK_KEY {
                 mark = Some(postcard::from_bytes(&value).map_err(|e| StoreError::decode(WHAT, e))?);
+                continue;
+            }
+            if &*key == OWNER_KEY {
+                owner =
+                    Some(postcard::from_bytes(&value).map_err(|e| StoreError::decode(WHAT, e))?);
                 continue;
             }
             let id = u64::from_be_bytes(
@@ -192,8 +207,38 @@ impl Blocks {
             live: RwLock::new(live),
             next_id: AtomicU64::new(next),
             mark: Mutex::new(mark),
+            owner: Mutex::new(owner),
             compacting: Mutex::new(()),
         })
+    }
+
+    /// Whether the WAL of rollup writer `writer` gets WAL ids (see `Store::wal_ids`): the
+    /// first WAL to ask is recorded as the owner and is the only one that does. The record is
+    /// not synced on its own: the journal keeps fjall's writes in order, so it is durable
+    /// before any part written with those ids is.
+    pub fn wal_ids_for(&self, writer: uuid::Uuid) -> bool {
+        let mut owner = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
+        match *owner {
+            Some(owner) if owner == writer => true,
+            Some(owner) => {
+                tracing::warn!(
+                    %owner, %writer,
+                    "the embedded store's reading ids are those of another WAL's positions: \
+                     this WAL's readings keep their acceptance ids"
+                );
+                false
+            }
+            None => match self.manifest.insert(OWNER_KEY, postcard_bytes(&writer)) {
+                Ok(()) => {
+                    *owner = Some(writer);
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not record the WAL of the reading ids");
+                    false
+                }
+            },
+        }
     }
 
     pub(super) fn snapshot(&self, kind: u8) -> Vec<(u64, Live)> {
@@ -350,23 +395,23 @@ impl Blocks {
         }
     }
 
-    /// Deletes every block whose newest reading is past the retention at `now`; returns how
-    /// many. `batch` is a fresh batch of the store's database, committed here.
+    /// Deletes every block whose newest reading is past the retention at `now` and that `hold`
+    /// lets go (a block ends just after its newest reading); returns how many. `batch` is a
+    /// fresh batch of the store's database, committed here.
     pub fn drop_expired(
         &self,
         mut batch: OwnedWriteBatch,
         ttl_seconds: u32,
+        hold: &RetentionHold,
         now: TimestampMs,
     ) -> Result<usize, StoreError> {
         let gone: Vec<u64> = {
             let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
             live.iter()
                 .filter(|(_, l)| {
-                    expired(
-                        TimestampMs::from_millis(l.block.index.max_ts),
-                        ttl_seconds,
-                        now,
-                    )
+                    let newest = TimestampMs::from_millis(l.block.index.max_ts);
+                    expired(newest, ttl_seconds, now)
+                        && hold.may_drop(TimestampMs::from_millis(newest.millis() + 1))
                 })
                 .map(|(id, _)| *id)
                 .collect()

@@ -19,15 +19,19 @@ use std::sync::{Mutex, PoisonError};
 use tokio::sync::watch;
 
 use super::EmbeddedStore;
-use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket};
+use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
 use crate::rollup::{RollupRequest, RollupRow};
-use crate::store::{PageRequest, SeriesEntry, Store, StoreError, WriteBatch};
+use crate::store::{PageRequest, RetentionHold, SeriesEntry, Store, StoreError, WriteBatch};
 
 /// The embedded store, reopened after a failed write.
 #[derive(Debug)]
 pub struct Recovering {
     dir: PathBuf,
     settings: Settings,
+    /// The retention hold, kept across reopens.
+    hold: RetentionHold,
+    /// Recorded at the first open: it never changes.
+    written_since: TimestampMs,
     /// The open store; `None` between a close and a successful reopen.
     current: Mutex<Option<EmbeddedStore>>,
     /// Set by a failed write: reopen before the next one.
@@ -41,6 +45,8 @@ impl Recovering {
         Self {
             dir,
             settings: *store.settings(),
+            hold: store.retention_hold().clone(),
+            written_since: store.rollups_written_since(),
             current: Mutex::new(Some(store)),
             reopen: Mutex::new(false),
             refusing: watch::channel(None).0,
@@ -59,7 +65,7 @@ impl Recovering {
         if for_write && *reopen {
             // Drop our handle first: the directory opens only once nothing holds it.
             current.take();
-            let store = EmbeddedStore::open_with(&self.dir, self.settings)?;
+            let store = EmbeddedStore::open_held(&self.dir, self.settings, self.hold.clone())?;
             tracing::info!(store = %self.dir.display(), "the embedded store was reopened after a failed write");
             *current = Some(store);
             *reopen = false;
@@ -116,8 +122,10 @@ impl Store for Recovering {
         outcome
     }
 
-    fn wal_ids(&self) -> bool {
-        true
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        // Without an open store (being reopened), acceptance ids: always correct, only larger.
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        current.as_ref().is_some_and(|store| store.wal_ids(writer))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -136,8 +144,35 @@ impl Store for Recovering {
         self.store(false)?.read_latest::<K>(shard, service).await
     }
 
+    fn rollups_written_since(&self) -> TimestampMs {
+        self.written_since
+    }
+
+    async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
+        self.store(false)?.rollups_since(service).await
+    }
+
+    async fn lower_rollups_since(
+        &self,
+        service: Option<&ServiceName>,
+        at: TimestampMs,
+    ) -> Result<(), StoreError> {
+        self.store(false)?.lower_rollups_since(service, at).await
+    }
+
+    async fn delete_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.store(true)?.delete_rollups(rows).await
+    }
+
     async fn read_rollups(&self, request: &RollupRequest) -> Result<Vec<RollupRow>, StoreError> {
         self.store(false)?.read_rollups(request).await
+    }
+
+    async fn read_rollup_page(
+        &self,
+        request: &crate::store::RollupPageRequest,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        self.store(false)?.read_rollup_page(request).await
     }
 
     async fn read_series(

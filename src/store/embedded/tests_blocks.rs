@@ -240,3 +240,37 @@ async fn a_store_with_row_format_readings_is_refused_until_converted() {
     let got = read_all(&store, at, at + 2 * HOUR_MS, Order::Asc).await;
     assert_eq!(sorted(got), sorted(old));
 }
+
+#[test]
+fn wal_ids_go_to_the_first_wal_that_asks_only_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(store.wal_ids(first));
+        assert!(store.wal_ids(first));
+        // Its positions would collide with the first WAL's: it keeps acceptance ids.
+        assert!(!store.wal_ids(second));
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(!store.wal_ids(second));
+    assert!(store.wal_ids(first));
+}
+
+#[tokio::test]
+async fn a_retention_hold_keeps_expired_blocks_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = TimestampMs::now();
+    let old = now.millis() - 6 * 24 * HOUR_MS;
+    let hold = RetentionHold::until(TimestampMs::from_millis(old));
+    let store = EmbeddedStore::open_held(dir.path(), Settings::default(), hold.clone()).unwrap();
+    let readings = wal_readings(old, 0, 20);
+    write(&store, readings.clone()).await;
+    let later = TimestampMs::from_millis(now.millis() + 2 * 24 * HOUR_MS);
+    store.drop_expired_windows(later).unwrap();
+    let got = read_all(&store, old, old + HOUR_MS, Order::Asc).await;
+    assert_eq!(sorted(got), sorted(api(&readings)), "held past their TTL");
+    hold.release_until(TimestampMs::from_millis(old + HOUR_MS));
+    store.drop_expired_windows(later).unwrap();
+    assert_eq!(store.block_count(), 0);
+}

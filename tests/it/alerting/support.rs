@@ -13,6 +13,7 @@ use timebucket::model::TimestampMs;
 use timebucket::server::ServeConfig;
 
 use crate::support::{embedded_config, spawn_with, TestApp};
+pub use crate::support::{metric, seed};
 
 /// How long any condition may take to become true.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -271,25 +272,6 @@ pub async fn start(config: ServeConfig, data_dir: tempfile::TempDir) -> TestApp 
     app
 }
 
-/// A sample of `/metrics` at `url` (the first line starting with `name`).
-pub async fn metric(url: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| {
-            l.starts_with(name)
-                && l.as_bytes()
-                    .get(name.len())
-                    .is_some_and(|b| *b == b' ' || *b == b'{')
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// The `data` of a Prometheus API answer at `url` + `path`.
 pub async fn prom_data(url: &str, path: &str) -> Value {
     let body: Value = reqwest::get(format!("{url}{path}"))
@@ -346,42 +328,6 @@ pub async fn alerts(app: &TestApp, alertname: &str) -> Vec<Value> {
 pub fn api(service: &str, at: i64, path: &str, code: u16, duration_ms: f64, count: u32) -> Value {
     json!({"service": service, "instance": "i-1", "method": "GET", "path": path, "code": code,
            "duration_ms": duration_ms, "count": count, "timestamp": at})
-}
-
-/// Posts readings and waits until the store has them all.
-pub async fn seed(app: &TestApp, api: Vec<Value>, host: Vec<Value>) {
-    let client = reqwest::Client::new();
-    let before = metric(&app.url, "timebucket_readings_flushed_total")
-        .await
-        .unwrap_or(0.0);
-    let total = (api.len() + host.len()) as f64;
-    for chunk in api.chunks(500) {
-        let answer = client
-            .post(format!("{}/v1/metrics", app.url))
-            .json(&json!({"api": chunk}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
-    }
-    for chunk in host.chunks(500) {
-        let answer = client
-            .post(format!("{}/v1/metrics", app.url))
-            .json(&json!({"host": chunk}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
-    }
-    let deadline = Instant::now() + WAIT;
-    while metric(&app.url, "timebucket_readings_flushed_total")
-        .await
-        .unwrap_or(0.0)
-        < before + total
-    {
-        assert!(Instant::now() < deadline, "the readings were not stored");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The start of the test's time line: 20 minutes ago, on a whole minute, so every reading is

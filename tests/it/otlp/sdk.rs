@@ -14,14 +14,7 @@ use crate::support::{fresh_keyspace, serve_config};
 
 /// The Python of the project's tools virtualenv; a missing one fails the test with the fix.
 pub fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/tools python (it installs the OpenTelemetry SDK these tests \
-         drive into .tools/venv)",
-        python.display()
-    );
-    python
+    crate::support::tools_python("the OpenTelemetry SDK these tests drive")
 }
 
 /// A script of `tests/otlp/`.

@@ -88,8 +88,19 @@ impl Seed {
             .chain(self.host.iter().cloned().map(Reading::Host))
             .collect();
         fastrand::Rng::with_seed(3).shuffle(&mut readings);
-        for chunk in readings.chunks(500) {
-            let batch = WriteBatch::build(chunk.to_vec(), store.settings(), &SeriesSeen::new(0));
+        // With their rollups, as the flusher writes them (a new store's rollups cover every
+        // reading, so queries read them where they can), each batch a piece of its own.
+        let writer = uuid::Uuid::new_v4();
+        for (i, chunk) in readings.chunks(500).enumerate() {
+            let piece = timebucket::rollup::Piece {
+                writer,
+                segment: i as u64,
+                start: 0,
+                last: 0,
+            };
+            let mut batch =
+                WriteBatch::build(chunk.to_vec(), store.settings(), &SeriesSeen::new(0));
+            batch.rollups = timebucket::rollup::partials(chunk, piece, TimestampMs::from_millis(0));
             store.write(&batch).await.unwrap();
         }
     }

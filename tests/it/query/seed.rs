@@ -19,7 +19,7 @@ use timebucket::query::QueryLimits;
 use timebucket::store::cql::CqlStore;
 use timebucket::store::{SeriesSeen, Store, WriteBatch};
 
-use crate::support::{cql_node, session, spawn_app, AppOptions, TestApp};
+use crate::support::{cql_node, drop_keyspace, spawn_app, AppOptions, TestApp};
 
 /// The seed's start: a bucket start (one-hour buckets) eight hours ago, so the five hours of
 /// readings lie within the retention, which both stores count from the readings' own time.
@@ -146,8 +146,19 @@ pub async fn seeded_app(limits: QueryLimits) -> (TestApp, Seed) {
         .collect();
     batches.push(host.iter().cloned().map(Reading::Host).collect());
     batches.push(vec![Reading::Api(late.clone())]);
-    for batch in batches {
-        let batch = WriteBatch::build(batch, store.settings(), &SeriesSeen::new(0));
+    // Written as the flusher writes: each batch with its partial rollups (the keyspace is new,
+    // so queries read rollups wherever the step allows), under a piece of its own.
+    let writer = uuid::Uuid::new_v4();
+    for (i, batch) in batches.into_iter().enumerate() {
+        let piece = timebucket::rollup::Piece {
+            writer,
+            segment: i as u64,
+            start: 0,
+            last: 0,
+        };
+        let rollups = timebucket::rollup::partials(&batch, piece, TimestampMs::from_millis(0));
+        let mut batch = WriteBatch::build(batch, store.settings(), &SeriesSeen::new(0));
+        batch.rollups = rollups;
         store.write(&batch).await.unwrap();
     }
     api.push(late);
@@ -159,11 +170,7 @@ pub async fn seeded_app(limits: QueryLimits) -> (TestApp, Seed) {
 pub async fn finish(app: TestApp) {
     let keyspace = app.keyspace.clone();
     app.stop().await.unwrap();
-    session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&keyspace).await;
 }
 
 /// `2024-03-01T08:00:00.000Z` (RFC 3339, milliseconds, UTC)
