@@ -2,7 +2,8 @@
 //!
 //! [`Store`] is what ingest and queries need from a backend; [`cql`] implements it for Scylla and
 //! Cassandra, [`embedded`] on a local LSM-tree. [`batch`] groups readings the way every backend
-//! writes them; [`read`] holds the partition-level, paged read requests every backend answers.
+//! writes them; [`read`] holds the partition-level, paged read requests every backend answers,
+//! [`projected`] the column-projected read of the stats scan.
 //! Both backends are generic over [`ReadingKind`]: what they store of a reading (columns,
 //! statements, codecs) follows from the kind's declaration, never from per-kind code.
 //!
@@ -23,6 +24,7 @@ pub mod batch;
 pub mod cql;
 pub mod embedded;
 pub mod hold;
+pub mod projected;
 pub mod read;
 pub mod watched;
 
@@ -35,6 +37,7 @@ pub use batch::{
     KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch, WriteBatchBuilder,
 };
 pub use hold::RetentionHold;
+pub use projected::{ApiColumns, ApiColumnsRequest, ApiSeriesColumns};
 pub use read::{Order, PageRequest, ReadingKey, RollupKey, RollupPageRequest};
 
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
@@ -79,6 +82,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         request: &PageRequest,
     ) -> impl Future<Output = Result<Vec<K>, StoreError>> + Send;
+
+    /// One partition's API readings in a time range, projected to what the stats scan needs
+    /// (see [`projected`] for the contract). The default builds it from [`Store::read_page`];
+    /// a store that keeps readings by column decodes only the columns wanted.
+    fn read_api_columns(
+        &self,
+        request: &ApiColumnsRequest,
+    ) -> impl Future<Output = Result<ApiColumns, StoreError>> + Send {
+        projected::from_pages(self, request)
+    }
 
     /// The latest reading of kind `K` of every series stored in latest-readings shard `shard`,
     /// of one service or of all. A series whose latest reading is older than the retention has

@@ -443,6 +443,14 @@ impl Store for EmbeddedStore {
         blocking(move || store.page(&request)).await
     }
 
+    async fn read_api_columns(
+        &self,
+        request: &crate::store::ApiColumnsRequest,
+    ) -> Result<crate::store::ApiColumns, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.inner.blocks.api_columns(&request)).await
+    }
+
     async fn read_latest<K: ReadingKind>(
         &self,
         shard: Seq,

@@ -90,6 +90,13 @@ impl<S: Store> Store for Watched<S> {
         self.inner.read_page::<K>(request).await
     }
 
+    async fn read_api_columns(
+        &self,
+        request: &crate::store::ApiColumnsRequest,
+    ) -> Result<crate::store::ApiColumns, StoreError> {
+        self.inner.read_api_columns(request).await
+    }
+
     async fn read_latest<K: ReadingKind>(
         &self,
         shard: Seq,

@@ -45,6 +45,7 @@
 mod columns;
 mod compact;
 mod file;
+mod projected;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -136,6 +136,13 @@ impl Store for Recovering {
         self.store(false)?.read_page::<K>(request).await
     }
 
+    async fn read_api_columns(
+        &self,
+        request: &crate::store::ApiColumnsRequest,
+    ) -> Result<crate::store::ApiColumns, StoreError> {
+        self.store(false)?.read_api_columns(request).await
+    }
+
     async fn read_latest<K: ReadingKind>(
         &self,
         shard: Seq,

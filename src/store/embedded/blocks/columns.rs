@@ -195,6 +195,90 @@ pub fn keys(columns: &[&[u8]]) -> Result<Vec<(TimestampMs, ReadingId)>, BlockErr
         .collect())
 }
 
+/// A decoded numeric column.
+#[derive(Debug)]
+pub enum Column {
+    /// An `Int` or `BigInt` field.
+    Int(Vec<i64>),
+    /// A `Double` field.
+    Double(Vec<f64>),
+}
+
+/// Some columns of a partition, decoded.
+#[derive(Debug)]
+pub struct Projection {
+    /// Each row's time, epoch ms.
+    pub timestamps: Vec<i64>,
+    /// Each row's tuple ordinal; empty when the kind has no text fields.
+    pub ordinals: Vec<u32>,
+    /// The wanted fields' columns, in the order asked for.
+    pub columns: Vec<Column>,
+}
+
+/// A partition's timestamps, tuple ordinals and the columns of fields `wanted` (indexes into
+/// `K`'s fields, each a required or defaulted `Int`, `BigInt` or `Double` field, so that every
+/// row has a value): decodes only those columns, never the ids or the other fields.
+pub fn project<K: ReadingKind>(
+    columns: &[&[u8]],
+    wanted: &[usize],
+) -> Result<Projection, BlockError> {
+    let fields = K::INFO.fields;
+    let first = 3 + usize::from(has_texts(fields)) + usize::from(has_optionals(fields));
+    let column = |at: usize| {
+        columns
+            .get(at)
+            .copied()
+            .ok_or_else(|| BlockError::Damaged("a partition without a column".into()))
+    };
+    let timestamps: Vec<i64> = unpack(column(0)?)?;
+    let ordinals: Vec<u32> = if has_texts(fields) {
+        unpack(column(3)?)?
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::with_capacity(wanted.len());
+    for &i in wanted {
+        let field = &fields[i];
+        debug_assert!(
+            !field.is_optional(),
+            "a projected field is present on every row"
+        );
+        let at = first + fields[..i].iter().filter(|f| !is_text(f)).count();
+        let values = match field.ty {
+            FieldType::Int | FieldType::BigInt => Column::Int(unpack(column(at)?)?),
+            FieldType::Double => Column::Double(unpack(column(at)?)?),
+            FieldType::Text | FieldType::Bool => {
+                return Err(BlockError::Damaged(format!(
+                    "field {} cannot be projected",
+                    field.name
+                )))
+            }
+        };
+        let len = match &values {
+            Column::Int(v) => v.len(),
+            Column::Double(v) => v.len(),
+        };
+        if len != timestamps.len() {
+            return Err(BlockError::Damaged(format!(
+                "column {} has {len} rows, the partition {}",
+                field.name,
+                timestamps.len()
+            )));
+        }
+        out.push(values);
+    }
+    if has_texts(fields) && ordinals.len() != timestamps.len() {
+        return Err(BlockError::Damaged(
+            "tuple and time columns of different lengths".into(),
+        ));
+    }
+    Ok(Projection {
+        timestamps,
+        ordinals,
+        columns: out,
+    })
+}
+
 /// Rebuilds rows `rows` (a range of positions) of a partition of `service` from its columns,
 /// keys (from [`keys`]), tuples and the block's names; `rows` in the order wanted.
 pub fn decode<K: ReadingKind>(
