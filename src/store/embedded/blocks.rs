@@ -311,9 +311,20 @@ impl Blocks {
         partitions: &[(PartitionKey, Vec<K>)],
     ) -> Result<Staged, BlockError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let path = block_path(&self.dir, id);
-        file::write(&path, partitions)?;
-        let block = Block::open(&path)?;
+        file::write(&block_path(&self.dir, id), partitions)?;
+        self.opened(id, entry)
+    }
+
+    /// A new block, to be written partition by partition and then opened with
+    /// [`Blocks::opened`].
+    fn start_block(&self) -> Result<(u64, file::Writer), BlockError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Ok((id, file::Writer::create(&block_path(&self.dir, id))?))
+    }
+
+    /// The block `id`, written, as staged with manifest entry `entry`.
+    fn opened(&self, id: u64, entry: Entry) -> Result<Staged, BlockError> {
+        let block = Block::open(&block_path(&self.dir, id))?;
         Ok(Staged {
             id,
             live: Live {

@@ -8,17 +8,23 @@
 //! batch, lists the new blocks and unlists every input. A reading is never in two live blocks,
 //! and a crash before the batch leaves only files that the next open deletes.
 //!
+//! Memory: a window is rewritten one partition at a time ([`Writer`] streams each partition's
+//! columns to the new file), so a pass holds one partition's decoded rows — one bucket of one
+//! shard of one service — and the window's partition list, never a window's readings.
+//!
 //! A pass runs when parts pile up ([`MAX_PARTS`]), when the oldest part has waited
 //! [`PART_AGE`], or when a window has aged into a larger target; `force` runs it regardless.
 //! The current 15 min window is rewritten at most once per pass, so its write amplification
 //! is bounded by the number of passes within 15 minutes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fjall::{Database, PersistMode};
 
-use super::{Blocks, Entry, Live, Staged};
+use super::file::Writer;
+use super::{Block, Blocks, Entry, Live, Staged};
 use crate::model::kind::{EachKind, Kinds, KINDS};
 use crate::model::{ReadingKind, Seq, TimestampMs};
 use crate::store::{PartitionKey, StoreError};
@@ -68,6 +74,9 @@ impl Blocks {
         }
     }
 }
+
+/// A partition of a window and where its rows are: blocks and the partition's place in each.
+type Sources = (PartitionKey, Vec<(Arc<Block>, usize)>);
 
 struct Pass<'a> {
     blocks: &'a Blocks,
@@ -158,7 +167,9 @@ impl Pass<'_> {
         Ok(written)
     }
 
-    /// Writes one block per dirty window from every block with readings in it.
+    /// Writes one block per dirty window from every block with readings in it, one partition
+    /// at a time: what a pass holds is the window's partition list (metadata only) and the rows
+    /// of one partition (one bucket of one shard of one service), never the window's readings.
     fn rewrite<K: ReadingKind>(
         &self,
         snapshot: &[(u64, Live)],
@@ -169,8 +180,8 @@ impl Pass<'_> {
         for &(span, start) in dirty {
             let end = start + i64::from(span);
             let (lo, hi) = (start * 1000, end * 1000 - 1);
-            let mut partitions: BTreeMap<(String, i64, Seq), (PartitionKey, Vec<K>)> =
-                BTreeMap::new();
+            // Per partition, sorted as a block lists them: the input blocks holding it.
+            let mut sources: BTreeMap<(String, i64, Seq), Sources> = BTreeMap::new();
             for (id, l) in snapshot {
                 let member = if l.entry.span == 0 {
                     l.block.index.min_ts <= hi && l.block.index.max_ts >= lo
@@ -181,39 +192,49 @@ impl Pass<'_> {
                     continue;
                 }
                 inputs.insert(*id);
-                for meta in &l.block.index.partitions {
+                for (i, meta) in l.block.index.partitions.iter().enumerate() {
                     if meta.max_ts < lo || meta.min_ts > hi {
                         continue;
                     }
                     let key = l.block.key_of(meta)?;
-                    let rows = l.block.rows::<K>(
-                        meta,
-                        TimestampMs::from_millis(lo),
-                        TimestampMs::from_millis(hi),
-                    )?;
                     let sort = (key.service.as_str().to_owned(), meta.bucket, meta.seq);
-                    partitions
+                    sources
                         .entry(sort)
                         .or_insert_with(|| (key, Vec::new()))
                         .1
-                        .extend(rows);
+                        .push((l.block.clone(), i));
                 }
             }
-            let mut partitions: Vec<(PartitionKey, Vec<K>)> = partitions.into_values().collect();
-            for (_, rows) in &mut partitions {
+            let mut output: Option<(u64, Writer)> = None;
+            for (key, from) in sources.into_values() {
+                let mut rows: Vec<K> = Vec::new();
+                for (block, i) in &from {
+                    rows.extend(block.rows::<K>(
+                        &block.index.partitions[*i],
+                        TimestampMs::from_millis(lo),
+                        TimestampMs::from_millis(hi),
+                    )?);
+                }
                 rows.sort_by_key(|r| (r.timestamp(), r.id()));
                 rows.dedup_by_key(|r| (r.timestamp(), r.id()));
+                if rows.is_empty() {
+                    continue;
+                }
+                if output.is_none() {
+                    output = Some(self.blocks.start_block()?);
+                }
+                let (_, writer) = output.as_mut().expect("started above");
+                writer.add(&key, &rows)?;
             }
-            partitions.retain(|(_, rows)| !rows.is_empty());
-            if partitions.is_empty() {
-                continue;
+            if let Some((id, writer)) = output {
+                writer.finish::<K>()?;
+                let entry = Entry {
+                    kind: K::INFO.tag,
+                    span,
+                    window: start,
+                };
+                outputs.push(self.blocks.opened(id, entry)?);
             }
-            let entry = Entry {
-                kind: K::INFO.tag,
-                span,
-                window: start,
-            };
-            outputs.push(self.blocks.write_block(entry, &partitions)?);
         }
         Ok(())
     }

@@ -71,75 +71,142 @@ pub struct Block {
 }
 
 /// Writes the block of `partitions` (rows of each sorted by `(timestamp, id)`, none empty) at
-/// `path`, durably: written to `<path>.tmp`, synced, renamed, directory synced.
+/// `path`, durably (see [`Writer`]); returns its size.
 pub fn write<K: ReadingKind>(
     path: &Path,
     partitions: &[(PartitionKey, Vec<K>)],
 ) -> Result<u64, BlockError> {
-    let mut names = Names::default();
-    let mut body: Vec<u8> = HEADER.to_vec();
-    let mut metas = Vec::with_capacity(partitions.len());
+    let mut writer = Writer::create(path)?;
     for (key, rows) in partitions {
-        let encoded = columns::encode(rows, &mut names);
-        let offset = body.len() as u64;
+        writer.add(key, rows)?;
+    }
+    writer.finish::<K>()
+}
+
+/// A block being written partition by partition, so that a writer holds one partition's rows
+/// at a time, never the block's: each partition's columns go to `<path>.tmp` as they are
+/// encoded; [`Writer::finish`] appends the index and the footer, syncs, renames the file to
+/// `path` and syncs the directory. A writer dropped unfinished (an error) deletes its file.
+pub struct Writer {
+    path: PathBuf,
+    tmp: PathBuf,
+    /// `None` once finished.
+    file: Option<std::io::BufWriter<File>>,
+    /// Bytes written so far: the next partition's offset.
+    at: u64,
+    names: Names,
+    metas: Vec<PartitionMeta>,
+}
+
+impl Writer {
+    /// Starts the block at `path`.
+    pub fn create(path: &Path) -> Result<Self, BlockError> {
+        let tmp = path.with_extension("tmp");
+        let mut file = File::create(&tmp)
+            .map(std::io::BufWriter::new)
+            .map_err(|e| BlockError::io(&tmp, e))?;
+        let mut writer = Self {
+            path: path.to_path_buf(),
+            tmp,
+            file: None,
+            at: 0,
+            names: Names::default(),
+            metas: Vec::new(),
+        };
+        file.write_all(HEADER)
+            .map_err(|e| BlockError::io(&writer.tmp, e))?;
+        writer.file = Some(file);
+        writer.at = HEADER.len() as u64;
+        Ok(writer)
+    }
+
+    /// Appends one partition (`rows` sorted by `(timestamp, id)`, not empty); partitions come
+    /// sorted by `(service, bucket, seq)`.
+    pub fn add<K: ReadingKind>(
+        &mut self,
+        key: &PartitionKey,
+        rows: &[K],
+    ) -> Result<(), BlockError> {
+        let encoded = columns::encode(rows, &mut self.names);
+        let offset = self.at;
         let mut lens = Vec::with_capacity(encoded.columns.len());
+        let mut crc = 0;
         for column in &encoded.columns {
             lens.push(u32::try_from(column.len()).expect("a column under 4 GiB"));
-            body.extend_from_slice(column);
+            crc = crc32c::crc32c_append(crc, column);
+            self.write(column)?;
         }
-        metas.push(PartitionMeta {
-            service: names.intern(key.service.as_str()),
+        let times = rows.iter().map(|r| r.timestamp().millis());
+        self.metas.push(PartitionMeta {
+            service: self.names.intern(key.service.as_str()),
             bucket: key.bucket.epoch_seconds(),
             seq: key.seq,
             rows: rows.len() as u32,
-            min_ts: rows
-                .iter()
-                .map(|r| r.timestamp().millis())
-                .min()
-                .unwrap_or(0),
-            max_ts: rows
-                .iter()
-                .map(|r| r.timestamp().millis())
-                .max()
-                .unwrap_or(0),
+            min_ts: times.clone().min().unwrap_or(0),
+            max_ts: times.max().unwrap_or(0),
             offset,
             lens,
-            crc: crc32c::crc32c(&body[offset as usize..]),
+            crc,
             tuples: encoded.tuples,
         });
+        Ok(())
     }
-    let index = Index {
-        kind: K::INFO.tag,
-        min_ts: metas.iter().map(|p| p.min_ts).min().unwrap_or(0),
-        max_ts: metas.iter().map(|p| p.max_ts).max().unwrap_or(0),
-        names: names.list,
-        partitions: metas,
-    };
-    let plain = postcard::to_stdvec(&index).expect("an index serializes");
-    let packed = zstd::bulk::compress(&plain, 3).map_err(|e| BlockError::io(path, e))?;
-    let index_offset = body.len() as u64;
-    body.extend_from_slice(&packed);
-    body.extend_from_slice(&index_offset.to_le_bytes());
-    body.extend_from_slice(&(packed.len() as u64).to_le_bytes());
-    body.extend_from_slice(&crc32c::crc32c(&packed).to_le_bytes());
-    body.extend_from_slice(TRAILER);
-    let tmp = path.with_extension("tmp");
-    let written = File::create(&tmp).and_then(|mut file| {
-        file.write_all(&body)?;
-        file.sync_data()
-    });
-    if let Err(error) = written {
-        // A full disk: give back what the half-written file took.
-        let _ = fs::remove_file(&tmp);
-        return Err(BlockError::io(&tmp, error));
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), BlockError> {
+        let file = self
+            .file
+            .as_mut()
+            .expect("an unfinished writer has its file");
+        file.write_all(bytes)
+            .map_err(|e| BlockError::io(&self.tmp, e))?;
+        self.at += bytes.len() as u64;
+        Ok(())
     }
-    fs::rename(&tmp, path).map_err(|e| BlockError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| BlockError::io(dir, e))?;
+
+    /// Writes the index and the footer, and makes the block durable at its path; returns its
+    /// size.
+    pub fn finish<K: ReadingKind>(mut self) -> Result<u64, BlockError> {
+        let index = Index {
+            kind: K::INFO.tag,
+            min_ts: self.metas.iter().map(|p| p.min_ts).min().unwrap_or(0),
+            max_ts: self.metas.iter().map(|p| p.max_ts).max().unwrap_or(0),
+            names: std::mem::take(&mut self.names.list),
+            partitions: std::mem::take(&mut self.metas),
+        };
+        let plain = postcard::to_stdvec(&index).expect("an index serializes");
+        let packed = zstd::bulk::compress(&plain, 3).map_err(|e| BlockError::io(&self.tmp, e))?;
+        let index_offset = self.at;
+        self.write(&packed)?;
+        self.write(&index_offset.to_le_bytes())?;
+        self.write(&(packed.len() as u64).to_le_bytes())?;
+        self.write(&crc32c::crc32c(&packed).to_le_bytes())?;
+        self.write(TRAILER)?;
+        let file = self.file.take().expect("an unfinished writer has its file");
+        let synced = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_data());
+        if let Err(error) = synced {
+            // A full disk: give back what the half-written file took.
+            let _ = fs::remove_file(&self.tmp);
+            return Err(BlockError::io(&self.tmp, error));
+        }
+        fs::rename(&self.tmp, &self.path).map_err(|e| BlockError::io(&self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| BlockError::io(dir, e))?;
+        }
+        Ok(self.at)
     }
-    Ok(body.len() as u64)
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl Block {
@@ -276,4 +343,40 @@ pub fn split<'a>(bytes: &'a [u8], lens: &[u32]) -> Vec<&'a [u8]> {
             column
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::reading::sample;
+    use crate::model::{ApiReading, Settings};
+
+    #[test]
+    fn a_writer_dropped_unfinished_leaves_no_file_and_a_finished_one_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let reading = sample::api();
+        let settings = Settings::default();
+        let key = PartitionKey {
+            service: reading.service.clone(),
+            bucket: TimeBucket::containing(reading.timestamp, settings.bucket_width),
+            seq: reading.seq(settings.shards),
+        };
+        let path = dir.path().join("1.blk");
+        let mut writer = Writer::create(&path).unwrap();
+        writer.add(&key, std::slice::from_ref(&reading)).unwrap();
+        drop(writer);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let mut writer = Writer::create(&path).unwrap();
+        writer.add(&key, std::slice::from_ref(&reading)).unwrap();
+        let size = writer.finish::<ApiReading>().unwrap();
+        let block = Block::open(&path).unwrap();
+        assert_eq!(block.bytes, size);
+        let meta = block.partition(&key).unwrap();
+        let rows: Vec<ApiReading> = block
+            .rows(meta, reading.timestamp, reading.timestamp)
+            .unwrap();
+        assert_eq!(rows, vec![reading]);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no .tmp left");
+    }
 }
