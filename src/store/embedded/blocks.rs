@@ -58,6 +58,8 @@ use thiserror::Error;
 
 use crate::model::{ReadingId, ReadingKind, TimestampMs};
 use crate::store::{expired, Order, PageRequest, PartitionKey, RetentionHold, StoreError};
+#[cfg(test)]
+pub use compact::MAX_PARTS_WAITING;
 pub use file::Block;
 
 /// First bytes of a block file: name and format version.

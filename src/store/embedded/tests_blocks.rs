@@ -274,3 +274,26 @@ async fn a_retention_hold_keeps_expired_blocks_until_released() {
     store.drop_expired_windows(later).unwrap();
     assert_eq!(store.block_count(), 0);
 }
+
+#[tokio::test]
+async fn parts_stay_bounded_when_writes_outrun_the_compactor_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let at = TimestampMs::now().millis() - 2 * HOUR_MS;
+    let n = blocks::MAX_PARTS_WAITING + 10;
+    let mut all = Vec::new();
+    // Faster than the thread's first pass (every few seconds): every write is a part.
+    for i in 0..n {
+        let readings = wal_readings(at + i as i64 * 1_000, i as u64 * 10, 5);
+        all.extend(readings.clone());
+        write(&store, readings).await;
+        assert!(
+            store.inner.blocks.parts() <= blocks::MAX_PARTS_WAITING,
+            "{} parts after {} writes",
+            store.inner.blocks.parts(),
+            i + 1
+        );
+    }
+    let got = read_all(&store, at, at + HOUR_MS, Order::Asc).await;
+    assert_eq!(sorted(got), sorted(api(&all)));
+}

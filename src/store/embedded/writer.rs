@@ -128,6 +128,7 @@ impl EmbeddedStore {
         let now = TimestampMs::now();
         self.drop_expired_windows(now)?;
         self.drop_expired_rollup_windows(now)?;
+        self.inner.blocks.keep_up(&self.inner.db, now);
         let mut stage = Stage {
             store: self,
             staged: Vec::new(),

@@ -12,6 +12,7 @@
 //! columns to the new file), so a pass holds one partition's decoded rows — one bucket of one
 //! shard of one service — and the window's partition list, never a window's readings.
 //!
+//! A write compacts first when [`MAX_PARTS_WAITING`] parts wait (the thread fell behind).
 //! A pass runs when parts pile up ([`MAX_PARTS`]), when the oldest part has waited
 //! [`PART_AGE`], or when a window has aged into a larger target; `force` runs it regardless.
 //! The current 15 min window is rewritten at most once per pass, so its write amplification
@@ -33,6 +34,10 @@ use crate::store::{PartitionKey, StoreError};
 const SPANS: [u32; 3] = [4 * 3600, 3600, 15 * 60];
 /// A pass runs once this many parts of a kind wait.
 pub const MAX_PARTS: usize = 8;
+/// A write runs (or waits for) a pass itself once this many parts wait: they pile up only
+/// while the compactor thread falls behind the writes, and this bounds them, and with them
+/// the part indexes in memory and the parts every read and the next pass go through.
+pub const MAX_PARTS_WAITING: usize = 4 * MAX_PARTS;
 /// A pass runs once the oldest part has waited this long.
 pub const PART_AGE: Duration = Duration::from_secs(30);
 
@@ -48,6 +53,27 @@ fn target(at_s: i64, now_s: i64) -> (u32, i64) {
 }
 
 impl Blocks {
+    /// How many parts (of every kind) wait for compaction.
+    pub fn parts(&self) -> usize {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        live.values().filter(|l| l.entry.span == 0).count()
+    }
+
+    /// Before a write: compacts now (or waits for the pass under way) when
+    /// [`MAX_PARTS_WAITING`] parts wait. A failed pass is only logged: the write goes on, and
+    /// the compactor thread tries again.
+    pub fn keep_up(&self, db: &Database, now: TimestampMs) {
+        if self.parts() < MAX_PARTS_WAITING {
+            return;
+        }
+        if let Err(error) = self.compact(db, now, false) {
+            tracing::warn!(%error, "compacting blocks before a write failed; retrying later");
+        }
+    }
+
     /// Runs a pass if one is due (or `force`); returns how many blocks it wrote.
     pub fn compact(
         &self,
