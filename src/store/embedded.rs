@@ -1,18 +1,20 @@
-//! The embedded store: timebucket with zero set-up, on the `fjall` LSM-tree.
+//! The embedded store: timebucket with zero set-up, readings in columnar block files
+//! (`blocks`), everything else on the `fjall` LSM-tree.
 //!
-//! Why fjall: readings arrive roughly in time order and are read back by range, which is what an
-//! LSM-tree with ordered keys and prefix/range scans is built for; fjall is pure safe Rust, keeps
-//! several keyspaces (column families) with atomic cross-keyspace batches, compresses blocks with
-//! LZ4 by default, and drops a whole keyspace's files at once. That last point gives us the
-//! embedded twin of TWCS: readings live in one keyspace per compaction window (`w<start>`), and
-//! retention deletes a window's keyspace whole once everything in it is past its TTL — never
-//! row by row.
+//! Readings: immutable block files cut by time window, many series per file, column by column
+//! per partition `(service, time_bucket, seq)`, with a block manifest in fjall; retention
+//! deletes whole blocks (see `blocks` for the byte layout, compaction and exactly-once).
 //!
-//! The data model is the CQL one (see `codec` for the byte layouts): rows keyed by
-//! `(service, time_bucket, seq, timestamp, reading_id)`, so a partition's range read is a prefix
-//! scan; latest readings keyed by the same shard sentinel and replaced only by a newer
-//! `(timestamp, reading_id)`; the series index per bucket. Row values are the kind's fields
-//! encoded from its declaration (`fields`).
+//! Why fjall for the rest: latest rows, the series index and rollups are small rows read by key
+//! or prefix, which an LSM-tree with ordered keys serves; fjall is pure safe Rust, keeps several
+//! keyspaces (column families) with atomic cross-keyspace batches (a write's part is listed in
+//! the manifest in the same batch as its latest rows, series entries and rollups), and drops a
+//! whole keyspace's files at once. The series index lives in one keyspace per compaction window
+//! (`w<start>`), dropped whole once past its TTL; latest readings are keyed by the shard
+//! sentinel and replaced only by a newer `(timestamp, reading_id)`; see `codec` for the byte
+//! layouts. A store written by earlier versions holds its readings as one row each in those
+//! window keyspaces: it is refused until `timebucket store convert` moved them to blocks
+//! (`convert`).
 //!
 //! Expiry agrees with CQL's: a latest row is left out of every answer once its reading is past
 //! the retention (and deleted at open and whenever a window is dropped), a series entry once its
