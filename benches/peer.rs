@@ -490,10 +490,19 @@ fn markdown(options: &Options, data: &Dataset, service: &str, ours: &[Run], vm: 
         "## Embedded store (blocks) vs VictoriaMetrics — latest run\n"
     );
     let _ = writeln!(s, "- date: {date}; load average (1 min) at the end: {load}");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(|dir| format!("CARGO_TARGET_DIR={dir} "))
+        .unwrap_or_default();
     let _ = writeln!(
         s,
-        "- command: `scripts/tools victoriametrics && CARGO_TARGET_DIR=/tmp/target-blocks cargo bench --bench peer`"
+        "- command: `scripts/tools victoriametrics && {target}cargo bench --bench peer`"
     );
+    let code = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let _ = writeln!(s, "- code: {code}");
     let _ = writeln!(
         s,
         "- data: {} API readings over the last 24 h ({} series), {} per request, {} concurrent posters; {} interleaved rounds (order alternating), queries on service `{service}`, median of {} rounds after a warm-up",
