@@ -22,6 +22,7 @@ pub mod agent;
 pub mod alerting;
 pub mod archive;
 pub mod client;
+pub mod convert;
 pub mod cql;
 pub mod migrate;
 pub mod rollup;
@@ -89,6 +90,8 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Export whole buckets to Parquet files, or load them back (`archive export|import`).
     Archive(archive::ArchiveArgs),
+    /// Maintain the embedded store (`store convert`: readings of earlier versions to blocks).
+    Store(convert::StoreCommandArgs),
 }
 
 /// A flag value a command cannot run with. Displayed as `--flag problem`, e.g.

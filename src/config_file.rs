@@ -356,6 +356,7 @@ mod tests {
                     | Sub::Rules(_)
                     | Sub::Token(_)
                     | Sub::Quarantine(_)
+                    | Sub::Store(_)
                     | Sub::Archive(_) => Ok(()),
                 };
                 valid.unwrap_or_else(|e| panic!("{argv:?}: {e}"));

@@ -101,6 +101,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", timebucket::archive::open::run(target, command).await?);
             Ok(())
         }
+        Command::Store(args) => match args.action {
+            timebucket::cli::convert::StoreAction::Convert(convert) => {
+                let n = timebucket::cli::convert::run(&convert)?;
+                println!("converted {n} readings to blocks");
+                Ok(())
+            }
+        },
         Command::Quarantine(args) => {
             print!("{}", timebucket::ingest::quarantine::cli::run(&args)?);
             Ok(())

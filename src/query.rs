@@ -47,7 +47,7 @@ pub use limits::QueryLimits;
 pub use params::{ParamErrors, ParamProblem};
 
 use answer::{HostStatsAnswer, StatsAnswer};
-use fanout::{scan, Reads};
+use fanout::{scan, scan_api_columns, Reads};
 use lookup::KnownServices;
 use plan::{api_shard, host_shard, plan, RangeRead};
 use requests::{HostStatsRequest, StatsRequest};
@@ -56,7 +56,7 @@ use crate::model::{
     ApiReading, HostReading, InstanceName, ReadingKind, Seq, ServiceName, TimestampMs,
 };
 use crate::rollup::Agg;
-use crate::store::{Order, PageRequest, Store, StoreError};
+use crate::store::{ApiColumnsRequest, ApiSeriesColumns, Order, PageRequest, Store, StoreError};
 use answer::SourceUsed;
 use params::TimeRange;
 use source::Level;
@@ -166,6 +166,42 @@ impl<S: Store> Queries<S> {
         Ok(())
     }
 
+    /// Folds the projected API columns (`store::projected`) of every partition of `service` in
+    /// `range` into `add`, series by series, counting rows against `max_scan_rows` as
+    /// [`Queries::fold`] does.
+    async fn fold_api_columns(
+        &self,
+        service: &ServiceName,
+        range: TimeRange,
+        shard: Option<Seq>,
+        scanned: &mut u64,
+        mut add: impl FnMut(&ApiSeriesColumns) -> Result<(), ParamErrors>,
+    ) -> Result<(), QueryError> {
+        let budget = self.limits.max_scan_rows.saturating_sub(*scanned);
+        let requests = self
+            .all_partitions(service, range, shard)
+            .into_iter()
+            .map(|page| ApiColumnsRequest {
+                partition: page.partition,
+                from: range.from,
+                to: range.to,
+                page_rows: page.limit,
+                max_rows: budget,
+            })
+            .collect();
+        let mut partitions = scan_api_columns(&self.reads(), requests);
+        while let Some(columns) = partitions.try_next().await? {
+            *scanned += columns.rows();
+            if *scanned > self.limits.max_scan_rows {
+                return Err(self.too_many_rows());
+            }
+            for series in &columns.series {
+                add(series)?;
+            }
+        }
+        Ok(())
+    }
+
     /// From when `service` has complete rollups, as `source` needs it (raw reads nothing).
     async fn rollups_since(
         &self,
@@ -194,15 +230,9 @@ impl<S: Store> Queries<S> {
         for span in &spans {
             match span.level {
                 Level::Raw => {
-                    let add = |r: &ApiReading| {
-                        if filter.matches(r) {
-                            stats.add(r)
-                        } else {
-                            Ok(())
-                        }
-                    };
+                    let add = |series: &ApiSeriesColumns| stats.add_columns(series, filter);
                     let service = &request.service;
-                    self.fold::<ApiReading>(service, span.range, shard, &mut scanned, add)
+                    self.fold_api_columns(service, span.range, shard, &mut scanned, add)
                         .await?;
                 }
                 Level::Rollup(resolution) => {

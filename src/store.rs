@@ -2,13 +2,16 @@
 //!
 //! [`Store`] is what ingest and queries need from a backend; [`cql`] implements it for Scylla and
 //! Cassandra, [`embedded`] on a local LSM-tree. [`batch`] groups readings the way every backend
-//! writes them; [`read`] holds the partition-level, paged read requests every backend answers.
+//! writes them; [`read`] holds the partition-level, paged read requests every backend answers,
+//! [`projected`] the column-projected read of the stats scan.
 //! Both backends are generic over [`ReadingKind`]: what they store of a reading (columns,
 //! statements, codecs) follows from the kind's declaration, never from per-kind code.
 //!
-//! Invariants: every write is idempotent (rows are keyed by the reading's fixed id, latest rows are
-//! written with the reading's own time as write timestamp), so a retry or a WAL replay after a
-//! partial failure leaves the same data as one clean write. Both backends expire a latest row
+//! Invariants: every write is idempotent (CQL rows are keyed by the reading's fixed id; the
+//! embedded store skips readings whose WAL record it already applied or whose key it already
+//! holds, see `embedded::blocks`; latest rows are written with the reading's own time as write
+//! timestamp), so a retry or a WAL replay after a partial failure leaves the same data as one
+//! clean write. Both backends expire a latest row
 //! once its reading is older than the retention, and a series index entry once the end of its
 //! bucket is: [`expired`] is the rule.
 //!
@@ -21,6 +24,7 @@ pub mod batch;
 pub mod cql;
 pub mod embedded;
 pub mod hold;
+pub mod projected;
 pub mod read;
 pub mod watched;
 
@@ -33,6 +37,7 @@ pub use batch::{
     KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch, WriteBatchBuilder,
 };
 pub use hold::RetentionHold;
+pub use projected::{ApiColumns, ApiColumnsRequest, ApiSeriesColumns};
 pub use read::{Order, PageRequest, ReadingKey, RollupKey, RollupPageRequest};
 
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
@@ -54,6 +59,19 @@ pub trait Store: Send + Sync + 'static {
         std::future::ready(())
     }
 
+    /// Whether the flusher of the WAL whose rollup writer id is `writer` should give readings
+    /// ids derived from their WAL position
+    /// ([`ReadingId::from_wal`](crate::model::ReadingId::from_wal)) instead of the ids given at
+    /// acceptance. Only a store written by a single WAL may say yes, and only to that WAL:
+    /// positions of two WALs collide. The embedded store says yes to the first WAL that asks
+    /// (its directory is locked by one process) and no to any other (a second writer, a WAL
+    /// made anew), whose readings then keep their acceptance ids; a shared store (CQL) always
+    /// says no.
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        let _ = writer;
+        false
+    }
+
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -64,6 +82,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         request: &PageRequest,
     ) -> impl Future<Output = Result<Vec<K>, StoreError>> + Send;
+
+    /// One partition's API readings in a time range, projected to what the stats scan needs
+    /// (see [`projected`] for the contract). The default builds it from [`Store::read_page`];
+    /// a store that keeps readings by column decodes only the columns wanted.
+    fn read_api_columns(
+        &self,
+        request: &ApiColumnsRequest,
+    ) -> impl Future<Output = Result<ApiColumns, StoreError>> + Send {
+        projected::from_pages(self, request)
+    }
 
     /// The latest reading of kind `K` of every series stored in latest-readings shard `shard`,
     /// of one service or of all. A series whose latest reading is older than the retention has
@@ -169,6 +197,18 @@ pub enum StoreError {
         /// The most rows one whole-partition read returns.
         limit: usize,
     },
+    /// The embedded store holds readings in the row format of earlier versions, which this
+    /// version does not read: they must be converted first.
+    #[error(
+        "{store} holds readings in the row format of earlier versions; convert them to blocks \
+         first with `timebucket store convert --data-dir {data_dir}`"
+    )]
+    OldFormat {
+        /// The store's directory.
+        store: String,
+        /// The `--data-dir` that holds it.
+        data_dir: String,
+    },
     /// The store has no (or broken) deployment settings.
     #[error(
         "{store} has no usable timebucket settings ({reason}); run `timebucket migrate up` first"
@@ -197,6 +237,7 @@ impl StoreError {
             StoreError::Decode { .. } => "decode",
             StoreError::TooManyRows { .. } => "too_many_rows",
             StoreError::Settings { .. } => "settings",
+            StoreError::OldFormat { .. } => "old_format",
         }
     }
 

@@ -130,16 +130,20 @@ impl<S: Store> Flusher<S> {
     pub async fn run(self) -> Result<(), FlushError> {
         let (ready_tx, ready) = mpsc::channel(1);
         let retry = WalRetry::new(&self.config, self.metrics.clone());
-        let preparer = Preparer {
+        let mut preparer = Preparer {
             wal: self.wal.clone(),
             settings: *self.store.settings(),
+            wal_ids: false,
             max_read_bytes: self.config.max_read_bytes,
             drain: self.drain.clone(),
             quarantine: self.quarantine.clone(),
             metrics: self.metrics.clone(),
             retry: retry.clone(),
         };
-        let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(ready_tx)));
+        let writer = preparer.writer_id().await?;
+        // Asked once the WAL's identity is known: a store gives WAL ids to one WAL only.
+        preparer.wal_ids = self.store.wal_ids(writer);
+        let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(writer, ready_tx)));
         let written = self.write_in_order(ready, &retry).await;
         let prepared = (&mut preparing.0)
             .await

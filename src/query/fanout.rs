@@ -11,13 +11,15 @@
 //!   for the merge), else once half of the current page is used (a page sized to the answer's
 //!   limit usually ends the query, and a second one would be wasted).
 //! - [`scan`]: every page of every partition, in no particular order, `concurrency` partitions
-//!   at a time — for aggregates, where order does not matter.
+//!   at a time — for aggregates, where order does not matter; [`scan_api_columns`] the same
+//!   for the API stats, a partition's projected columns at a time.
 //!
 //! Invariants: at most `concurrency` reads of one query are in flight (a semaphore for the
 //! merge, `flatten_unordered`'s limit for the scan); memory is bounded by the pages of the
 //! buckets in the window (at most two pages per partition: 2 × concurrency × 2 × page rows),
 //! never by the range; a read task still running when the merge is
-//! dropped is aborted.
+//! dropped is aborted. A projected scan holds at most `concurrency` partitions' columns, each
+//! cut short once past the query's row budget (about 22 bytes a row).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -28,7 +30,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::model::ReadingKind;
-use crate::store::{Order, PageRequest, ReadingKey, Store, StoreError};
+use crate::store::{
+    ApiColumns, ApiColumnsRequest, Order, PageRequest, ReadingKey, Store, StoreError,
+};
 
 /// The store and the concurrency budget of one query.
 pub struct Reads<S> {
@@ -269,6 +273,23 @@ pub fn scan<S: Store, K: ReadingKind>(
     stream::iter(requests)
         .map(move |request| partition_pages::<S, K>(store.clone(), request))
         .flatten_unordered(reads.concurrency)
+        .boxed()
+}
+
+/// The projected API columns (`store::projected`) of every partition in `requests`,
+/// `concurrency` partitions at a time, in no particular order: what [`scan`] reads for the
+/// stats, without whole readings.
+pub fn scan_api_columns<S: Store>(
+    reads: &Reads<S>,
+    requests: Vec<ApiColumnsRequest>,
+) -> BoxStream<'static, Result<ApiColumns, StoreError>> {
+    let store = reads.store.clone();
+    stream::iter(requests)
+        .map(move |request| {
+            let store = store.clone();
+            async move { store.read_api_columns(&request).await }
+        })
+        .buffer_unordered(reads.concurrency)
         .boxed()
 }
 

@@ -11,11 +11,14 @@
 
 use super::answer::{GroupKeyOut, StatsAnswer, StatsGroup, StatsPoint};
 use super::cells::StepCells;
-use super::params::{ParamErrors, Step};
+use super::params::{ApiFilter, ParamErrors, Step};
 use super::requests::GroupBy;
 use super::sketch::Sketch;
-use crate::model::{ApiPath, ApiReading, HttpMethod, InstanceName, StatusCode, TimestampMs};
+#[cfg(test)]
+use crate::model::ApiReading;
+use crate::model::{ApiPath, HttpMethod, InstanceName, StatusCode, TimestampMs};
 use crate::rollup::{ApiAgg, RollupSeries};
+use crate::store::ApiSeriesColumns;
 
 /// The grouped fields of a reading; ungrouped ones are `None`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,7 +55,9 @@ impl ApiStats {
         }
     }
 
-    /// Adds one reading; fails when it would open more than `max_points` cells.
+    /// Adds one reading; fails when it would open more than `max_points` cells. The
+    /// row-at-a-time reference [`ApiStats::add_columns`] is tested against.
+    #[cfg(test)]
     pub fn add(&mut self, r: &ApiReading) -> Result<(), ParamErrors> {
         let g = self.group_by;
         let key = GroupKey {
@@ -75,6 +80,95 @@ impl ApiStats {
         }
         cell.duration_sum += r.duration_ms * count as f64;
         cell.sketch.add(r.duration_ms, count);
+        Ok(())
+    }
+
+    /// Adds the rows of one series that pass `filter`, as [`ApiStats::add`] would add each as
+    /// a reading, with the same cells and totals; fails like it. The series' names are
+    /// compared and grouped once, and each cell is looked up once per run of rows of the same
+    /// step and code rather than once per row.
+    pub fn add_columns(
+        &mut self,
+        series: &ApiSeriesColumns,
+        filter: &ApiFilter,
+    ) -> Result<(), ParamErrors> {
+        let passes = filter
+            .instance
+            .as_ref()
+            .is_none_or(|i| *i == series.instance)
+            && filter.method.as_ref().is_none_or(|m| *m == series.method)
+            && filter.path.as_ref().is_none_or(|p| *p == series.path);
+        if !passes {
+            return Ok(());
+        }
+        let g = self.group_by;
+        let base = GroupKey {
+            instance: g.instance.then(|| series.instance.clone()),
+            method: g.method.then(|| series.method.clone()),
+            path: g.path.then(|| series.path.clone()),
+            code: None,
+        };
+        let step = self.cells.step();
+        // The rows of the current step, by code (a handful at most); emptied, not dropped,
+        // between steps so that their room is reused.
+        let mut run: Vec<(StatusCode, Vec<(f64, u64)>)> = Vec::new();
+        let mut run_step: Option<i64> = None;
+        for i in 0..series.len() {
+            let code = series.codes[i];
+            if filter.code.is_some_and(|c| c != code) {
+                continue;
+            }
+            let at = series.timestamps[i];
+            let start = step.start_of(at).millis();
+            if run_step != Some(start) {
+                if let Some(t) = run_step {
+                    self.add_run(&base, t, &mut run)?;
+                }
+                run_step = Some(start);
+            }
+            let row = (series.durations_ms[i], u64::from(series.counts[i]));
+            match run.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, rows)) => rows.push(row),
+                None => run.push((code, vec![row])),
+            }
+        }
+        if let Some(t) = run_step {
+            self.add_run(&base, t, &mut run)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the rows of one step (starting at `t`) of one series, by code, to their cells.
+    fn add_run(
+        &mut self,
+        base: &GroupKey,
+        t: i64,
+        run: &mut [(StatusCode, Vec<(f64, u64)>)],
+    ) -> Result<(), ParamErrors> {
+        let (max_points, group_by) = (self.cells.max_points(), self.group_by);
+        for (code, rows) in run.iter_mut().filter(|(_, rows)| !rows.is_empty()) {
+            let code = *code;
+            let key = GroupKey {
+                code: group_by.code.then_some(code),
+                ..base.clone()
+            };
+            let cell = self
+                .cells
+                .cell(key, TimestampMs::from_millis(t))
+                .ok_or_else(|| too_many_points(max_points, group_by))?;
+            let count: u64 = rows.iter().map(|(_, c)| c).sum();
+            cell.count += count;
+            if code.is_server_error() {
+                cell.server_errors += count;
+            } else if code.is_client_error() {
+                cell.client_errors += count;
+            }
+            for (duration, count) in rows.iter() {
+                cell.duration_sum += duration * *count as f64;
+            }
+            cell.sketch.add_all(rows);
+            rows.clear();
+        }
         Ok(())
     }
 
@@ -201,6 +295,115 @@ mod tests {
         assert_eq!(first.mean_ms, 15.0);
         assert_eq!(first.max_ms, 30.0);
         assert_eq!(a.points[1].client_error_rate, 1.0);
+    }
+
+    /// Readings of 6 series (2 instances × 3 paths), mixed codes and counts, 1 ms to 3 min
+    /// apart.
+    fn mixed(n: usize) -> Vec<ApiReading> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut at = 1_000_000;
+        (0..n)
+            .map(|i| {
+                at += rng.i64(1..180_000);
+                let code = [200, 200, 200, 201, 404, 500, 503][rng.usize(0..7)];
+                let path = ["/a", "/b", "/c"][i % 3];
+                ApiReading {
+                    instance: InstanceName::parse(&format!("i-{}", i % 2)).unwrap(),
+                    ..reading(path, code, rng.f64() * 900.0, rng.u32(1..4), at)
+                }
+            })
+            .collect()
+    }
+
+    /// `readings` as the projected read gives them: grouped by series, in no set order.
+    fn by_series(readings: &[ApiReading]) -> Vec<ApiSeriesColumns> {
+        let mut out: Vec<ApiSeriesColumns> = Vec::new();
+        for r in readings.iter().rev() {
+            let at = out.iter().position(|s| {
+                (&s.instance, &s.method, &s.path) == (&r.instance, &r.method, &r.path)
+            });
+            let at = at.unwrap_or_else(|| {
+                let series =
+                    ApiSeriesColumns::new(r.instance.clone(), r.method.clone(), r.path.clone());
+                out.push(series);
+                out.len() - 1
+            });
+            out[at].push(r.timestamp, r.code, r.duration_ms, r.count);
+        }
+        out
+    }
+
+    #[test]
+    fn the_columnar_fold_answers_as_one_reading_at_a_time() {
+        let readings = mixed(2_000);
+        let series = by_series(&readings);
+        let filters = [
+            ApiFilter::default(),
+            ApiFilter {
+                code: Some(StatusCode::parse(200).unwrap()),
+                ..ApiFilter::default()
+            },
+            ApiFilter {
+                instance: Some(InstanceName::parse("i-1").unwrap()),
+                path: Some(ApiPath::parse("/b").unwrap()),
+                ..ApiFilter::default()
+            },
+        ];
+        for group_by in [
+            None,
+            Some("path"),
+            Some("path,code"),
+            Some("instance,method,path,code"),
+        ] {
+            for step in ["1m", "1h"] {
+                for filter in &filters {
+                    let group_by =
+                        group_by.map_or_else(GroupBy::default, |g| GroupBy::parse(g).unwrap());
+                    let step = Step::parse(step).unwrap();
+                    let mut one = ApiStats::new(step, group_by, 100_000);
+                    for r in readings.iter().filter(|r| filter.matches(r)) {
+                        one.add(r).unwrap();
+                    }
+                    let mut columnar = ApiStats::new(step, group_by, 100_000);
+                    for s in &series {
+                        columnar.add_columns(s, filter).unwrap();
+                    }
+                    let (one, columnar) = (one.finish(), columnar.finish());
+                    assert_eq!(one.groups.len(), columnar.groups.len());
+                    assert!(!one.groups.is_empty());
+                    for (a, b) in one.groups.iter().zip(&columnar.groups) {
+                        assert_eq!(a.key, b.key);
+                        assert_eq!(a.points.len(), b.points.len());
+                        for (p, q) in a.points.iter().zip(&b.points) {
+                            let exact = (&p.t, p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms);
+                            assert_eq!(
+                                exact,
+                                (&q.t, q.count, q.p50_ms, q.p90_ms, q.p99_ms, q.max_ms)
+                            );
+                            assert_eq!((p.rate, p.error_rate), (q.rate, q.error_rate));
+                            assert_eq!(p.client_error_rate, q.client_error_rate);
+                            // Sums of the same terms in another order: equal up to rounding.
+                            let tolerance = 1e-9 * p.mean_ms.abs().max(1.0);
+                            assert!((p.mean_ms - q.mean_ms).abs() <= tolerance, "{p:?} {q:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_columnar_fold_stops_at_max_points_like_the_reference() {
+        let readings = mixed(200);
+        let series = by_series(&readings);
+        let step = Step::parse("1m").unwrap();
+        let mut columnar = ApiStats::new(step, GroupBy::default(), 5);
+        let failed = series
+            .iter()
+            .map(|s| columnar.add_columns(s, &ApiFilter::default()))
+            .find_map(Result::err)
+            .expect("more than 5 steps");
+        assert_eq!(failed.0[0].field, "step");
     }
 
     #[test]

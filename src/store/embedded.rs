@@ -1,18 +1,20 @@
-//! The embedded store: timebucket with zero set-up, on the `fjall` LSM-tree.
+//! The embedded store: timebucket with zero set-up, readings in columnar block files
+//! (`blocks`), everything else on the `fjall` LSM-tree.
 //!
-//! Why fjall: readings arrive roughly in time order and are read back by range, which is what an
-//! LSM-tree with ordered keys and prefix/range scans is built for; fjall is pure safe Rust, keeps
-//! several keyspaces (column families) with atomic cross-keyspace batches, compresses blocks with
-//! LZ4 by default, and drops a whole keyspace's files at once. That last point gives us the
-//! embedded twin of TWCS: readings live in one keyspace per compaction window (`w<start>`), and
-//! retention deletes a window's keyspace whole once everything in it is past its TTL — never
-//! row by row.
+//! Readings: immutable block files cut by time window, many series per file, column by column
+//! per partition `(service, time_bucket, seq)`, with a block manifest in fjall; retention
+//! deletes whole blocks (see `blocks` for the byte layout, compaction and exactly-once).
 //!
-//! The data model is the CQL one (see `codec` for the byte layouts): rows keyed by
-//! `(service, time_bucket, seq, timestamp, reading_id)`, so a partition's range read is a prefix
-//! scan; latest readings keyed by the same shard sentinel and replaced only by a newer
-//! `(timestamp, reading_id)`; the series index per bucket. Row values are the kind's fields
-//! encoded from its declaration (`fields`).
+//! Why fjall for the rest: latest rows, the series index and rollups are small rows read by key
+//! or prefix, which an LSM-tree with ordered keys serves; fjall is pure safe Rust, keeps several
+//! keyspaces (column families) with atomic cross-keyspace batches (a write's part is listed in
+//! the manifest in the same batch as its latest rows, series entries and rollups), and drops a
+//! whole keyspace's files at once. The series index lives in one keyspace per compaction window
+//! (`w<start>`), dropped whole once past its TTL; latest readings are keyed by the shard
+//! sentinel and replaced only by a newer `(timestamp, reading_id)`; see `codec` for the byte
+//! layouts. A store written by earlier versions holds its readings as one row each in those
+//! window keyspaces: it is refused until `timebucket store convert` moved them to blocks
+//! (`convert`).
 //!
 //! Expiry agrees with CQL's: a latest row is left out of every answer once its reading is past
 //! the retention (and deleted at open and whenever a window is dropped), a series entry once its
@@ -28,7 +30,9 @@
 //! transaction.
 
 pub mod alerting;
+mod blocks;
 mod codec;
+mod convert;
 mod fields;
 mod reader;
 pub mod recovering;
@@ -84,6 +88,11 @@ fn scan_keyspace_options() -> KeyspaceCreateOptions {
         .index_block_pinning_policy(PinningPolicy::disabled())
 }
 
+/// The folder of the block files, inside the store's directory.
+const BLOCKS_DIR: &str = "blocks";
+/// How often the compactor looks for a pass to run.
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The meta keyspace key of the recorded settings.
 const SETTINGS_KEY: &[u8] = b"settings";
 
@@ -100,6 +109,8 @@ struct Inner {
     windows: Mutex<BTreeMap<i64, Keyspace>>,
     /// Open rollup window keyspaces (see `rollup`).
     rollups: Mutex<rollup::Windows>,
+    /// The readings (see `blocks`).
+    blocks: blocks::Blocks,
     /// Settings and the rollup coverage (`rollup::coverage`).
     meta: Keyspace,
     /// Recorded at the first open with rollups: it never changes.
@@ -138,6 +149,8 @@ impl EmbeddedStore {
 
     /// Opens (or creates) the store in `dir`. `first` is recorded when the store is created and
     /// ignored afterwards (the recorded settings are read back), as `migrate up` does for CQL.
+    /// A store still holding readings in the row format of earlier versions is refused with
+    /// [`StoreError::OldFormat`] (see [`EmbeddedStore::open_to_convert`]).
     pub fn open_with(dir: &Path, first: Settings) -> Result<Self, StoreError> {
         Self::open_held(dir, first, RetentionHold::none())
     }
@@ -145,6 +158,29 @@ impl EmbeddedStore {
     /// Like [`EmbeddedStore::open_with`], with retention held by `hold` from the first expiry
     /// pass (the one at open) on.
     pub fn open_held(dir: &Path, first: Settings, hold: RetentionHold) -> Result<Self, StoreError> {
+        let store = Self::open_any_format(dir, first, hold)?;
+        if store.count_legacy_rows(1)? > 0 {
+            return Err(StoreError::OldFormat {
+                store: format!("the embedded store at {}", dir.display()),
+                data_dir: dir
+                    .parent()
+                    .map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens (or creates) the store in `dir` like [`EmbeddedStore::open_with`], whatever format
+    /// its readings are in: for [`EmbeddedStore::convert`].
+    pub fn open_to_convert(dir: &Path, first: Settings) -> Result<Self, StoreError> {
+        Self::open_any_format(dir, first, RetentionHold::none())
+    }
+
+    fn open_any_format(
+        dir: &Path,
+        first: Settings,
+        hold: RetentionHold,
+    ) -> Result<Self, StoreError> {
         let db = Database::builder(dir)
             .cache_size(BLOCK_CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
@@ -157,6 +193,10 @@ impl EmbeddedStore {
             .keyspace("latest", keyspace_options)
             .map_err(embedded("opening the latest keyspace"))?;
         let settings = load_or_record_settings(&meta, dir, first)?;
+        let manifest = db
+            .keyspace("blocks", keyspace_options)
+            .map_err(embedded("opening the blocks manifest"))?;
+        let blocks = blocks::Blocks::open(dir.join(BLOCKS_DIR), manifest)?;
         let mut windows = BTreeMap::new();
         for name in db.list_keyspace_names() {
             if let Some(start) = name.strip_prefix('w').and_then(|s| s.parse::<i64>().ok()) {
@@ -175,6 +215,7 @@ impl EmbeddedStore {
                 latest,
                 windows: Mutex::new(windows),
                 rollups: Mutex::new(rollups),
+                blocks,
                 meta,
                 rollups_written_since,
                 settings,
@@ -185,6 +226,7 @@ impl EmbeddedStore {
         store.drop_expired_windows(now)?;
         store.drop_expired_rollup_windows(now)?;
         store.purge_expired_latest(now)?;
+        compactor(Arc::downgrade(&store.inner));
         Ok(store)
     }
 
@@ -220,8 +262,14 @@ impl EmbeddedStore {
                 .filter_map(|start| windows.remove(&start).map(|k| (start, k)))
                 .collect()
         };
+        let blocks = self.inner.blocks.drop_expired(
+            self.inner.db.batch(),
+            settings.ttl_seconds,
+            &self.inner.hold,
+            now,
+        )?;
         let dropped = expired.len();
-        if dropped > 0 {
+        if dropped + blocks > 0 {
             self.purge_expired_latest(now)?;
         }
         for (start, keyspace) in expired {
@@ -257,19 +305,22 @@ impl EmbeddedStore {
         Ok(purge.purged)
     }
 
-    /// Writes every memtable out as tables and major-compacts every keyspace: the embedded
-    /// counterpart of `nodetool flush` + `nodetool compact`, for measuring bytes on disk.
+    /// Compacts every part into window blocks (see `blocks`), writes every memtable out as
+    /// tables and major-compacts every keyspace: the embedded counterpart of `nodetool flush` +
+    /// `nodetool compact`, for measuring bytes on disk. The store compacts blocks by itself as
+    /// it runs; this forces a pass now.
     pub fn compact(&self) -> Result<(), StoreError> {
-        let mut keyspaces: Vec<Keyspace> = {
-            let windows = self
+        self.inner
+            .blocks
+            .compact(&self.inner.db, TimestampMs::now(), true)?;
+        // Every keyspace (windows, latest, rollups, meta, the manifest), so that the journal
+        // holds nothing any more and is deleted.
+        for name in self.inner.db.list_keyspace_names() {
+            let keyspace = self
                 .inner
-                .windows
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            windows.values().cloned().collect()
-        };
-        keyspaces.push(self.inner.latest.clone());
-        for keyspace in keyspaces {
+                .db
+                .keyspace(&name, KeyspaceCreateOptions::default)
+                .map_err(embedded("opening a keyspace"))?;
             keyspace
                 .rotate_memtable_and_wait()
                 .map_err(embedded("flushing a memtable"))?;
@@ -280,12 +331,19 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Bytes on disk of the whole store.
+    /// Bytes on disk of the whole store: fjall's files and the live blocks.
     pub fn disk_bytes(&self) -> Result<u64, StoreError> {
-        self.inner
+        let fjall = self
+            .inner
             .db
             .disk_space()
-            .map_err(embedded("measuring disk space"))
+            .map_err(embedded("measuring disk space"))?;
+        Ok(fjall + self.inner.blocks.disk_bytes())
+    }
+
+    /// How many block files hold readings (parts included).
+    pub fn block_count(&self) -> usize {
+        self.inner.blocks.count()
     }
 
     /// The window keyspace holding `bucket`, created if needed.
@@ -374,6 +432,10 @@ impl Store for EmbeddedStore {
             .expect("embedded store writer panicked")
     }
 
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        self.inner.blocks.wal_ids_for(writer)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -381,6 +443,14 @@ impl Store for EmbeddedStore {
     async fn read_page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
         let (store, request) = (self.clone(), request.clone());
         blocking(move || store.page(&request)).await
+    }
+
+    async fn read_api_columns(
+        &self,
+        request: &crate::store::ApiColumnsRequest,
+    ) -> Result<crate::store::ApiColumns, StoreError> {
+        let (store, request) = (self.clone(), request.clone());
+        blocking(move || store.inner.blocks.api_columns(&request)).await
     }
 
     async fn read_latest<K: ReadingKind>(
@@ -476,6 +546,25 @@ impl EachKind<'_, Kinds> for Purge<'_> {
     }
 }
 
+/// Starts the store's compactor: a thread that runs a compaction pass whenever one is due
+/// (see `blocks::compact`) and ends once the store is dropped.
+fn compactor(store: std::sync::Weak<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("tb-compactor".into())
+        .spawn(move || loop {
+            std::thread::sleep(COMPACT_EVERY);
+            let Some(inner) = store.upgrade() else {
+                return;
+            };
+            if let Err(error) = inner.blocks.compact(&inner.db, TimestampMs::now(), false) {
+                tracing::warn!(%error, "compacting blocks failed; retrying later");
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no compactor thread: blocks are compacted by `compact` only");
+    }
+}
+
 /// Runs a blocking read on the blocking pool.
 async fn blocking<T: Send + 'static>(
     read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -484,6 +573,9 @@ async fn blocking<T: Send + 'static>(
         .await
         .expect("embedded store reader panicked")
 }
+
+#[cfg(test)]
+mod tests_blocks;
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,9 @@
 //! buckets and shards, the merge and the aggregation live in `crate::query`, above the store.
 //!
 //! Invariant: within a partition, rows are ordered by [`ReadingKey`] — `(timestamp, reading_id)`
-//! — in both backends. Reading ids are UUIDv7 (see [`ReadingId::new`]), for which CQL's `uuid`
-//! order (version first, then the bytes unsigned) and plain byte order agree, so a key taken from
+//! — in both backends. Reading ids are UUIDv7 (see [`ReadingId::new`]) or, in the embedded store,
+//! UUIDv8 derived from the WAL ([`ReadingId::from_wal`]), for which CQL's `uuid` order (version
+//! first, then the bytes unsigned) and plain byte order agree, so a key taken from
 //! one page resumes exactly after that row, and keys from different partitions compare the same
 //! way the partitions are sorted.
 

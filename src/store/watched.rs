@@ -73,6 +73,10 @@ impl<S: Store> Store for Watched<S> {
         self.inner.connected().await
     }
 
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        self.inner.wal_ids(writer)
+    }
+
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let _running = self.clock.begin();
         self.inner.write(batch).await
@@ -84,6 +88,13 @@ impl<S: Store> Store for Watched<S> {
 
     async fn read_page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
         self.inner.read_page::<K>(request).await
+    }
+
+    async fn read_api_columns(
+        &self,
+        request: &crate::store::ApiColumnsRequest,
+    ) -> Result<crate::store::ApiColumns, StoreError> {
+        self.inner.read_api_columns(request).await
     }
 
     async fn read_latest<K: ReadingKind>(
@@ -150,5 +161,18 @@ mod tests {
         assert!(clock.running_for().is_some());
         drop(second);
         assert_eq!(clock.running_for(), None);
+    }
+
+    #[test]
+    fn the_store_s_answer_on_wal_ids_goes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+        let watched = Watched::new(Arc::new(store), WriteClock::default());
+        let writer = uuid::Uuid::now_v7();
+        assert!(
+            watched.wal_ids(writer),
+            "the embedded store's WAL gets WAL ids"
+        );
+        assert!(!watched.wal_ids(uuid::Uuid::now_v7()));
     }
 }

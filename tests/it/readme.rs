@@ -331,7 +331,7 @@ fn every_readme_command_parses_and_has_a_runner() {
         match command.subcommand() {
             Some(
                 kind @ ("migrate" | "serve" | "query" | "agent" | "rules" | "quarantine" | "token"
-                | "archive" | "rollup"),
+                | "archive" | "rollup" | "store"),
             ) => {
                 kinds.insert(kind);
             }
@@ -371,6 +371,7 @@ fn every_readme_command_parses_and_has_a_runner() {
             "rollup",
             "rules",
             "serve",
+            "store",
             "token"
         ]),
         "the README should show every subcommand; found {} commands",
@@ -405,6 +406,12 @@ async fn readme_migrate_commands_run() {
 #[test]
 fn readme_rules_commands_run() {
     run_every_offline("rules", "timebucket rules check", |_, _| {});
+}
+
+#[test]
+fn readme_store_commands_run() {
+    // On a fresh data directory: nothing to convert, and the store is created.
+    run_every_offline("store", "timebucket store convert", |_, _| {});
 }
 
 #[test]

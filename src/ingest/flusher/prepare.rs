@@ -16,7 +16,7 @@ use super::wal_retry::WalRetry;
 use super::FlushError;
 use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
-use crate::model::{Settings, TimestampMs};
+use crate::model::{ReadingId, Settings, TimestampMs};
 use crate::rollup::chunk::same_chunk_prefix;
 use crate::rollup::{writer_id, Piece};
 use crate::store::{SeriesSeen, WriteBatch, WriteBatchBuilder};
@@ -46,6 +46,9 @@ pub(super) struct Prepared {
 pub(super) struct Preparer {
     pub wal: Wal,
     pub settings: Settings,
+    /// Give readings ids derived from their WAL position (see `Store::wal_ids`), as the store
+    /// answered for this WAL.
+    pub wal_ids: bool,
     pub max_read_bytes: usize,
     pub drain: watch::Receiver<bool>,
     pub quarantine: Quarantine,
@@ -60,8 +63,11 @@ impl Preparer {
     /// in order and retries each until it succeeds, so a later batch is never confirmed before
     /// the entries of an earlier one are stored. After a crash the WAL is replayed with nothing
     /// remembered.
-    pub async fn run(mut self, ready: mpsc::Sender<Prepared>) -> Result<(), FlushError> {
-        let writer = self.writer_id().await?;
+    pub async fn run(
+        mut self,
+        writer: Uuid,
+        ready: mpsc::Sender<Prepared>,
+    ) -> Result<(), FlushError> {
         let mut reader = self.wal.reader(self.wal.confirmed());
         let mut durable = self.wal.durable_end();
         let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
@@ -126,7 +132,7 @@ impl Preparer {
 
     /// This WAL's rollup writer id, read (or created) off the async workers; a failure is
     /// retried like any WAL I/O failure.
-    async fn writer_id(&self) -> Result<Uuid, FlushError> {
+    pub async fn writer_id(&self) -> Result<Uuid, FlushError> {
         let mut failures = 0;
         loop {
             let dir = self.wal.dir().to_path_buf();
@@ -163,7 +169,13 @@ impl Preparer {
             match decode(&record.payload) {
                 Ok(accepted) => {
                     oldest = Some(oldest.map_or(accepted.at, |o| o.min(accepted.at)));
-                    for reading in accepted.readings {
+                    let (segment, offset) = (record.position.segment.0, record.position.offset);
+                    for (index, mut reading) in accepted.readings.into_iter().enumerate() {
+                        // Ids follow from the WAL position: the same on every replay.
+                        if self.wal_ids {
+                            let index = u32::try_from(index).unwrap_or(u32::MAX);
+                            reading.set_id(ReadingId::from_wal(segment, offset, index));
+                        }
                         builder.push(reading);
                     }
                 }

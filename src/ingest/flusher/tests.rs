@@ -8,18 +8,40 @@ use crate::ingest::quarantine::cli::{run, QuarantineAction, QuarantineArgs};
 use crate::ingest::{parse_ndjson, Window};
 use crate::model::reading::sample;
 use crate::model::{
-    ApiReading, InstanceName, Reading, ReadingKind, Seq, ServiceName, Settings, TimeBucket,
+    ApiReading, InstanceName, Reading, ReadingId, ReadingKind, Seq, ServiceName, Settings,
+    TimeBucket,
 };
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{PageRequest, SeriesEntry, WriteBatch};
 use crate::wal::WalConfig;
 
-/// The embedded store, refusing for good every batch with a reading of service `poison`.
-struct Picky(EmbeddedStore);
+/// The embedded store, refusing for good every batch with a reading of service `poison`,
+/// recording the ids of the readings it stores, and answering `wal_ids` as told.
+struct Picky {
+    store: EmbeddedStore,
+    /// What it answers to `Store::wal_ids`.
+    wal_ids: bool,
+    /// The ids of the readings written, in order.
+    seen: std::sync::Mutex<Vec<ReadingId>>,
+}
+
+impl Picky {
+    fn new(store: EmbeddedStore, wal_ids: bool) -> Self {
+        Picky {
+            store,
+            wal_ids,
+            seen: std::sync::Mutex::default(),
+        }
+    }
+}
 
 impl Store for Picky {
     fn settings(&self) -> &Settings {
-        self.0.settings()
+        self.store.settings()
+    }
+
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        self.wal_ids && self.store.wal_ids(writer)
     }
 
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
@@ -29,15 +51,21 @@ impl Store for Picky {
             let refusal = std::io::Error::other("a value this store refuses");
             return Err(StoreError::rejected("writing readings", refusal));
         }
-        self.0.write(batch).await
+        self.store.write(batch).await?;
+        let ids = readings.iter().map(|r| match r {
+            Reading::Api(r) => r.id,
+            Reading::Host(r) => r.id,
+        });
+        self.seen.lock().unwrap().extend(ids);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.0.ping().await
+        self.store.ping().await
     }
 
     async fn read_page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
-        self.0.read_page(request).await
+        self.store.read_page(request).await
     }
 
     async fn read_latest<K: ReadingKind>(
@@ -45,7 +73,7 @@ impl Store for Picky {
         shard: Seq,
         service: Option<&ServiceName>,
     ) -> Result<Vec<K>, StoreError> {
-        self.0.read_latest(shard, service).await
+        self.store.read_latest(shard, service).await
     }
 
     async fn read_series(
@@ -53,15 +81,15 @@ impl Store for Picky {
         service: &ServiceName,
         bucket: TimeBucket,
     ) -> Result<Vec<SeriesEntry>, StoreError> {
-        self.0.read_series(service, bucket).await
+        self.store.read_series(service, bucket).await
     }
 
     fn rollups_written_since(&self) -> TimestampMs {
-        self.0.rollups_written_since()
+        self.store.rollups_written_since()
     }
 
     async fn rollups_since(&self, service: &ServiceName) -> Result<TimestampMs, StoreError> {
-        self.0.rollups_since(service).await
+        self.store.rollups_since(service).await
     }
 
     async fn lower_rollups_since(
@@ -69,25 +97,25 @@ impl Store for Picky {
         service: Option<&ServiceName>,
         at: TimestampMs,
     ) -> Result<(), StoreError> {
-        self.0.lower_rollups_since(service, at).await
+        self.store.lower_rollups_since(service, at).await
     }
 
     async fn delete_rollups(&self, rows: &[crate::rollup::RollupRow]) -> Result<(), StoreError> {
-        self.0.delete_rollups(rows).await
+        self.store.delete_rollups(rows).await
     }
 
     async fn read_rollups(
         &self,
         request: &crate::rollup::RollupRequest,
     ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
-        self.0.read_rollups(request).await
+        self.store.read_rollups(request).await
     }
 
     async fn read_rollup_page(
         &self,
         request: &crate::store::RollupPageRequest,
     ) -> Result<Vec<crate::rollup::RollupRow>, StoreError> {
-        self.0.read_rollup_page(request).await
+        self.store.read_rollup_page(request).await
     }
 }
 
@@ -108,8 +136,9 @@ fn record(service: &str, instance: &str) -> Vec<u8> {
 async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
-    let store = Arc::new(Picky(
+    let store = Arc::new(Picky::new(
         EmbeddedStore::open(&dir.path().join("store")).unwrap(),
+        false,
     ));
     let metrics = Arc::new(Metrics::new());
     let config = FlusherConfig {
@@ -268,4 +297,49 @@ async fn a_piece_spans_batches_and_writes_one_partial_per_slot() {
         assert_eq!(row.piece.last, offsets[9].offset);
         assert!(matches!(&row.agg, crate::rollup::Agg::Api(a) if a.count == requests));
     }
+}
+
+/// Flushes one record through a store answering `wal_ids`; returns the id it was accepted
+/// with and the id the store got.
+async fn flush_one(wal_ids: bool) -> (ReadingId, ReadingId) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
+    let store = Arc::new(Picky::new(
+        EmbeddedStore::open(&dir.path().join("store")).unwrap(),
+        wal_ids,
+    ));
+    let (healthy, _) = watch::channel(true);
+    let (flusher, handle) = Flusher::new(
+        wal.clone(),
+        store.clone(),
+        Arc::new(Metrics::new()),
+        FlusherConfig::default(),
+        Quarantine::in_data_dir(dir.path()),
+        healthy,
+    );
+    let running = tokio::spawn(flusher.run());
+    let reading = sample::api();
+    let accepted = reading.id;
+    wal.append(encode(&Accepted {
+        at: TimestampMs::now(),
+        readings: vec![Reading::Api(reading)],
+    }))
+    .await
+    .unwrap();
+    handle.drain();
+    running.await.unwrap().unwrap();
+    let seen = store.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    (accepted, seen[0])
+}
+
+#[tokio::test]
+async fn readings_get_wal_ids_only_when_the_store_asks_for_them() {
+    // A shared store (CQL) keeps the acceptance id: WAL positions of replicas collide.
+    let (accepted, stored) = flush_one(false).await;
+    assert_eq!(stored, accepted);
+    // The embedded store gets the id of the reading's place in the WAL.
+    let (accepted, stored) = flush_one(true).await;
+    assert_ne!(stored, accepted);
+    assert!(stored.wal_record().is_some(), "{stored:?}");
 }

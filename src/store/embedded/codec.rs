@@ -8,6 +8,7 @@
 //! ```text
 //! window keyspace "w<window start>":
 //!   row      tag service 0x00 bucket:i64 seq:i32 timestamp:i64 reading_id:16  -> fields (see `fields`)
+//!            (the row format of readings before blocks: only `convert` reads it, tests write it)
 //!   series   's' service 0x00 bucket:i64 instance 0x00 method 0x00 path       -> (empty)
 //! keyspace "latest":
 //!   latest   tag shard:u16 service 0x00 series names (0x00-terminated)        -> the reading (postcard)
@@ -20,6 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ReadingId, SeriesRef, TimestampMs};
+#[cfg(test)]
 use crate::store::batch::PartitionKey;
 
 /// Tag of series index rows.
@@ -29,7 +31,7 @@ pub const SERIES: u8 = b's';
 pub fn push_i64(key: &mut Vec<u8>, value: i64) {
     key.extend_from_slice(&((value as u64) ^ (1 << 63)).to_be_bytes());
 }
-
+#[cfg(test)]
 fn push_i32(key: &mut Vec<u8>, value: i32) {
     key.extend_from_slice(&((value as u32) ^ (1 << 31)).to_be_bytes());
 }
@@ -40,6 +42,7 @@ pub fn push_text(key: &mut Vec<u8>, text: &str) {
     key.push(0);
 }
 
+#[cfg(test)]
 /// The key prefix shared by every row of one partition of the kind tagged `tag`.
 pub fn partition_prefix(tag: u8, partition: &PartitionKey) -> Vec<u8> {
     let mut key = Vec::with_capacity(64);
@@ -50,6 +53,7 @@ pub fn partition_prefix(tag: u8, partition: &PartitionKey) -> Vec<u8> {
     key
 }
 
+#[cfg(test)]
 /// The key of one row: the partition prefix, then its time and id.
 pub fn row_key(prefix: &[u8], at: TimestampMs, id: ReadingId) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + 24);

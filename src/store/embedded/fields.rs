@@ -16,13 +16,17 @@
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
+#[cfg(test)]
 use serde::ser::{Error as _, SerializeTuple, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+#[cfg(test)]
+use serde::Serialize;
 
 use crate::model::kind::{Field, FieldType, Head, Value, Values};
 use crate::model::ReadingKind;
 
-/// Encodes the fields of `reading`.
+/// Encodes the fields of `reading` (only tests write rows of this format now).
+#[cfg(test)]
 pub fn encode<K: ReadingKind>(reading: &K) -> Vec<u8> {
     // Plain data into a Vec cannot fail; a value that does not fit its type is a kind's bug.
     postcard::to_stdvec(&Fields(reading)).expect("fields serialize")
@@ -37,8 +41,10 @@ pub fn decode<K: ReadingKind>(head: Head, bytes: &[u8]) -> Result<K, String> {
     K::from_values(head, &values).map_err(|e| e.to_string())
 }
 
+#[cfg(test)]
 struct Fields<'a, K>(&'a K);
 
+#[cfg(test)]
 impl<K: ReadingKind> Serialize for Fields<'_, K> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let fields = K::INFO.fields;
@@ -50,8 +56,10 @@ impl<K: ReadingKind> Serialize for Fields<'_, K> {
     }
 }
 
+#[cfg(test)]
 struct Cell<'a>(&'static Field, Value<'a>);
 
+#[cfg(test)]
 impl Serialize for Cell<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let Cell(field, value) = *self;
@@ -63,8 +71,10 @@ impl Serialize for Cell<'_> {
     }
 }
 
+#[cfg(test)]
 struct Plain<'a>(&'static Field, Value<'a>);
 
+#[cfg(test)]
 impl Serialize for Plain<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let Plain(field, value) = *self;

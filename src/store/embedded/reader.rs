@@ -6,68 +6,23 @@
 //! pool. A bucket whose window keyspace does not exist (never written, or dropped by retention)
 //! simply has no rows.
 
-use std::ops::Bound;
-
-use uuid::Uuid;
-
 use super::codec::{self, SERIES};
-use super::{embedded, fields, EmbeddedStore};
-use crate::model::kind::Head;
+use super::{embedded, EmbeddedStore};
 use crate::model::{
-    ApiPath, HttpMethod, InstanceName, ReadingId, ReadingKind, Seq, ServiceName, TimeBucket,
-    TimestampMs,
+    ApiPath, HttpMethod, InstanceName, ReadingKind, Seq, ServiceName, TimeBucket, TimestampMs,
 };
-use crate::store::{expired, Order, PageRequest, SeriesEntry, Store, StoreError};
+use crate::store::{expired, PageRequest, SeriesEntry, Store, StoreError};
 
 fn bad(what: &'static str, reason: impl std::fmt::Display) -> StoreError {
     StoreError::decode(what, reason)
 }
 
 impl EmbeddedStore {
-    /// See [`Store::read_page`].
+    /// See [`Store::read_page`]: from the blocks.
     pub(super) fn page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
-        const WHAT: &str = "reading readings";
-        let Some(keyspace) = self.existing_window_of(request.partition.bucket) else {
-            return Ok(Vec::new());
-        };
-        let prefix = codec::partition_prefix(K::INFO.tag, &request.partition);
-        let after = codec::row_key(&prefix, request.after.timestamp, request.after.id);
-        let limit = request.limit as usize;
-        let rows: Box<dyn Iterator<Item = fjall::Guard>> = match request.order {
-            Order::Asc => {
-                let end = codec::row_key(&prefix, request.until, ReadingId::from_uuid(Uuid::max()));
-                if after >= end {
-                    return Ok(Vec::new());
-                }
-                Box::new(keyspace.range((Bound::Excluded(after), Bound::Included(end))))
-            }
-            Order::Desc => {
-                let start =
-                    codec::row_key(&prefix, request.until, ReadingId::from_uuid(Uuid::nil()));
-                if start >= after {
-                    return Ok(Vec::new());
-                }
-                Box::new(
-                    keyspace
-                        .range((Bound::Included(start), Bound::Excluded(after)))
-                        .rev(),
-                )
-            }
-        };
-        rows.take(limit)
-            .map(|guard| {
-                let (key, value) = guard.into_inner().map_err(embedded(WHAT))?;
-                let (timestamp, id) =
-                    codec::row_suffix(&key).ok_or_else(|| bad(WHAT, "a row key is too short"))?;
-                let head = Head {
-                    id,
-                    service: request.partition.service.clone(),
-                    timestamp,
-                };
-                fields::decode(head, &value).map_err(|e| bad(WHAT, e))
-            })
-            .collect()
+        self.inner.blocks.page(request)
     }
+
     /// See [`Store::read_series`].
     pub(super) fn series_of(
         &self,

@@ -86,8 +86,8 @@ impl Recovering {
     }
 }
 
-/// Whether `error` is the store's own I/O failing (after which fjall refuses further writes),
-/// rather than something about the data.
+/// Whether `error` is the store's own I/O failing (after which fjall refuses further writes;
+/// a block file that could not be written), rather than something about the data.
 fn io_failure(error: &StoreError) -> bool {
     let StoreError::Unavailable { source, .. } = error else {
         return false;
@@ -95,6 +95,9 @@ fn io_failure(error: &StoreError) -> bool {
     matches!(
         source.downcast_ref::<fjall::Error>(),
         Some(fjall::Error::Io(_) | fjall::Error::Storage(_) | fjall::Error::Poisoned)
+    ) || matches!(
+        source.downcast_ref::<super::blocks::BlockError>(),
+        Some(super::blocks::BlockError::Io { .. })
     )
 }
 
@@ -119,12 +122,25 @@ impl Store for Recovering {
         outcome
     }
 
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        // Without an open store (being reopened), acceptance ids: always correct, only larger.
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        current.as_ref().is_some_and(|store| store.wal_ids(writer))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.store(false)?.ping().await
     }
 
     async fn read_page<K: ReadingKind>(&self, request: &PageRequest) -> Result<Vec<K>, StoreError> {
         self.store(false)?.read_page::<K>(request).await
+    }
+
+    async fn read_api_columns(
+        &self,
+        request: &crate::store::ApiColumnsRequest,
+    ) -> Result<crate::store::ApiColumns, StoreError> {
+        self.store(false)?.read_api_columns(request).await
     }
 
     async fn read_latest<K: ReadingKind>(
