@@ -480,10 +480,7 @@ fn markdown(options: &Options, data: &Dataset, service: &str, ours: &[Run], vm: 
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default();
+    let load = support::sections::load_average();
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -497,12 +494,7 @@ fn markdown(options: &Options, data: &Dataset, service: &str, ours: &[Run], vm: 
         s,
         "- command: `scripts/tools victoriametrics && {target}cargo bench --bench peer`"
     );
-    let code = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let _ = writeln!(s, "- code: {code}");
+    let _ = writeln!(s, "- code: {}", support::sections::revision());
     let _ = writeln!(
         s,
         "- data: {} API readings over the last 24 h ({} series), {} per request, {} concurrent posters; {} interleaved rounds (order alternating), queries on service `{service}`, median of {} rounds after a warm-up",

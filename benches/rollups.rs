@@ -450,16 +450,8 @@ struct Params {
 }
 
 fn section(p: &Params, loaded: &Load, results: &[Measured]) -> String {
-    let code = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default();
+    let code = support::sections::revision();
+    let load = support::sections::load_average();
     let mut s = String::new();
     s.push_str("## Rollups benchmark (embedded) — latest run\n\n");
     s.push_str(&format!(

@@ -34,6 +34,7 @@
 mod cpu;
 #[path = "support/options.rs"]
 mod options;
+#[allow(dead_code)]
 #[path = "support/sections.rs"]
 mod sections;
 #[allow(dead_code)]

@@ -46,3 +46,20 @@ pub fn write_section(path: &Path, name: &str, section: &str) -> std::io::Result<
     };
     std::fs::write(path, updated)
 }
+
+/// The code's revision (`git rev-parse --short HEAD`), empty outside a git checkout.
+pub fn revision() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The one-minute load average, from `/proc/loadavg`: how busy the shared machine was.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
