@@ -136,13 +136,7 @@ async fn main() -> anyhow::Result<()> {
         batch: env_or("BATCH", 1000)?,
         clients: env_or("CLIENTS", 8)?,
         iterations,
-        shape: Shape {
-            services: env_or("SERVICES", 4)?,
-            instances: env_or("INSTANCES", 6)?,
-            paths: env_or("PATHS", 20)?,
-            spread_seconds: 24 * 3600,
-            seed: env_or("SEED", 42)?,
-        },
+        shape: Shape::from_env(4, 24 * 3600)?,
         cassandra_data: env_or("CASSANDRA_DATA", root.join(".cassandra/data/data"))?,
     };
     let session = support::cql::session(&options.node).await?;

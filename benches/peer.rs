@@ -90,13 +90,7 @@ async fn main() -> anyhow::Result<()> {
         clients: env_or("CLIENTS", 8)?,
         rounds: env_or("ROUNDS", 3)?,
         query_rounds: env_or("QUERY_ROUNDS", 10)?,
-        shape: Shape {
-            services: env_or("SERVICES", 4)?,
-            instances: env_or("INSTANCES", 6)?,
-            paths: env_or("PATHS", 20)?,
-            spread_seconds: 24 * 3600,
-            seed: env_or("SEED", 42)?,
-        },
+        shape: Shape::from_env(4, 24 * 3600)?,
         vm_bin: env_or("VM_BIN", root.join(".tools/bin/victoria-metrics-v1.151.0"))?,
     };
     if !options.vm_bin.exists() {

@@ -112,13 +112,7 @@ async fn main() -> anyhow::Result<()> {
         batch: env_or("BATCH", 5000)?,
         clients: env_or("CLIENTS", 8)?,
         checkpoint: env_or("CHECKPOINT", 10_000_000)?,
-        shape: Shape {
-            services: env_or("SERVICES", 4)?,
-            instances: env_or("INSTANCES", 6)?,
-            paths: env_or("PATHS", 20)?,
-            spread_seconds: env_or::<i64>("SPREAD_HOURS", 48)? * 3600,
-            seed: env_or("SEED", 42)?,
-        },
+        shape: Shape::from_env(4, env_or::<i64>("SPREAD_HOURS", 48)? * 3600)?,
         idle: Duration::from_secs(env_or("IDLE_SECONDS", 15)?),
         compaction: Duration::from_secs(env_or("COMPACTION_SECONDS", 60)?),
     };

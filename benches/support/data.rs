@@ -68,6 +68,21 @@ pub struct Shape {
     pub seed: u64,
 }
 
+impl Shape {
+    /// `SERVICES` (default `services`), `INSTANCES` (6), `PATHS` (20) and `SEED` (42) from the
+    /// environment, timestamps over the last `spread_seconds`.
+    pub fn from_env(services: usize, spread_seconds: i64) -> anyhow::Result<Self> {
+        use super::options::env_or;
+        Ok(Self {
+            services: env_or("SERVICES", services)?,
+            instances: env_or("INSTANCES", 6)?,
+            paths: env_or("PATHS", 20)?,
+            spread_seconds,
+            seed: env_or("SEED", 42)?,
+        })
+    }
+}
+
 /// One endpoint of a service.
 pub struct Endpoint {
     pub method: &'static str,
