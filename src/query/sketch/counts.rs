@@ -58,13 +58,22 @@ impl Serialize for Entries<'_> {
 /// Writes `counts` in the shorter of the two forms.
 pub fn serialize<S: Serializer>(counts: &[u64], s: S) -> Result<S::Ok, S::Error> {
     let len = counts.len() as u64;
-    let dense = varint_len(len) + counts.iter().map(|c| varint_len(*c)).sum::<usize>();
-    let (mut sparse, mut non_empty) = (varint_len(len), 0);
-    for (gap, count) in entries(counts) {
-        sparse += varint_len(gap) + varint_len(count);
+    // Both sizes in one pass: an empty bucket costs a byte dense and nothing sparse; a full one
+    // its count's varint either way, plus its gap's sparse.
+    let (mut dense, mut sparse, mut non_empty, mut previous) = (0, 0, 0, 0);
+    for (index, &count) in counts.iter().enumerate() {
+        if count == 0 {
+            dense += 1;
+            continue;
+        }
+        let bytes = varint_len(count);
+        dense += bytes;
+        sparse += bytes + varint_len((index - previous) as u64);
         non_empty += 1;
+        previous = index;
     }
-    sparse += varint_len(non_empty as u64);
+    dense += varint_len(len);
+    sparse += varint_len(len) + varint_len(non_empty as u64);
     if sparse < dense {
         let mut variant = s.serialize_tuple_variant("Counts", 1, "Sparse", 2)?;
         variant.serialize_field(&len)?;
