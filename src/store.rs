@@ -66,11 +66,9 @@ pub trait Store: Send + Sync + 'static {
     /// positions of two WALs collide. The embedded store says yes to the first WAL that asks
     /// (its directory is locked by one process) and no to any other (a second writer, a WAL
     /// made anew), whose readings then keep their acceptance ids; a shared store (CQL) always
-    /// says no.
-    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
-        let _ = writer;
-        false
-    }
+    /// says no. No default: a wrapper store that forgot to pass it on would silently give
+    /// every reading its acceptance id again.
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool;
 
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

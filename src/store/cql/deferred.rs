@@ -130,6 +130,12 @@ impl Store for DeferredCql {
             .map_or(&self.provisional, CqlStore::settings)
     }
 
+    fn wal_ids(&self, writer: uuid::Uuid) -> bool {
+        self.connected
+            .get()
+            .is_some_and(|store| store.wal_ids(writer))
+    }
+
     async fn connected(&self) {
         let mut up = self.up.subscribe();
         // The sender lives in `self`, so the wait cannot end with a closed channel.

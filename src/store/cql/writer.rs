@@ -255,6 +255,11 @@ impl Store for CqlStore {
         &self.settings
     }
 
+    /// Never: replicas share the store, and their WAL positions collide.
+    fn wal_ids(&self, _writer: uuid::Uuid) -> bool {
+        false
+    }
+
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let now = TimestampMs::now();
         let mut requests = Requests {
