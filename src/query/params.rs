@@ -268,10 +268,24 @@ impl ApiFilter {
 
     /// True when `r` passes every filter.
     pub fn matches(&self, r: &ApiReading) -> bool {
-        self.instance.as_ref().is_none_or(|i| *i == r.instance)
-            && self.method.as_ref().is_none_or(|m| *m == r.method)
-            && self.path.as_ref().is_none_or(|p| *p == r.path)
-            && self.code.is_none_or(|c| c == r.code)
+        self.matches_series(&r.instance, &r.method, &r.path) && self.matches_code(r.code)
+    }
+
+    /// True when the series `(instance, method, path)` passes the filters on names.
+    pub fn matches_series(
+        &self,
+        instance: &InstanceName,
+        method: &HttpMethod,
+        path: &ApiPath,
+    ) -> bool {
+        self.instance.as_ref().is_none_or(|i| i == instance)
+            && self.method.as_ref().is_none_or(|m| m == method)
+            && self.path.as_ref().is_none_or(|p| p == path)
+    }
+
+    /// True when `code` passes the filter on codes.
+    pub fn matches_code(&self, code: StatusCode) -> bool {
+        self.code.is_none_or(|c| c == code)
     }
 }
 

@@ -92,13 +92,7 @@ impl ApiStats {
         series: &ApiSeriesColumns,
         filter: &ApiFilter,
     ) -> Result<(), ParamErrors> {
-        let passes = filter
-            .instance
-            .as_ref()
-            .is_none_or(|i| *i == series.instance)
-            && filter.method.as_ref().is_none_or(|m| *m == series.method)
-            && filter.path.as_ref().is_none_or(|p| *p == series.path);
-        if !passes {
+        if !filter.matches_series(&series.instance, &series.method, &series.path) {
             return Ok(());
         }
         let g = self.group_by;
@@ -115,7 +109,7 @@ impl ApiStats {
         let mut run_step: Option<i64> = None;
         for i in 0..series.len() {
             let code = series.codes[i];
-            if filter.code.is_some_and(|c| c != code) {
+            if !filter.matches_code(code) {
                 continue;
             }
             let at = series.timestamps[i];

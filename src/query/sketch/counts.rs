@@ -112,7 +112,6 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error
                 };
                 let slot = counts
                     .get_mut(index as usize)
-                    .filter(|_| index < len)
                     .ok_or_else(|| D::Error::custom("a bucket past the counts' length"))?;
                 *slot = count;
             }
