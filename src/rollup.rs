@@ -84,11 +84,11 @@ impl Resolution {
         }
     }
 
-    /// The CQL table.
+    /// The CQL table (migration 0004: a row per endpoint, every status code in it).
     pub const fn table(self) -> &'static str {
         match self {
-            Resolution::Minute => "rollups_1m",
-            Resolution::Hour => "rollups_1h",
+            Resolution::Minute => "rollups_by_endpoint_1m",
+            Resolution::Hour => "rollups_by_endpoint_1h",
         }
     }
 

@@ -22,7 +22,7 @@
 //! - **Idempotent**: a rerun with the same mark finds nothing new to merge and only deletes
 //!   leftovers; a later run merges the compacted row with the partials confirmed since.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -109,43 +109,102 @@ pub struct Compaction {
 /// The compaction of `rows` (every row of some slots, as read) for `writer` up to `upto` (at
 /// most its confirmed WAL position): per (series, slot), the writer's compacted row and
 /// partials before the mark merge into one row, when that replaces more than one row.
+///
+/// **An endpoint's series go together**: once one series of an endpoint (instance, method,
+/// path) in a slot merges, every series of it that has a row before the mark is rewritten,
+/// one row or several. A store may keep an endpoint's codes in one stored row (CQL), and
+/// deleting one code's partial there deletes the others': each of them must be in a new row.
 pub fn plan(rows: Vec<RollupRow>, writer: Uuid, upto: Position) -> Compaction {
     let new_mark = (upto.segment.0, upto.offset);
     let mut groups: HashMap<Group, Vec<RollupRow>> = HashMap::new();
     for row in rows.into_iter().filter(|r| r.piece.writer == writer) {
         groups.entry(group_of(&row)).or_default().push(row);
     }
+    let series: Vec<SeriesPlan> = groups
+        .into_values()
+        .map(|group| SeriesPlan::of(group, new_mark))
+        .collect();
+    let rewritten: HashSet<Group> = series
+        .iter()
+        .filter(|plan| plan.merges())
+        .map(|plan| endpoint_of(plan.first()))
+        .collect();
     let mut out = Compaction::default();
-    for (_, group) in groups {
+    for plan in series {
+        let rewrite = !plan.stale && rewritten.contains(&endpoint_of(plan.first()));
+        plan.add_to(rewrite, writer, new_mark, &mut out);
+    }
+    out
+}
+
+/// One series' rows in one slot, sorted out against the new mark.
+struct SeriesPlan {
+    /// Held by the old compacted row already: deleted, never merged again.
+    held: Vec<RollupRow>,
+    /// The partials before the new mark that count (not contained in another).
+    fresh: Vec<RollupRow>,
+    /// The compacted row with the highest mark, and that mark.
+    old: Option<((u64, u64), RollupRow)>,
+    /// Compacted at the new mark (or later) already.
+    stale: bool,
+    /// A row of the series, for its endpoint.
+    any: RollupRow,
+}
+
+impl SeriesPlan {
+    fn of(group: Vec<RollupRow>, new_mark: (u64, u64)) -> Self {
+        let any = group[0].clone();
         let old = group
             .iter()
-            .filter_map(|r| mark(&r.piece).map(|m| (m, r)))
+            .filter_map(|r| mark(&r.piece).map(|m| (m, r.clone())))
             .max_by_key(|(m, _)| *m);
-        let old_mark = old.map(|(m, _)| m);
-        // Held by the old compacted row already: deleted, never merged again.
+        let old_mark = old.as_ref().map(|(m, _)| *m);
         let (held, rest): (Vec<RollupRow>, Vec<RollupRow>) =
             group
-                .iter()
-                .cloned()
+                .into_iter()
                 .partition(|r| match (mark(&r.piece), old_mark) {
                     (Some(m), Some(best)) => m < best,
                     (None, Some(best)) => before(&r.piece, best),
                     (_, None) => false,
                 });
-        let fresh: Vec<RollupRow> = rest
+        let fresh = rest
             .into_iter()
             .filter(|r| mark(&r.piece).is_none() && before(&r.piece, new_mark))
             .collect();
-        let fresh = merge::maximal(fresh);
-        let replaced = fresh.len() + usize::from(old.is_some());
-        if replaced < 2 || old_mark.is_some_and(|m| m >= new_mark) {
-            out.delete.extend(held);
-            continue;
+        Self {
+            held,
+            fresh: merge::maximal(fresh),
+            stale: old_mark.is_some_and(|m| m >= new_mark),
+            old,
+            any,
         }
-        let mut rows = fresh.clone();
-        rows.extend(old.map(|(_, r)| r.clone()));
-        let mut merged = rows[0].clone();
-        for row in &rows[1..] {
+    }
+
+    fn first(&self) -> &RollupRow {
+        &self.any
+    }
+
+    /// Rows a new compacted row would replace.
+    fn replaced(&self) -> usize {
+        self.fresh.len() + usize::from(self.old.is_some())
+    }
+
+    /// Whether the series needs a new compacted row of its own.
+    fn merges(&self) -> bool {
+        !self.stale && self.replaced() >= 2
+    }
+
+    /// Adds the series' rows to write and delete to `out`: a new compacted row when it
+    /// `merges()` or its endpoint is `rewrite`n, else only the leftovers its old row holds.
+    fn add_to(self, rewrite: bool, writer: Uuid, new_mark: (u64, u64), out: &mut Compaction) {
+        let compacts = (rewrite || self.merges()) && self.replaced() > 0;
+        out.delete.extend(self.held);
+        if !compacts {
+            return;
+        }
+        let mut rows = self.fresh.iter().chain(self.old.as_ref().map(|(_, r)| r));
+        let mut merged = rows.next().expect("replaced() counts a row").clone();
+        for row in rows {
             merge_into(&mut merged.agg, &row.agg);
         }
         merged.piece = Piece {
@@ -154,17 +213,22 @@ pub fn plan(rows: Vec<RollupRow>, writer: Uuid, upto: Position) -> Compaction {
             start: new_mark.0,
             last: new_mark.1,
         };
-        out.delete.extend(held);
-        out.delete.extend(fresh);
+        out.delete.extend(self.fresh);
         // The old compacted row goes, unless the new one overwrites it (same key).
-        if let Some((m, row)) = old {
+        if let Some((m, row)) = self.old {
             if m.0 != new_mark.0 {
-                out.delete.push(row.clone());
+                out.delete.push(row);
             }
         }
         out.write.push(merged);
     }
-    out
+}
+
+/// The group of `row`'s endpoint: its series' group without the code.
+fn endpoint_of(row: &RollupRow) -> Group {
+    let mut group = group_of(row);
+    group.3.code = None;
+    group
 }
 
 fn merge_into(into: &mut Agg, other: &Agg) {
@@ -180,7 +244,7 @@ fn merge_into(into: &mut Agg, other: &Agg) {
 mod tests {
     use super::*;
     use crate::model::reading::sample;
-    use crate::model::Reading;
+    use crate::model::{ApiReading, Reading, StatusCode};
     use crate::rollup::partials;
     use crate::wal::SegmentId;
 
@@ -274,5 +338,44 @@ mod tests {
             rows.iter().filter(|r| r.piece.writer == b).count() == 4,
             "B untouched"
         );
+    }
+
+    #[test]
+    fn an_endpoints_codes_are_compacted_together_so_a_stored_row_can_hold_them_all() {
+        let a = Uuid::from_u128(1);
+        let ok = Reading::Api(sample::api()); // 200, 3 requests
+        let failed = Reading::Api(ApiReading {
+            code: StatusCode::parse(500).unwrap(),
+            ..sample::api()
+        });
+        // Code 200 in two pieces, code 500 in the first only: alone, 500 would not merge.
+        let mut rows = partials(&[ok.clone(), failed], piece(a, 1, 16, 20), ALL);
+        rows.extend(partials(&[ok], piece(a, 1, 100, 110), ALL));
+        assert_eq!(requests(&rows), 9);
+
+        let compaction = plan(rows.clone(), a, at(1, 150));
+        let codes = |list: &[RollupRow]| -> Vec<u16> {
+            let mut codes: Vec<u16> = list
+                .iter()
+                .filter(|r| r.resolution == Resolution::Minute)
+                .filter_map(|r| r.series.code.map(|c| c.get()))
+                .collect();
+            codes.sort();
+            codes
+        };
+        assert_eq!(codes(&compaction.write), [200, 500], "500 rewritten too");
+        // Delete as a store keeping an endpoint's codes in one row does: a deleted row takes
+        // every row of its (slot, endpoint, piece) with it.
+        apply(&mut rows, &compaction, false);
+        rows.retain(|r| {
+            !compaction.delete.iter().any(|d| {
+                d.piece == r.piece
+                    && d.slot == r.slot
+                    && d.resolution == r.resolution
+                    && d.series.same_endpoint(&r.series)
+            })
+        });
+        assert_eq!(requests(&rows), 9);
+        assert!(rows.iter().all(|r| mark(&r.piece).is_some()));
     }
 }

@@ -101,14 +101,15 @@ pub async fn run_once<S: Store>(
     Ok(done)
 }
 
-/// Rows read per page, and rows of finished series held before their compaction is written.
+/// Rows read per page, and rows of finished endpoints held before their compaction is written.
 /// With a dense sketch (~4 KiB) a page is ~2 MiB; memory does not grow with the series of a slot.
 pub const PAGE_ROWS: u32 = 512;
 
 /// Compacts the rows `reads` ask for (see [`requests`]) for `writer` up to `upto`, slot by slot
-/// and, within a slot, series by series: the rows of one series in one slot are contiguous in
-/// a page read ([`crate::store::RollupKey`]), so at most a page of `page_rows` rows, the current
-/// series' rows and `page_rows` planned rows are held at once ([`PAGE_ROWS`] in `serve`).
+/// and, within a slot, endpoint by endpoint: the rows of one endpoint (every code) in one slot
+/// are contiguous in a page read ([`crate::store::RollupKey`]), so at most a page of
+/// `page_rows` rows, the current endpoint's rows and `page_rows` planned rows are held at once
+/// ([`PAGE_ROWS`] in `serve`).
 pub async fn compact_partitions<S: Store>(
     store: &S,
     writer: Uuid,
@@ -148,8 +149,8 @@ struct SlotCompaction<'a, S> {
     store: &'a S,
     writer: Uuid,
     upto: Position,
-    /// The writer's rows of the current series.
-    series: Vec<RollupRow>,
+    /// The writer's rows of the current endpoint (every code of it).
+    endpoint: Vec<RollupRow>,
     /// Planned and not yet applied.
     planned: compact::Compaction,
     /// Planned rows past which they are applied.
@@ -163,28 +164,33 @@ impl<'a, S: Store> SlotCompaction<'a, S> {
             store,
             writer,
             upto,
-            series: Vec::new(),
+            endpoint: Vec::new(),
             planned: compact::Compaction::default(),
             apply_at,
             done: Compacted::default(),
         }
     }
 
-    /// Takes the next row; a row of another series ends the current one.
+    /// Takes the next row; a row of another endpoint ends the current one.
     async fn add(&mut self, row: RollupRow) -> Result<(), StoreError> {
         if row.piece.writer != self.writer {
             return Ok(());
         }
-        if self.series.first().is_some_and(|s| s.series != row.series) {
-            self.end_series().await?;
+        if self
+            .endpoint
+            .first()
+            .is_some_and(|s| !s.series.same_endpoint(&row.series))
+        {
+            self.end_endpoint().await?;
         }
-        self.series.push(row);
+        self.endpoint.push(row);
         Ok(())
     }
 
-    /// Plans the current series, and applies what is planned once it reaches `apply_at` rows.
-    async fn end_series(&mut self) -> Result<(), StoreError> {
-        let plan = compact::plan(std::mem::take(&mut self.series), self.writer, self.upto);
+    /// Plans the current endpoint, and applies what is planned once it reaches `apply_at` rows
+    /// (an endpoint's rows are always applied together: `compact::plan`).
+    async fn end_endpoint(&mut self) -> Result<(), StoreError> {
+        let plan = compact::plan(std::mem::take(&mut self.endpoint), self.writer, self.upto);
         self.planned.write.extend(plan.write);
         self.planned.delete.extend(plan.delete);
         if self.planned.write.len() + self.planned.delete.len() >= self.apply_at {
@@ -212,8 +218,8 @@ impl<'a, S: Store> SlotCompaction<'a, S> {
     }
 
     async fn finish(mut self) -> Result<Compacted, StoreError> {
-        if !self.series.is_empty() {
-            self.end_series().await?;
+        if !self.endpoint.is_empty() {
+            self.end_endpoint().await?;
         }
         self.apply().await?;
         Ok(self.done)

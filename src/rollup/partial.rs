@@ -27,6 +27,15 @@ pub struct RollupSeries {
     pub code: Option<StatusCode>,
 }
 
+impl RollupSeries {
+    /// Whether `other` is a series of the same endpoint (instance, method and path; any
+    /// code). A store may keep an endpoint's codes in one row (`store::cql`), so the compactor
+    /// takes an endpoint's series together.
+    pub fn same_endpoint(&self, other: &RollupSeries) -> bool {
+        self.instance == other.instance && self.method == other.method && self.path == other.path
+    }
+}
+
 /// The WAL piece a partial was aggregated from (see the module note of `rollup`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Piece {

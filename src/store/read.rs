@@ -117,9 +117,11 @@ impl PageRequest {
     }
 }
 
-/// Where a rollup row sits in its partition: the clustering key after the partition, in the
-/// order both backends keep (slot, then the series' fields, then writer, segment and piece
-/// start), so the rows of one series in one slot are contiguous.
+/// Where a rollup row sits in its partition: the clustering key after the partition. Both
+/// backends order rows by slot, then instance, method and path, so the rows of one endpoint
+/// (every code) in one slot are contiguous; then the embedded store by code, writer, segment
+/// and piece start, and CQL, which keeps an endpoint's codes in one stored row, by writer,
+/// segment and piece start, then code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupKey {
     /// The slot.
@@ -142,11 +144,14 @@ impl RollupKey {
 }
 
 /// One page of the rollup rows of some slots of one partition, in key order ([`RollupKey`]):
-/// what the compactor reads, so that it holds one page and one series at a time, never a
+/// what the compactor reads, so that it holds one page and one endpoint at a time, never a
 /// whole slot.
 ///
 /// Rows come strictly after `after` (from the request's first slot when `None`), never beyond
-/// the request's last slot, at most `limit` of them; a page with fewer rows is the last one.
+/// the request's last slot, at most `limit` stored rows of them; a store that keeps several
+/// rows in one stored row (CQL: an endpoint's codes) returns a stored row's rows together, and
+/// resumes after the stored row holding `after`. A page with fewer than `limit` rows is the
+/// last one.
 /// Rows past their level's retention are returned until the store removes them (unlike
 /// [`super::Store::read_rollups`]): filtering them would make a short page ambiguous, and
 /// writes of such slots are dropped anyway.

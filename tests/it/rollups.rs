@@ -484,8 +484,12 @@ async fn cql_rebuild_fills_the_hours_before_the_flusher_s_idempotently() {
     // As a version without rollups left it: no record of them.
     let session = crate::support::session().await;
     let forget = format!("DELETE FROM {keyspace}.timebucket_settings WHERE name IN (?, ?)");
+    let name = timebucket::store::cql::rollup_coverage_name;
     session
-        .query_unpaged(forget, (coverage::WRITTEN_SINCE, coverage::SINCE))
+        .query_unpaged(
+            forget,
+            (name(coverage::WRITTEN_SINCE), name(coverage::SINCE)),
+        )
         .await
         .unwrap();
     let store = timebucket::store::cql::CqlStore::open(&nodes, &keyspace)

@@ -1,8 +1,16 @@
-//! Rollup rows in CQL (`rollups_1m`, `rollups_1h`, migration 0003): the statements, the
-//! writes that go out with each batch and the read of one rollup partition.
+//! Rollup rows in CQL (`rollups_by_endpoint_1m`, `rollups_by_endpoint_1h`, migration 0004):
+//! the statements, the writes that go out with each batch and the read of one rollup partition.
 //!
-//! Rows are grouped into unlogged batches per partition like readings; each row is written
+//! A stored row holds the partials of every status code of one endpoint in one slot from one
+//! piece ([`endpoint`]): writes group a batch's rows by that key, reads split a stored row
+//! back into one [`RollupRow`] per code, so nothing above the store sees the grouping. Stored
+//! rows are grouped into unlogged batches per partition like readings; each is written
 //! `USING TTL` the time its slot has left in the level's retention, and left out when none.
+//!
+//! The coverage values of these tables are recorded under the prefix [`COVERAGE_PREFIX`]:
+//! the unprefixed ones describe migration 0003's per-code tables, which this version no longer
+//! reads, so on an upgraded store queries use raw readings until the new tables cover a range
+//! (README, "Rollups").
 //!
 //! The rollup coverage (`rollup::coverage`) is rows of `timebucket_settings`, written with
 //! lightweight transactions: the first open records *written since* only if no replica did
@@ -16,12 +24,16 @@ use scylla::value::CqlTimestamp;
 use scylla::DeserializeRow;
 use uuid::Uuid;
 
+mod endpoint;
+
+use std::collections::HashMap;
+
 use super::reader::{check, stored_names, typed_rows, whole, MAX_WHOLE_PARTITION_ROWS};
 use super::writer::{CqlStore, Request};
 use super::Keyspace;
 use crate::model::{ApiReading, HostReading, ServiceName, StatusCode, TimestampMs};
 use crate::rollup::coverage::{self, effective_since, since_name};
-use crate::rollup::{Agg, Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
+use crate::rollup::{Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
 use crate::store::{remaining_ttl_seconds, RollupPageRequest, StoreError};
 
 /// The prepared statements of one level.
@@ -49,11 +61,18 @@ pub struct RollupStatements {
 }
 
 /// The columns a read decodes ([`StoredRow`]).
-const READ: &str =
-    "slot, instance, method, path, code, writer, segment, piece_start, piece_last, agg";
+const READ: &str = "slot, instance, method, path, writer, segment, piece_start, piece_last, aggs";
 
-const COLUMNS: &str = "service_name, kind, time_bucket, slot, instance, method, path, code, \
-                       writer, segment, piece_start, piece_last, agg";
+const COLUMNS: &str = "service_name, kind, time_bucket, slot, instance, method, path, \
+                       writer, segment, piece_start, piece_last, aggs";
+
+/// The prefix of this version's coverage names in `timebucket_settings` (see the module note).
+const COVERAGE_PREFIX: &str = "by_endpoint/";
+
+/// `name` (a `rollup::coverage` name) as these tables record it.
+pub fn rollup_coverage_name(name: &str) -> String {
+    format!("{COVERAGE_PREFIX}{name}")
+}
 
 impl RollupStatements {
     /// Prepares the statements of both rollup tables of `keyspace`.
@@ -63,7 +82,7 @@ impl RollupStatements {
             let table = resolution.table();
             let insert = format!(
                 "INSERT INTO {keyspace}.{table} ({COLUMNS}) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
             );
             let select = format!(
                 "SELECT {READ} FROM {keyspace}.{table} \
@@ -73,13 +92,13 @@ impl RollupStatements {
             let next_page = format!(
                 "SELECT {READ} FROM {keyspace}.{table} \
                  WHERE service_name = ? AND kind = ? AND time_bucket = ? \
-                 AND (slot, instance, method, path, code, writer, segment, piece_start) \
-                 > (?, ?, ?, ?, ?, ?, ?, ?) AND (slot) <= (?) LIMIT ?"
+                 AND (slot, instance, method, path, writer, segment, piece_start) \
+                 > (?, ?, ?, ?, ?, ?, ?) AND (slot) <= (?) LIMIT ?"
             );
             let delete = format!(
                 "DELETE FROM {keyspace}.{table} WHERE service_name = ? AND kind = ? \
                  AND time_bucket = ? AND slot = ? AND instance = ? AND method = ? AND path = ? \
-                 AND code = ? AND writer = ? AND segment = ? AND piece_start = ?"
+                 AND writer = ? AND segment = ? AND piece_start = ?"
             );
             levels.push(LevelStatements {
                 insert: prepare(session, insert).await?,
@@ -148,7 +167,11 @@ impl RollupStatements {
     /// The recorded *written since*, if any.
     pub async fn written_since(&self, session: &Session) -> Result<Option<i64>, StoreError> {
         let (written, _) = self
-            .coverage_values(session, coverage::WRITTEN_SINCE, coverage::SINCE)
+            .coverage_values(
+                session,
+                &rollup_coverage_name(coverage::WRITTEN_SINCE),
+                &rollup_coverage_name(coverage::SINCE),
+            )
             .await?;
         Ok(written)
     }
@@ -163,10 +186,14 @@ impl RollupStatements {
     ) -> Result<TimestampMs, StoreError> {
         let first = coverage::first_written_since(now, holds_readings).millis();
         // *since* first: a reader that sees *written since* also sees a *since*.
-        self.record_if_absent(session, coverage::SINCE, first)
+        self.record_if_absent(session, &rollup_coverage_name(coverage::SINCE), first)
             .await?;
-        self.record_if_absent(session, coverage::WRITTEN_SINCE, first)
-            .await?;
+        self.record_if_absent(
+            session,
+            &rollup_coverage_name(coverage::WRITTEN_SINCE),
+            first,
+        )
+        .await?;
         let written = self.written_since(session).await?.ok_or_else(|| {
             StoreError::decode("reading the rollup coverage", "written since is missing")
         })?;
@@ -187,7 +214,7 @@ async fn prepare(session: &Session, text: String) -> Result<PreparedStatement, S
     Ok(statement)
 }
 
-/// The bind values of one row (see `COLUMNS`), then its TTL.
+/// The bind values of one stored row (see `COLUMNS`), then its TTL.
 type RowValues<'a> = (
     &'a str,
     i32,
@@ -196,7 +223,6 @@ type RowValues<'a> = (
     &'a str,
     &'a str,
     &'a str,
-    i32,
     Uuid,
     i64,
     i64,
@@ -205,7 +231,7 @@ type RowValues<'a> = (
     i32,
 );
 
-/// The primary key of a rollup row: the bind values of a delete, the first eleven of an insert.
+/// The primary key of a stored row: the bind values of a delete, the first ten of an insert.
 type RowKey<'a> = (
     &'a str,
     i32,
@@ -214,7 +240,6 @@ type RowKey<'a> = (
     &'a str,
     &'a str,
     &'a str,
-    i32,
     Uuid,
     i64,
     i64,
@@ -223,50 +248,66 @@ type RowKey<'a> = (
 /// The partition of a rollup row, for grouping writes into per-partition batches.
 type RowPartition<'a> = (&'a str, i32, i64);
 
-/// The clustering columns of a rollup row: slot, instance, method, path, code, writer,
-/// segment, piece start (host rows: empty method and path, code 0).
-type Clustering<'a> = (CqlTimestamp, &'a str, &'a str, &'a str, i32, Uuid, i64, i64);
+/// The clustering columns of a stored row: slot, instance, method, path, writer, segment,
+/// piece start (host rows: empty method and path). No code: a stored row holds every code.
+type Clustering<'a> = (CqlTimestamp, &'a str, &'a str, &'a str, Uuid, i64, i64);
 
-/// The clustering columns of the row of `series` at `slot` from `piece`.
+/// The clustering columns of the stored row holding `series` at `slot` from `piece`.
 fn clustering(slot: TimestampMs, series: &RollupSeries, piece: Piece) -> Clustering<'_> {
     (
         CqlTimestamp(slot.millis()),
         series.instance.as_str(),
         series.method.as_ref().map_or("", |m| m.as_str()),
         series.path.as_ref().map_or("", |p| p.as_str()),
-        series.code.map_or(0, |c| i32::from(c.get())),
         piece.writer,
         piece.segment as i64,
         piece.start as i64,
     )
 }
 
-/// `row`'s partition and primary key at `resolution`.
+/// The partition and primary key at `resolution` of the stored row that holds `row`.
 fn row_key(row: &RollupRow, resolution: Resolution) -> (RowPartition<'_>, RowKey<'_>) {
     let kind = row.agg.kind() as i32;
     let partition = resolution.partition_of(row.slot);
-    let (slot, instance, method, path, code, writer, segment, start) =
+    let (slot, instance, method, path, writer, segment, start) =
         clustering(row.slot, &row.series, row.piece);
     let service = row.service.as_str();
     let key = (
-        service, kind, partition, slot, instance, method, path, code, writer, segment, start,
+        service, kind, partition, slot, instance, method, path, writer, segment, start,
     );
     ((service, kind, partition), key)
 }
 
-/// One row as read.
+/// `rows` grouped by the stored row that holds them, in first-seen order of the keys.
+fn by_stored_row<'a>(
+    rows: impl Iterator<Item = (RowPartition<'a>, RowKey<'a>, &'a RollupRow)>,
+) -> Vec<(RowPartition<'a>, RowKey<'a>, Vec<&'a RollupRow>)> {
+    let mut index: HashMap<RowKey<'a>, usize> = HashMap::new();
+    let mut grouped: Vec<(RowPartition<'a>, RowKey<'a>, Vec<&'a RollupRow>)> = Vec::new();
+    for (partition, key, row) in rows {
+        match index.get(&key) {
+            Some(&at) => grouped[at].2.push(row),
+            None => {
+                index.insert(key, grouped.len());
+                grouped.push((partition, key, vec![row]));
+            }
+        }
+    }
+    grouped
+}
+
+/// One stored row as read.
 #[derive(DeserializeRow)]
 struct StoredRow<'a> {
     slot: CqlTimestamp,
     instance: &'a str,
     method: &'a str,
     path: &'a str,
-    code: i32,
     writer: Uuid,
     segment: i64,
     piece_start: i64,
     piece_last: i64,
-    agg: &'a [u8],
+    aggs: &'a [u8],
 }
 
 impl CqlStore {
@@ -305,10 +346,14 @@ impl CqlStore {
         &self,
         service: &ServiceName,
     ) -> Result<TimestampMs, StoreError> {
-        let service_name = since_name(Some(service));
+        let service_name = rollup_coverage_name(&since_name(Some(service)));
         let (global, own) = self
             .rollup_statements()
-            .coverage_values(&self.session, coverage::SINCE, &service_name)
+            .coverage_values(
+                &self.session,
+                &rollup_coverage_name(coverage::SINCE),
+                &service_name,
+            )
             .await?;
         Ok(effective_since(global, own))
     }
@@ -319,7 +364,7 @@ impl CqlStore {
         service: Option<&ServiceName>,
         at: TimestampMs,
     ) -> Result<(), StoreError> {
-        let name = since_name(service);
+        let name = rollup_coverage_name(&since_name(service));
         let statements = self.rollup_statements();
         statements
             .record_if_absent(&self.session, &name, at.millis())
@@ -341,61 +386,75 @@ impl CqlStore {
         let mut requests = Vec::new();
         for resolution in Resolution::ALL {
             let level = rows.iter().filter(|r| r.resolution == resolution);
-            let values = level.filter_map(|row| {
+            let live = level.filter_map(|row| {
                 let end = TimestampMs::from_millis(row.slot.millis() + resolution.step_ms());
                 let ttl = remaining_ttl_seconds(end, resolution.ttl_seconds(&settings), now);
-                if ttl <= 0 {
-                    return None;
-                }
-                let (
-                    partition,
-                    (
-                        service,
-                        kind,
-                        part,
-                        slot,
-                        instance,
-                        method,
-                        path,
-                        code,
-                        writer,
-                        segment,
-                        start,
-                    ),
-                ) = row_key(row, resolution);
-                let values: RowValues<'a> = (
-                    service,
-                    kind,
-                    part,
-                    slot,
-                    instance,
-                    method,
-                    path,
-                    code,
-                    writer,
-                    segment,
-                    start,
-                    row.piece.last as i64,
-                    row.agg.to_bytes(),
-                    ttl,
-                );
-                Some((partition, values))
+                (ttl > 0).then(|| {
+                    let (partition, key) = row_key(row, resolution);
+                    (partition, key, row)
+                })
             });
+            let values =
+                by_stored_row(live)
+                    .into_iter()
+                    .map(|(partition, key, rows)| {
+                        let (
+                            service,
+                            kind,
+                            part,
+                            slot,
+                            instance,
+                            method,
+                            path,
+                            writer,
+                            segment,
+                            start,
+                        ) = key;
+                        // The rows of a stored key share their slot (so their TTL) and their piece.
+                        let first = rows[0];
+                        let end =
+                            TimestampMs::from_millis(first.slot.millis() + resolution.step_ms());
+                        let ttl =
+                            remaining_ttl_seconds(end, resolution.ttl_seconds(&settings), now);
+                        let values: RowValues<'a> = (
+                            service,
+                            kind,
+                            part,
+                            slot,
+                            instance,
+                            method,
+                            path,
+                            writer,
+                            segment,
+                            start,
+                            first.piece.last as i64,
+                            endpoint::encode(&rows),
+                            ttl,
+                        );
+                        (partition, values)
+                    });
             let statement = &self.rollup_statements().of(resolution).insert;
             requests.extend(self.partition_batches(values, statement, "writing rollups"));
         }
         requests
     }
 
-    /// The delete requests of `rows` (see [`crate::store::Store::delete_rollups`]), grouped
-    /// into one batch per partition.
+    /// The delete requests of `rows` (see [`crate::store::Store::delete_rollups`]): one per
+    /// stored row holding any of them, grouped into one batch per partition. A stored row goes
+    /// whole: the compactor deletes an endpoint's codes together (`rollup::compact`).
     pub(super) fn rollup_deletes<'a>(&'a self, rows: &'a [RollupRow]) -> Vec<Request<'a>> {
         let mut requests = Vec::new();
         for resolution in Resolution::ALL {
-            let keys = rows
+            let level = rows
                 .iter()
                 .filter(|r| r.resolution == resolution)
-                .map(|row| row_key(row, resolution));
+                .map(|row| {
+                    let (partition, key) = row_key(row, resolution);
+                    (partition, key, row)
+                });
+            let keys = by_stored_row(level)
+                .into_iter()
+                .map(|(partition, key, _)| (partition, key));
             let statement = &self.rollup_statements().of(resolution).delete;
             requests.extend(self.partition_batches(keys, statement, "deleting rollups"));
         }
@@ -426,11 +485,11 @@ impl CqlStore {
                 READING,
                 |rows, out| {
                     for row in typed_rows::<StoredRow>(rows, READING)? {
-                        let row = decode(request, row?)?;
-                        let end = row.slot.millis() + resolution.step_ms();
+                        let row = row?;
+                        let end = row.slot.0 + resolution.step_ms();
                         let ttl = resolution.ttl_seconds(&settings);
                         if !crate::store::expired(TimestampMs::from_millis(end), ttl, now) {
-                            out.push(row);
+                            decode_into(request, row, out)?;
                         }
                     }
                     Ok(())
@@ -454,9 +513,11 @@ impl CqlStore {
             request.partition,
         );
         let to = CqlTimestamp(request.to.millis());
-        let decode_into = |rows: &QueryRowsResult, out: &mut Vec<RollupRow>| {
+        // LIMIT counts stored rows; each comes back whole (every code), so resuming after the
+        // key of the last row returned skips nothing.
+        let decode_page = |rows: &QueryRowsResult, out: &mut Vec<RollupRow>| {
             for row in typed_rows::<StoredRow>(rows, READING)? {
-                out.push(decode(request, row?)?);
+                decode_into(request, row?, out)?;
             }
             Ok(())
         };
@@ -469,23 +530,23 @@ impl CqlStore {
                     &values,
                     limit as usize,
                     READING,
-                    decode_into,
+                    decode_page,
                 )
                 .await
             }
             Some(after) => {
-                let (slot, instance, method, path, code, writer, segment, start) =
+                let (slot, instance, method, path, writer, segment, start) =
                     clustering(after.slot, &after.series, after.piece);
                 let values = (
-                    service, kind, partition, slot, instance, method, path, code, writer, segment,
-                    start, to, limit,
+                    service, kind, partition, slot, instance, method, path, writer, segment, start,
+                    to, limit,
                 );
                 self.read_pages(
                     &statements.next_page,
                     &values,
                     limit as usize,
                     READING,
-                    decode_into,
+                    decode_page,
                 )
                 .await
             }
@@ -495,30 +556,38 @@ impl CqlStore {
 
 const READING: &str = "reading rollups";
 
-/// A row of `request`'s partition as read.
-fn decode(request: &RollupRequest, row: StoredRow<'_>) -> Result<RollupRow, StoreError> {
-    let agg = Agg::from_bytes(row.agg).map_err(|e| StoreError::decode(READING, e))?;
+/// The rows (one per code) of a stored row of `request`'s partition, appended to `out`.
+fn decode_into(
+    request: &RollupRequest,
+    row: StoredRow<'_>,
+    out: &mut Vec<RollupRow>,
+) -> Result<(), StoreError> {
+    let aggs = endpoint::decode(row.aggs).map_err(|e| StoreError::decode(READING, e))?;
     let (instance, method, path) = stored_names(READING, row.instance, row.method, row.path)?;
-    let code = method
-        .is_some()
-        .then(|| check(READING, "code", StatusCode::parse(i64::from(row.code))))
-        .transpose()?;
-    Ok(RollupRow {
-        service: request.service.clone(),
-        resolution: request.resolution,
-        slot: TimestampMs::from_millis(row.slot.0),
-        series: RollupSeries {
-            instance,
-            method,
-            path,
-            code,
-        },
-        piece: Piece {
-            writer: row.writer,
-            segment: row.segment as u64,
-            start: row.piece_start as u64,
-            last: row.piece_last as u64,
-        },
-        agg,
-    })
+    let piece = Piece {
+        writer: row.writer,
+        segment: row.segment as u64,
+        start: row.piece_start as u64,
+        last: row.piece_last as u64,
+    };
+    for (code, agg) in aggs {
+        let code = method
+            .is_some()
+            .then(|| check(READING, "code", StatusCode::parse(i64::from(code))))
+            .transpose()?;
+        out.push(RollupRow {
+            service: request.service.clone(),
+            resolution: request.resolution,
+            slot: TimestampMs::from_millis(row.slot.0),
+            series: RollupSeries {
+                instance: instance.clone(),
+                method: method.clone(),
+                path: path.clone(),
+                code,
+            },
+            piece,
+            agg,
+        });
+    }
+    Ok(())
 }

@@ -238,8 +238,12 @@ async fn cql_old_rollup_rows_are_read_raw_until_rebuilt() {
     // As a version without rollups left the keyspace: no record of them.
     let session = crate::support::session().await;
     let forget = format!("DELETE FROM {keyspace}.timebucket_settings WHERE name IN (?, ?)");
+    let name = timebucket::store::cql::rollup_coverage_name;
     session
-        .query_unpaged(forget, (coverage::WRITTEN_SINCE, coverage::SINCE))
+        .query_unpaged(
+            forget,
+            (name(coverage::WRITTEN_SINCE), name(coverage::SINCE)),
+        )
         .await
         .unwrap();
     let store = timebucket::store::cql::CqlStore::open(&nodes, &keyspace)
