@@ -11,6 +11,8 @@
 //!   migration interrupted half way can simply be run again.
 //! - Deployment settings (bucket width, shards, TTL, window) are recorded on the first `up` and
 //!   can never change afterwards: readers and writers take them from the database.
+//! - A migration may have a data step, run after its DDL and before it is recorded (0004 copies
+//!   the per-code rollups: `store::cql::copy_per_code_rollups`); it is idempotent like the DDL.
 
 pub mod lock;
 pub mod replication;

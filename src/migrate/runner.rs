@@ -8,8 +8,13 @@ use scylla::client::session::Session;
 use super::lock::MigrationLock;
 use super::{MigrateError, Migration, Replication, SettingsRequest};
 use crate::model::Settings;
-use crate::store::cql::{settings as stored_settings, Keyspace};
+use crate::model::TimestampMs;
+use crate::store::cql::{copy_per_code_rollups, settings as stored_settings, Keyspace};
 use crate::store::StoreError;
+
+/// The migration that moves rollups to one row per endpoint: its tables are followed by a data
+/// step, the copy of the per-code rows (`store::cql::copy_per_code_rollups`).
+const PER_ENDPOINT_ROLLUPS: i32 = 4;
 
 /// What `up` needs besides the session and the migration files.
 #[derive(Debug, Clone)]
@@ -201,6 +206,16 @@ async fn apply_pending(
         tracing::info!(version = migration.version, name = %migration.name, "applying migration");
         for statement in migration.statements(&settings, keyspace)? {
             run_ddl(session, &statement).await?;
+        }
+        if migration.version == PER_ENDPOINT_ROLLUPS {
+            let copied =
+                copy_per_code_rollups(session, keyspace, &settings, TimestampMs::now()).await?;
+            tracing::info!(
+                rows = copied.rows,
+                stored = copied.stored,
+                coverage = copied.coverage,
+                "copied the per-code rollups into the per-endpoint tables"
+            );
         }
         session
             .execute_unpaged(

@@ -21,6 +21,7 @@ use std::time::Duration;
 use scylla::client::session::Session;
 
 pub use keyspace::Keyspace;
+pub use rollup::per_code::{copy_per_code_rollups, Copied};
 pub use rollup::rollup_coverage_name;
 pub use security::CqlSecurity;
 pub use session::SessionConfig;

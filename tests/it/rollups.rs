@@ -9,6 +9,7 @@
 //! equal up to float rounding, and the total must be the readings' total: nothing is counted
 //! twice.
 
+mod per_code;
 mod promql;
 
 use std::path::Path;

@@ -25,13 +25,14 @@ use scylla::DeserializeRow;
 use uuid::Uuid;
 
 mod endpoint;
+pub mod per_code;
 
 use std::collections::HashMap;
 
 use super::reader::{check, stored_names, typed_rows, whole, MAX_WHOLE_PARTITION_ROWS};
 use super::writer::{CqlStore, Request};
 use super::Keyspace;
-use crate::model::{ApiReading, HostReading, ServiceName, StatusCode, TimestampMs};
+use crate::model::{ApiReading, HostReading, ServiceName, Settings, StatusCode, TimestampMs};
 use crate::rollup::coverage::{self, effective_since, since_name};
 use crate::rollup::{Piece, Resolution, RollupRequest, RollupRow, RollupSeries};
 use crate::store::{remaining_ttl_seconds, RollupPageRequest, StoreError};
@@ -296,6 +297,51 @@ fn by_stored_row<'a>(
     grouped
 }
 
+/// The stored rows holding `rows`' rows of `resolution`, each with its partition, as of `now`
+/// (with the TTL its slot has left; rows past the level's retention are left out).
+fn stored_values<'a>(
+    rows: &'a [RollupRow],
+    resolution: Resolution,
+    settings: &Settings,
+    now: TimestampMs,
+) -> Vec<(RowPartition<'a>, RowValues<'a>)> {
+    let ttl_of = |row: &RollupRow| {
+        let end = TimestampMs::from_millis(row.slot.millis() + resolution.step_ms());
+        remaining_ttl_seconds(end, resolution.ttl_seconds(settings), now)
+    };
+    let live = rows
+        .iter()
+        .filter(|row| row.resolution == resolution && ttl_of(row) > 0)
+        .map(|row| {
+            let (partition, key) = row_key(row, resolution);
+            (partition, key, row)
+        });
+    by_stored_row(live)
+        .into_iter()
+        .map(|(partition, key, rows)| {
+            let (service, kind, part, slot, instance, method, path, writer, segment, start) = key;
+            // The rows of a stored key share their slot (so their TTL) and their piece.
+            let first = rows[0];
+            let values: RowValues<'a> = (
+                service,
+                kind,
+                part,
+                slot,
+                instance,
+                method,
+                path,
+                writer,
+                segment,
+                start,
+                first.piece.last as i64,
+                endpoint::encode(&rows),
+                ttl_of(first),
+            );
+            (partition, values)
+        })
+        .collect()
+}
+
 /// One stored row as read.
 #[derive(DeserializeRow)]
 struct StoredRow<'a> {
@@ -385,56 +431,13 @@ impl CqlStore {
         let settings = *self.settings_ref();
         let mut requests = Vec::new();
         for resolution in Resolution::ALL {
-            let level = rows.iter().filter(|r| r.resolution == resolution);
-            let live = level.filter_map(|row| {
-                let end = TimestampMs::from_millis(row.slot.millis() + resolution.step_ms());
-                let ttl = remaining_ttl_seconds(end, resolution.ttl_seconds(&settings), now);
-                (ttl > 0).then(|| {
-                    let (partition, key) = row_key(row, resolution);
-                    (partition, key, row)
-                })
-            });
-            let values =
-                by_stored_row(live)
-                    .into_iter()
-                    .map(|(partition, key, rows)| {
-                        let (
-                            service,
-                            kind,
-                            part,
-                            slot,
-                            instance,
-                            method,
-                            path,
-                            writer,
-                            segment,
-                            start,
-                        ) = key;
-                        // The rows of a stored key share their slot (so their TTL) and their piece.
-                        let first = rows[0];
-                        let end =
-                            TimestampMs::from_millis(first.slot.millis() + resolution.step_ms());
-                        let ttl =
-                            remaining_ttl_seconds(end, resolution.ttl_seconds(&settings), now);
-                        let values: RowValues<'a> = (
-                            service,
-                            kind,
-                            part,
-                            slot,
-                            instance,
-                            method,
-                            path,
-                            writer,
-                            segment,
-                            start,
-                            first.piece.last as i64,
-                            endpoint::encode(&rows),
-                            ttl,
-                        );
-                        (partition, values)
-                    });
+            let values = stored_values(rows, resolution, &settings, now);
             let statement = &self.rollup_statements().of(resolution).insert;
-            requests.extend(self.partition_batches(values, statement, "writing rollups"));
+            requests.extend(self.partition_batches(
+                values.into_iter(),
+                statement,
+                "writing rollups",
+            ));
         }
         requests
     }
