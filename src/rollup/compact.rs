@@ -127,11 +127,11 @@ pub fn plan(rows: Vec<RollupRow>, writer: Uuid, upto: Position) -> Compaction {
     let rewritten: HashSet<Group> = series
         .iter()
         .filter(|plan| plan.merges())
-        .map(|plan| endpoint_of(plan.first()))
+        .map(|plan| plan.endpoint.clone())
         .collect();
     let mut out = Compaction::default();
     for plan in series {
-        let rewrite = !plan.stale && rewritten.contains(&endpoint_of(plan.first()));
+        let rewrite = !plan.stale && rewritten.contains(&plan.endpoint);
         plan.add_to(rewrite, writer, new_mark, &mut out);
     }
     out
@@ -147,13 +147,13 @@ struct SeriesPlan {
     old: Option<((u64, u64), RollupRow)>,
     /// Compacted at the new mark (or later) already.
     stale: bool,
-    /// A row of the series, for its endpoint.
-    any: RollupRow,
+    /// The series' endpoint: its group without the code.
+    endpoint: Group,
 }
 
 impl SeriesPlan {
     fn of(group: Vec<RollupRow>, new_mark: (u64, u64)) -> Self {
-        let any = group[0].clone();
+        let endpoint = endpoint_of(&group[0]);
         let old = group
             .iter()
             .filter_map(|r| mark(&r.piece).map(|m| (m, r.clone())))
@@ -176,12 +176,8 @@ impl SeriesPlan {
             fresh: merge::maximal(fresh),
             stale: old_mark.is_some_and(|m| m >= new_mark),
             old,
-            any,
+            endpoint,
         }
-    }
-
-    fn first(&self) -> &RollupRow {
-        &self.any
     }
 
     /// Rows a new compacted row would replace.
