@@ -28,7 +28,11 @@ async fn migration_0004_copies_per_code_rollups_and_their_coverage_into_per_endp
     let session = session().await;
     let keyspace = fresh_keyspace();
     let migrations = migrate::source::load_dir(&migrations_dir()).unwrap();
-    let before: Vec<_> = migrations.iter().filter(|m| m.version < 4).cloned().collect();
+    let before: Vec<_> = migrations
+        .iter()
+        .filter(|m| m.version < 4)
+        .cloned()
+        .collect();
     migrate::up(&session, &before, &up_options(&keyspace))
         .await
         .unwrap();
