@@ -141,15 +141,18 @@ impl Sketch {
     /// their final size: a few durations of one series spread over dozens of buckets, so adding
     /// them one by one regrows the buckets with nearly every one.
     pub fn add_all(&mut self, values: &[(f64, u64)]) {
+        // A bucket's index grows with the value, so the smallest and the largest value give
+        // the span: two logarithms here, not one per value on top of `add`'s (which still
+        // covers its own index, so the result never depends on this span).
         let span = values
             .iter()
             .filter(|(value, weight)| *weight > 0 && clean(*value) > ZERO_MS)
-            .map(|(value, _)| index_of(clean(*value)))
-            .fold(None, |span: Option<(i32, i32)>, i| {
-                Some(span.map_or((i, i), |(lo, hi)| (lo.min(i), hi.max(i))))
+            .map(|(value, _)| clean(*value))
+            .fold(None, |span: Option<(f64, f64)>, v| {
+                Some(span.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
             });
         if let Some((lo, hi)) = span {
-            self.cover(lo, hi);
+            self.cover(index_of(lo), index_of(hi));
         }
         for &(value, weight) in values {
             self.add(value, weight);

@@ -39,11 +39,17 @@ struct Cell {
     sketch: Sketch,
 }
 
+/// The rows of one step of one series, by code (a handful at most).
+type Run = Vec<(StatusCode, Vec<(f64, u64)>)>;
+
 /// Folds readings into stats.
 #[derive(Debug)]
 pub struct ApiStats {
     group_by: GroupBy,
     cells: StepCells<GroupKey, Cell>,
+    /// [`ApiStats::add_columns`]' buffer, kept between calls (emptied, not dropped) so that a
+    /// scan of thousands of series entries does not allocate and grow one per entry.
+    run: Run,
 }
 
 impl ApiStats {
@@ -52,6 +58,7 @@ impl ApiStats {
         Self {
             group_by,
             cells: StepCells::new(step, max_points),
+            run: Run::new(),
         }
     }
 
@@ -103,9 +110,25 @@ impl ApiStats {
             code: None,
         };
         let step = self.cells.step();
-        // The rows of the current step, by code (a handful at most); emptied, not dropped,
-        // between steps so that their room is reused.
-        let mut run: Vec<(StatusCode, Vec<(f64, u64)>)> = Vec::new();
+        // The rows of the current step, by code; emptied, not dropped, between steps and
+        // between calls so that their room is reused.
+        let mut run = std::mem::take(&mut self.run);
+        let folded = self.fold_series(series, filter, &base, step, &mut run);
+        // A failed fold may leave rows behind; they belong to no later series.
+        run.iter_mut().for_each(|(_, rows)| rows.clear());
+        self.run = run;
+        folded
+    }
+
+    /// The body of [`ApiStats::add_columns`], with its run buffer.
+    fn fold_series(
+        &mut self,
+        series: &ApiSeriesColumns,
+        filter: &ApiFilter,
+        base: &GroupKey,
+        step: Step,
+        run: &mut Run,
+    ) -> Result<(), ParamErrors> {
         let mut run_step: Option<i64> = None;
         for i in 0..series.len() {
             let code = series.codes[i];
@@ -116,7 +139,7 @@ impl ApiStats {
             let start = step.start_of(at).millis();
             if run_step != Some(start) {
                 if let Some(t) = run_step {
-                    self.add_run(&base, t, &mut run)?;
+                    self.add_run(base, t, run)?;
                 }
                 run_step = Some(start);
             }
@@ -127,7 +150,7 @@ impl ApiStats {
             }
         }
         if let Some(t) = run_step {
-            self.add_run(&base, t, &mut run)?;
+            self.add_run(base, t, run)?;
         }
         Ok(())
     }

@@ -43,8 +43,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use fjall::config::{FilterPolicy, PinningPolicy};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::config::{CompressionPolicy, FilterPolicy, PinningPolicy};
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::model::kind::{EachKind, Kinds, KINDS};
 use crate::model::{ReadingKind, Seq, ServiceName, Settings, TimeBucket, TimestampMs};
@@ -71,9 +71,15 @@ pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 pub const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Options of the keyspaces read by key (`meta`, `latest`: the writer reads a latest row
-/// before replacing it, which the Bloom filters speed up).
+/// before replacing it, which the Bloom filters speed up), and the base of every other
+/// keyspace's. Data blocks are LZ4-compressed at every level: fjall's default leaves its first
+/// two levels uncompressed, which is where a small or young store's tables all are (the rollup
+/// windows of the peer bench's million readings took 2.7x their compressed size there,
+/// BENCHMARKS.md, "Notes on the peer run").
 fn keyspace_options() -> KeyspaceCreateOptions {
-    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+    KeyspaceCreateOptions::default()
+        .max_memtable_size(MEMTABLE_BYTES)
+        .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
 }
 
 /// Options of the keyspaces only ever scanned by prefix (the reading windows, the rollup
@@ -652,6 +658,32 @@ mod tests {
         let later = TimestampMs::from_millis(now.millis() + 2 * hour_ms);
         assert_eq!(store.purge_expired_latest(later).unwrap(), 3);
         assert_eq!(store.inner.latest.iter().count(), 0);
+    }
+
+    /// fjall leaves the tables of its first two levels uncompressed by default; a young store's
+    /// tables are all there, so the store asks for LZ4 at every level.
+    #[test]
+    fn tables_of_the_first_level_are_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::builder(dir.path()).open().unwrap();
+        for (name, options) in [
+            ("by_key", keyspace_options as fn() -> KeyspaceCreateOptions),
+            ("scanned", scan_keyspace_options),
+        ] {
+            let keyspace = db.keyspace(name, options).unwrap();
+            let value = vec![b'x'; 1000];
+            for i in 0u32..2000 {
+                keyspace.insert(i.to_be_bytes(), value.as_slice()).unwrap();
+            }
+            keyspace.rotate_memtable_and_wait().unwrap();
+            assert_eq!(keyspace.table_count(), 1, "{name}: one flushed table");
+            let raw = 2000 * 1000;
+            assert!(
+                keyspace.disk_space() < raw / 4,
+                "{name}: {} bytes on disk for {raw} bytes of repetitive values",
+                keyspace.disk_space()
+            );
+        }
     }
 
     #[test]

@@ -64,6 +64,15 @@ impl ApiSeriesColumns {
         }
     }
 
+    /// Makes room for `additional` more rows in each column, so that a reader that knows a
+    /// series' row count allocates its columns once rather than growing them row by row.
+    pub fn reserve(&mut self, additional: usize) {
+        self.timestamps.reserve(additional);
+        self.codes.reserve(additional);
+        self.durations_ms.reserve(additional);
+        self.counts.reserve(additional);
+    }
+
     /// Adds one row.
     pub fn push(&mut self, timestamp: TimestampMs, code: StatusCode, duration_ms: f64, count: u32) {
         self.timestamps.push(timestamp);

@@ -80,6 +80,14 @@ fn project(
     let lo = timestamps.partition_point(|&t| t < request.from.millis());
     let hi = timestamps.partition_point(|&t| t <= request.to.millis());
     let bad = |what: String| BlockError::Damaged(format!("{}: {what}", block.path.display()));
+    // Each tuple's rows in range, so that its entry's columns are allocated once: grown row
+    // by row, their reallocations were a tenth of a 24 h stats scan.
+    let mut rows_of = vec![0usize; meta.tuples.len()];
+    for &ordinal in &ordinals[lo..hi] {
+        if let Some(rows) = rows_of.get_mut(ordinal as usize) {
+            *rows += 1;
+        }
+    }
     // The entry of each tuple of this block, made when its first row in range is met.
     let mut entry_of: Vec<Option<usize>> = vec![None; meta.tuples.len()];
     for row in lo..hi {
@@ -90,7 +98,9 @@ fn project(
         let at = match *slot {
             Some(at) => at,
             None => {
-                out.push(series(block, &meta.tuples[ordinal]).map_err(bad)?);
+                let mut entry = series(block, &meta.tuples[ordinal]).map_err(bad)?;
+                entry.reserve(rows_of[ordinal]);
+                out.push(entry);
                 *slot = Some(out.len() - 1);
                 out.len() - 1
             }
