@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::prom::PromParts;
 use crate::model::kind::FieldType;
-use crate::model::{ApiReading, HostReading, ReadingKind};
+use crate::model::{ApiReading, HostReading, ReadingKind, StatusCode};
 use crate::query::sketch::Sketch;
 
 pub(crate) mod legacy;
@@ -59,23 +59,30 @@ impl Default for ApiAgg {
 impl ApiAgg {
     /// Adds one reading, stamped exactly at the start of the aggregate's slot or not.
     pub fn add(&mut self, r: &ApiReading, at_slot_start: bool) {
-        self.add_unsketched(r, at_slot_start);
-        self.sketch.add(r.duration_ms, u64::from(r.count));
+        let count = u64::from(r.count);
+        self.add_unsketched(r.code, r.duration_ms, count, at_slot_start);
+        self.sketch.add(r.duration_ms, count);
     }
 
-    /// [`ApiAgg::add`] but for the sketch: the caller adds `(duration_ms, count)` to it later,
-    /// in bulk ([`Sketch::add_all`]).
-    pub fn add_unsketched(&mut self, r: &ApiReading, at_slot_start: bool) {
-        let count = u64::from(r.count);
+    /// [`ApiAgg::add`] of `count` requests answered `code` in `duration_ms` each, but for the
+    /// sketch: the caller adds `(duration_ms, count)` to it later, in bulk
+    /// ([`Sketch::add_all`]).
+    pub fn add_unsketched(
+        &mut self,
+        code: StatusCode,
+        duration_ms: f64,
+        count: u64,
+        at_slot_start: bool,
+    ) {
         self.count += count;
-        if r.code.is_server_error() {
+        if code.is_server_error() {
             self.server_errors += count;
-        } else if r.code.is_client_error() {
+        } else if code.is_client_error() {
             self.client_errors += count;
         }
-        self.duration_sum += r.duration_ms * count as f64;
+        self.duration_sum += duration_ms * count as f64;
         if let Some(prom) = &mut self.prom {
-            prom.add(r.duration_ms, count, at_slot_start);
+            prom.add(duration_ms, count, at_slot_start);
         }
     }
 
