@@ -16,35 +16,22 @@
 //! endpoint's codes together): a stored row is overwritten whole, so a write of some codes only
 //! would drop the others.
 
-use serde::{Deserialize, Serialize};
-
 use crate::rollup::{Agg, RollupRow};
 
-/// One status code's aggregate in a stored row.
-#[derive(Serialize, Deserialize)]
-struct CodeAgg {
-    /// The status code; 0 in host rows.
-    code: u16,
-    agg: Agg,
-}
-
-/// `rows`' `aggs` bytes: the rows of one stored key, in any order.
+/// `rows`' `aggs` bytes: the rows of one stored key, in any order. Each pair is (code, aggregate)
+/// with code 0 in host rows; the aggregates are serialized where they lie, not copied.
 pub(super) fn encode(rows: &[&RollupRow]) -> Vec<u8> {
-    let mut aggs: Vec<CodeAgg> = rows
+    let mut aggs: Vec<(u16, &Agg)> = rows
         .iter()
-        .map(|row| CodeAgg {
-            code: row.series.code.map_or(0, |c| c.get()),
-            agg: row.agg.clone(),
-        })
+        .map(|row| (row.series.code.map_or(0, |c| c.get()), &row.agg))
         .collect();
-    aggs.sort_by_key(|a| a.code);
+    aggs.sort_by_key(|(code, _)| *code);
     postcard::to_allocvec(&aggs).expect("rollup aggregates always serialize")
 }
 
 /// The (code, aggregate) pairs of stored `aggs` bytes; code 0 in host rows.
 pub(super) fn decode(bytes: &[u8]) -> Result<Vec<(u16, Agg)>, postcard::Error> {
-    let aggs: Vec<CodeAgg> = postcard::from_bytes(bytes)?;
-    Ok(aggs.into_iter().map(|a| (a.code, a.agg)).collect())
+    postcard::from_bytes(bytes)
 }
 
 #[cfg(test)]
