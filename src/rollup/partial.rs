@@ -248,7 +248,10 @@ impl Cells {
         rows.extend(
             self.api
                 .into_iter()
-                .map(|(key, cell)| row(key, Agg::Api(cell.into_agg()))),
+                .map(|(key, cell)| {
+                    let code = key.3.code.expect("an API cell's series has its code");
+                    row(key, Agg::Api(cell.into_agg(code)))
+                }),
         );
         rows.extend(
             self.host
@@ -281,29 +284,23 @@ struct ApiCell {
     at_slot_start: u8,
     /// How many readings are not folded yet.
     len: u8,
-    /// The cell's status code (it is part of the cell's series); `None` until a reading.
-    code: Option<StatusCode>,
 }
 
 impl ApiCell {
     fn add(&mut self, r: &ApiReading, at_slot_start: bool) {
         if usize::from(self.len) == PENDING {
-            self.fold();
+            self.fold(r.code);
         }
         let i = usize::from(self.len);
         self.durations[i] = r.duration_ms;
         self.counts[i] = r.count;
         self.at_slot_start |= u8::from(at_slot_start) << i;
-        self.code = Some(r.code);
         self.len += 1;
     }
 
-    /// Adds the readings not folded yet to the aggregate.
-    fn fold(&mut self) {
+    /// Adds the readings not folded yet to the aggregate; `code` is the cell's (its series').
+    fn fold(&mut self, code: StatusCode) {
         let agg = self.agg.get_or_insert_with(Box::default);
-        let Some(code) = self.code else {
-            return;
-        };
         let mut sketched = [(0.0, 0); PENDING];
         for (i, slot) in sketched.iter_mut().enumerate().take(usize::from(self.len)) {
             let (duration_ms, count) = (self.durations[i], u64::from(self.counts[i]));
@@ -317,8 +314,8 @@ impl ApiCell {
 
     /// The whole aggregate. A row waits for its write: its sketch keeps only its buckets, not
     /// the capacity they grew with.
-    fn into_agg(mut self) -> ApiAgg {
-        self.fold();
+    fn into_agg(mut self, code: StatusCode) -> ApiAgg {
+        self.fold(code);
         let mut agg = *self.agg.take().expect("fold() made the aggregate");
         agg.sketch.shrink_to_fit();
         agg
