@@ -53,8 +53,6 @@ pub struct Copied {
 #[derive(DeserializeRow)]
 struct OldRow<'a> {
     service_name: &'a str,
-    kind: i32,
-    time_bucket: i64,
     slot: CqlTimestamp,
     instance: &'a str,
     method: &'a str,
@@ -82,7 +80,7 @@ pub async fn copy_per_code_rollups(
     };
     for (resolution, table) in Resolution::ALL.into_iter().zip(OLD_TABLES) {
         let scan = format!(
-            "SELECT service_name, kind, time_bucket, slot, instance, method, path, code, \
+            "SELECT service_name, slot, instance, method, path, code, \
              writer, segment, piece_start, piece_last, agg FROM {keyspace}.{table}"
         );
         let scan = session
@@ -90,7 +88,6 @@ pub async fn copy_per_code_rollups(
             .await
             .map_err(|source| StoreError::prepare(scan, source))?;
         let mut group: Vec<RollupRow> = Vec::new();
-        let mut group_key: Option<(String, i32, i64, i64, String, String, String)> = None;
         let mut paging = PagingState::start();
         loop {
             let (result, response) = session
@@ -101,23 +98,13 @@ pub async fn copy_per_code_rollups(
                 .into_rows_result()
                 .map_err(|e| StoreError::decode(WHAT, e))?;
             for row in typed_rows::<OldRow>(&rows, WHAT)? {
-                let row = row?;
-                let key = (
-                    row.service_name.to_owned(),
-                    row.kind,
-                    row.time_bucket,
-                    row.slot.0,
-                    row.instance.to_owned(),
-                    row.method.to_owned(),
-                    row.path.to_owned(),
-                );
-                if group_key.as_ref() != Some(&key) {
+                let row = decode(row?, resolution)?;
+                if group.last().is_some_and(|last| !same_group(last, &row)) {
                     copied.stored +=
                         write(session, &statements, &group, resolution, settings, now).await?;
                     group.clear();
-                    group_key = Some(key);
                 }
-                group.push(decode(row, resolution)?);
+                group.push(row);
                 copied.rows += 1;
             }
             match response {
@@ -128,6 +115,15 @@ pub async fn copy_per_code_rollups(
         copied.stored += write(session, &statements, &group, resolution, settings, now).await?;
     }
     Ok(copied)
+}
+
+/// Whether `a` and `b` are rows of one group: one slot (so one partition) of one endpoint of
+/// one service and kind.
+fn same_group(a: &RollupRow, b: &RollupRow) -> bool {
+    a.slot == b.slot
+        && a.service == b.service
+        && a.agg.kind() == b.agg.kind()
+        && a.series.same_endpoint(&b.series)
 }
 
 /// Writes the per-endpoint rows of `group`; how many.
