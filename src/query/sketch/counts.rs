@@ -58,22 +58,16 @@ impl Serialize for Entries<'_> {
 /// Writes `counts` in the shorter of the two forms.
 pub fn serialize<S: Serializer>(counts: &[u64], s: S) -> Result<S::Ok, S::Error> {
     let len = counts.len() as u64;
-    // Both sizes in one pass: an empty bucket costs a byte dense and nothing sparse; a full one
-    // its count's varint either way, plus its gap's sparse.
-    let (mut dense, mut sparse, mut non_empty, mut previous) = (0, 0, 0, 0);
-    for (index, &count) in counts.iter().enumerate() {
-        if count == 0 {
-            dense += 1;
-            continue;
-        }
-        let bytes = varint_len(count);
-        dense += bytes;
-        sparse += bytes + varint_len((index - previous) as u64);
+    // Both sizes in one pass over the non-empty buckets: a full one costs its count's varint
+    // either way, plus its gap's sparse; each empty one a byte dense and nothing sparse.
+    let (mut full, mut gaps, mut non_empty) = (0, 0, 0);
+    for (gap, count) in entries(counts) {
+        full += varint_len(count);
+        gaps += varint_len(gap);
         non_empty += 1;
-        previous = index;
     }
-    dense += varint_len(len);
-    sparse += varint_len(len) + varint_len(non_empty as u64);
+    let dense = varint_len(len) + (counts.len() - non_empty) + full;
+    let sparse = varint_len(len) + varint_len(non_empty as u64) + full + gaps;
     if sparse < dense {
         let mut variant = s.serialize_tuple_variant("Counts", 1, "Sparse", 2)?;
         variant.serialize_field(&len)?;
