@@ -111,12 +111,14 @@ pub fn encode<K: ReadingKind>(rows: &[K], names: &mut Names) -> Encoded {
     let mut ints: Vec<Vec<i64>> = vec![Vec::new(); fields.len()];
     let mut doubles: Vec<Vec<f64>> = vec![Vec::new(); fields.len()];
     let mut bools: Vec<Vec<u32>> = vec![Vec::new(); fields.len()];
+    // One buffer for every row's names; a tuple is copied only the first time it is seen.
+    let mut tuple = Vec::new();
     for row in rows {
         timestamps.push(row.timestamp().millis());
         let id = row.id().uuid().as_u128();
         hi.push((id >> 64) as u64);
         lo.push(id as u64);
-        let mut tuple = Vec::new();
+        tuple.clear();
         let mut present = 0u32;
         for (i, field) in fields.iter().enumerate() {
             let value = row.value(i);
@@ -135,11 +137,15 @@ pub fn encode<K: ReadingKind>(rows: &[K], names: &mut Names) -> Encoded {
             }
         }
         if has_texts(fields) {
-            let next = tuples.len() as u32;
-            let ordinal = *tuple_of.entry(tuple.clone()).or_insert_with(|| {
-                tuples.push(tuple);
-                next
-            });
+            let ordinal = match tuple_of.get(tuple.as_slice()) {
+                Some(&ordinal) => ordinal,
+                None => {
+                    let next = tuples.len() as u32;
+                    tuple_of.insert(tuple.clone(), next);
+                    tuples.push(tuple.clone());
+                    next
+                }
+            };
             ordinals.push(ordinal);
         }
         presence.push(present);
