@@ -245,14 +245,10 @@ impl Cells {
             agg,
         };
         let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
-        rows.extend(
-            self.api
-                .into_iter()
-                .map(|(key, cell)| {
-                    let code = key.3.code.expect("an API cell's series has its code");
-                    row(key, Agg::Api(cell.into_agg(code)))
-                }),
-        );
+        rows.extend(self.api.into_iter().map(|(key, cell)| {
+            let code = key.3.code.expect("an API cell's series has its code");
+            row(key, Agg::Api(cell.into_agg(code)))
+        }));
         rows.extend(
             self.host
                 .into_iter()

@@ -459,7 +459,7 @@ impl Blocks {
             let Some(meta) = l.block.partition(&request.partition) else {
                 continue;
             };
-            if meta.max_ts < from.millis() || meta.min_ts > to.millis() {
+            if !meta.overlaps(from.millis(), to.millis()) {
                 continue;
             }
             let mut found: Vec<K> = l
@@ -506,7 +506,7 @@ fn stored_keys<K: ReadingKind>(
         let Some(meta) = l.block.partition(key) else {
             continue;
         };
-        if meta.max_ts < from.millis() || meta.min_ts > to.millis() {
+        if !meta.overlaps(from.millis(), to.millis()) {
             continue;
         }
         let bytes = l.block.columns(meta).map_err(|e| e.into_store(WHAT))?;

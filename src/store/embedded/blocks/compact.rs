@@ -219,7 +219,7 @@ impl Pass<'_> {
                 }
                 inputs.insert(*id);
                 for (i, meta) in l.block.index.partitions.iter().enumerate() {
-                    if meta.max_ts < lo || meta.min_ts > hi {
+                    if !meta.overlaps(lo, hi) {
                         continue;
                     }
                     let key = l.block.key_of(meta)?;

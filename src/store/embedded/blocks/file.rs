@@ -42,6 +42,13 @@ pub struct PartitionMeta {
     pub tuples: Vec<Vec<u32>>,
 }
 
+impl PartitionMeta {
+    /// Whether the partition holds a row timed within `from_ms..=to_ms`, by its rows' span.
+    pub fn overlaps(&self, from_ms: i64, to_ms: i64) -> bool {
+        self.max_ts >= from_ms && self.min_ts <= to_ms
+    }
+}
+
 /// A block's index.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Index {

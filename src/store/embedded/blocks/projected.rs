@@ -25,7 +25,7 @@ impl Blocks {
             let Some(meta) = live.block.partition(&request.partition) else {
                 continue;
             };
-            if meta.max_ts < request.from.millis() || meta.min_ts > request.to.millis() {
+            if !meta.overlaps(request.from.millis(), request.to.millis()) {
                 continue;
             }
             rows += project(&live.block, meta, request, &mut answer.series)
