@@ -164,15 +164,6 @@ fn vm_bodies(data: &Dataset, batch: usize) -> Vec<Bytes> {
         .collect()
 }
 
-/// utime + stime of `pid`, seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').context("a /proc stat line")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(ticks as f64 / 100.0)
-}
-
 /// Bytes allocated on disk under `path`, as `du` counts them (not apparent sizes: fjall's
 /// journal is a preallocated 64 MiB file whatever it holds).
 fn du(path: &Path) -> anyhow::Result<u64> {
@@ -199,7 +190,7 @@ async fn run_ours(
     dir: &Path,
 ) -> anyhow::Result<Run> {
     let server = Server::start(None, dir, &[]).await?;
-    let cpu0 = cpu_seconds(server.pid())?;
+    let cpu0 = support::cpu::process_seconds(server.pid());
     let load = post_all(
         &server.url,
         bodies.clone(),
@@ -220,7 +211,7 @@ async fn run_ours(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let cpu = cpu_seconds(server.pid())? - cpu0;
+    let cpu = support::cpu::process_seconds(server.pid()) - cpu0;
     let mut run = Run {
         accepted_rate: load.rate(),
         stored_rate: total as f64 / (stored_at - load.started).as_secs_f64(),
@@ -320,7 +311,7 @@ async fn run_vm(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = vm.child.id();
-    let cpu0 = cpu_seconds(pid)?;
+    let cpu0 = support::cpu::process_seconds(pid);
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -361,7 +352,7 @@ async fn run_vm(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     println!("VictoriaMetrics counts {seen} samples of {total}");
-    let cpu = cpu_seconds(pid)? - cpu0;
+    let cpu = support::cpu::process_seconds(pid) - cpu0;
     let mut run = Run {
         accepted_rate: total as f64 / posted.as_secs_f64(),
         stored_rate: total as f64 / (stored_at - started).as_secs_f64(),

@@ -138,6 +138,11 @@ pub async fn settle(min: Duration, max: Duration, idle_cores: f64) -> Duration {
     started.elapsed()
 }
 
+/// CPU-seconds (user and system) process `pid` has used so far.
+pub fn process_seconds(pid: u32) -> f64 {
+    process(Some(pid)) as f64 / ticks_per_second()
+}
+
 fn process(pid: Option<u32>) -> u64 {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
