@@ -111,6 +111,7 @@ pub async fn from_pages<S: Store + ?Sized>(
     store: &S,
     request: &ApiColumnsRequest,
 ) -> Result<ApiColumns, StoreError> {
+    use std::collections::hash_map::Entry;
     use std::collections::HashMap;
     let mut page_request = PageRequest {
         partition: request.partition.clone(),
@@ -128,15 +129,17 @@ pub async fn from_pages<S: Store + ?Sized>(
         let last = page.last().map(ReadingKey::of);
         rows += page.len() as u64;
         for r in page {
-            let next = answer.series.len();
-            let at = *of_series
-                .entry((r.instance.clone(), r.method.clone(), r.path.clone()))
-                .or_insert(next);
-            if at == next {
-                answer
-                    .series
-                    .push(ApiSeriesColumns::new(r.instance, r.method, r.path));
-            }
+            // The names move into the map; they are cloned once per series, not per row.
+            let at = match of_series.entry((r.instance, r.method, r.path)) {
+                Entry::Occupied(known) => *known.get(),
+                Entry::Vacant(new) => {
+                    let (instance, method, path) = new.key().clone();
+                    answer
+                        .series
+                        .push(ApiSeriesColumns::new(instance, method, path));
+                    *new.insert(answer.series.len() - 1)
+                }
+            };
             answer.series[at].push(r.timestamp, r.code, r.duration_ms, r.count);
         }
         match last {
