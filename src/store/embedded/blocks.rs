@@ -462,21 +462,11 @@ impl Blocks {
             if !meta.overlaps(from.millis(), to.millis()) {
                 continue;
             }
-            let mut found: Vec<K> = l
-                .block
-                .rows(meta, from, to)
-                .map_err(|e| e.into_store(WHAT))?
-                .into_iter()
-                .filter(|r| {
-                    let key = crate::store::ReadingKey::of(r);
-                    request.order.cmp(&request.after, &key) == std::cmp::Ordering::Less
-                })
-                .collect();
-            if request.order == Order::Desc {
-                found.reverse();
-            }
-            found.truncate(limit);
-            rows.extend(found);
+            rows.extend(
+                l.block
+                    .page::<K>(meta, request)
+                    .map_err(|e| e.into_store(WHAT))?,
+            );
         }
         rows.sort_by(|a, b| {
             request.order.cmp(

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{self, Names};
 use super::{BlockError, HEADER, MAGIC, TRAILER};
-use crate::model::{ReadingKind, Seq, ServiceName, TimeBucket, TimestampMs};
-use crate::store::PartitionKey;
+use crate::model::{ReadingId, ReadingKind, Seq, ServiceName, TimeBucket, TimestampMs};
+use crate::store::{Order, PageRequest, PartitionKey, ReadingKey};
 
 /// What the index says of one partition.
 #[derive(Debug, Serialize, Deserialize)]
@@ -315,6 +315,46 @@ impl Block {
         from: TimestampMs,
         to: TimestampMs,
     ) -> Result<Vec<K>, BlockError> {
+        self.decode(meta, |keys| {
+            let lo = keys.partition_point(|(t, _)| *t < from);
+            let hi = keys.partition_point(|(t, _)| *t <= to);
+            (lo..hi).collect()
+        })
+    }
+
+    /// One page of partition `meta` (see [`PageRequest`]): its rows strictly after the cursor,
+    /// in the request's order, at most its limit. Only those rows are decoded.
+    pub fn page<K: ReadingKind>(
+        &self,
+        meta: &PartitionMeta,
+        request: &PageRequest,
+    ) -> Result<Vec<K>, BlockError> {
+        let limit = request.limit as usize;
+        let after = request.after;
+        self.decode(meta, |keys| {
+            let key = |&(timestamp, id): &(TimestampMs, ReadingId)| ReadingKey { timestamp, id };
+            match request.order {
+                Order::Asc => {
+                    let lo = keys.partition_point(|k| key(k) <= after);
+                    let hi = keys.partition_point(|(t, _)| *t <= request.until);
+                    (lo..hi.max(lo)).take(limit).collect()
+                }
+                Order::Desc => {
+                    let lo = keys.partition_point(|(t, _)| *t < request.until);
+                    let hi = keys.partition_point(|k| key(k) < after);
+                    (lo..hi.max(lo)).rev().take(limit).collect()
+                }
+            }
+        })
+    }
+
+    /// The rows of partition `meta` at the positions `select` picks from its keys (in key
+    /// order), in the order it gives them.
+    fn decode<K: ReadingKind>(
+        &self,
+        meta: &PartitionMeta,
+        select: impl FnOnce(&[(TimestampMs, ReadingId)]) -> Vec<usize>,
+    ) -> Result<Vec<K>, BlockError> {
         if meta.lens.len() != columns::column_count::<K>() {
             return Err(BlockError::Damaged(format!(
                 "{}: a partition has {} columns, its kind {}",
@@ -327,15 +367,14 @@ impl Block {
         let split = split(&bytes, &meta.lens);
         let keys = columns::keys(&split)?;
         let service = self.key_of(meta)?.service;
-        let lo = keys.partition_point(|(t, _)| *t < from);
-        let hi = keys.partition_point(|(t, _)| *t <= to);
+        let positions = select(&keys);
         columns::decode(
             &split,
             &keys,
             &meta.tuples,
             &self.index.names,
             &service,
-            lo..hi,
+            positions.into_iter(),
         )
     }
 }
