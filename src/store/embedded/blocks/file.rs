@@ -74,7 +74,8 @@ pub struct Block {
     /// Bytes on disk.
     pub bytes: u64,
     file: File,
-    lookup: HashMap<(String, i64, Seq), usize>,
+    /// Partition index by service, then (bucket, shard): looked up by a name borrowed.
+    lookup: HashMap<String, HashMap<(i64, Seq), usize>>,
 }
 
 /// Writes the block of `partitions` (rows of each sorted by `(timestamp, id)`, none empty) at
@@ -251,13 +252,16 @@ impl Block {
             .map_err(|e| damaged(&format!("the index: {e}")))?;
         let index: Index =
             postcard::from_bytes(&plain).map_err(|e| damaged(&format!("the index: {e}")))?;
-        let mut lookup = HashMap::with_capacity(index.partitions.len());
+        let mut lookup: HashMap<String, HashMap<(i64, Seq), usize>> = HashMap::new();
         for (i, p) in index.partitions.iter().enumerate() {
             let service = index
                 .names
                 .get(p.service as usize)
                 .ok_or_else(|| damaged("a service name is missing"))?;
-            lookup.insert((service.clone(), p.bucket, p.seq), i);
+            lookup
+                .entry(service.clone())
+                .or_default()
+                .insert((p.bucket, p.seq), i);
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -270,12 +274,9 @@ impl Block {
 
     /// The partition `key`, if the block has rows of it.
     pub fn partition(&self, key: &PartitionKey) -> Option<&PartitionMeta> {
-        let at = (
-            key.service.as_str().to_owned(),
-            key.bucket.epoch_seconds(),
-            key.seq,
-        );
-        self.lookup.get(&at).map(|&i| &self.index.partitions[i])
+        let at = (key.bucket.epoch_seconds(), key.seq);
+        let i = *self.lookup.get(key.service.as_str())?.get(&at)?;
+        Some(&self.index.partitions[i])
     }
 
     /// The key of partition `meta`.
