@@ -237,6 +237,7 @@ impl Pass<'_> {
                 for (block, i) in &from {
                     rows.extend(block.rows::<K>(
                         &block.index.partitions[*i],
+                        &key.service,
                         TimestampMs::from_millis(lo),
                         TimestampMs::from_millis(hi),
                     )?);

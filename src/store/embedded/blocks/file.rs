@@ -309,14 +309,16 @@ impl Block {
         Ok(bytes)
     }
 
-    /// Every row of partition `meta` with its time in `[from, to]`, in key order.
+    /// Every row of partition `meta` (of `service`, as the caller looked it up) with its time
+    /// in `[from, to]`, in key order.
     pub fn rows<K: ReadingKind>(
         &self,
         meta: &PartitionMeta,
+        service: &ServiceName,
         from: TimestampMs,
         to: TimestampMs,
     ) -> Result<Vec<K>, BlockError> {
-        self.decode(meta, |keys| {
+        self.decode(meta, service, |keys| {
             let lo = keys.partition_point(|(t, _)| *t < from);
             let hi = keys.partition_point(|(t, _)| *t <= to);
             (lo..hi).collect()
@@ -332,7 +334,7 @@ impl Block {
     ) -> Result<Vec<K>, BlockError> {
         let limit = request.limit as usize;
         let after = request.after;
-        self.decode(meta, |keys| {
+        self.decode(meta, &request.partition.service, |keys| {
             let key = |&(timestamp, id): &(TimestampMs, ReadingId)| ReadingKey { timestamp, id };
             match request.order {
                 Order::Asc => {
@@ -349,11 +351,12 @@ impl Block {
         })
     }
 
-    /// The rows of partition `meta` at the positions `select` picks from its keys (in key
-    /// order), in the order it gives them.
+    /// The rows of partition `meta` (of `service`) at the positions `select` picks from its
+    /// keys (in key order), in the order it gives them.
     fn decode<K: ReadingKind>(
         &self,
         meta: &PartitionMeta,
+        service: &ServiceName,
         select: impl FnOnce(&[(TimestampMs, ReadingId)]) -> Vec<usize>,
     ) -> Result<Vec<K>, BlockError> {
         if meta.lens.len() != columns::column_count::<K>() {
@@ -367,14 +370,13 @@ impl Block {
         let bytes = self.columns(meta)?;
         let split = split(&bytes, &meta.lens);
         let keys = columns::keys(&split)?;
-        let service = self.key_of(meta)?.service;
         let positions = select(&keys);
         columns::decode(
             &split,
             &keys,
             &meta.tuples,
             &self.index.names,
-            &service,
+            service,
             positions.into_iter(),
         )
     }
@@ -421,7 +423,7 @@ mod tests {
         assert_eq!(block.bytes, size);
         let meta = block.partition(&key).unwrap();
         let rows: Vec<ApiReading> = block
-            .rows(meta, reading.timestamp, reading.timestamp)
+            .rows(meta, &key.service, reading.timestamp, reading.timestamp)
             .unwrap();
         assert_eq!(rows, vec![reading]);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no .tmp left");
