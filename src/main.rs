@@ -246,10 +246,10 @@ fn one_line(error: &anyhow::Error) -> String {
 ///   running service (tokio's workers, fjall's flush and compaction workers, the WAL and flusher
 ///   threads) that held the embedded store's service at 330 MiB after a million readings,
 ///   against about 190 MiB with two;
-/// - blocks of 128 KiB and more always from `mmap`, returned to the system when freed: glibc
-///   otherwise raises that threshold (up to 32 MiB) each time such a block is freed, after which
-///   the flusher's batches come from the arenas and stay there (peak RSS 299 → 227 MiB at 5 M
-///   readings).
+/// - blocks of [`MMAP_THRESHOLD`] and more always from `mmap`, returned to the system when
+///   freed: glibc otherwise raises that threshold (up to 32 MiB) each time such a block is
+///   freed, after which the flusher's multi-megabyte batches come from the arenas and stay there
+///   (peak RSS 299 → 227 MiB at 5 M readings with a fixed 128 KiB).
 ///
 /// Measured in BENCHMARKS.md, "Embedded store at scale" (jemalloc and mimalloc measured higher
 /// peaks there). Called before any thread starts; a `MALLOC_ARENA_MAX` or
@@ -265,11 +265,21 @@ fn tune_malloc() {
         }
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
             unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
             }
         }
     }
 }
+
+/// The smallest block glibc takes from `mmap` (see [`tune_malloc`]). Above a request's
+/// buffers: a body of a thousand readings (150 KiB of JSON), its 200 KiB of parsed readings and
+/// its WAL record are reused from the arenas instead of being mapped, faulted in page by page
+/// and unmapped for every request. With 128 KiB they were not, and the service spent 8% of its
+/// CPU on page faults; 512 KiB cut its CPU per reading end to end by 8% and raised the rate of
+/// acceptance alone by 10% (BENCHMARKS.md, "Rollups at ingest"), with the same peak RSS in the
+/// embedded store's scale bench. The flusher's batches (megabytes) are still mapped.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 512 * 1024;
 
 /// How often `serve` hands glibc's free memory back to the system.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

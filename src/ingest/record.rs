@@ -25,9 +25,16 @@ pub struct RecordError(String);
 /// Encodes an accepted request into a WAL payload.
 pub fn encode(accepted: &Accepted) -> Vec<u8> {
     // Serialized straight after the version byte, not into a second buffer that is then
-    // copied. Serializing plain data into a Vec cannot fail.
-    postcard::to_extend(accepted, vec![FORMAT_V1]).expect("readings serialize")
+    // copied, and into room for the usual size, not a buffer grown (and copied) a dozen times.
+    // Serializing plain data into a Vec cannot fail.
+    let mut payload = Vec::with_capacity(1 + accepted.readings.len() * USUAL_READING_BYTES);
+    payload.push(FORMAT_V1);
+    postcard::to_extend(accepted, payload).expect("readings serialize")
 }
+
+/// Room reserved per reading in a payload: an API reading with names of a few dozen characters
+/// takes 80-90 bytes (the ingest bench's WAL: 17.2 MiB for 200,000 readings).
+const USUAL_READING_BYTES: usize = 96;
 
 /// Decodes a WAL payload written by [`encode`].
 pub fn decode(payload: &[u8]) -> Result<Accepted, RecordError> {
