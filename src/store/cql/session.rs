@@ -177,22 +177,33 @@ pub async fn connect_secured(
     let writes = profile(config.write_consistency)
         .speculative_execution_policy(None)
         .build();
-    let session = security
+    let builder = security
         .apply(SessionBuilder::new())
         .known_nodes(nodes)
         .connection_timeout(CONNECT_TIMEOUT)
-        .default_execution_profile_handle(reads.into_handle())
-        .build()
-        .await
-        .map_err(|source| {
-            let mut what = format!("connecting to the CQL cluster at {}", nodes.join(","));
-            if let Some(reason) = security::tls_failure(&source) {
-                what = format!("{what}: {}", security::tls_advice(reason));
-            }
+        .default_execution_profile_handle(reads.into_handle());
+    let building = builder.build();
+    let what = format!("connecting to the CQL cluster at {}", nodes.join(","));
+    let session = match tokio::time::timeout(SESSION_SETUP_TIMEOUT, building).await {
+        Ok(built) => built.map_err(|source| {
+            let what = match security::tls_failure(&source) {
+                Some(reason) => format!("{what}: {}", security::tls_advice(reason)),
+                None => what,
+            };
             StoreError::unavailable(what, source)
-        })?;
+        })?,
+        Err(elapsed) => return Err(StoreError::unavailable(what, elapsed)),
+    };
     Ok((session, writes.into_handle()))
 }
+
+/// The longest a whole session set-up may take. `CONNECT_TIMEOUT` bounds each TCP connect, but
+/// not the CQL handshake and schema reads after it: a node (or a proxy in front of it) that
+/// accepts a connection and then never answers held `serve`'s one attempt before serving for
+/// good, and with it the HTTP listener (seen once in `outage::serve_starts_and_accepts_while_\
+/// the_cluster_is_unreachable` under load). Past this the attempt counts as unavailable, like
+/// a refused connection, and is retried in the background.
+const SESSION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What both profiles share: token-aware routing, the default retry policy, the timeout.
 fn profile(consistency: Consistency) -> scylla::client::execution_profile::ExecutionProfileBuilder {
