@@ -18,6 +18,7 @@ pub mod fields;
 pub mod flusher;
 pub mod gate;
 pub mod lenient;
+pub mod members;
 pub mod parse;
 pub mod problems;
 pub mod quarantine;

@@ -2,11 +2,12 @@
 //! stopping at the first. A kind's fields are checked against their declared JSON type here
 //! ([`Fields::typed`]), and against the kind's own rules by the kind.
 //!
-//! Each accessor removes its field from the object, so whatever remains at the end is unknown and
-//! reported ([`Fields::reject_unknown`]): a typo like `duration` for `duration_ms` is an error,
-//! not a silently dropped value.
+//! Each accessor takes its field from the object's [`Members`], so whatever remains at the end is
+//! unknown and reported ([`Fields::reject_unknown`]): a typo like `duration` for `duration_ms` is
+//! an error, not a silently dropped value.
 
-use super::lenient::{take, Lenient, Object};
+use super::lenient::Lenient;
+use super::members::{Members, SERVICE, TIMESTAMP};
 
 use super::parse::{FieldProblem, Window};
 use super::problems::Problems;
@@ -16,7 +17,7 @@ use crate::model::TimestampMs;
 
 /// The fields of one reading and the shared problem list.
 pub struct Fields<'a, 'body> {
-    object: Object<'body>,
+    members: &'a mut Members<'body>,
     index: usize,
     kind: &'static str,
     problems: &'a mut Problems,
@@ -26,14 +27,14 @@ pub struct Fields<'a, 'body> {
 impl<'a, 'body> Fields<'a, 'body> {
     /// Wraps reading number `index` of kind `kind`.
     pub fn new(
-        object: Object<'body>,
+        members: &'a mut Members<'body>,
         index: usize,
         kind: &'static str,
         problems: &'a mut Problems,
     ) -> Self {
         let problems_before = problems.total();
         Self {
-            object,
+            members,
             index,
             kind,
             problems,
@@ -58,13 +59,7 @@ impl<'a, 'body> Fields<'a, 'body> {
 
     /// Reports every field no accessor took, and every field given more than once.
     pub fn reject_unknown(&mut self) {
-        let mut left: Vec<(String, bool)> = self
-            .object
-            .drain(..)
-            .map(|(k, v)| (k.into(), matches!(v, Lenient::Repeated)))
-            .collect();
-        left.sort_unstable();
-        for (field, repeated) in left {
+        for (field, repeated) in self.members.leftovers() {
             let problem = if repeated {
                 "given more than once"
             } else {
@@ -78,23 +73,19 @@ impl<'a, 'body> Fields<'a, 'body> {
         outcome.map_err(|problem| self.problem(field, problem)).ok()
     }
 
-    /// A required string field, validated by `parse`.
-    pub fn required_text<T>(
-        &mut self,
-        field: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        let outcome = match take(&mut self.object, field) {
+    /// The `service` field, validated by `parse`.
+    pub fn service<T>(&mut self, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let outcome = match self.members.take(SERVICE) {
             Some(Lenient::Str(text)) => parse(&text),
             Some(other) => Err(format!("must be a string, got {}", other.type_name())),
             None => Err("is required".into()),
         };
-        self.check(field, outcome)
+        self.check("service", outcome)
     }
 
-    /// Removes `field` from the object, returning its raw value.
-    pub fn take(&mut self, field: &str) -> Option<Lenient<'body>> {
-        take(&mut self.object, field)
+    /// Removes the member in `slot` (see [`members`](super::members)), returning its raw value.
+    pub fn take(&mut self, slot: usize) -> Option<Lenient<'body>> {
+        self.members.take(slot)
     }
 
     /// The value of `field`, taken earlier as `raw`, if it has the field's JSON type
@@ -134,7 +125,7 @@ impl<'a, 'body> Fields<'a, 'body> {
     /// and within the window. A refused timestamp is quoted as it was received: a value outside
     /// the calendar (`9223372036854775807`) has no date to show.
     pub fn timestamp(&mut self, window: &Window) -> Option<TimestampMs> {
-        let outcome = match take(&mut self.object, "timestamp") {
+        let outcome = match self.members.take(TIMESTAMP) {
             None | Some(Lenient::Null) => rules::timestamp(window.now, window, String::new),
             Some(Lenient::Str(text)) => TimestampMs::parse(&text)
                 .and_then(|at| rules::timestamp(at, window, || format!("`{text}`"))),

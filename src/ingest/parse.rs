@@ -8,9 +8,18 @@
 //! One generic reader serves every kind: a reading is `service`, `timestamp` and the kind's
 //! declared fields ([`KindInfo::fields`]), each checked against its JSON type, then against the
 //! kind's rules ([`ReadingKind::from_values`]). `client::wire` writes the same format.
+//!
+//! A body is read in one pass: its text is checked as UTF-8 once, and each reading object is
+//! read straight into the [`Members`] slots of its names and checked before the next one is
+//! read, so no tree of the body is built. Readings and problems come in the order of the body.
+
+mod body;
+
+use serde::de::DeserializeSeed;
 
 use super::fields::Fields;
-use super::lenient::{take, Lenient, Object};
+use super::lenient::Lenient;
+use super::members::{slot_of_field, Members, KIND};
 use super::problems::Problems;
 use crate::model::kind::{
     EachKind, Head, KindInfo, Kinds, Presence, Value, Values, ALL, KINDS, MAX_FIELDS,
@@ -69,87 +78,46 @@ impl Window {
     }
 }
 
-/// Parses a JSON object body `{"api": [...], "host": [...]}`.
+/// Parses a JSON object body `{"api": [...], "host": [...]}`, reading each reading as it
+/// comes ([`body`]).
 pub fn parse_json(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    let value: Lenient = serde_json::from_slice(body)
-        .map_err(|e| ParseError::Malformed(format!("malformed JSON: {e}")))?;
-    let Lenient::Object(mut top) = value else {
-        return Err(ParseError::Malformed(
-            "the body must be a JSON object {\"api\": [...], \"host\": [...]}".into(),
-        ));
-    };
-    let mut readings = Vec::new();
-    let mut problems = Problems::default();
-    // Problems come in key order, as they did when objects were sorted maps.
-    top.sort_by(|(a, _), (b, _)| a.cmp(b));
-    for (key, list) in top {
-        if let Lenient::Repeated = list {
-            problems.push(FieldProblem {
-                index: 0,
-                kind: None,
-                field: key.into_owned(),
-                problem: "given more than once".into(),
-            });
-            continue;
-        }
-        let Some(kind) = KindInfo::named(&key) else {
-            problems.push(FieldProblem {
-                index: 0,
-                kind: None,
-                field: key.into_owned(),
-                problem: format!("unknown top-level key; expected {}", kind_names(" and/or ")),
-            });
-            continue;
-        };
-        let Lenient::Array(items) = list else {
-            problems.push(FieldProblem {
-                index: 0,
-                kind: Some(kind.name),
-                field: kind.name.to_owned(),
-                problem: "must be an array of readings".into(),
-            });
-            continue;
-        };
-        readings.reserve(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            match item {
-                Lenient::Object(object) => {
-                    readings.extend(parse_reading(kind, object, index, window, &mut problems))
-                }
-                _ => problems.push(not_an_object(index, Some(kind.name))),
-            }
-        }
-    }
+    let (readings, problems) = body::read(utf8(body)?, window)?;
     finish(readings, problems)
+}
+
+/// The body as text, checked once: serde_json then reads strings without checking each again.
+fn utf8(body: &[u8]) -> Result<&str, ParseError> {
+    std::str::from_utf8(body)
+        .map_err(|e| ParseError::Malformed(format!("the body is not UTF-8: {e}")))
 }
 
 /// Parses an NDJSON body: one reading object per line with a `kind` field; blank lines are skipped.
 pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseError> {
     let mut readings = Vec::new();
     let mut problems = Problems::default();
+    let mut members = Members::default();
     let mut lines_seen = 0;
-    for (index, line) in body.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
+    for (index, line) in utf8(body)?.split('\n').enumerate() {
+        if line.bytes().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
         lines_seen += 1;
-        let mut object = match serde_json::from_slice::<Lenient>(line) {
-            Ok(Lenient::Object(object)) => object,
-            Ok(_) => {
-                problems.push(not_an_object(index, None));
-                continue;
-            }
-            Err(e) => {
-                return Err(ParseError::Malformed(format!(
-                    "malformed JSON on line {}: {e}",
-                    index + 1
-                )))
-            }
-        };
-        let kind = match take(&mut object, "kind") {
+        let mut de = serde_json::Deserializer::from_str(line);
+        let is_object = members
+            .read()
+            .deserialize(&mut de)
+            .and_then(|is_object| de.end().map(|()| is_object))
+            .map_err(|e| {
+                ParseError::Malformed(format!("malformed JSON on line {}: {e}", index + 1))
+            })?;
+        if !is_object {
+            problems.push(not_an_object(index, None));
+            continue;
+        }
+        let kind = match members.take(KIND) {
             Some(Lenient::Str(name)) => KindInfo::named(&name),
             _ => None,
         };
@@ -162,7 +130,13 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
             });
             continue;
         };
-        readings.extend(parse_reading(kind, object, index, window, &mut problems));
+        readings.extend(parse_reading(
+            kind,
+            &mut members,
+            index,
+            window,
+            &mut problems,
+        ));
     }
     if lines_seen == 0 {
         return Err(ParseError::Empty);
@@ -193,16 +167,17 @@ fn kind_names(and: &str) -> String {
     names.join(and)
 }
 
+/// Reads reading number `index` of kind `kind` from its members, or adds its problems.
 fn parse_reading(
     kind: &'static KindInfo,
-    object: Object<'_>,
+    members: &mut Members<'_>,
     index: usize,
     window: &Window,
     problems: &mut Problems,
 ) -> Option<Reading> {
     let mut parse = ParseAs {
         kind,
-        fields: Fields::new(object, index, kind.name, problems),
+        fields: Fields::new(members, index, kind.name, problems),
         window,
         reading: None,
     };
@@ -235,9 +210,12 @@ impl EachKind<'_, Kinds> for ParseAs<'_, '_, '_> {
 /// One reading of kind `K`: `service`, the kind's fields, `timestamp`. Its id is fixed here.
 fn parse_kind<K: ReadingKind>(f: &mut Fields<'_, '_>, window: &Window) -> Option<K> {
     let declared = K::INFO.fields;
-    let service = f.required_text("service", ServiceName::parse);
-    let raw: [Option<Lenient<'_>>; MAX_FIELDS] =
-        std::array::from_fn(|i| declared.get(i).and_then(|field| f.take(field.name)));
+    let service = f.service(ServiceName::parse);
+    let raw: [Option<Lenient<'_>>; MAX_FIELDS] = std::array::from_fn(|i| {
+        (i < declared.len())
+            .then(|| f.take(slot_of_field(K::INFO, i)))
+            .flatten()
+    });
     let timestamp = f.timestamp(window);
     let mut values = Values::default();
     let mut mistyped = [false; MAX_FIELDS];

@@ -245,3 +245,55 @@ fn a_body_of_millions_of_bad_readings_lists_a_hundred() {
     assert_eq!(problems.len(), crate::ingest::problems::MAX_LISTED);
     assert_eq!(problems.total(), 1_000_001);
 }
+
+#[test]
+fn a_body_that_is_not_utf8_is_malformed_in_either_encoding() {
+    let mut body = api().to_string().into_bytes();
+    let at = body.iter().position(|b| *b == b'c').unwrap();
+    body[at] = 0xff;
+    let json = [b"{\"api\": [".as_slice(), &body, b"]}"].concat();
+    for outcome in [parse_json(&json, &window()), parse_ndjson(&body, &window())] {
+        assert!(
+            matches!(&outcome, Err(ParseError::Malformed(m)) if m.contains("not UTF-8")),
+            "{outcome:?}"
+        );
+    }
+}
+
+#[test]
+fn another_kind_s_fields_and_a_kind_in_a_list_are_unknown_fields() {
+    let mut reading = api();
+    reading["kind"] = json!("api");
+    reading["cpu_percent"] = json!(5);
+    let fields: Vec<String> = problems_of(json!({ "api": [reading] }))
+        .into_iter()
+        .map(|(_, field, problem)| format!("{field}: {problem}"))
+        .collect();
+    assert_eq!(
+        fields,
+        ["cpu_percent: unknown field", "kind: unknown field"]
+    );
+}
+
+#[test]
+fn readings_and_problems_come_in_the_order_of_the_body() {
+    let body = format!(
+        r#"{{"host": [{}], "api": [{}, 7]}}"#,
+        host(),
+        with("code", json!(1))
+    );
+    let Err(ParseError::Invalid(problems)) = parse_json(body.as_bytes(), &window()) else {
+        panic!("expected problems")
+    };
+    let found: Vec<(usize, &str)> = problems
+        .iter()
+        .map(|p| (p.index, p.field.as_str()))
+        .collect();
+    assert_eq!(found, [(0, "code"), (1, "")]);
+    let body = format!(r#"{{"host": [{}], "api": [{}]}}"#, host(), api());
+    let readings = parse_json(body.as_bytes(), &window()).unwrap();
+    assert!(matches!(
+        readings.as_slice(),
+        [Reading::Host(_), Reading::Api(_)]
+    ));
+}
