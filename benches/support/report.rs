@@ -51,6 +51,17 @@ pub enum StepKind {
     EndToEnd,
 }
 
+/// Every baseline trial, phase 1's and the rounds'.
+pub const PAIRED_OR_SELECTION: [StepKind; 2] = [StepKind::Selection, StepKind::Paired];
+
+/// The step of one of `kinds` with the best rate.
+pub fn best_step<'a>(timeline: &'a [Step], kinds: &[StepKind]) -> Option<&'a Step> {
+    timeline
+        .iter()
+        .filter(|s| kinds.contains(&s.kind))
+        .max_by(|a, b| a.rate.total_cmp(&b.rate))
+}
+
 /// One baseline trial or end-to-end round: rows (readings) stored per second.
 pub struct Step {
     pub label: String,
@@ -144,22 +155,13 @@ impl Report {
     /// are left out: the best of them is the best of more samples than the rounds get, picked
     /// for being the best, so it is a high draw from the node's run-to-run noise.
     pub fn baseline(&self) -> &Step {
-        self.best_step(&[StepKind::Paired])
-            .expect("at least one round")
+        best_step(&self.timeline, &[StepKind::Paired]).expect("at least one round")
     }
 
     /// The best baseline trial of the whole run, phase 1's included: how runs before the
     /// paired comparison were judged.
     pub fn best_of_all_trials(&self) -> &Step {
-        self.best_step(&[StepKind::Selection, StepKind::Paired])
-            .expect("at least one baseline trial")
-    }
-
-    fn best_step(&self, kinds: &[StepKind]) -> Option<&Step> {
-        self.timeline
-            .iter()
-            .filter(|s| kinds.contains(&s.kind))
-            .max_by(|a, b| a.rate.total_cmp(&b.rate))
+        best_step(&self.timeline, &PAIRED_OR_SELECTION).expect("at least one baseline trial")
     }
 
     /// The end-to-end round with the best stored rate.

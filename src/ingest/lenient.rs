@@ -108,6 +108,38 @@ impl<'de> Visitor<'de> for LenientVisitor {
     }
 }
 
+/// The `visit_*` methods of every JSON scalar and `null`, each answering `self.other_shape()`:
+/// for a visitor that wants one shape (an array, an object) and reads past any other value.
+/// The visitor's own methods take its shape and read past the other container.
+macro_rules! read_past_scalars {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(self.other_shape())
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(self.other_shape())
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(self.other_shape())
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(self.other_shape())
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(self.other_shape())
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(self.other_shape())
+        }
+    };
+}
+pub(crate) use read_past_scalars;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::lenient::Lenient;
+use super::lenient::{read_past_scalars, Lenient};
 use crate::model::kind::{KindInfo, ALL, MAX_FIELDS};
 
 /// The most members one object may have. A reading has at most 14 fields, the top level two;
@@ -174,6 +174,13 @@ fn bits(mut set: u64) -> impl Iterator<Item = usize> {
 /// Reads one value into [`Members`]; see [`Members::read`].
 pub struct ReadMembers<'m, 'de>(&'m mut Members<'de>);
 
+impl ReadMembers<'_, '_> {
+    /// A value that is not an object.
+    fn other_shape(self) -> bool {
+        false
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for ReadMembers<'_, 'de> {
     type Value = bool;
 
@@ -212,32 +219,10 @@ impl<'de> Visitor<'de> for ReadMembers<'_, 'de> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(false)
+        Ok(self.other_shape())
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
+    read_past_scalars!();
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{kind_names, not_an_object, parse_reading, FieldProblem, ParseError, Window};
-use crate::ingest::lenient::Lenient;
+use crate::ingest::lenient::{read_past_scalars, Lenient};
 use crate::ingest::members::{Members, MAX_OBJECT_KEYS};
 use crate::ingest::problems::Problems;
-use crate::model::kind::KindInfo;
+use crate::model::kind::{KindInfo, ALL};
 use crate::model::Reading;
 
 /// Reads a non-blank body: its valid readings and the problems of the others.
@@ -83,7 +83,8 @@ impl<'de> Visitor<'de> for &mut Body<'_, 'de> {
             }
             if keys.len() == MAX_OBJECT_KEYS {
                 return Err(A::Error::custom(format_args!(
-                    "an object has more than {MAX_OBJECT_KEYS} keys; a body has at most 2"
+                    "an object has more than {MAX_OBJECT_KEYS} keys; a body has at most {}",
+                    ALL.len()
                 )));
             }
             match KindInfo::named(&key) {
@@ -108,7 +109,8 @@ struct List<'b, 'w, 'de> {
 }
 
 impl List<'_, '_, '_> {
-    fn not_a_list(self) {
+    /// A value that is not an array.
+    fn other_shape(self) {
         let kind = self.kind.name;
         self.body
             .problem(Some(kind), kind, "must be an array of readings".into());
@@ -151,37 +153,9 @@ impl<'de> Visitor<'de> for List<'_, '_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        self.not_a_list();
+        self.other_shape();
         Ok(())
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        self.not_a_list();
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        self.not_a_list();
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        self.not_a_list();
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        self.not_a_list();
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        self.not_a_list();
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        self.not_a_list();
-        Ok(())
-    }
+    read_past_scalars!();
 }
