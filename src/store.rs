@@ -34,7 +34,8 @@ use std::future::Future;
 use thiserror::Error;
 
 pub use batch::{
-    KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch, WriteBatchBuilder,
+    KindBatch, LatestRows, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch,
+    WriteBatchBuilder,
 };
 pub use hold::RetentionHold;
 pub use projected::{ApiColumns, ApiColumnsRequest, ApiSeriesColumns};

@@ -28,7 +28,7 @@ use super::quarantine::{Header, Item, Quarantine, What};
 use super::record::{encode, Accepted};
 use crate::model::TimestampMs;
 use crate::rollup::{Cells, RollupRow};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{LatestRows, Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
 use crate::wal::{Wal, WalError};
 use prepare::{Prepared, Preparer};
@@ -152,8 +152,11 @@ impl<S: Store> Flusher<S> {
     }
 
     /// Writes each prepared batch until stored; after the last batch of a piece, writes the
-    /// piece's partial rollups (from the batches the store took) and confirms its WAL position.
-    /// A confirmation (an fsync) overlaps the next batch's write; confirmations stay in order.
+    /// piece's partial rollups and latest rows (from the batches the store took) and confirms
+    /// its WAL position. A confirmation (an fsync) overlaps the next batch's write;
+    /// confirmations stay in order. A batch's readings count as flushed once stored, the last
+    /// batch of a piece's once the piece's rows are too, so the count reaching what was
+    /// accepted means everything derived from it is stored.
     async fn write_in_order(
         &self,
         mut ready: mpsc::Receiver<Prepared>,
@@ -161,22 +164,26 @@ impl<S: Store> Flusher<S> {
     ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
         let mut piece = Cells::default();
+        let mut latest = LatestRows::default();
         let since = self.store.rollups_written_since();
-        while let Some(prepared) = ready.recv().await {
+        while let Some(mut prepared) = ready.recv().await {
+            let batch_latest = prepared.batch.take_latest();
             if self.write_until_stored(&prepared).await {
                 piece.add_batch(&prepared.batch, since);
+                latest.append(batch_latest);
             }
             if ready.is_empty() {
                 self.metrics.flush_lag_seconds.set(0.0);
             }
-            self.metrics
-                .readings_flushed
-                .inc_by(prepared.batch.readings() as u64);
+            let flushed = prepared.batch.readings() as u64;
             let Some(ended) = prepared.ends_piece else {
+                self.metrics.readings_flushed.inc_by(flushed);
                 continue;
             };
-            self.write_rollups(std::mem::take(&mut piece).into_rows(ended))
+            let rollups = std::mem::take(&mut piece).into_rows(ended);
+            self.write_piece_rows(rollups, std::mem::take(&mut latest))
                 .await;
+            self.metrics.readings_flushed.inc_by(flushed);
             if let Some(previous) = confirming.take() {
                 previous.await.expect("WAL confirm thread panicked")?;
             }
@@ -206,19 +213,20 @@ impl<S: Store> Flusher<S> {
         }
     }
 
-    /// Writes the partial rollups of a piece. They are derived from readings that are stored,
-    /// so a refusal for good loses nothing raw: it is logged and counted, and the stats of
-    /// those slots come out short until `timebucket rollup rebuild` recomputes them.
-    async fn write_rollups(&self, rollups: Vec<RollupRow>) {
-        if rollups.is_empty() {
-            return;
-        }
+    /// Writes the partial rollups and the latest rows of a piece. Both are derived from
+    /// readings that are stored, so a refusal for good loses nothing raw: it is logged and
+    /// counted; the latest rows are replaced by the next piece's, and the stats of those slots
+    /// come out short until `timebucket rollup rebuild` recomputes them.
+    async fn write_piece_rows(&self, rollups: Vec<RollupRow>, latest: LatestRows) {
         let batch = WriteBatch {
             rollups,
-            ..WriteBatch::default()
+            ..latest.into_batch()
         };
+        if batch.rollups.is_empty() && batch.latest_rows() == 0 {
+            return;
+        }
         if let Err(error) = self.store_with_retries(&batch).await {
-            tracing::error!(%error, rows = batch.rollups.len(), "the store refused partial rollups; rebuild the rollups of these slots with `timebucket rollup rebuild`");
+            tracing::error!(%error, rollups = batch.rollups.len(), latest = batch.latest_rows(), "the store refused a piece's partial rollups and latest rows; rebuild the rollups of these slots with `timebucket rollup rebuild`");
         }
     }
 

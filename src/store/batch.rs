@@ -6,6 +6,7 @@
 //! backend binds a reading's fields without copying it.
 
 mod group;
+mod latest;
 
 use hashbrown::HashSet;
 
@@ -15,6 +16,7 @@ use crate::model::{
 };
 use crate::rollup::RollupRow;
 use group::{Grouping, SeriesEntryRef};
+pub use latest::LatestRows;
 
 /// A partition of a kind's readings table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,7 +59,8 @@ pub struct SeriesEntry {
 pub struct KindBatch<K> {
     /// The readings by partition, partitions in order of first appearance.
     pub partitions: Vec<Partition<K>>,
-    /// The newest reading of each series in this flush.
+    /// The newest reading of each series in this flush (the flusher moves them out and
+    /// writes them once per piece: [`LatestRows`]).
     pub latest: Vec<K>,
 }
 

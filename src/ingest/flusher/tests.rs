@@ -23,6 +23,8 @@ struct Picky {
     wal_ids: bool,
     /// The ids of the readings written, in order.
     seen: std::sync::Mutex<Vec<ReadingId>>,
+    /// The latest rows of each write that had any.
+    latest: std::sync::Mutex<Vec<usize>>,
 }
 
 impl Picky {
@@ -31,6 +33,7 @@ impl Picky {
             store,
             wal_ids,
             seen: std::sync::Mutex::default(),
+            latest: std::sync::Mutex::default(),
         }
     }
 }
@@ -57,6 +60,9 @@ impl Store for Picky {
             Reading::Host(r) => r.id,
         });
         self.seen.lock().unwrap().extend(ids);
+        if batch.latest_rows() > 0 {
+            self.latest.lock().unwrap().push(batch.latest_rows());
+        }
         Ok(())
     }
 
@@ -120,10 +126,14 @@ impl Store for Picky {
 }
 
 fn record(service: &str, instance: &str) -> Vec<u8> {
+    record_at(service, instance, TimestampMs::now())
+}
+
+fn record_at(service: &str, instance: &str, at: TimestampMs) -> Vec<u8> {
     let reading = ApiReading {
         service: ServiceName::parse(service).unwrap(),
         instance: InstanceName::parse(instance).unwrap(),
-        timestamp: TimestampMs::now(),
+        timestamp: at,
         ..sample::api()
     };
     encode(&Accepted {
@@ -225,6 +235,74 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
     assert!(show(&items[0].0, false)
         .unwrap()
         .contains("cannot be decoded"));
+}
+
+/// A piece's latest rows are written once, after its last batch: the newest reading of each
+/// series over every batch of the piece the store took, none of a batch it refused.
+#[tokio::test]
+async fn a_piece_writes_the_newest_reading_of_each_series_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
+    let store = Arc::new(Picky::new(
+        EmbeddedStore::open(&dir.path().join("store")).unwrap(),
+        false,
+    ));
+    let now = TimestampMs::now().millis();
+    let at = |seconds_ago: i64| TimestampMs::from_millis(now - seconds_ago * 1000);
+    // Appended before the flusher starts: one piece, a batch per record.
+    for (service, instance, seconds_ago) in [
+        ("ok", "i-0", 30),
+        ("ok", "i-1", 20),
+        ("poison", "i-0", 1),
+        ("ok", "i-0", 10),
+        ("ok", "i-1", 40),
+    ] {
+        wal.append(record_at(service, instance, at(seconds_ago)))
+            .await
+            .unwrap();
+    }
+    let config = FlusherConfig {
+        max_read_bytes: 1,
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(10),
+    };
+    let (healthy, _) = watch::channel(true);
+    let metrics = Arc::new(Metrics::new());
+    let (flusher, handle) = Flusher::new(
+        wal.clone(),
+        store.clone(),
+        metrics.clone(),
+        config,
+        Quarantine::in_data_dir(dir.path()),
+        healthy,
+    );
+    handle.drain();
+    flusher.run().await.unwrap();
+    assert!(metrics
+        .render()
+        .contains("timebucket_readings_flushed_total 5"));
+
+    assert_eq!(
+        *store.latest.lock().unwrap(),
+        [2],
+        "one write of latest rows, one per series"
+    );
+    let mut stored = Vec::new();
+    for shard in store.settings().latest_shards.all() {
+        stored.extend(store.read_latest::<ApiReading>(shard, None).await.unwrap());
+    }
+    let mut stored: Vec<(String, String, TimestampMs)> = stored
+        .into_iter()
+        .map(|r| (r.service.to_string(), r.instance.to_string(), r.timestamp))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("ok".into(), "i-0".into(), at(10)),
+            ("ok".into(), "i-1".into(), at(20)),
+        ]
+    );
 }
 
 /// Records appended before the flusher starts are one piece (all in one chunk, read before

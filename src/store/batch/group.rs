@@ -9,6 +9,7 @@
 
 use hashbrown::{Equivalent, HashMap};
 
+use super::latest::recency;
 use super::{Batches, KindBatch, Partition, PartitionKey, SeriesEntry, SeriesSeen, WriteBatch};
 use crate::model::kind::{EachKindMut, PerKind, TakeKind};
 use crate::model::{
@@ -154,7 +155,6 @@ impl EachKindMut<Batches> for LatestAndSeries<'_> {
         }
         let partitions = &batch.partitions;
         let row = |(p, r): (usize, usize)| &partitions[p].rows[r];
-        let recency = |row: &K| (row.timestamp(), row.id());
         let mut series: HashMap<SeriesRef<'_>, SeriesInFlush> = HashMap::new();
         for (p, partition) in partitions.iter().enumerate() {
             let bucket = partition.key.bucket;
