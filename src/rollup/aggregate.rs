@@ -86,15 +86,22 @@ impl ApiAgg {
         }
     }
 
-    /// Adds everything of `other`.
+    /// Adds everything of `other`, an aggregate of the same slot.
     pub fn merge(&mut self, other: &ApiAgg) {
+        self.merge_finer(other, true);
+    }
+
+    /// Adds everything of `other`, the aggregate of a slot within this one's (a minute of an
+    /// hour): what it has at its slot's start is at this slot's start only when both slots
+    /// start together (`same_start`), see [`PromParts::merge_finer`].
+    pub fn merge_finer(&mut self, other: &ApiAgg, same_start: bool) {
         self.count += other.count;
         self.server_errors += other.server_errors;
         self.client_errors += other.client_errors;
         self.duration_sum += other.duration_sum;
         self.sketch.merge(&other.sketch);
         match (&mut self.prom, &other.prom) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (Some(mine), Some(theirs)) => mine.merge_finer(theirs, same_start),
             // A row without the parts cannot say which of its readings were at the slot start.
             _ => self.prom = None,
         }

@@ -110,14 +110,14 @@ pub struct RollupRequest {
     pub to: TimestampMs,
 }
 
-type PartialKey = (Resolution, ServiceName, TimestampMs, RollupSeries);
+/// A cell's key: the service, the minute slot and the series.
+type CellKey = (ServiceName, TimestampMs, RollupSeries);
 
-/// A [`PartialKey`], borrowed from a reading, so that adding to an existing cell copies no
+/// A [`CellKey`], borrowed from a reading, so that adding to an existing cell copies no
 /// name (`HashMap::entry_ref` copies them only for a new cell, through `From`). Fields in
-/// `PartialKey`'s order (the series' fields flattened), so the hashes agree.
+/// `CellKey`'s order (the series' fields flattened), so the hashes agree.
 #[derive(Hash)]
-struct PartialKeyRef<'a> {
-    resolution: Resolution,
+struct CellKeyRef<'a> {
     service: &'a ServiceName,
     slot: TimestampMs,
     instance: &'a InstanceName,
@@ -126,10 +126,9 @@ struct PartialKeyRef<'a> {
     code: Option<StatusCode>,
 }
 
-impl Equivalent<PartialKey> for PartialKeyRef<'_> {
-    fn equivalent(&self, (resolution, service, slot, series): &PartialKey) -> bool {
-        self.resolution == *resolution
-            && self.slot == *slot
+impl Equivalent<CellKey> for CellKeyRef<'_> {
+    fn equivalent(&self, (service, slot, series): &CellKey) -> bool {
+        self.slot == *slot
             && *self.service == *service
             && *self.instance == series.instance
             && self.method == series.method.as_ref()
@@ -138,25 +137,30 @@ impl Equivalent<PartialKey> for PartialKeyRef<'_> {
     }
 }
 
-impl From<&PartialKeyRef<'_>> for PartialKey {
-    fn from(key: &PartialKeyRef<'_>) -> Self {
+impl From<&CellKeyRef<'_>> for CellKey {
+    fn from(key: &CellKeyRef<'_>) -> Self {
         let series = RollupSeries {
             instance: key.instance.clone(),
             method: key.method.cloned(),
             path: key.path.cloned(),
             code: key.code,
         };
-        (key.resolution, key.service.clone(), key.slot, series)
+        (key.service.clone(), key.slot, series)
     }
 }
 
-/// The aggregates of both levels of some readings, per (service, slot, series), before they
-/// are given the piece they came from: the flusher adds the readings of each batch it stored
-/// and turns the cells into rows once the piece ends.
+/// The minute aggregates of some readings, per (service, minute, series), before they are
+/// given the piece they came from: the flusher adds the readings of each batch it stored and
+/// turns the cells into rows of both levels once the piece ends.
+///
+/// Why only minutes: an hour's partial is the merge of its minutes' (counts, sums and sketches
+/// merge exactly; an hour keeps as at its start only what its first minute has at its start), so
+/// each reading is looked up and aggregated once instead of once per level, and the few hour
+/// aggregates are merged from the minute ones when the piece ends.
 #[derive(Debug, Default)]
 pub struct Cells {
-    api: HashMap<PartialKey, ApiCell>,
-    host: HashMap<PartialKey, HostAgg>,
+    api: HashMap<CellKey, ApiCell>,
+    host: HashMap<CellKey, HostAgg>,
 }
 
 impl Cells {
@@ -170,7 +174,7 @@ impl Cells {
         cells
     }
 
-    /// Adds `reading` to its slot of each level, unless it is before `since`.
+    /// Adds `reading` to its minute, unless it is before `since`.
     pub fn add(&mut self, reading: &Reading, since: TimestampMs) {
         match reading {
             Reading::Api(r) => self.add_api(r, since),
@@ -198,64 +202,103 @@ impl Cells {
         if r.timestamp < since {
             return;
         }
-        for resolution in Resolution::ALL {
-            let slot = resolution.slot_of(r.timestamp);
-            let key = PartialKeyRef {
-                resolution,
-                service: &r.service,
-                slot,
-                instance: &r.instance,
-                method: Some(&r.method),
-                path: Some(&r.path),
-                code: Some(r.code),
-            };
-            self.api
-                .entry_ref(&key)
-                .or_default()
-                .add(r, slot == r.timestamp);
-        }
+        let slot = Resolution::Minute.slot_of(r.timestamp);
+        let key = CellKeyRef {
+            service: &r.service,
+            slot,
+            instance: &r.instance,
+            method: Some(&r.method),
+            path: Some(&r.path),
+            code: Some(r.code),
+        };
+        self.api
+            .entry_ref(&key)
+            .or_default()
+            .add(r, slot == r.timestamp);
     }
 
     fn add_host(&mut self, r: &HostReading, since: TimestampMs) {
         if r.timestamp < since {
             return;
         }
-        for resolution in Resolution::ALL {
-            let key = PartialKeyRef {
-                resolution,
-                service: &r.service,
-                slot: resolution.slot_of(r.timestamp),
-                instance: &r.instance,
-                method: None,
-                path: None,
-                code: None,
-            };
-            self.host.entry_ref(&key).or_default().add(r);
-        }
+        let key = CellKeyRef {
+            service: &r.service,
+            slot: Resolution::Minute.slot_of(r.timestamp),
+            instance: &r.instance,
+            method: None,
+            path: None,
+            code: None,
+        };
+        self.host.entry_ref(&key).or_default().add(r);
     }
 
-    /// The partial rows of these cells, all read from `piece` of the WAL.
+    /// The partial rows of these cells, of both levels, all read from `piece` of the WAL.
     pub fn into_rows(self, piece: Piece) -> Vec<RollupRow> {
-        let row = |(resolution, service, slot, series): PartialKey, agg| RollupRow {
-            service,
-            resolution,
-            slot,
-            series,
-            piece,
-            agg,
-        };
-        let mut rows = Vec::with_capacity(self.api.len() + self.host.len());
-        rows.extend(self.api.into_iter().map(|(key, cell)| {
-            let code = key.3.code.expect("an API cell's series has its code");
-            row(key, Agg::Api(cell.into_agg(code)))
-        }));
-        rows.extend(
-            self.host
-                .into_iter()
-                .map(|(key, agg)| row(key, Agg::Host(agg))),
-        );
+        let api = self.api.into_iter().map(|(key, cell)| {
+            let code = key.2.code.expect("an API cell's series has its code");
+            (key, cell.into_agg(code))
+        });
+        let mut rows = Vec::with_capacity(self.host.len() + api.len());
+        with_hours(api, piece, Agg::Api, &mut rows);
+        with_hours(self.host.into_iter(), piece, Agg::Host, &mut rows);
         rows
     }
+}
+
+/// An aggregate of a minute, merged into its hour's.
+trait Minute: Default {
+    /// Adds `self` to `hour`'s aggregate; `same_start`: the minute is the hour's first.
+    fn merge_into(&self, hour: &mut Self, same_start: bool);
+
+    /// Drops what a merged hour holds beyond its contents: a row waits for its write.
+    fn shrink_to_fit(&mut self) {}
+}
+
+impl Minute for ApiAgg {
+    fn merge_into(&self, hour: &mut Self, same_start: bool) {
+        hour.merge_finer(self, same_start);
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.sketch.shrink_to_fit();
+    }
+}
+
+impl Minute for HostAgg {
+    fn merge_into(&self, hour: &mut Self, _same_start: bool) {
+        hour.merge(self);
+    }
+}
+
+/// Pushes onto `rows` the minute rows of `minutes` and the hour rows merged from them.
+fn with_hours<A: Minute>(
+    minutes: impl Iterator<Item = (CellKey, A)>,
+    piece: Piece,
+    wrap: fn(A) -> Agg,
+    rows: &mut Vec<RollupRow>,
+) {
+    let row = |resolution, (service, slot, series): CellKey, agg| RollupRow {
+        service,
+        resolution,
+        slot,
+        series,
+        piece,
+        agg: wrap(agg),
+    };
+    let mut hours: HashMap<CellKey, A> = HashMap::new();
+    for (key, agg) in minutes {
+        let (service, minute, series) = &key;
+        let hour = Resolution::Hour.slot_of(*minute);
+        let into = hours
+            .entry((service.clone(), hour, series.clone()))
+            .or_default();
+        agg.merge_into(into, hour == *minute);
+        rows.push(row(Resolution::Minute, key, agg));
+    }
+    rows.extend(hours.into_iter().map(|(key, mut agg)| {
+        agg.shrink_to_fit();
+        row(Resolution::Hour, key, agg)
+    }));
 }
 
 /// Readings an [`ApiCell`] keeps as they came before folding them into its aggregate.
@@ -361,13 +404,28 @@ mod tests {
         aggs.into_iter().map(|(k, a)| (k, Agg::Api(a))).collect()
     }
 
+    /// An API aggregate with its duration sums set apart (zero in it): an hour merged from its
+    /// minutes adds the same durations in another order, equal up to rounding.
+    fn sums_apart(agg: Agg) -> (Agg, [f64; 2]) {
+        let Agg::Api(mut api) = agg else {
+            panic!("API readings only")
+        };
+        let at_start = api.prom.as_mut().and_then(|p| p.at_start.as_mut());
+        let sums = [
+            std::mem::take(&mut api.duration_sum),
+            at_start.map_or(0.0, |part| std::mem::take(&mut part.duration_sum)),
+        ];
+        (Agg::Api(api), sums)
+    }
+
     proptest! {
-        /// A cell keeps its first readings as they came and folds them in eights: whatever the
-        /// number of readings, the rows are the aggregates of adding them one by one.
+        /// A cell keeps its first readings as they came and folds them in eights, and an hour
+        /// is merged from its minutes: whatever the number of readings, the rows are the
+        /// aggregates of adding them one by one (the sums up to rounding).
         #[test]
         fn cells_aggregate_as_adding_one_by_one(
             readings in proptest::collection::vec(
-                (0i64..3, 0u8..4, 0u16..3, 0.0f64..2_000.0, 1u32..50),
+                (-2i64..3, 0u8..4, 0u16..3, 0.0f64..2_000.0, 1u32..50),
                 0..60,
             )
         ) {
@@ -393,7 +451,16 @@ mod tests {
                 .into_iter()
                 .map(|row| ((row.resolution, row.slot, row.series), row.agg))
                 .collect();
-            prop_assert_eq!(rows, one_by_one(&readings));
+            let expected = one_by_one(&readings);
+            prop_assert_eq!(rows.len(), expected.len());
+            for (key, agg) in rows {
+                let (agg, sums) = sums_apart(agg);
+                let (want, want_sums) = sums_apart(expected[&key].clone());
+                prop_assert_eq!(&agg, &want, "{:?}", key);
+                for (sum, want_sum) in sums.into_iter().zip(want_sums) {
+                    prop_assert!((sum - want_sum).abs() <= 1e-9 * want_sum.abs(), "{:?}: {} vs {}", key, sum, want_sum);
+                }
+            }
         }
     }
 }

@@ -87,12 +87,19 @@ impl PromParts {
         }
     }
 
-    /// Adds everything of `other`.
+    /// Adds everything of `other`, the parts of the same slot.
     pub fn merge(&mut self, other: &PromParts) {
+        self.merge_finer(other, true);
+    }
+
+    /// Adds everything of `other`, the parts of a slot within this one's: its readings at its
+    /// slot's start are at this slot's start only when both slots start together (`same_start`);
+    /// otherwise they are inside this slot, counted in its buckets only.
+    pub fn merge_finer(&mut self, other: &PromParts, same_start: bool) {
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             *mine += theirs;
         }
-        if let Some(theirs) = &other.at_start {
+        if let (Some(theirs), true) = (&other.at_start, same_start) {
             self.at_start.get_or_insert_with(Box::default).merge(theirs);
         }
     }
