@@ -16,5 +16,7 @@ pub mod settings;
 pub use bucket::{BucketWidth, Seq, ShardCount, TimeBucket};
 pub use kind::{ReadingKind, SeriesRef};
 pub use names::{ApiPath, HttpMethod, InstanceName, ServiceName, StatusCode};
-pub use reading::{ApiReading, HostGauges, HostReading, Reading, ReadingId, TimestampMs};
+pub use reading::{
+    ApiReading, HostGauges, HostReading, Reading, ReadingId, ReadingIds, TimestampMs,
+};
 pub use settings::{RollupRetention, Settings};

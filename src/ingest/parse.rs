@@ -24,7 +24,7 @@ use super::problems::Problems;
 use crate::model::kind::{
     EachKind, Head, KindInfo, Kinds, Presence, Value, Values, ALL, KINDS, MAX_FIELDS,
 };
-use crate::model::{Reading, ReadingId, ReadingKind, ServiceName, TimestampMs};
+use crate::model::{Reading, ReadingIds, ReadingKind, ServiceName, TimestampMs};
 use serde::Serialize;
 
 pub use crate::model::reading::MAX_DURATION_MS;
@@ -99,6 +99,7 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
     let mut readings = Vec::new();
     let mut problems = Problems::default();
     let mut members = Members::default();
+    let mut ids = ReadingIds::at(window.now);
     let mut lines_seen = 0;
     for (index, line) in utf8(body)?.split('\n').enumerate() {
         if line.bytes().all(|b| b.is_ascii_whitespace()) {
@@ -135,6 +136,7 @@ pub fn parse_ndjson(body: &[u8], window: &Window) -> Result<Vec<Reading>, ParseE
             &mut members,
             index,
             window,
+            &mut ids,
             &mut problems,
         ));
     }
@@ -173,12 +175,14 @@ fn parse_reading(
     members: &mut Members<'_>,
     index: usize,
     window: &Window,
+    ids: &mut ReadingIds,
     problems: &mut Problems,
 ) -> Option<Reading> {
     let mut parse = ParseAs {
         kind,
         fields: Fields::new(members, index, kind.name, problems),
         window,
+        ids,
         reading: None,
     };
     KINDS.each(&mut parse);
@@ -196,19 +200,25 @@ struct ParseAs<'k, 'a, 'body> {
     kind: &'static KindInfo,
     fields: Fields<'a, 'body>,
     window: &'k Window,
+    ids: &'k mut ReadingIds,
     reading: Option<Reading>,
 }
 
 impl EachKind<'_, Kinds> for ParseAs<'_, '_, '_> {
     fn each<K: ReadingKind>(&mut self, _: &()) {
         if K::INFO.index == self.kind.index {
-            self.reading = parse_kind::<K>(&mut self.fields, self.window).map(K::into_reading);
+            self.reading =
+                parse_kind::<K>(&mut self.fields, self.window, self.ids).map(K::into_reading);
         }
     }
 }
 
 /// One reading of kind `K`: `service`, the kind's fields, `timestamp`. Its id is fixed here.
-fn parse_kind<K: ReadingKind>(f: &mut Fields<'_, '_>, window: &Window) -> Option<K> {
+fn parse_kind<K: ReadingKind>(
+    f: &mut Fields<'_, '_>,
+    window: &Window,
+    ids: &mut ReadingIds,
+) -> Option<K> {
     let declared = K::INFO.fields;
     let service = f.service(ServiceName::parse);
     let raw: [Option<Lenient<'_>>; MAX_FIELDS] = std::array::from_fn(|i| {
@@ -235,7 +245,7 @@ fn parse_kind<K: ReadingKind>(f: &mut Fields<'_, '_>, window: &Window) -> Option
     // The kind's rules run even when the head is wrong, so every problem is reported at once.
     let head_ok = service.is_some() && timestamp.is_some();
     let head = Head {
-        id: ReadingId::new(),
+        id: ids.next_id(),
         service: service.unwrap_or_else(placeholder_service),
         timestamp: timestamp.unwrap_or(window.now),
     };

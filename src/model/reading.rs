@@ -133,6 +133,46 @@ impl ReadingId {
     }
 }
 
+/// The ids of the readings of one request: UUIDv7s of one millisecond whose 74 random bits
+/// start at one random draw and count up. So the ids of a request sort in its order, as
+/// [`ReadingId::new`]'s do, and one costs an addition where `Uuid::now_v7` reads the clock and
+/// takes a lock (4% of the service's CPU at ingest).
+///
+/// Unique as `now_v7`'s are: two requests of the same millisecond collide only if their random
+/// starts (73 bits) fall within a request's length of each other.
+#[derive(Debug)]
+pub struct ReadingIds {
+    /// Unix milliseconds, the 48 bits of the time field.
+    millis: u128,
+    /// The next id's 74 random bits.
+    next: u128,
+}
+
+impl ReadingIds {
+    /// Ids of millisecond `at` (clamped to the UUIDv7 range).
+    pub fn at(at: TimestampMs) -> Self {
+        const MILLIS: u128 = (1 << 48) - 1;
+        // 73 bits: counting up from them never carries out of the 74.
+        let start = Uuid::new_v4().as_u128() & ((1 << 73) - 1);
+        Self {
+            millis: u128::try_from(at.millis()).unwrap_or(0).min(MILLIS),
+            next: start,
+        }
+    }
+
+    /// The next id.
+    pub fn next_id(&mut self) -> ReadingId {
+        let random = self.next;
+        self.next += 1;
+        let id = (self.millis << 80)
+            | (0x7 << 76)
+            | ((random >> 62) << 64)
+            | (0b10 << 62)
+            | (random & ((1 << 62) - 1));
+        ReadingId(Uuid::from_u128(id))
+    }
+}
+
 impl Default for ReadingId {
     fn default() -> Self {
         Self::new()
@@ -237,6 +277,32 @@ mod tests {
         assert_eq!(c.wal_record(), Some((7, 4_000_000)));
         assert_eq!(d.wal_record(), Some((8, 16)));
         assert_eq!(ReadingId::new().wal_record(), None);
+    }
+
+    #[test]
+    fn ids_of_a_request_are_uuid_v7_of_its_millisecond_in_order() {
+        let at = TimestampMs::from_millis(1_700_000_000_123);
+        let mut ids = ReadingIds::at(at);
+        let made: Vec<ReadingId> = (0..1000).map(|_| ids.next_id()).collect();
+        for id in &made {
+            assert_eq!(id.uuid().get_version_num(), 7);
+            assert_eq!(id.uuid().get_variant(), uuid::Variant::RFC4122);
+            let (seconds, nanos) = id.uuid().get_timestamp().unwrap().to_unix();
+            assert_eq!(
+                seconds * 1000 + u64::from(nanos) / 1_000_000,
+                1_700_000_000_123
+            );
+            assert_eq!(id.wal_record(), None);
+        }
+        assert!(
+            made.windows(2).all(|w| w[0] < w[1]),
+            "in the request's order"
+        );
+        let mut other = ReadingIds::at(at);
+        assert!(
+            !made.contains(&other.next_id()),
+            "another request draws anew"
+        );
     }
 
     #[test]

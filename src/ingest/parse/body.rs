@@ -13,7 +13,7 @@ use crate::ingest::lenient::{read_past_scalars, Lenient};
 use crate::ingest::members::{Members, MAX_OBJECT_KEYS};
 use crate::ingest::problems::Problems;
 use crate::model::kind::{KindInfo, ALL};
-use crate::model::Reading;
+use crate::model::{Reading, ReadingIds};
 
 /// Reads a non-blank body: its valid readings and the problems of the others.
 pub(super) fn read(body: &str, window: &Window) -> Result<(Vec<Reading>, Problems), ParseError> {
@@ -27,6 +27,7 @@ pub(super) fn read(body: &str, window: &Window) -> Result<(Vec<Reading>, Problem
     }
     let mut state = Body {
         window,
+        ids: ReadingIds::at(window.now),
         readings: Vec::new(),
         problems: Problems::default(),
         members: Members::default(),
@@ -41,6 +42,8 @@ pub(super) fn read(body: &str, window: &Window) -> Result<(Vec<Reading>, Problem
 /// What has been read so far.
 struct Body<'w, 'de> {
     window: &'w Window,
+    /// The ids of this body's readings.
+    ids: ReadingIds,
     readings: Vec<Reading>,
     problems: Problems,
     /// The reading being read.
@@ -135,6 +138,7 @@ impl<'de> Visitor<'de> for List<'_, '_, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let Body {
             window,
+            ids,
             readings,
             problems,
             members,
@@ -142,7 +146,9 @@ impl<'de> Visitor<'de> for List<'_, '_, 'de> {
         let mut index = 0;
         while let Some(is_object) = seq.next_element_seed(members.read())? {
             if is_object {
-                readings.extend(parse_reading(self.kind, members, index, window, problems));
+                readings.extend(parse_reading(
+                    self.kind, members, index, window, ids, problems,
+                ));
             } else {
                 problems.push(not_an_object(index, Some(self.kind.name)));
             }

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::model::ReadingId;
 
 const NOW: i64 = 1_700_000_000_000;
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -178,7 +179,7 @@ fn ndjson_carries_the_kind_per_line() {
 }
 
 #[test]
-fn reading_ids_are_fixed_and_distinct() {
+fn reading_ids_are_fixed_distinct_and_in_body_order() {
     let body = json!({"api": [api(), api()]});
     let readings = parse_json(body.to_string().as_bytes(), &window()).unwrap();
     let ids: Vec<ReadingId> = readings
@@ -188,7 +189,13 @@ fn reading_ids_are_fixed_and_distinct() {
             Reading::Host(h) => h.id,
         })
         .collect();
-    assert_ne!(ids[0], ids[1]);
+    assert!(ids[0] < ids[1], "in the body's order");
+    let (seconds, nanos) = ids[0].uuid().get_timestamp().unwrap().to_unix();
+    assert_eq!(
+        (seconds * 1000 + u64::from(nanos) / 1_000_000) as i64,
+        NOW,
+        "the time of receipt"
+    );
 }
 
 #[test]
