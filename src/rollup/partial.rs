@@ -289,10 +289,16 @@ fn with_hours<A: Minute>(
     for (key, agg) in minutes {
         let (service, minute, series) = &key;
         let hour = Resolution::Hour.slot_of(*minute);
-        let into = hours
-            .entry((service.clone(), hour, series.clone()))
-            .or_default();
-        agg.merge_into(into, hour == *minute);
+        // Borrowed: the names are copied once per hour, not once per minute.
+        let hour_key = CellKeyRef {
+            service,
+            slot: hour,
+            instance: &series.instance,
+            method: series.method.as_ref(),
+            path: series.path.as_ref(),
+            code: series.code,
+        };
+        agg.merge_into(hours.entry_ref(&hour_key).or_default(), hour == *minute);
         rows.push(row(Resolution::Minute, key, agg));
     }
     rows.extend(hours.into_iter().map(|(key, mut agg)| {

@@ -197,7 +197,8 @@ mod tests {
     use crate::model::reading::sample;
     use crate::model::{ApiReading, HostGauges, HostReading, TimestampMs};
 
-    fn api(instance: &str, at_ms: i64) -> Reading {
+    /// An API reading of `instance` at `at_ms`.
+    pub(super) fn api(instance: &str, at_ms: i64) -> Reading {
         Reading::Api(ApiReading {
             instance: InstanceName::parse(instance).unwrap(),
             timestamp: TimestampMs::from_millis(at_ms),

@@ -237,6 +237,33 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
         .contains("cannot be decoded"));
 }
 
+/// Runs a flusher over what `wal` holds until drained, reading one record per batch (what was
+/// appended before it started is one piece); its metrics.
+async fn drain_one_batch_per_record<S: Store>(
+    wal: &Wal,
+    store: Arc<S>,
+    dir: &std::path::Path,
+) -> Arc<Metrics> {
+    let config = FlusherConfig {
+        max_read_bytes: 1,
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(10),
+    };
+    let (healthy, _) = watch::channel(true);
+    let metrics = Arc::new(Metrics::new());
+    let (flusher, handle) = Flusher::new(
+        wal.clone(),
+        store,
+        metrics.clone(),
+        config,
+        Quarantine::in_data_dir(dir),
+        healthy,
+    );
+    handle.drain();
+    flusher.run().await.unwrap();
+    metrics
+}
+
 /// A piece's latest rows are written once, after its last batch: the newest reading of each
 /// series over every batch of the piece the store took, none of a batch it refused.
 #[tokio::test]
@@ -261,23 +288,7 @@ async fn a_piece_writes_the_newest_reading_of_each_series_once() {
             .await
             .unwrap();
     }
-    let config = FlusherConfig {
-        max_read_bytes: 1,
-        retry_initial: Duration::from_millis(1),
-        retry_max: Duration::from_millis(10),
-    };
-    let (healthy, _) = watch::channel(true);
-    let metrics = Arc::new(Metrics::new());
-    let (flusher, handle) = Flusher::new(
-        wal.clone(),
-        store.clone(),
-        metrics.clone(),
-        config,
-        Quarantine::in_data_dir(dir.path()),
-        healthy,
-    );
-    handle.drain();
-    flusher.run().await.unwrap();
+    let metrics = drain_one_batch_per_record(&wal, store.clone(), dir.path()).await;
     assert!(metrics
         .render()
         .contains("timebucket_readings_flushed_total 5"));
@@ -331,23 +342,7 @@ async fn a_piece_spans_batches_and_writes_one_partial_per_slot() {
         });
         offsets.push(wal.append(payload).await.unwrap());
     }
-    let metrics = Arc::new(Metrics::new());
-    let config = FlusherConfig {
-        max_read_bytes: 1,
-        retry_initial: Duration::from_millis(1),
-        retry_max: Duration::from_millis(10),
-    };
-    let (healthy, _) = watch::channel(true);
-    let (flusher, handle) = Flusher::new(
-        wal.clone(),
-        store.clone(),
-        metrics.clone(),
-        config,
-        Quarantine::in_data_dir(dir.path()),
-        healthy,
-    );
-    handle.drain();
-    flusher.run().await.unwrap();
+    let metrics = drain_one_batch_per_record(&wal, store.clone(), dir.path()).await;
     assert_eq!(wal.stats().backlog_bytes, 0, "the piece's end is confirmed");
     assert!(
         metrics

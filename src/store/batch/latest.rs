@@ -7,6 +7,7 @@
 //! reading's own time as write timestamp, so writing only the piece's newest is the same end
 //! state, reached with a quarter of the rows.
 
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
 use super::{Batches, KindBatch, WriteBatch};
@@ -83,23 +84,25 @@ impl LatestRows {
 
 /// The newest of `candidates` in each series, in the order of their first candidate.
 fn newest_per_series<K: ReadingKind>(candidates: Vec<K>) -> Vec<K> {
-    let keep: Vec<usize> = {
-        let mut newest: HashMap<_, usize> = HashMap::with_capacity(candidates.len());
-        let mut order = Vec::new();
+    // Per series, one entry of `keep`: the index of its newest candidate so far.
+    let mut keep: Vec<usize> = Vec::new();
+    {
+        let mut entry_of: HashMap<_, usize> = HashMap::with_capacity(candidates.len());
         for (i, reading) in candidates.iter().enumerate() {
-            let at = newest.entry(reading.series()).or_insert_with(|| {
-                order.push(i);
-                i
-            });
-            if recency(reading) > recency(&candidates[*at]) {
-                *at = i;
+            match entry_of.entry(reading.series()) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(keep.len());
+                    keep.push(i);
+                }
+                Entry::Occupied(seen) => {
+                    let newest = &mut keep[*seen.get()];
+                    if recency(reading) > recency(&candidates[*newest]) {
+                        *newest = i;
+                    }
+                }
             }
         }
-        order
-            .iter()
-            .map(|first| newest[&candidates[*first].series()])
-            .collect()
-    };
+    }
     let mut slots: Vec<Option<K>> = candidates.into_iter().map(Some).collect();
     keep.into_iter()
         .map(|i| slots[i].take().expect("each series keeps one candidate"))
@@ -109,17 +112,9 @@ fn newest_per_series<K: ReadingKind>(candidates: Vec<K>) -> Vec<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::reading::sample;
-    use crate::model::{ApiReading, InstanceName, Reading, Settings};
+    use crate::model::{ApiReading, Reading, Settings};
+    use crate::store::batch::tests::api;
     use crate::store::{SeriesSeen, WriteBatchBuilder};
-
-    fn api(instance: &str, at_ms: i64) -> Reading {
-        Reading::Api(ApiReading {
-            instance: InstanceName::parse(instance).unwrap(),
-            timestamp: TimestampMs::from_millis(at_ms),
-            ..sample::api()
-        })
-    }
 
     fn batch(readings: Vec<Reading>) -> WriteBatch {
         let settings = Settings::default();
