@@ -17,15 +17,24 @@
 //! A piece is one or more consecutive flush batches: the readings of each batch are written as
 //! it comes, and the piece's partials once, after its last batch, from the batches the store
 //! took; only then is the piece's end confirmed in the WAL. Under load a piece is a whole chunk
-//! of about four batches, so a (series, slot) gets one partial row per chunk, not per batch.
+//! of about four batches, so a (series, slot) gets one partial row per chunk, not per batch,
+//! unless the piece holds so many (series, slot) aggregates that it ends early
+//! ([`open_piece::MAX_PIECE_CELLS`]), which bounds its memory.
 //!
 //! Invariants that make replays harmless (see [`chunk`]):
 //! - A piece never spans two chunks (fixed [`chunk::CHUNK_BYTES`] windows of a segment), and
-//!   inside a chunk a piece ends only where the reader found no more durable records.
+//!   inside a chunk a piece ends only where the reader found no more durable records, or
+//!   early at the cell budget.
 //! - A replay after a crash starts at the confirmed position, which is a piece boundary, and
 //!   reads each chunk up to its end or the durable end, which is at or past everything the
 //!   crashed run had read. So each piece of the replay either has the same start as an old one
-//!   (and overwrites it with a superset) or contains the old pieces whole.
+//!   (and overwrites it with a superset) or contains the old pieces whole. A piece that
+//!   reached the cell budget is recorded before its partials are written ([`open_piece`]), and
+//!   a replay from its start ends exactly where it ended, so an early end elsewhere cannot
+//!   split it.
+//! - The flusher confirms a piece's end before it writes the next piece's partials, so a crash
+//!   leaves at most one piece with partials written past the confirmed position: the first
+//!   piece of the replay.
 //! - Readers keep, per (series, slot, writer, chunk), only pieces not contained in another
 //!   ([`merge::maximal`]): what is left is disjoint and covers every record once.
 //!
@@ -43,6 +52,7 @@ pub mod compact;
 pub mod compactor;
 pub mod coverage;
 pub mod merge;
+pub mod open_piece;
 pub mod partial;
 pub mod prom;
 pub mod rebuild;

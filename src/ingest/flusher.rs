@@ -23,14 +23,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use super::quarantine::{Header, Item, Quarantine, What};
 use super::record::{encode, Accepted};
 use crate::model::TimestampMs;
-use crate::rollup::{Cells, RollupRow};
+use crate::rollup::{open_piece, Cells, Piece, RollupRow};
 use crate::store::{LatestRows, Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
-use crate::wal::{Wal, WalError};
+use crate::wal::{Position, Wal, WalError};
 use prepare::{Prepared, Preparer};
 use wal_retry::WalRetry;
 
@@ -43,6 +44,10 @@ pub struct FlusherConfig {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// The cell budget of a piece ([`open_piece::MAX_PIECE_CELLS`] unless a test needs a small
+    /// one). Never lower it between two runs over one WAL: a replay could then end a piece
+    /// early that the crashed run had not recorded.
+    pub max_piece_cells: usize,
 }
 
 impl FlusherConfig {
@@ -59,6 +64,7 @@ impl Default for FlusherConfig {
             max_read_bytes: Self::DEFAULT_MAX_READ_BYTES,
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
+            max_piece_cells: open_piece::MAX_PIECE_CELLS,
         }
     }
 }
@@ -143,30 +149,36 @@ impl<S: Store> Flusher<S> {
         let writer = preparer.writer_id().await?;
         // Asked once the WAL's identity is known: a store gives WAL ids to one WAL only.
         preparer.wal_ids = self.store.wal_ids(writer);
-        let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(writer, ready_tx)));
-        let written = self.write_in_order(ready, &retry).await;
+        let mut preparing = AbortOnDrop(tokio::spawn(preparer.run(ready_tx)));
+        let written = self.write_in_order(ready, &retry, writer).await;
         let prepared = (&mut preparing.0)
             .await
             .expect("WAL preparer task panicked");
         prepared.and(written)
     }
 
-    /// Writes each prepared batch until stored; after the last batch of a piece, writes the
-    /// piece's partial rollups and latest rows (from the batches the store took) and confirms
-    /// its WAL position. A confirmation (an fsync) overlaps the next batch's write;
-    /// confirmations stay in order. A batch's readings count as flushed once stored, the last
-    /// batch of a piece's once the piece's rows are too, so the count reaching what was
-    /// accepted means everything derived from it is stored.
+    /// Writes each prepared batch until stored; after the last batch of a piece (`writer`'s),
+    /// writes the piece's partial rollups and latest rows (from the batches the store took)
+    /// and confirms its WAL position. A piece ends where the preparer says it must, or early
+    /// once its aggregates reach the cell budget; a piece that reached it is recorded before
+    /// its partials are written (see `rollup::open_piece`). A confirmation (an fsync) overlaps
+    /// the next batches' writes, not the next piece's rows; confirmations stay in order. A
+    /// batch's readings count as flushed once stored, the last batch of a piece's once the
+    /// piece's rows are too, so the count reaching what was accepted means everything derived
+    /// from it is stored.
     async fn write_in_order(
         &self,
         mut ready: mpsc::Receiver<Prepared>,
         retry: &WalRetry,
+        writer: Uuid,
     ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
         let mut piece = Cells::default();
+        let mut piece_start: Option<Position> = None;
         let mut latest = LatestRows::default();
         let since = self.store.rollups_written_since();
         while let Some(mut prepared) = ready.recv().await {
+            let start = *piece_start.get_or_insert(prepared.first);
             let batch_latest = prepared.batch.take_latest();
             if self.write_until_stored(&prepared).await {
                 piece.add_batch(&prepared.batch, since);
@@ -176,17 +188,37 @@ impl<S: Store> Flusher<S> {
                 self.metrics.flush_lag_seconds.set(0.0);
             }
             let flushed = prepared.batch.readings() as u64;
-            let Some(ended) = prepared.ends_piece else {
+            // A piece ends where the preparer says, or early once its aggregates are many.
+            let full = piece.cell_count() >= self.config.max_piece_cells;
+            if !(prepared.ends_piece || (prepared.may_end_early && full)) {
                 self.metrics.readings_flushed.inc_by(flushed);
                 continue;
+            }
+            piece_start = None;
+            let ended = Piece {
+                writer,
+                segment: start.segment.0,
+                start: start.offset,
+                last: prepared.last.offset,
             };
+            // The previous piece is confirmed before this one's rows are written, so a crash
+            // leaves at most one piece with rows written and its end not confirmed: the one a
+            // replay starts with (see `rollup::open_piece`).
+            if let Some(previous) = confirming.take() {
+                previous.await.expect("WAL confirm thread panicked")?;
+            }
+            if full {
+                // A replay could end it early elsewhere: it must end where this one does.
+                retry
+                    .in_dir(&self.wal, "recording a rollup piece in", move |dir| {
+                        open_piece::record(dir, &ended)
+                    })
+                    .await?;
+            }
             let rollups = std::mem::take(&mut piece).into_rows(ended);
             self.write_piece_rows(rollups, std::mem::take(&mut latest))
                 .await;
             self.metrics.readings_flushed.inc_by(flushed);
-            if let Some(previous) = confirming.take() {
-                previous.await.expect("WAL confirm thread panicked")?;
-            }
             let confirm = retry.clone().confirm(self.wal.clone(), prepared.end);
             confirming = Some(tokio::spawn(confirm));
         }

@@ -2,7 +2,8 @@
 //!
 //! A segment is split into fixed windows of [`CHUNK_BYTES`]; a record belongs to the chunk of
 //! the offset its frame starts at. A batch (a *piece*) holds records of one chunk only, and
-//! inside a chunk it ends only where the reader ran out of durable records. The chunk size is a
+//! inside a chunk it ends only where the reader ran out of durable records, or early where its
+//! aggregates reach the cell budget (recorded, see [`super::open_piece`]). The chunk size is a
 //! constant, not a flag: pieces of two runs of different configurations must still nest.
 //!
 //! It was 4 MiB (one flush batch) until a piece could span several batches; 16 MiB is a

@@ -174,6 +174,11 @@ impl Cells {
         cells
     }
 
+    /// How many aggregates (series × minute) the cells hold.
+    pub fn cell_count(&self) -> usize {
+        self.api.len() + self.host.len()
+    }
+
     /// Adds `reading` to its minute, unless it is before `since`.
     pub fn add(&mut self, reading: &Reading, since: TimestampMs) {
         match reading {

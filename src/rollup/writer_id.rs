@@ -30,16 +30,23 @@ pub fn load_or_create(wal_dir: &Path) -> std::io::Result<Uuid> {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = Uuid::new_v4();
-            let temp = wal_dir.join(format!("{FILE_NAME}.tmp"));
-            let mut file = std::fs::File::create(&temp)?;
-            writeln!(file, "{id}")?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)?;
-            std::fs::File::open(wal_dir)?.sync_all()?;
+            replace_durably(wal_dir, FILE_NAME, &format!("{id}\n"))?;
             Ok(id)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Writes `text` to `dir/name` so that after a crash the file holds either its former
+/// contents or `text`, never a part: a temp file, fsynced, renamed over it, the directory
+/// fsynced.
+pub(super) fn replace_durably(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    let temp = dir.join(format!("{name}.tmp"));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

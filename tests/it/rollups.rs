@@ -258,15 +258,7 @@ async fn raw_and_rollups_agree_through_replays_and_two_writers<S: Store>(store: 
     let wal_b = Wal::open(WalConfig::new(dir.path().join("b"))).unwrap();
     flush(&wal_b, store.clone(), dir.path(), &second, 3).await;
 
-    let requests: u64 = first
-        .iter()
-        .chain(&second)
-        .flatten()
-        .filter_map(|r| match r {
-            Reading::Api(a) => Some(u64::from(a.count)),
-            Reading::Host(_) => None,
-        })
-        .sum();
+    let requests = requests(&first) + requests(&second);
     let queries = Queries::new(store, QueryLimits::default());
     // Ranges with sub-minute and sub-hour edges, so every level and the raw edges are read.
     let from = TimestampMs::from_millis(base - 7_000).to_rfc3339();
@@ -334,6 +326,111 @@ async fn cql_raw_and_rollups_agree_through_replays_and_two_writers() {
 }
 
 /// `source=rollup` needs a step of whole minutes; an unknown source is named.
+/// Appends `records` to `wal`.
+async fn append(wal: &Wal, records: &[Vec<Reading>]) {
+    for readings in records {
+        let payload = encode(&Accepted {
+            at: TimestampMs::now(),
+            readings: readings.clone(),
+        });
+        wal.append(payload).await.unwrap();
+    }
+}
+
+/// Flushes what `wal` holds with `config` and drains it: everything is there to read, so
+/// where pieces end depends on `config` alone.
+async fn drain<S: Store>(wal: &Wal, store: Arc<S>, data: &Path, config: FlusherConfig) {
+    let (flusher, handle) = Flusher::new(
+        wal.clone(),
+        store,
+        Arc::new(Metrics::new()),
+        config,
+        Quarantine::in_data_dir(data),
+        watch::channel(true).0,
+    );
+    handle.drain();
+    flusher.run().await.unwrap();
+}
+
+/// Requests of every API reading of `records`.
+fn requests(records: &[Vec<Reading>]) -> u64 {
+    records
+        .iter()
+        .flatten()
+        .filter_map(|r| match r {
+            Reading::Api(a) => Some(u64::from(a.count)),
+            Reading::Host(_) => None,
+        })
+        .sum()
+}
+
+/// A piece that reaches the cell budget is recorded before its partials are written, and a
+/// replay from its start (a kill -9 before its end was confirmed, with more records behind it)
+/// ends its first piece where it ended, however it cuts its batches: every request is counted
+/// once. The control: the same replay without the record ends pieces early elsewhere, one of
+/// them across the crashed piece's end, and counts the readings between the two ends twice.
+#[tokio::test]
+async fn a_replay_ends_a_piece_that_reached_the_cell_budget_where_it_ended() {
+    let (raw, rolled, expected) = replay_after_crash_past_the_budget(true).await;
+    assert_eq!(total(&rolled), expected, "every request counted once");
+    assert_same_api(&raw, &rolled, "after the replay");
+
+    let (_, rolled, expected) = replay_after_crash_past_the_budget(false).await;
+    assert!(
+        total(&rolled) > expected,
+        "without the record a replayed piece crosses the crashed one's end"
+    );
+}
+
+/// A flusher with a budget of 100 cells writes one piece of 80 records (one batch), then more
+/// records arrive in the same segment and the process dies before confirming; the WAL is
+/// replayed in a batch per record (with the piece's record, or without it). The stats of the
+/// three hours from raw readings and from rollups, and the requests posted.
+async fn replay_after_crash_past_the_budget(keep_record: bool) -> (StatsAnswer, StatsAnswer, u64) {
+    use timebucket::rollup::open_piece::FILE_NAME;
+
+    let (store, _store_dir) = crate::support::embedded_store();
+    let store = Arc::new(store);
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_ms(&*store);
+    let service = "budget";
+    let (flushed, behind) = (records(3, service, base, 80), records(4, service, base, 40));
+    let budget = FlusherConfig {
+        max_piece_cells: 100,
+        ..FlusherConfig::default()
+    };
+    let crashed = dir.path().join("crashed");
+    let wal = Wal::open(WalConfig::new(&crashed)).unwrap();
+    append(&wal, &flushed).await;
+    drain(&wal, store.clone(), dir.path(), budget).await;
+    assert!(crashed.join(FILE_NAME).exists(), "the piece is recorded");
+    append(&wal, &behind).await;
+    drop(wal);
+
+    let replayed = dir.path().join("replayed");
+    copy_unconfirmed(&crashed, &replayed);
+    if !keep_record {
+        std::fs::remove_file(replayed.join(FILE_NAME)).unwrap();
+    }
+    let wal = Wal::open(WalConfig::new(&replayed)).unwrap();
+    // A batch per record: without the record, the budget ends pieces every few records.
+    let small_batches = FlusherConfig {
+        max_read_bytes: 1,
+        ..budget
+    };
+    drain(&wal, store.clone(), dir.path(), small_batches).await;
+
+    let queries = Queries::new(store, QueryLimits::default());
+    let query = format!(
+        "service={service}&from={}&to={}&step=1h",
+        TimestampMs::from_millis(base).to_rfc3339(),
+        TimestampMs::from_millis(base + 3 * HOUR - 1).to_rfc3339()
+    );
+    let raw = api_stats(&queries, &format!("{query}&source=raw")).await;
+    let rolled = api_stats(&queries, &format!("{query}&source=rollup")).await;
+    (raw, rolled, requests(&flushed) + requests(&behind))
+}
+
 #[test]
 fn a_source_the_step_cannot_use_is_refused_by_name() {
     let limits = QueryLimits::default();

@@ -4,8 +4,10 @@
 //! the batch goes on without it.
 //!
 //! Batches hold at most about `max_read_bytes` of records; the pieces of `rollup::chunk` may
-//! span several of them, so each batch says whether it ends a piece: its rollups, and the WAL
-//! confirmation, wait for that batch.
+//! span several of them, so each batch says whether it must end a piece: its rollups, and the
+//! WAL confirmation, wait for that batch. The writer may also end a piece early, after any
+//! batch, when its aggregates reach `rollup::open_piece::MAX_PIECE_CELLS`; a replay of a piece
+//! that reached them (its extent recorded in `rollup::open_piece`) ends exactly where it did.
 
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use crate::ingest::quarantine::{Header, Item, Quarantine, What};
 use crate::ingest::record::decode;
 use crate::model::{ReadingId, Settings, TimestampMs};
 use crate::rollup::chunk::same_chunk_prefix;
-use crate::rollup::{writer_id, Piece};
+use crate::rollup::{open_piece, writer_id};
 use crate::store::{SeriesSeen, WriteBatch, WriteBatchBuilder};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError, WalReader, WalRecord};
@@ -30,11 +32,18 @@ const SERIES_SEEN_CAPACITY: usize = 100_000;
 pub(super) struct Prepared {
     /// The grouped readings.
     pub batch: WriteBatch,
-    /// Set on the last batch of a piece: the piece, whose partials are written after this
-    /// batch, and only then confirmed.
-    pub ends_piece: Option<Piece>,
+    /// Set on the batch that must end its piece (at a chunk boundary, where the reader caught
+    /// up, or where a replayed piece ended): its partials are written after this batch, and
+    /// only then is it confirmed.
+    pub ends_piece: bool,
+    /// Whether the writer may end the piece after this batch when its aggregates are many:
+    /// not while replaying a recorded piece (`rollup::open_piece`), which must end where it
+    /// ended.
+    pub may_end_early: bool,
     /// The WAL position of the batch's first record.
     pub first: Position,
+    /// The WAL position of the batch's last record.
+    pub last: Position,
     /// The WAL position after the batch's last record: confirmed once the piece it ends is
     /// stored.
     pub end: Position,
@@ -63,19 +72,16 @@ impl Preparer {
     /// in order and retries each until it succeeds, so a later batch is never confirmed before
     /// the entries of an earlier one are stored. After a crash the WAL is replayed with nothing
     /// remembered.
-    pub async fn run(
-        mut self,
-        writer: Uuid,
-        ready: mpsc::Sender<Prepared>,
-    ) -> Result<(), FlushError> {
-        let mut reader = self.wal.reader(self.wal.confirmed());
+    pub async fn run(mut self, ready: mpsc::Sender<Prepared>) -> Result<(), FlushError> {
+        let from = self.wal.confirmed();
+        // A recorded piece whose partials may be partly written ends where it did.
+        let mut forced_end = self.open_piece().await?.and_then(|p| p.forced_end(from));
+        let mut reader = self.wal.reader(from);
         let mut durable = self.wal.durable_end();
         let mut seen = SeriesSeen::new(SERIES_SEEN_CAPACITY);
         let mut read_failures = 0;
         // Records read but not handed over yet: at most one batch's worth plus one read.
         let mut pending: Vec<WalRecord> = Vec::new();
-        // The first record of the piece under way, once a batch of it was handed over.
-        let mut piece_start: Option<Position> = None;
         loop {
             let Some((back, records)) = read_blocking(reader, self.max_read_bytes).await else {
                 // The runtime is shutting down: nothing unconfirmed is lost.
@@ -97,7 +103,7 @@ impl Preparer {
             // Hand over every full batch; a piece ends at a chunk boundary or, once the reader
             // found no more durable records, at the durable end (see `rollup::chunk`), never
             // where a read happened to stop.
-            while let Some(cut) = next_cut(&pending, self.max_read_bytes, caught_up) {
+            while let Some(cut) = next_cut(&pending, self.max_read_bytes, caught_up, forced_end) {
                 // A batch is grouped only once the writer has taken the previous one: one batch
                 // being written and one ready, never a third waiting to be queued.
                 let Ok(slot) = ready.reserve().await else {
@@ -105,18 +111,13 @@ impl Preparer {
                 };
                 let rest = pending.split_off(cut.take);
                 let batch = std::mem::replace(&mut pending, rest);
-                let start = *piece_start.get_or_insert(batch[0].position);
-                let last = batch[batch.len() - 1].position;
-                let ends_piece = cut.ends_piece.then_some(Piece {
-                    writer,
-                    segment: start.segment.0,
-                    start: start.offset,
-                    last: last.offset,
-                });
-                if ends_piece.is_some() {
-                    piece_start = None;
+                let may_end_early = forced_end.is_none();
+                if cut.ends_piece {
+                    forced_end = None;
                 }
-                slot.send(self.prepare(batch, ends_piece, &mut seen).await);
+                let mut prepared = self.prepare(batch, cut.ends_piece, &mut seen).await;
+                prepared.may_end_early = may_end_early;
+                slot.send(prepared);
             }
             if caught_up && pending.is_empty() {
                 if *self.drain.borrow() {
@@ -130,36 +131,37 @@ impl Preparer {
         }
     }
 
-    /// This WAL's rollup writer id, read (or created) off the async workers; a failure is
-    /// retried like any WAL I/O failure.
+    /// This WAL's rollup writer id, read (or created) off the async workers.
     pub async fn writer_id(&self) -> Result<Uuid, FlushError> {
-        let mut failures = 0;
-        loop {
-            let dir = self.wal.dir().to_path_buf();
-            let id = tokio::task::spawn_blocking(move || writer_id::load_or_create(&dir))
-                .await
-                .expect("rollup writer id task panicked");
-            match id {
-                Ok(id) => return Ok(id),
-                Err(source) => {
-                    let error = WalError::Io {
-                        path: self.wal.dir().to_path_buf(),
-                        source,
-                    };
-                    self.retry.pause(error, &mut failures, "reading").await?;
-                }
+        Ok(self
+            .retry
+            .in_dir(&self.wal, "reading", writer_id::load_or_create)
+            .await?)
+    }
+
+    /// The piece last recorded in this WAL as reaching the cell budget (see
+    /// `rollup::open_piece`). A damaged record is logged and ignored: the rename that writes it
+    /// leaves the old or the new one whole, so damage is the disk's.
+    async fn open_piece(&self) -> Result<Option<open_piece::OpenPiece>, FlushError> {
+        let load = |dir: &std::path::Path| match open_piece::load(dir) {
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(%error, "ignoring a damaged record of a rollup piece");
+                Ok(None)
             }
-        }
+            loaded => loaded,
+        };
+        Ok(self.retry.in_dir(&self.wal, "reading", load).await?)
     }
 
     /// Decodes the records of one batch and groups them.
     async fn prepare(
         &self,
         records: Vec<WalRecord>,
-        ends_piece: Option<Piece>,
+        ends_piece: bool,
         seen: &mut SeriesSeen,
     ) -> Prepared {
         let first = records[0].position;
+        let last = records[records.len() - 1].position;
         let end = records[records.len() - 1].next;
         // Each record's readings go straight into the batch: a batch's readings are never
         // gathered in one list (a record holds one request's readings).
@@ -187,7 +189,9 @@ impl Preparer {
         Prepared {
             batch,
             ends_piece,
+            may_end_early: true,
             first,
+            last,
             end,
             // Only undecodable records: nothing waits.
             oldest: oldest.unwrap_or_else(TimestampMs::now),
@@ -203,26 +207,43 @@ struct Cut {
     ends_piece: bool,
 }
 
-/// The next batch of `pending`: the records of the first one's chunk, up to `max_bytes` of
-/// payload (at least one record). It ends its piece when a record of another chunk follows it,
-/// or when it takes every pending record and the reader is `caught_up`. `None` while that is
-/// not known yet: the batch would take every pending record and more may be coming.
-fn next_cut(pending: &[WalRecord], max_bytes: usize, caught_up: bool) -> Option<Cut> {
-    let in_chunk = same_chunk_prefix(pending.iter().map(|r| r.position));
+/// The next batch of `pending`: the records of the first one's chunk, and when the piece must
+/// end at `forced_end`, at or before it; up to `max_bytes` of payload (at least one record). It
+/// ends its piece when a record past those follows it, when its last record is at
+/// `forced_end`, or when it takes every pending record and the reader is `caught_up`. `None`
+/// while that is not known yet: the batch would take every pending record and more may be
+/// coming.
+fn next_cut(
+    pending: &[WalRecord],
+    max_bytes: usize,
+    caught_up: bool,
+    forced_end: Option<Position>,
+) -> Option<Cut> {
+    let mut in_piece = same_chunk_prefix(pending.iter().map(|r| r.position));
+    let mut at_forced_end = false;
+    if let Some(end) = forced_end {
+        in_piece = pending[..in_piece]
+            .iter()
+            .take_while(|r| r.position <= end)
+            .count();
+        at_forced_end = in_piece > 0 && pending[in_piece - 1].position == end;
+    }
     let mut bytes = 0;
-    let full = pending[..in_chunk].iter().position(|r| {
+    let full = pending[..in_piece].iter().position(|r| {
         bytes += r.payload.len();
         bytes >= max_bytes
     });
     match full {
-        Some(i) if i + 1 < in_chunk => Some(Cut {
+        Some(i) if i + 1 < in_piece => Some(Cut {
             take: i + 1,
             ends_piece: false,
         }),
-        _ if in_chunk > 0 && (in_chunk < pending.len() || caught_up) => Some(Cut {
-            take: in_chunk,
-            ends_piece: true,
-        }),
+        _ if in_piece > 0 && (in_piece < pending.len() || caught_up || at_forced_end) => {
+            Some(Cut {
+                take: in_piece,
+                ends_piece: true,
+            })
+        }
         _ => None,
     }
 }
@@ -260,5 +281,67 @@ async fn read_blocking(
         Ok(read) => Some(read),
         Err(error) if error.is_cancelled() => None,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::chunk::CHUNK_BYTES;
+    use crate::wal::SegmentId;
+
+    /// Records of 10 bytes at `offsets` of segment 1.
+    fn records(offsets: &[u64]) -> Vec<WalRecord> {
+        offsets
+            .iter()
+            .map(|&offset| {
+                let at = |offset| Position {
+                    segment: SegmentId(1),
+                    offset,
+                };
+                WalRecord {
+                    position: at(offset),
+                    next: at(offset + 10),
+                    payload: vec![0; 10],
+                }
+            })
+            .collect()
+    }
+
+    fn cut(
+        pending: &[WalRecord],
+        max: usize,
+        caught_up: bool,
+        forced: Option<u64>,
+    ) -> Option<(usize, bool)> {
+        let forced = forced.map(|offset| Position {
+            segment: SegmentId(1),
+            offset,
+        });
+        next_cut(pending, max, caught_up, forced).map(|c| (c.take, c.ends_piece))
+    }
+
+    #[test]
+    fn a_piece_ends_at_a_chunk_boundary_or_where_the_reader_caught_up() {
+        let pending = records(&[16, 26, 36]);
+        // Full batches go; the rest waits to know whether more is coming.
+        assert_eq!(cut(&pending, 20, false, None), Some((2, false)));
+        assert_eq!(cut(&pending, 100, false, None), None);
+        assert_eq!(cut(&pending, 100, true, None), Some((3, true)));
+        let across = records(&[16, CHUNK_BYTES - 10, CHUNK_BYTES]);
+        assert_eq!(cut(&across, 100, false, None), Some((2, true)));
+    }
+
+    #[test]
+    fn a_replayed_piece_ends_at_its_recorded_last_record() {
+        let pending = records(&[16, 26, 36, 46]);
+        // More records follow, the reader has not caught up, the batch is not full: the piece
+        // still ends at the record it ended at before.
+        assert_eq!(cut(&pending, 100, false, Some(26)), Some((2, true)));
+        // Full batches before it do not end it.
+        assert_eq!(cut(&pending, 10, false, Some(36)), Some((1, false)));
+        assert_eq!(cut(&pending[2..], 10, false, Some(36)), Some((1, true)));
+        // Not read yet: wait for it.
+        assert_eq!(cut(&pending[..2], 100, false, Some(36)), None);
     }
 }

@@ -157,6 +157,7 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
         max_read_bytes: 1,
         retry_initial: Duration::from_millis(1),
         retry_max: Duration::from_millis(10),
+        ..FlusherConfig::default()
     };
     let quarantine = Quarantine::in_data_dir(dir.path());
     let (healthy, _) = watch::channel(true);
@@ -248,6 +249,7 @@ async fn drain_one_batch_per_record<S: Store>(
         max_read_bytes: 1,
         retry_initial: Duration::from_millis(1),
         retry_max: Duration::from_millis(10),
+        ..FlusherConfig::default()
     };
     let (healthy, _) = watch::channel(true);
     let metrics = Arc::new(Metrics::new());

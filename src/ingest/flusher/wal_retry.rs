@@ -7,6 +7,7 @@
 //! leaves the previous checkpoint, so the same records are read or confirmed again. Only
 //! errors that no wait can fix (corruption found after open, a bug) stop the flusher.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,32 @@ impl WalRetry {
         tracing::warn!(%error, retry_in = ?delay, "{what} the WAL failed; retrying (nothing is lost)");
         tokio::time::sleep(delay).await;
         Ok(())
+    }
+
+    /// Runs `io` on the WAL's directory (blocking I/O, off the async workers), retrying while
+    /// it fails with a retryable error.
+    pub(super) async fn in_dir<T, F>(&self, wal: &Wal, what: &str, io: F) -> Result<T, WalError>
+    where
+        T: Send + 'static,
+        F: Fn(&Path) -> std::io::Result<T> + Clone + Send + 'static,
+    {
+        let mut failures = 0;
+        loop {
+            let (dir, attempt) = (wal.dir().to_path_buf(), io.clone());
+            let done = tokio::task::spawn_blocking(move || attempt(&dir))
+                .await
+                .expect("WAL directory task panicked");
+            match done {
+                Ok(value) => return Ok(value),
+                Err(source) => {
+                    let error = WalError::Io {
+                        path: wal.dir().to_path_buf(),
+                        source,
+                    };
+                    self.pause(error, &mut failures, what).await?;
+                }
+            }
+        }
     }
 
     /// Confirms `upto` (blocking I/O, off the async workers), retrying while it fails with a
