@@ -7,7 +7,7 @@
 //! the key alone.
 //!
 //! ```text
-//!  WAL segment:  | chunk 0 (16 MiB)                          | chunk 1        | …
+//!  WAL segment:  | chunk 0 (64 MiB)                          | chunk 1        | …
 //!  batches:      [b1    )[b2    )[b3 )[b4   )[b5     )[b6   )[b7 ...
 //!  pieces:       [piece a                    )[piece b        )[piece c ...
 //!  partial key:  (service, kind, slot, instance, method, path, code, writer, segment, start)
@@ -17,7 +17,7 @@
 //! A piece is one or more consecutive flush batches: the readings of each batch are written as
 //! it comes, and the piece's partials once, after its last batch, from the batches the store
 //! took; only then is the piece's end confirmed in the WAL. Under load a piece is a whole chunk
-//! of about four batches, so a (series, slot) gets one partial row per chunk, not per batch,
+//! of about sixteen batches, so a (series, slot) gets one partial row per chunk, not per batch,
 //! unless the piece holds so many (series, slot) aggregates that it ends early
 //! ([`open_piece::MAX_PIECE_CELLS`]), which bounds its memory.
 //!

@@ -6,16 +6,20 @@
 //! aggregates reach the cell budget (recorded, see [`super::open_piece`]). The chunk size is a
 //! constant, not a flag: pieces of two runs of different configurations must still nest.
 //!
-//! It was 4 MiB (one flush batch) until a piece could span several batches; 16 MiB is a
-//! multiple of it, so every piece an older version wrote lies within one chunk of this size and
-//! a replay's piece still contains it whole.
+//! It was 4 MiB (one flush batch) until a piece could span several batches, then 16 MiB, and
+//! is now a whole default segment, 64 MiB: each size a multiple of the one before, so every
+//! piece an older version wrote lies within one chunk of this size and a replay's piece still
+//! contains it whole.
 
 use crate::wal::Position;
 
-/// Bytes of a chunk: four default flush batches. Larger pieces mean fewer partial rows (a
-/// series' readings of one minute in one chunk make one row), at the price of confirming the
-/// WAL up to a chunk later (a crash replays at most one chunk more).
-pub const CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes of a chunk: sixteen default flush batches, a default WAL segment. Larger pieces mean
+/// fewer partial rows (a series' readings of one minute in one piece make one row: a quarter
+/// of those at 16 MiB), at the price of confirming the WAL up to a chunk later: a crash replays
+/// at most one chunk more, and under a backlog a minute's partials are written up to one chunk
+/// after its readings. The memory a piece holds is bounded by the cell budget, not by its
+/// bytes.
+pub const CHUNK_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The chunk of the record starting at `position`: its segment and window.
 pub fn chunk_of(position: Position) -> (u64, u64) {
