@@ -39,21 +39,26 @@ pub fn same_chunk_prefix(positions: impl IntoIterator<Item = Position>) -> usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::SegmentId;
-
-    fn at(segment: u64, offset: u64) -> Position {
-        Position {
-            segment: SegmentId(segment),
-            offset,
-        }
-    }
 
     #[test]
     fn a_piece_stops_at_a_chunk_or_segment_boundary() {
         let c = CHUNK_BYTES;
-        assert_eq!(same_chunk_prefix([at(1, 16), at(1, c - 1), at(1, c)]), 2);
-        assert_eq!(same_chunk_prefix([at(1, 16), at(2, 16)]), 1);
-        assert_eq!(same_chunk_prefix([at(1, c), at(1, 2 * c - 1)]), 2);
+        assert_eq!(
+            same_chunk_prefix([
+                Position::at(1, 16),
+                Position::at(1, c - 1),
+                Position::at(1, c)
+            ]),
+            2
+        );
+        assert_eq!(
+            same_chunk_prefix([Position::at(1, 16), Position::at(2, 16)]),
+            1
+        );
+        assert_eq!(
+            same_chunk_prefix([Position::at(1, c), Position::at(1, 2 * c - 1)]),
+            2
+        );
         assert_eq!(same_chunk_prefix([]), 0);
     }
 }

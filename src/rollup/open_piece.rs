@@ -87,13 +87,6 @@ fn invalid(message: String) -> std::io::Error {
 mod tests {
     use super::*;
 
-    fn at(segment: u64, offset: u64) -> Position {
-        Position {
-            segment: SegmentId(segment),
-            offset,
-        }
-    }
-
     #[test]
     fn a_recorded_piece_forces_the_end_of_a_replay_from_its_start_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -106,10 +99,13 @@ mod tests {
         };
         record(dir.path(), &piece).unwrap();
         let open = load(dir.path()).unwrap().unwrap();
-        assert_eq!(open.forced_end(at(3, 16)), Some(at(3, 9_000)));
+        assert_eq!(
+            open.forced_end(Position::at(3, 16)),
+            Some(Position::at(3, 9_000))
+        );
         // Confirmed past it (or elsewhere): stale.
-        assert_eq!(open.forced_end(at(3, 9_100)), None);
-        assert_eq!(open.forced_end(at(4, 16)), None);
+        assert_eq!(open.forced_end(Position::at(3, 9_100)), None);
+        assert_eq!(open.forced_end(Position::at(4, 16)), None);
         // The next one replaces it.
         record(
             dir.path(),
@@ -121,7 +117,10 @@ mod tests {
         )
         .unwrap();
         let open = load(dir.path()).unwrap().unwrap();
-        assert_eq!(open.forced_end(at(3, 9_100)), Some(at(3, 20_000)));
+        assert_eq!(
+            open.forced_end(Position::at(3, 9_100)),
+            Some(Position::at(3, 20_000))
+        );
     }
 
     #[test]

@@ -56,6 +56,15 @@ impl Position {
             offset: SEGMENT_HEADER_BYTES,
         }
     }
+
+    /// Byte `offset` of segment `segment` (tests name positions by their two numbers).
+    #[cfg(test)]
+    pub fn at(segment: u64, offset: u64) -> Position {
+        Position {
+            segment: SegmentId(segment),
+            offset,
+        }
+    }
 }
 
 impl fmt::Display for Position {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::watch;
 
+use timebucket::ingest::flusher::FlusherHandle;
 use timebucket::ingest::quarantine::Quarantine;
 use timebucket::ingest::record::{encode, Accepted};
 use timebucket::ingest::{Flusher, FlusherConfig};
@@ -109,29 +110,15 @@ async fn flush<S: Store>(
     records: &[Vec<Reading>],
     steps: usize,
 ) {
-    let (healthy, _) = watch::channel(true);
     let config = FlusherConfig {
         retry_initial: Duration::from_millis(5),
         ..FlusherConfig::default()
     };
-    let (flusher, handle) = Flusher::new(
-        wal.clone(),
-        store,
-        Arc::new(Metrics::new()),
-        config,
-        Quarantine::in_data_dir(data),
-        healthy,
-    );
+    let (flusher, handle) = flusher(wal, store, data, config);
     let running = tokio::spawn(flusher.run());
     let per_step = records.len().div_ceil(steps.max(1)).max(1);
     for group in records.chunks(per_step) {
-        for readings in group {
-            let payload = encode(&Accepted {
-                at: TimestampMs::now(),
-                readings: readings.clone(),
-            });
-            wal.append(payload).await.unwrap();
-        }
+        append(wal, group).await;
         wait_flushed(wal).await;
     }
     wait_flushed(wal).await;
@@ -326,6 +313,23 @@ async fn cql_raw_and_rollups_agree_through_replays_and_two_writers() {
 }
 
 /// `source=rollup` needs a step of whole minutes; an unknown source is named.
+/// A flusher of `wal` into `store` with `config`, its quarantine in `data`.
+fn flusher<S: Store>(
+    wal: &Wal,
+    store: Arc<S>,
+    data: &Path,
+    config: FlusherConfig,
+) -> (Flusher<S>, FlusherHandle) {
+    Flusher::new(
+        wal.clone(),
+        store,
+        Arc::new(Metrics::new()),
+        config,
+        Quarantine::in_data_dir(data),
+        watch::channel(true).0,
+    )
+}
+
 /// Appends `records` to `wal`.
 async fn append(wal: &Wal, records: &[Vec<Reading>]) {
     for readings in records {
@@ -340,14 +344,7 @@ async fn append(wal: &Wal, records: &[Vec<Reading>]) {
 /// Flushes what `wal` holds with `config` and drains it: everything is there to read, so
 /// where pieces end depends on `config` alone.
 async fn drain<S: Store>(wal: &Wal, store: Arc<S>, data: &Path, config: FlusherConfig) {
-    let (flusher, handle) = Flusher::new(
-        wal.clone(),
-        store,
-        Arc::new(Metrics::new()),
-        config,
-        Quarantine::in_data_dir(data),
-        watch::channel(true).0,
-    );
+    let (flusher, handle) = flusher(wal, store, data, config);
     handle.drain();
     flusher.run().await.unwrap();
 }

@@ -288,22 +288,15 @@ async fn read_blocking(
 mod tests {
     use super::*;
     use crate::rollup::chunk::CHUNK_BYTES;
-    use crate::wal::SegmentId;
 
     /// Records of 10 bytes at `offsets` of segment 1.
     fn records(offsets: &[u64]) -> Vec<WalRecord> {
         offsets
             .iter()
-            .map(|&offset| {
-                let at = |offset| Position {
-                    segment: SegmentId(1),
-                    offset,
-                };
-                WalRecord {
-                    position: at(offset),
-                    next: at(offset + 10),
-                    payload: vec![0; 10],
-                }
+            .map(|&offset| WalRecord {
+                position: Position::at(1, offset),
+                next: Position::at(1, offset + 10),
+                payload: vec![0; 10],
             })
             .collect()
     }
@@ -314,11 +307,13 @@ mod tests {
         caught_up: bool,
         forced: Option<u64>,
     ) -> Option<(usize, bool)> {
-        let forced = forced.map(|offset| Position {
-            segment: SegmentId(1),
-            offset,
-        });
-        next_cut(pending, max, caught_up, forced).map(|c| (c.take, c.ends_piece))
+        next_cut(
+            pending,
+            max,
+            caught_up,
+            forced.map(|offset| Position::at(1, offset)),
+        )
+        .map(|c| (c.take, c.ends_piece))
     }
 
     #[test]
