@@ -32,7 +32,7 @@ use crate::rollup::{open_piece, Cells, Piece, RollupRow};
 use crate::store::{LatestRows, Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError};
-use prepare::{Prepared, Preparer};
+use prepare::{PieceEnd, Prepared, Preparer};
 use wal_retry::WalRetry;
 
 /// Flusher tuning.
@@ -190,7 +190,12 @@ impl<S: Store> Flusher<S> {
             let flushed = prepared.batch.readings() as u64;
             // A piece ends where the preparer says, or early once its aggregates are many.
             let full = piece.cell_count() >= self.config.max_piece_cells;
-            if !(prepared.ends_piece || (prepared.may_end_early && full)) {
+            let ends = match prepared.piece_end {
+                PieceEnd::Here => true,
+                PieceEnd::IfFull => full,
+                PieceEnd::NotYet => false,
+            };
+            if !ends {
                 self.metrics.readings_flushed.inc_by(flushed);
                 continue;
             }

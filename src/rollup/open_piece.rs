@@ -33,18 +33,15 @@ pub const MAX_PIECE_CELLS: usize = 32_768;
 pub struct OpenPiece {
     /// Its first record.
     pub start: Position,
-    /// Offset of its last record, in the same segment.
-    pub last: u64,
+    /// Its last record.
+    pub last: Position,
 }
 
 impl OpenPiece {
     /// Where a replay starting at `replay_from` must end its first piece: after the record at
     /// the returned position, when this piece starts there.
     pub fn forced_end(&self, replay_from: Position) -> Option<Position> {
-        (self.start == replay_from).then_some(Position {
-            segment: self.start.segment,
-            offset: self.last,
-        })
+        (self.start == replay_from).then_some(self.last)
     }
 }
 
@@ -70,12 +67,13 @@ pub fn load(wal_dir: &Path) -> std::io::Result<Option<OpenPiece>> {
     let [segment, start, last] = numbers[..] else {
         return Err(invalid(format!("{FILE_NAME}: expected three numbers")));
     };
+    let at = |offset| Position {
+        segment: SegmentId(segment),
+        offset,
+    };
     Ok(Some(OpenPiece {
-        start: Position {
-            segment: SegmentId(segment),
-            offset: start,
-        },
-        last,
+        start: at(start),
+        last: at(last),
     }))
 }
 

@@ -32,14 +32,9 @@ const SERIES_SEEN_CAPACITY: usize = 100_000;
 pub(super) struct Prepared {
     /// The grouped readings.
     pub batch: WriteBatch,
-    /// Set on the batch that must end its piece (at a chunk boundary, where the reader caught
-    /// up, or where a replayed piece ended): its partials are written after this batch, and
-    /// only then is it confirmed.
-    pub ends_piece: bool,
-    /// Whether the writer may end the piece after this batch when its aggregates are many:
-    /// not while replaying a recorded piece (`rollup::open_piece`), which must end where it
-    /// ended.
-    pub may_end_early: bool,
+    /// Whether the piece ends after this batch: its partials are written after the batch
+    /// that ends it, and only then is it confirmed.
+    pub piece_end: PieceEnd,
     /// The WAL position of the batch's first record.
     pub first: Position,
     /// The WAL position of the batch's last record.
@@ -49,6 +44,19 @@ pub(super) struct Prepared {
     pub end: Position,
     /// The earliest acceptance time in the batch, for the flush-lag gauge.
     pub oldest: TimestampMs,
+}
+
+/// Whether a batch ends its piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PieceEnd {
+    /// It must: at a chunk boundary, where the reader caught up, or where a replayed piece
+    /// ended.
+    Here,
+    /// If the piece's aggregates reached the cell budget (the writer decides).
+    IfFull,
+    /// It must not: a replayed recorded piece (`rollup::open_piece`) ends later, where it
+    /// ended before.
+    NotYet,
 }
 
 /// Reads, decodes and groups the WAL in order, one batch ahead of the writer.
@@ -111,13 +119,15 @@ impl Preparer {
                 };
                 let rest = pending.split_off(cut.take);
                 let batch = std::mem::replace(&mut pending, rest);
-                let may_end_early = forced_end.is_none();
-                if cut.ends_piece {
+                let piece_end = if cut.ends_piece {
                     forced_end = None;
-                }
-                let mut prepared = self.prepare(batch, cut.ends_piece, &mut seen).await;
-                prepared.may_end_early = may_end_early;
-                slot.send(prepared);
+                    PieceEnd::Here
+                } else if forced_end.is_some() {
+                    PieceEnd::NotYet
+                } else {
+                    PieceEnd::IfFull
+                };
+                slot.send(self.prepare(batch, piece_end, &mut seen).await);
             }
             if caught_up && pending.is_empty() {
                 if *self.drain.borrow() {
@@ -157,7 +167,7 @@ impl Preparer {
     async fn prepare(
         &self,
         records: Vec<WalRecord>,
-        ends_piece: bool,
+        piece_end: PieceEnd,
         seen: &mut SeriesSeen,
     ) -> Prepared {
         let first = records[0].position;
@@ -188,8 +198,7 @@ impl Preparer {
         seen.remember(&batch.series);
         Prepared {
             batch,
-            ends_piece,
-            may_end_early: true,
+            piece_end,
             first,
             last,
             end,
