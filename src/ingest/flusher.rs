@@ -32,7 +32,7 @@ use crate::rollup::{open_piece, Cells, Piece, RollupRow};
 use crate::store::{LatestRows, Store, StoreError, WriteBatch};
 use crate::telemetry::Metrics;
 use crate::wal::{Position, Wal, WalError};
-use prepare::{PieceEnd, Prepared, Preparer};
+use prepare::{PieceEnd, Prepared, Preparer, Ready};
 use wal_retry::WalRetry;
 
 /// Flusher tuning.
@@ -48,6 +48,9 @@ pub struct FlusherConfig {
     /// one). Never lower it between two runs over one WAL: a replay could then end a piece
     /// early that the crashed run had not recorded.
     pub max_piece_cells: usize,
+    /// How old a piece must be to end where the reader caught up
+    /// ([`Self::DEFAULT_MIN_PIECE_AGE`]; tests that want a piece per catch-up use zero).
+    pub min_piece_age: Duration,
 }
 
 impl FlusherConfig {
@@ -56,6 +59,11 @@ impl FlusherConfig {
     /// Smallest `max_read_bytes` worth flushing with: below 64 KiB a flush carries so few
     /// readings that the store's round trips, not the data, set the pace.
     pub const MIN_MAX_READ_BYTES: usize = 64 * 1024;
+    /// Default `min_piece_age`: 1 s. Under a steady load the store keeps up with, a series
+    /// then gets at most one partial row per minute and hour, and one latest row, per second,
+    /// instead of one per batch; the rollups (and the flushed count) of the last second of a
+    /// burst come that much later.
+    pub const DEFAULT_MIN_PIECE_AGE: Duration = Duration::from_secs(1);
 }
 
 impl Default for FlusherConfig {
@@ -65,6 +73,7 @@ impl Default for FlusherConfig {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             max_piece_cells: open_piece::MAX_PIECE_CELLS,
+            min_piece_age: Self::DEFAULT_MIN_PIECE_AGE,
         }
     }
 }
@@ -141,6 +150,7 @@ impl<S: Store> Flusher<S> {
             settings: *self.store.settings(),
             wal_ids: false,
             max_read_bytes: self.config.max_read_bytes,
+            min_piece_age: self.config.min_piece_age,
             drain: self.drain.clone(),
             quarantine: self.quarantine.clone(),
             metrics: self.metrics.clone(),
@@ -163,48 +173,58 @@ impl<S: Store> Flusher<S> {
     /// once its aggregates reach the cell budget; a piece that reached it is recorded before
     /// its partials are written (see `rollup::open_piece`). A confirmation (an fsync) overlaps
     /// the next batches' writes, not the next piece's rows; confirmations stay in order. A
-    /// batch's readings count as flushed once stored, the last batch of a piece's once the
-    /// piece's rows are too, so the count reaching what was accepted means everything derived
-    /// from it is stored.
+    /// batch's readings count as flushed once stored and a later batch or the end of its piece
+    /// came, the last batch of a piece's once the piece's rows are stored too, so the count
+    /// reaching what was accepted means everything derived from it is stored.
     async fn write_in_order(
         &self,
-        mut ready: mpsc::Receiver<Prepared>,
+        mut ready: mpsc::Receiver<Ready>,
         retry: &WalRetry,
         writer: Uuid,
     ) -> Result<(), FlushError> {
         let mut confirming: Option<JoinHandle<Result<(), WalError>>> = None;
         let mut piece = Cells::default();
-        let mut piece_start: Option<Position> = None;
+        let mut open: Option<Extent> = None;
         let mut latest = LatestRows::default();
+        // Stored readings of the open piece's latest batch, not counted yet.
+        let mut held = 0u64;
         let since = self.store.rollups_written_since();
-        while let Some(mut prepared) = ready.recv().await {
-            let start = *piece_start.get_or_insert(prepared.first);
-            let batch_latest = prepared.batch.take_latest();
-            if self.write_until_stored(&prepared).await {
-                piece.add_batch(&prepared.batch, since);
-                latest.append(batch_latest);
-            }
-            if ready.is_empty() {
-                self.metrics.flush_lag_seconds.set(0.0);
-            }
-            let flushed = prepared.batch.readings() as u64;
-            // A piece ends where the preparer says, or early once its aggregates are many.
-            let full = piece.cell_count() >= self.config.max_piece_cells;
-            let ends = match prepared.piece_end {
-                PieceEnd::Here => true,
-                PieceEnd::IfFull => full,
-                PieceEnd::NotYet => false,
+        while let Some(next) = ready.recv().await {
+            let ends = match next {
+                Ready::EndPiece => true,
+                Ready::Batch(mut prepared) => {
+                    let extent = open.get_or_insert(Extent::from(&*prepared));
+                    (extent.last, extent.end) = (prepared.last, prepared.end);
+                    let batch_latest = prepared.batch.take_latest();
+                    if self.write_until_stored(&prepared).await {
+                        piece.add_batch(&prepared.batch, since);
+                        latest.append(batch_latest);
+                    }
+                    if ready.is_empty() {
+                        self.metrics.flush_lag_seconds.set(0.0);
+                    }
+                    let stored = prepared.batch.readings() as u64;
+                    self.metrics
+                        .readings_flushed
+                        .inc_by(std::mem::replace(&mut held, stored));
+                    // A piece ends where the preparer says, or early once its aggregates are
+                    // many.
+                    match prepared.piece_end {
+                        PieceEnd::Here => true,
+                        PieceEnd::IfFull => piece.cell_count() >= self.config.max_piece_cells,
+                        PieceEnd::NotYet => false,
+                    }
+                }
             };
-            if !ends {
-                self.metrics.readings_flushed.inc_by(flushed);
+            // A piece the writer ended at the cell budget leaves nothing for an `EndPiece`.
+            let Some(extent) = open.take_if(|_| ends) else {
                 continue;
-            }
-            piece_start = None;
+            };
             let ended = Piece {
                 writer,
-                segment: start.segment.0,
-                start: start.offset,
-                last: prepared.last.offset,
+                segment: extent.start.segment.0,
+                start: extent.start.offset,
+                last: extent.last.offset,
             };
             // The previous piece is confirmed before this one's rows are written, so a crash
             // leaves at most one piece with rows written and its end not confirmed: the one a
@@ -212,7 +232,7 @@ impl<S: Store> Flusher<S> {
             if let Some(previous) = confirming.take() {
                 previous.await.expect("WAL confirm thread panicked")?;
             }
-            if full {
+            if piece.cell_count() >= self.config.max_piece_cells {
                 // A replay could end it early elsewhere: it must end where this one does.
                 retry
                     .in_dir(&self.wal, "recording a rollup piece in", move |dir| {
@@ -223,8 +243,10 @@ impl<S: Store> Flusher<S> {
             let rollups = std::mem::take(&mut piece).into_rows(ended);
             self.write_piece_rows(rollups, std::mem::take(&mut latest))
                 .await;
-            self.metrics.readings_flushed.inc_by(flushed);
-            let confirm = retry.clone().confirm(self.wal.clone(), prepared.end);
+            self.metrics
+                .readings_flushed
+                .inc_by(std::mem::take(&mut held));
+            let confirm = retry.clone().confirm(self.wal.clone(), extent.end);
             confirming = Some(tokio::spawn(confirm));
         }
         if let Some(last) = confirming {
@@ -321,6 +343,26 @@ impl<S: Store> Flusher<S> {
         self.metrics.flush_retries.inc();
         self.count(error);
         tracing::warn!(%error, retry_in = %humantime::format_duration(delay), "flush failed; the readings stay in the WAL and will be retried");
+    }
+}
+
+/// Where the open piece lies in the WAL.
+struct Extent {
+    /// Its first record.
+    start: Position,
+    /// Its last record so far.
+    last: Position,
+    /// The position after its last record: confirmed once the piece is stored.
+    end: Position,
+}
+
+impl From<&Prepared> for Extent {
+    fn from(prepared: &Prepared) -> Self {
+        Self {
+            start: prepared.first,
+            last: prepared.last,
+            end: prepared.end,
+        }
     }
 }
 

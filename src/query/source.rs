@@ -4,9 +4,11 @@
 //! A level of rollups can serve a query only if its slot divides the step (a slot then lies in
 //! one step). The range `[from, to]` is covered greedily, coarsest level first: the whole hours
 //! inside it from hourly rollups, the whole minutes left at either side from minute rollups,
-//! and the sub-minute edges from raw readings. Rollups are written in the same store write as
-//! their readings, so a slot's rollups are as complete as its raw readings, the current minute
-//! included: no freshness edge is needed.
+//! and the sub-minute edges from raw readings. Rollups are written when their WAL piece ends
+//! (`ingest::flusher`): a second after the readings once the flusher keeps up, up to a piece
+//! (64 MiB of WAL) later under a backlog, always before the flushed count includes them. No
+//! freshness edge is read raw, so until then an answer from rollups lacks the newest readings
+//! that a raw one has; once they are counted as flushed, both agree.
 //!
 //! Rollups are complete only from the store's recorded *since* on (`rollup::coverage`): the
 //! part of the range before it is read raw, whatever the source.

@@ -102,7 +102,8 @@ fn records(seed: u64, service: &str, base: i64, n: usize) -> Vec<Vec<Reading>> {
 }
 
 /// Runs a flusher over `wal` into `store`, appending `records` in `steps` groups and waiting
-/// for each group to be flushed (so batches are cut where the reader ran dry), then drains it.
+/// for each group to be flushed (so pieces end where the reader ran dry: no minimum age), then
+/// drains it.
 async fn flush<S: Store>(
     wal: &Wal,
     store: Arc<S>,
@@ -112,6 +113,7 @@ async fn flush<S: Store>(
 ) {
     let config = FlusherConfig {
         retry_initial: Duration::from_millis(5),
+        min_piece_age: Duration::ZERO,
         ..FlusherConfig::default()
     };
     let (flusher, handle) = flusher(wal, store, data, config);
@@ -359,6 +361,99 @@ fn requests(records: &[Vec<Reading>]) -> u64 {
             Reading::Host(_) => None,
         })
         .sum()
+}
+
+/// Records that arrive in steps, each step stored before the next comes (the reader catches up
+/// after each, as under a steady load the store keeps up with): with no minimum age a piece
+/// ends at every catch-up and writes partial rows for every series it touched; while a piece
+/// is younger than `min_piece_age` it stays open (its WAL position is not confirmed, its
+/// readings are stored) and the steps share one piece's rows, as many as when the same records
+/// are flushed in one go. Raw and rollup answers agree either way.
+#[tokio::test]
+async fn a_young_piece_stays_open_where_the_reader_catches_up() {
+    let (store, _store_dir) = crate::support::embedded_store();
+    let store = Arc::new(store);
+    let base = base_ms(&*store);
+    let queries = Queries::new(store.clone(), QueryLimits::default());
+    let stats = |service: &str, source: &str| {
+        format!(
+            "service={service}&from={}&to={}&step=1h&source={source}",
+            TimestampMs::from_millis(base).to_rfc3339(),
+            TimestampMs::from_millis(base + 3 * HOUR - 1).to_rfc3339()
+        )
+    };
+    // The same records (same seed) in one go: one piece.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
+    append(&wal, &records(5, "whole", base, 60)).await;
+    drain(&wal, store.clone(), dir.path(), FlusherConfig::default()).await;
+    let mut rows = vec![stored_rows(&*store, "whole", base).await];
+    for (service, min_piece_age) in [
+        ("steps", Duration::ZERO),
+        ("young", Duration::from_secs(3600)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap();
+        let data = records(5, service, base, 60);
+        let config = FlusherConfig {
+            min_piece_age,
+            ..FlusherConfig::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let (flusher, handle) = Flusher::new(
+            wal.clone(),
+            store.clone(),
+            metrics.clone(),
+            config,
+            Quarantine::in_data_dir(dir.path()),
+            watch::channel(true).0,
+        );
+        let running = tokio::spawn(flusher.run());
+        let (mut sent, mut last_group) = (0, 0);
+        for group in data.chunks(10) {
+            // A batch's readings count once the next batch comes (or its piece ends): the
+            // count reaching what came before the last group means that group was read.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while metrics.readings_flushed.get() < sent - last_group {
+                assert!(
+                    Instant::now() < deadline,
+                    "{service}: the step is not stored"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            append(&wal, group).await;
+            last_group = group.iter().map(Vec::len).sum::<usize>() as u64;
+            sent += last_group;
+        }
+        // (A drain asked for while the reader is still reading what came before the last
+        // records would stop short of them: they would wait in the WAL for the next start.)
+        if min_piece_age > Duration::ZERO {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(wal.stats().backlog_bytes > 0, "the young piece is open");
+        } else {
+            wait_flushed(&wal).await;
+        }
+        handle.drain();
+        running.await.unwrap().unwrap();
+        assert_eq!(wal.stats().backlog_bytes, 0, "{service}: drained");
+        let raw = api_stats(&queries, &stats(service, "raw")).await;
+        let rolled = api_stats(&queries, &stats(service, "rollup")).await;
+        assert_same_api(&raw, &rolled, service);
+        assert_eq!(
+            total(&rolled),
+            requests(&data),
+            "{service}: every request once"
+        );
+        rows.push(stored_rows(&*store, service, base).await);
+    }
+    let [whole, steps, young] = rows[..] else {
+        unreachable!()
+    };
+    assert!(
+        steps > whole,
+        "a piece per step: {steps} rows, {whole} in one go"
+    );
+    assert_eq!(young, whole, "one piece however the steps came");
 }
 
 /// A piece that reaches the cell budget is recorded before its partials are written, and a

@@ -8,10 +8,21 @@
 //! WAL confirmation, wait for that batch. The writer may also end a piece early, after any
 //! batch, when its aggregates reach `rollup::open_piece::MAX_PIECE_CELLS`; a replay of a piece
 //! that reached them (its extent recorded in `rollup::open_piece`) ends exactly where it did.
+//!
+//! Where the reader catches up, a piece ends only once it is `min_piece_age` old: under a
+//! steady load short of the store's pace the reader catches up after nearly every batch, and a
+//! piece per batch would write a partial rollup row per minute and hour, and a latest row, for
+//! every series of every batch (several times the readings' own rows). A younger piece stays
+//! open; when no more records come before it is old enough (or the flusher drains), the
+//! preparer ends it with [`Ready::EndPiece`] at the last record it handed over. That is still a
+//! place where the reader caught up, so a replay, which reads a backlog and catches up only at
+//! its end, still cuts pieces that contain it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::wal_retry::WalRetry;
@@ -46,6 +57,15 @@ pub(super) struct Prepared {
     pub oldest: TimestampMs,
 }
 
+/// What the preparer hands the writer.
+pub(super) enum Ready {
+    /// A batch to write (boxed: a batch's bookkeeping is a few hundred bytes, an end none).
+    Batch(Box<Prepared>),
+    /// The open piece ends after the batches already handed over: the reader caught up and the
+    /// piece is old enough, or the flusher drains.
+    EndPiece,
+}
+
 /// Whether a batch ends its piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PieceEnd {
@@ -67,6 +87,8 @@ pub(super) struct Preparer {
     /// answered for this WAL.
     pub wal_ids: bool,
     pub max_read_bytes: usize,
+    /// How old a piece must be to end where the reader catches up.
+    pub min_piece_age: Duration,
     pub drain: watch::Receiver<bool>,
     pub quarantine: Quarantine,
     pub metrics: Arc<Metrics>,
@@ -80,7 +102,7 @@ impl Preparer {
     /// in order and retries each until it succeeds, so a later batch is never confirmed before
     /// the entries of an earlier one are stored. After a crash the WAL is replayed with nothing
     /// remembered.
-    pub async fn run(mut self, ready: mpsc::Sender<Prepared>) -> Result<(), FlushError> {
+    pub async fn run(mut self, ready: mpsc::Sender<Ready>) -> Result<(), FlushError> {
         let from = self.wal.confirmed();
         // A recorded piece whose partials may be partly written ends where it did.
         let mut forced_end = self.open_piece().await?.and_then(|p| p.forced_end(from));
@@ -90,6 +112,8 @@ impl Preparer {
         let mut read_failures = 0;
         // Records read but not handed over yet: at most one batch's worth plus one read.
         let mut pending: Vec<WalRecord> = Vec::new();
+        // When the first batch of the open piece was handed over.
+        let mut opened: Option<Instant> = None;
         loop {
             let Some((back, records)) = read_blocking(reader, self.max_read_bytes).await else {
                 // The runtime is shutting down: nothing unconfirmed is lost.
@@ -119,26 +143,50 @@ impl Preparer {
                 };
                 let rest = pending.split_off(cut.take);
                 let batch = std::mem::replace(&mut pending, rest);
-                let piece_end = if cut.ends_piece {
-                    forced_end = None;
-                    PieceEnd::Here
-                } else if forced_end.is_some() {
-                    PieceEnd::NotYet
-                } else {
-                    PieceEnd::IfFull
+                let since = *opened.get_or_insert_with(Instant::now);
+                let piece_end = match cut.ends {
+                    CutEnds::Boundary => PieceEnd::Here,
+                    CutEnds::CaughtUp if forced_end.is_some() || self.old_enough(since) => {
+                        PieceEnd::Here
+                    }
+                    _ if forced_end.is_some() => PieceEnd::NotYet,
+                    _ => PieceEnd::IfFull,
                 };
-                slot.send(self.prepare(batch, piece_end, &mut seen).await);
+                if piece_end == PieceEnd::Here {
+                    forced_end = None;
+                    opened = None;
+                }
+                let prepared = self.prepare(batch, piece_end, &mut seen).await;
+                slot.send(Ready::Batch(Box::new(prepared)));
             }
             if caught_up && pending.is_empty() {
+                if let Some(since) = opened.filter(|&since| self.old_enough(since)) {
+                    // Nothing came while the piece grew old enough: it ends here.
+                    debug_assert!(forced_end.is_none(), "a replayed piece ends at its record");
+                    if ready.send(Ready::EndPiece).await.is_err() {
+                        return Ok(());
+                    }
+                    opened = None;
+                    tracing::trace!(age = ?since.elapsed(), "a piece ended where the reader caught up");
+                    continue;
+                }
                 if *self.drain.borrow() {
                     return Ok(());
                 }
+                let deadline = opened.map(|since| since + self.min_piece_age);
                 tokio::select! {
                     _ = durable.changed() => {}
                     _ = self.drain.changed() => {}
+                    _ = sleep_until(deadline) => {}
                 }
             }
         }
+    }
+
+    /// Whether a piece opened at `since` may end where the reader caught up: it is
+    /// `min_piece_age` old, or the flusher drains.
+    fn old_enough(&self, since: Instant) -> bool {
+        since.elapsed() >= self.min_piece_age || *self.drain.borrow()
     }
 
     /// This WAL's rollup writer id, read (or created) off the async workers.
@@ -212,8 +260,19 @@ impl Preparer {
 struct Cut {
     /// Records in the batch.
     take: usize,
-    /// Whether the batch ends its piece.
-    ends_piece: bool,
+    /// Whether, and why, the batch ends its piece.
+    ends: CutEnds,
+}
+
+/// Whether a batch ends its piece, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CutEnds {
+    /// It does not: it is full, and more of its piece follows.
+    No,
+    /// At a chunk boundary (a record past it follows) or at a replayed piece's recorded end.
+    Boundary,
+    /// It takes every pending record and the reader caught up.
+    CaughtUp,
 }
 
 /// The next batch of `pending`: the records of the first one's chunk, and when the piece must
@@ -245,14 +304,16 @@ fn next_cut(
     match full {
         Some(i) if i + 1 < in_piece => Some(Cut {
             take: i + 1,
-            ends_piece: false,
+            ends: CutEnds::No,
         }),
-        _ if in_piece > 0 && (in_piece < pending.len() || caught_up || at_forced_end) => {
-            Some(Cut {
-                take: in_piece,
-                ends_piece: true,
-            })
-        }
+        _ if in_piece > 0 && (in_piece < pending.len() || at_forced_end) => Some(Cut {
+            take: in_piece,
+            ends: CutEnds::Boundary,
+        }),
+        _ if in_piece > 0 && caught_up => Some(Cut {
+            take: in_piece,
+            ends: CutEnds::CaughtUp,
+        }),
         _ => None,
     }
 }
@@ -272,6 +333,14 @@ impl Preparer {
             position: record.position,
         };
         self.quarantine.set_aside(item, &self.metrics).await;
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -315,25 +384,25 @@ mod tests {
         max: usize,
         caught_up: bool,
         forced: Option<u64>,
-    ) -> Option<(usize, bool)> {
+    ) -> Option<(usize, CutEnds)> {
         next_cut(
             pending,
             max,
             caught_up,
             forced.map(|offset| Position::at(1, offset)),
         )
-        .map(|c| (c.take, c.ends_piece))
+        .map(|c| (c.take, c.ends))
     }
 
     #[test]
     fn a_piece_ends_at_a_chunk_boundary_or_where_the_reader_caught_up() {
         let pending = records(&[16, 26, 36]);
         // Full batches go; the rest waits to know whether more is coming.
-        assert_eq!(cut(&pending, 20, false, None), Some((2, false)));
+        assert_eq!(cut(&pending, 20, false, None), Some((2, CutEnds::No)));
         assert_eq!(cut(&pending, 100, false, None), None);
-        assert_eq!(cut(&pending, 100, true, None), Some((3, true)));
+        assert_eq!(cut(&pending, 100, true, None), Some((3, CutEnds::CaughtUp)));
         let across = records(&[16, CHUNK_BYTES - 10, CHUNK_BYTES]);
-        assert_eq!(cut(&across, 100, false, None), Some((2, true)));
+        assert_eq!(cut(&across, 100, false, None), Some((2, CutEnds::Boundary)));
     }
 
     #[test]
@@ -341,10 +410,16 @@ mod tests {
         let pending = records(&[16, 26, 36, 46]);
         // More records follow, the reader has not caught up, the batch is not full: the piece
         // still ends at the record it ended at before.
-        assert_eq!(cut(&pending, 100, false, Some(26)), Some((2, true)));
+        assert_eq!(
+            cut(&pending, 100, false, Some(26)),
+            Some((2, CutEnds::Boundary))
+        );
         // Full batches before it do not end it.
-        assert_eq!(cut(&pending, 10, false, Some(36)), Some((1, false)));
-        assert_eq!(cut(&pending[2..], 10, false, Some(36)), Some((1, true)));
+        assert_eq!(cut(&pending, 10, false, Some(36)), Some((1, CutEnds::No)));
+        assert_eq!(
+            cut(&pending[2..], 10, false, Some(36)),
+            Some((1, CutEnds::Boundary))
+        );
         // Not read yet: wait for it.
         assert_eq!(cut(&pending[..2], 100, false, Some(36)), None);
     }

@@ -157,6 +157,8 @@ async fn refused_batches_and_undecodable_records_go_aside_and_the_rest_is_stored
         max_read_bytes: 1,
         retry_initial: Duration::from_millis(1),
         retry_max: Duration::from_millis(10),
+        // Each record confirmed once stored: this test waits for that.
+        min_piece_age: Duration::ZERO,
         ..FlusherConfig::default()
     };
     let quarantine = Quarantine::in_data_dir(dir.path());
