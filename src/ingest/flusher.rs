@@ -241,6 +241,11 @@ impl<S: Store> Flusher<S> {
                     .await?;
             }
             let rollups = std::mem::take(&mut piece).into_rows(ended);
+            self.metrics.rollup.pieces.inc();
+            self.metrics
+                .rollup
+                .partial_rows
+                .inc_by(rollups.len() as u64);
             self.write_piece_rows(rollups, std::mem::take(&mut latest))
                 .await;
             self.metrics

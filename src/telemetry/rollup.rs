@@ -1,5 +1,7 @@
-//! The rollup compactor's metrics: whether it runs and what it merges, so an operator (and
-//! the scale benchmark) can see that the partials of closed slots are being merged.
+//! The rollup metrics: how many pieces the flusher ends and how many partial rows they write
+//! (the write amplification of rollups), and whether the compactor runs and what it merges, so
+//! an operator (and the scale benchmark) can see that the partials of closed slots are being
+//! merged.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -7,9 +9,13 @@ use prometheus_client::registry::Registry;
 
 use super::OneLabel;
 
-/// The rollup compactor's metrics.
+/// The rollup metrics.
 #[derive(Default)]
 pub struct RollupMetrics {
+    /// WAL pieces the flusher ended (each writes its partial rows and latest rows).
+    pub pieces: Counter,
+    /// Partial rollup rows the flusher wrote (minute and hour).
+    pub partial_rows: Counter,
     /// Compactor runs by outcome (`ok`, `failed`).
     pub compactions: Family<OneLabel, Counter>,
     /// Compacted rows written (one per series, slot and level merged).
@@ -21,6 +27,16 @@ pub struct RollupMetrics {
 impl RollupMetrics {
     /// Registers every metric in `registry`.
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rollup_pieces",
+            "WAL pieces the flusher ended, each writing its partial rollup rows and latest rows",
+            self.pieces.clone(),
+        );
+        registry.register(
+            "rollup_partial_rows",
+            "Partial rollup rows (minute and hour) the flusher wrote",
+            self.partial_rows.clone(),
+        );
         registry.register(
             "rollup_compactions",
             "Rollup compactor runs by outcome",

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use timebucket::capture::{Capture, CaptureConfig, CaptureStats, Mode, RetryPolicy};
 use tokio::net::TcpListener;
 
-use crate::support::{eventually_stored, session, spawn_app, AppOptions, StoredApi};
+use crate::support::{eventually_stored, session, spawn_app, wait_flushed, AppOptions, StoredApi};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// How long `/slow` takes, ms.
@@ -128,6 +128,8 @@ async fn aggregated_readings_match_what_the_app_saw() {
         |rows| count_of(rows) == 110,
     )
     .await;
+    // The series index too.
+    wait_flushed(&collector, rows.len() as f64).await;
     let got = series(&rows);
     let counts: BTreeMap<_, _> = got.iter().map(|(k, v)| (k.clone(), v.0)).collect();
     let want = BTreeMap::from([

@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::proxy::Proxy;
-use crate::support::{eventually_stored, session, spawn_app, stored_api_readings, AppOptions};
+use crate::support::{
+    eventually_stored, session, spawn_app, stored_api_readings, wait_flushed, AppOptions,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -120,13 +122,8 @@ async fn accepted_readings_reach_every_table() {
             result.single_row::<(i64,)>().unwrap().0
         }
     };
-    // The host readings, latest rows and series entries are written in the same flush.
-    for _ in 0..100 {
-        if count("host_readings").await == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Every reading counted as flushed: its piece's latest rows and series entries are stored.
+    wait_flushed(&app, 5.0).await;
     assert_eq!(count("host_readings").await, 2);
     assert_eq!(
         count("latest_api_readings").await,
@@ -153,6 +150,8 @@ async fn a_late_older_reading_does_not_replace_the_latest() {
         r.len() == 1
     })
     .await;
+    // Its piece ended (its latest row is stored): the older reading is in another one.
+    wait_flushed(&app, 1.0).await;
     let mut older = api("late", "/x", t - 5_000);
     older["code"] = json!(500);
     assert_eq!(
@@ -163,6 +162,7 @@ async fn a_late_older_reading_does_not_replace_the_latest() {
         r.len() == 2
     })
     .await;
+    wait_flushed(&app, 2.0).await;
     let ks = &app.keyspace;
     let result = session
         .query_unpaged(

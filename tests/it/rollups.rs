@@ -444,7 +444,19 @@ async fn a_young_piece_stays_open_where_the_reader_catches_up() {
             requests(&data),
             "{service}: every request once"
         );
-        rows.push(stored_rows(&*store, service, base).await);
+        let stored = stored_rows(&*store, service, base).await;
+        assert_eq!(
+            metrics.rollup.partial_rows.get(),
+            stored as u64,
+            "{service}: counted"
+        );
+        let pieces = metrics.rollup.pieces.get();
+        if min_piece_age > Duration::ZERO {
+            assert_eq!(pieces, 1, "the young piece ended once, at the drain");
+        } else {
+            assert!(pieces > 1, "a piece per step: {pieces}");
+        }
+        rows.push(stored);
     }
     let [whole, steps, young] = rows[..] else {
         unreachable!()

@@ -462,7 +462,6 @@ pub async fn metric(url: &str, name: &str) -> Option<f64> {
 /// Posts API and host readings (JSON objects, 500 per body) to `app` and waits until the store
 /// has them all.
 pub async fn seed(app: &TestApp, api: Vec<serde_json::Value>, host: Vec<serde_json::Value>) {
-    const FLUSHED: &str = "timebucket_readings_flushed_total";
     let client = reqwest::Client::new();
     let before = metric(&app.url, FLUSHED).await.unwrap_or(0.0);
     let total = (api.len() + host.len()) as f64;
@@ -477,11 +476,21 @@ pub async fn seed(app: &TestApp, api: Vec<serde_json::Value>, host: Vec<serde_js
             assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
         }
     }
+    wait_flushed(app, before + total).await;
+}
+
+const FLUSHED: &str = "timebucket_readings_flushed_total";
+
+/// Waits until `app` counts `readings` flushed in all (`timebucket_readings_flushed_total`).
+/// The count includes a piece's last readings only once the piece's latest rows and rollups are
+/// stored, so then every table has them; raw readings can be read before (a piece ends where
+/// the flusher catches up once it is a second old).
+pub async fn wait_flushed(app: &TestApp, readings: f64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while metric(&app.url, FLUSHED).await.unwrap_or(0.0) < before + total {
+    while metric(&app.url, FLUSHED).await.unwrap_or(0.0) < readings {
         assert!(
             std::time::Instant::now() < deadline,
-            "the readings were not stored"
+            "{readings} readings were not flushed"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
