@@ -62,7 +62,8 @@ impl FlusherConfig {
     /// Default `min_piece_age`: 1 s. Under a steady load the store keeps up with, a series
     /// then gets at most one partial row per minute and hour, and one latest row, per second,
     /// instead of one per batch; the rollups (and the flushed count) of the last second of a
-    /// burst come that much later.
+    /// burst come that much later. A piece of a full batch (`max_read_bytes`) or more ends where
+    /// the reader catches up whatever its age.
     pub const DEFAULT_MIN_PIECE_AGE: Duration = Duration::from_secs(1);
 }
 

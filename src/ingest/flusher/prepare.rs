@@ -9,14 +9,15 @@
 //! batch, when its aggregates reach `rollup::open_piece::MAX_PIECE_CELLS`; a replay of a piece
 //! that reached them (its extent recorded in `rollup::open_piece`) ends exactly where it did.
 //!
-//! Where the reader catches up, a piece ends only once it is `min_piece_age` old: under a
-//! steady load short of the store's pace the reader catches up after nearly every batch, and a
-//! piece per batch would write a partial rollup row per minute and hour, and a latest row, for
-//! every series of every batch (several times the readings' own rows). A younger piece stays
-//! open; when no more records come before it is old enough (or the flusher drains), the
-//! preparer ends it with [`Ready::EndPiece`] at the last record it handed over. That is still a
-//! place where the reader caught up, so a replay, which reads a backlog and catches up only at
-//! its end, still cuts pieces that contain it.
+//! Where the reader catches up, a piece ends only once it is `min_piece_age` old or holds a
+//! full batch's worth of records (`max_read_bytes`). Under a steady load short of the store's
+//! pace the reader catches up after nearly every batch, and a piece per batch would write a
+//! partial rollup row per minute and hour, and a latest row, for every series of every batch
+//! (more rows than the readings' own). A smaller, younger piece stays open; when no more
+//! records come before it is old enough (or the flusher drains), the preparer ends it with
+//! [`Ready::EndPiece`] at the last record it handed over. That is still a place where the
+//! reader caught up, so a replay, which reads a backlog and catches up only at its end, still
+//! cuts pieces that contain it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,8 +113,8 @@ impl Preparer {
         let mut read_failures = 0;
         // Records read but not handed over yet: at most one batch's worth plus one read.
         let mut pending: Vec<WalRecord> = Vec::new();
-        // When the first batch of the open piece was handed over.
-        let mut opened: Option<Instant> = None;
+        // The open piece, once a batch of it was handed over.
+        let mut opened: Option<Opened> = None;
         loop {
             let Some((back, records)) = read_blocking(reader, self.max_read_bytes).await else {
                 // The runtime is shutting down: nothing unconfirmed is lost.
@@ -143,12 +144,11 @@ impl Preparer {
                 };
                 let rest = pending.split_off(cut.take);
                 let batch = std::mem::replace(&mut pending, rest);
-                let since = *opened.get_or_insert_with(Instant::now);
+                let open = opened.get_or_insert_with(Opened::now);
+                open.bytes += batch.iter().map(|r| r.payload.len()).sum::<usize>();
                 let piece_end = match cut.ends {
                     CutEnds::Boundary => PieceEnd::Here,
-                    CutEnds::CaughtUp if forced_end.is_some() || self.old_enough(since) => {
-                        PieceEnd::Here
-                    }
+                    CutEnds::CaughtUp if forced_end.is_some() || self.ripe(open) => PieceEnd::Here,
                     _ if forced_end.is_some() => PieceEnd::NotYet,
                     _ => PieceEnd::IfFull,
                 };
@@ -160,20 +160,20 @@ impl Preparer {
                 slot.send(Ready::Batch(Box::new(prepared)));
             }
             if caught_up && pending.is_empty() {
-                if let Some(since) = opened.filter(|&since| self.old_enough(since)) {
+                if let Some(open) = opened.filter(|open| self.ripe(open)) {
                     // Nothing came while the piece grew old enough: it ends here.
                     debug_assert!(forced_end.is_none(), "a replayed piece ends at its record");
                     if ready.send(Ready::EndPiece).await.is_err() {
                         return Ok(());
                     }
                     opened = None;
-                    tracing::trace!(age = ?since.elapsed(), "a piece ended where the reader caught up");
+                    tracing::trace!(age = ?open.at.elapsed(), "a piece ended where the reader caught up");
                     continue;
                 }
                 if *self.drain.borrow() {
                     return Ok(());
                 }
-                let deadline = opened.map(|since| since + self.min_piece_age);
+                let deadline = opened.map(|open| open.at + self.min_piece_age);
                 tokio::select! {
                     _ = durable.changed() => {}
                     _ = self.drain.changed() => {}
@@ -183,10 +183,13 @@ impl Preparer {
         }
     }
 
-    /// Whether a piece opened at `since` may end where the reader caught up: it is
-    /// `min_piece_age` old, or the flusher drains.
-    fn old_enough(&self, since: Instant) -> bool {
-        since.elapsed() >= self.min_piece_age || *self.drain.borrow()
+    /// Whether the open piece may end where the reader caught up: it is `min_piece_age` old,
+    /// or it holds a full batch's worth of records (its rows are few per reading already: the
+    /// last piece of a burst ends at once), or the flusher drains.
+    fn ripe(&self, open: &Opened) -> bool {
+        open.at.elapsed() >= self.min_piece_age
+            || open.bytes >= self.max_read_bytes
+            || *self.drain.borrow()
     }
 
     /// This WAL's rollup writer id, read (or created) off the async workers.
@@ -252,6 +255,24 @@ impl Preparer {
             end,
             // Only undecodable records: nothing waits.
             oldest: oldest.unwrap_or_else(TimestampMs::now),
+        }
+    }
+}
+
+/// The open piece, as the preparer sees it.
+#[derive(Debug, Clone, Copy)]
+struct Opened {
+    /// When its first batch was handed over.
+    at: Instant,
+    /// Payload bytes of the records handed over in it.
+    bytes: usize,
+}
+
+impl Opened {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            bytes: 0,
         }
     }
 }
