@@ -409,21 +409,19 @@ async fn a_young_piece_stays_open_where_the_reader_catches_up() {
             watch::channel(true).0,
         );
         let running = tokio::spawn(flusher.run());
-        let (mut sent, mut last_group) = (0, 0);
         for group in data.chunks(10) {
-            // A batch's readings count once the next batch comes (or its piece ends): the
-            // count reaching what came before the last group means that group was read.
+            // Each group is read (a batch of it written) before the next comes, so the reader
+            // catches up in between.
+            let before = batches_written(&metrics);
+            append(&wal, group).await;
             let deadline = Instant::now() + Duration::from_secs(60);
-            while metrics.readings_flushed.get() < sent - last_group {
+            while batches_written(&metrics) == before {
                 assert!(
                     Instant::now() < deadline,
-                    "{service}: the step is not stored"
+                    "{service}: the group is not read"
                 );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            append(&wal, group).await;
-            last_group = group.iter().map(Vec::len).sum::<usize>() as u64;
-            sent += last_group;
         }
         // (A drain asked for while the reader is still reading what came before the last
         // records would stop short of them: they would wait in the WAL for the next start.)
@@ -466,6 +464,16 @@ async fn a_young_piece_stays_open_where_the_reader_catches_up() {
         "a piece per step: {steps} rows, {whole} in one go"
     );
     assert_eq!(young, whole, "one piece however the steps came");
+}
+
+/// Batches the flusher has written (`timebucket_flush_duration_seconds_count`).
+fn batches_written(metrics: &Metrics) -> u64 {
+    let text = metrics.render();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("timebucket_flush_duration_seconds_count"))
+        .unwrap_or_else(|| panic!("no flush count in\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 /// A piece that reaches the cell budget is recorded before its partials are written, and a

@@ -160,9 +160,11 @@ impl Preparer {
                 slot.send(Ready::Batch(Box::new(prepared)));
             }
             if caught_up && pending.is_empty() {
-                if let Some(open) = opened.filter(|open| self.ripe(open)) {
+                // A replayed recorded piece ends at its record only (the reader cannot catch up
+                // before it: it was durable before the crash).
+                let may_end = forced_end.is_none();
+                if let Some(open) = opened.filter(|open| may_end && self.ripe(open)) {
                     // Nothing came while the piece grew old enough: it ends here.
-                    debug_assert!(forced_end.is_none(), "a replayed piece ends at its record");
                     if ready.send(Ready::EndPiece).await.is_err() {
                         return Ok(());
                     }
@@ -173,7 +175,9 @@ impl Preparer {
                 if *self.drain.borrow() {
                     return Ok(());
                 }
-                let deadline = opened.map(|open| open.at + self.min_piece_age);
+                let deadline = opened
+                    .filter(|_| may_end)
+                    .map(|open| open.at + self.min_piece_age);
                 tokio::select! {
                     _ = durable.changed() => {}
                     _ = self.drain.changed() => {}
