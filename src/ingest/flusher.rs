@@ -212,7 +212,7 @@ impl<S: Store> Flusher<S> {
                     // many.
                     match prepared.piece_end {
                         PieceEnd::Here => true,
-                        PieceEnd::IfFull => piece.cell_count() >= self.config.max_piece_cells,
+                        PieceEnd::IfFull => self.full(&piece),
                         PieceEnd::NotYet => false,
                     }
                 }
@@ -233,7 +233,7 @@ impl<S: Store> Flusher<S> {
             if let Some(previous) = confirming.take() {
                 previous.await.expect("WAL confirm thread panicked")?;
             }
-            if piece.cell_count() >= self.config.max_piece_cells {
+            if self.full(&piece) {
                 // A replay could end it early elsewhere: it must end where this one does.
                 retry
                     .in_dir(&self.wal, "recording a rollup piece in", move |dir| {
@@ -259,6 +259,11 @@ impl<S: Store> Flusher<S> {
             last.await.expect("WAL confirm thread panicked")?;
         }
         Ok(())
+    }
+
+    /// Whether `piece`'s aggregates reached the cell budget.
+    fn full(&self, piece: &Cells) -> bool {
+        piece.cell_count() >= self.config.max_piece_cells
     }
 
     /// Writes a prepared batch, retrying with backoff while the store is unavailable, until the

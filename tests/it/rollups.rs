@@ -116,7 +116,7 @@ async fn flush<S: Store>(
         min_piece_age: Duration::ZERO,
         ..FlusherConfig::default()
     };
-    let (flusher, handle) = flusher(wal, store, data, config);
+    let (flusher, handle, _) = flusher(wal, store, data, config);
     let running = tokio::spawn(flusher.run());
     let per_step = records.len().div_ceil(steps.max(1)).max(1);
     for group in records.chunks(per_step) {
@@ -315,21 +315,23 @@ async fn cql_raw_and_rollups_agree_through_replays_and_two_writers() {
 }
 
 /// `source=rollup` needs a step of whole minutes; an unknown source is named.
-/// A flusher of `wal` into `store` with `config`, its quarantine in `data`.
+/// A flusher of `wal` into `store` with `config`, its quarantine in `data`; and its metrics.
 fn flusher<S: Store>(
     wal: &Wal,
     store: Arc<S>,
     data: &Path,
     config: FlusherConfig,
-) -> (Flusher<S>, FlusherHandle) {
-    Flusher::new(
+) -> (Flusher<S>, FlusherHandle, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let (flusher, handle) = Flusher::new(
         wal.clone(),
         store,
-        Arc::new(Metrics::new()),
+        metrics.clone(),
         config,
         Quarantine::in_data_dir(data),
         watch::channel(true).0,
-    )
+    );
+    (flusher, handle, metrics)
 }
 
 /// Appends `records` to `wal`.
@@ -346,7 +348,7 @@ async fn append(wal: &Wal, records: &[Vec<Reading>]) {
 /// Flushes what `wal` holds with `config` and drains it: everything is there to read, so
 /// where pieces end depends on `config` alone.
 async fn drain<S: Store>(wal: &Wal, store: Arc<S>, data: &Path, config: FlusherConfig) {
-    let (flusher, handle) = flusher(wal, store, data, config);
+    let (flusher, handle, _) = flusher(wal, store, data, config);
     handle.drain();
     flusher.run().await.unwrap();
 }
@@ -399,15 +401,7 @@ async fn a_young_piece_stays_open_where_the_reader_catches_up() {
             min_piece_age,
             ..FlusherConfig::default()
         };
-        let metrics = Arc::new(Metrics::new());
-        let (flusher, handle) = Flusher::new(
-            wal.clone(),
-            store.clone(),
-            metrics.clone(),
-            config,
-            Quarantine::in_data_dir(dir.path()),
-            watch::channel(true).0,
-        );
+        let (flusher, handle, metrics) = flusher(&wal, store.clone(), dir.path(), config);
         let running = tokio::spawn(flusher.run());
         for group in data.chunks(10) {
             // Each group is read (a batch of it written) before the next comes, so the reader
@@ -467,13 +461,10 @@ async fn a_young_piece_stays_open_where_the_reader_catches_up() {
 }
 
 /// Batches the flusher has written (`timebucket_flush_duration_seconds_count`).
-fn batches_written(metrics: &Metrics) -> u64 {
+fn batches_written(metrics: &Metrics) -> f64 {
     let text = metrics.render();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("timebucket_flush_duration_seconds_count"))
-        .unwrap_or_else(|| panic!("no flush count in\n{text}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
+    crate::support::sample(&text, "timebucket_flush_duration_seconds_count")
+        .unwrap_or_else(|| panic!("no flush count in\n{text}"))
 }
 
 /// A piece that reaches the cell budget is recorded before its partials are written, and a

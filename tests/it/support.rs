@@ -440,7 +440,7 @@ pub fn tools_python(what: &str) -> PathBuf {
     python
 }
 
-/// A sample of `/metrics` at `url` (the first line starting with `name`, then a space or `{`).
+/// A sample of `/metrics` at `url` (see [`sample`]).
 pub async fn metric(url: &str, name: &str) -> Option<f64> {
     let text = reqwest::get(format!("{url}/metrics"))
         .await
@@ -448,6 +448,11 @@ pub async fn metric(url: &str, name: &str) -> Option<f64> {
         .text()
         .await
         .ok()?;
+    sample(&text, name)
+}
+
+/// A sample of Prometheus text: the first line starting with `name`, then a space or `{`.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|l| {
             l.starts_with(name)
