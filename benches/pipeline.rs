@@ -45,14 +45,13 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Deserialize;
 use timebucket::ingest::record::{decode, encode, Accepted};
 use timebucket::ingest::{parse_json, Window};
 use timebucket::model::{Reading, Settings, TimestampMs};
 use timebucket::rollup::partial::{Cells, Piece};
 use timebucket::store::batch::{SeriesSeen, WriteBatch};
 
-use support::data::{Dataset, Shape};
+use support::data::{Dataset, JsonBody, Shape};
 use support::options::env_or;
 
 /// The stages, in pipeline order, after the baseline.
@@ -64,28 +63,6 @@ const STAGES: [&str; 6] = [
     "group into a write batch",
     "rollup cells and rows",
 ];
-
-/// What the baseline reads: the body's shape, with nothing checked.
-#[derive(Deserialize)]
-struct PlainBody<'a> {
-    #[serde(borrow)]
-    api: Vec<PlainReading<'a>>,
-}
-
-/// One reading as the baseline reads it.
-#[derive(Deserialize)]
-#[allow(dead_code)] // read, never used: the read is what is timed
-struct PlainReading<'a> {
-    service: &'a str,
-    instance: &'a str,
-    method: &'a str,
-    path: &'a str,
-    code: u16,
-    duration_ms: f64,
-    #[serde(default)]
-    count: Option<u32>,
-    timestamp: i64,
-}
 
 struct Options {
     readings: usize,
@@ -156,7 +133,7 @@ fn one_round(
     let (plain, took) = timed(|| {
         data.bodies
             .iter()
-            .map(|body| serde_json::from_slice::<PlainBody>(body).map(|b| b.api.len()))
+            .map(|body| serde_json::from_slice::<JsonBody>(body).map(|b| b.api.len()))
             .sum::<Result<usize, _>>()
     });
     anyhow::ensure!(

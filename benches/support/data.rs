@@ -8,7 +8,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// SplitMix64: tiny, fast and good enough for synthetic data.
 pub struct Rng(u64);
@@ -223,26 +223,34 @@ fn status(rng: &mut Rng, method: &str) -> u16 {
     ])
 }
 
-#[derive(Serialize)]
-struct JsonReading<'a> {
-    service: &'a str,
-    instance: &'a str,
-    method: &'a str,
-    path: &'a str,
-    code: u16,
-    duration_ms: f64,
-    #[serde(skip_serializing_if = "is_one")]
-    count: u32,
-    timestamp: i64,
+/// One reading of a request body. Read back by the pipeline bench as its baseline: the same
+/// bytes into plain borrowed strings and numbers, nothing checked.
+#[derive(Serialize, Deserialize)]
+pub struct JsonReading<'a> {
+    pub service: &'a str,
+    pub instance: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub code: u16,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "is_one", default = "one")]
+    pub count: u32,
+    pub timestamp: i64,
 }
 
 fn is_one(n: &u32) -> bool {
     *n == 1
 }
 
-#[derive(Serialize)]
-struct JsonBody<'a> {
-    api: Vec<JsonReading<'a>>,
+fn one() -> u32 {
+    1
+}
+
+/// A request body: `{"api": [...]}`.
+#[derive(Serialize, Deserialize)]
+pub struct JsonBody<'a> {
+    #[serde(borrow)]
+    pub api: Vec<JsonReading<'a>>,
 }
 
 /// Per-service endpoint weights, for [`Rng::weighted`].
