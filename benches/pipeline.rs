@@ -89,24 +89,18 @@ fn main() -> anyhow::Result<()> {
         data.bodies.len(),
         data.series()
     );
+    let warm_up = one_round(&data, &options, now)?;
+    println!("  warm-up: {}", per_reading(&warm_up, total).join(", "));
     let mut rounds: Vec<[Duration; STAGES.len()]> = Vec::new();
-    for round in 0..=options.rounds {
+    for round in 1..=options.rounds {
         let times = one_round(&data, &options, now)?;
-        let label = if round == 0 {
-            "warm-up".to_owned()
-        } else {
-            format!("round {round}")
-        };
-        println!("  {label}: {}", per_reading(&times, total).join(", "));
-        if round > 0 {
-            rounds.push(times);
-        }
+        println!("  round {round}: {}", per_reading(&times, total).join(", "));
+        rounds.push(times);
     }
     let medians: Vec<Duration> = (0..STAGES.len())
         .map(|stage| {
-            let mut times: Vec<Duration> = rounds.iter().map(|r| r[stage]).collect();
-            times.sort_unstable();
-            times[times.len() / 2]
+            let times: Vec<Duration> = rounds.iter().map(|r| r[stage]).collect();
+            support::load::quantile(&times, 0.5)
         })
         .collect();
     let section = markdown(&options, &data, &medians, total);
@@ -165,19 +159,15 @@ fn one_round(
             .map(|payload| decode(payload).map(|accepted| accepted.readings))
             .collect::<Result<Vec<Vec<Reading>>, _>>()
     });
-    let decoded: Vec<Reading> = decoded?.into_iter().flatten().collect();
     times[3] = took;
 
     let seen = SeriesSeen::new(100_000);
-    let mut flushes: Vec<Vec<Reading>> = Vec::new();
-    let mut readings = decoded.into_iter();
-    loop {
-        let flush: Vec<Reading> = readings.by_ref().take(options.flush_readings).collect();
-        if flush.is_empty() {
-            break;
-        }
-        flushes.push(flush);
-    }
+    let mut decoded = decoded?.into_iter().flatten();
+    let flushes: Vec<Vec<Reading>> = std::iter::from_fn(|| {
+        let flush: Vec<Reading> = decoded.by_ref().take(options.flush_readings).collect();
+        (!flush.is_empty()).then_some(flush)
+    })
+    .collect();
     let (batches, took) = timed(|| {
         flushes
             .into_iter()
