@@ -413,13 +413,16 @@ async fn end_to_end(
         "timebucket_flush_duration_seconds_sum",
     )
     .await?;
+    let pieces = scrape(&client, &server.url, "timebucket_rollup_pieces_total").await? as u64;
+    let partial_rows =
+        scrape(&client, &server.url, "timebucket_rollup_partial_rows_total").await? as u64;
     let warnings = server.log_warnings();
     for line in warnings.iter().take(3) {
         println!("    service log: {line}");
     }
     let rate = total as f64 / stored_after.as_secs_f64();
     println!(
-        "    all stored {:.2} s after the first post = {rate:.0} readings/s; peak RSS {:.1} MiB; {} flushes, mean {:.1} ms; {} WARN/ERROR lines in the service log\n    CPU posting: {}\n    CPU first post -> all stored: {}",
+        "    all stored {:.2} s after the first post = {rate:.0} readings/s; peak RSS {:.1} MiB; {} flushes, mean {:.1} ms; {pieces} rollup pieces, {partial_rows} partial rollup rows; {} WARN/ERROR lines in the service log\n    CPU posting: {}\n    CPU first post -> all stored: {}",
         stored_after.as_secs_f64(),
         peak_rss.max(max_rss) as f64 / 1048576.0,
         flushes,
@@ -474,6 +477,8 @@ async fn end_to_end(
         stored_after,
         flushes: flushes as u64,
         flush_mean: Duration::from_secs_f64(flush_seconds / flushes.max(1.0)),
+        pieces,
+        partial_rows,
         warnings: warnings.len(),
         verified: verdict.stored,
     };

@@ -94,6 +94,10 @@ pub struct Round {
     pub stored_after: Duration,
     pub flushes: u64,
     pub flush_mean: Duration,
+    /// WAL pieces the flusher ended (each writes its partial rollup rows and latest rows).
+    pub pieces: u64,
+    /// Partial rollup rows (minute and hour) those pieces wrote.
+    pub partial_rows: u64,
     pub warnings: usize,
     pub verified: u64,
 }
@@ -393,6 +397,18 @@ impl Report {
                 rate(r.posting.readings as f64 / r.flushes.max(1) as f64)
             )
         });
+        row(
+            &mut md,
+            "rollup pieces / partial rollup rows (rows per 1,000 readings)",
+            &|r| {
+                format!(
+                    "{} / {} ({:.1})",
+                    r.pieces,
+                    rate(r.partial_rows as f64),
+                    r.partial_rows as f64 * 1000.0 / r.posting.readings.max(1) as f64
+                )
+            },
+        );
         row(&mut md, "largest WAL backlog sampled", &|r| {
             mib(r.posting.max_backlog)
         });
