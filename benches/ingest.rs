@@ -422,7 +422,7 @@ async fn end_to_end(
     }
     let rate = total as f64 / stored_after.as_secs_f64();
     println!(
-        "    all stored {:.2} s after the first post = {rate:.0} readings/s; peak RSS {:.1} MiB; {} flushes, mean {:.1} ms; {pieces} rollup pieces, {partial_rows} partial rollup rows; {} WARN/ERROR lines in the service log\n    CPU posting: {}\n    CPU first post -> all stored: {}",
+        "    all stored {:.2} s after the first post = {rate:.0} readings/s; peak RSS {:.1} MiB; {} flushes, mean {:.1} ms; {pieces} rollup pieces, {partial_rows} rollup partials; {} WARN/ERROR lines in the service log\n    CPU posting: {}\n    CPU first post -> all stored: {}",
         stored_after.as_secs_f64(),
         peak_rss.max(max_rss) as f64 / 1048576.0,
         flushes,

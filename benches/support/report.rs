@@ -96,7 +96,8 @@ pub struct Round {
     pub flush_mean: Duration,
     /// WAL pieces the flusher ended (each writes its partial rollup rows and latest rows).
     pub pieces: u64,
-    /// Partial rollup rows (minute and hour) those pieces wrote.
+    /// Partials (minute and hour; one per series, code and slot) those pieces wrote: the CQL
+    /// store writes the codes of one endpoint as one row.
     pub partial_rows: u64,
     pub warnings: usize,
     pub verified: u64,
@@ -399,7 +400,7 @@ impl Report {
         });
         row(
             &mut md,
-            "rollup pieces / partial rollup rows (rows per 1,000 readings)",
+            "rollup pieces / partials written, per 1,000 readings (one per series, code and slot; a CQL row holds an endpoint's codes)",
             &|r| {
                 format!(
                     "{} / {} ({:.1})",
