@@ -94,7 +94,7 @@ use support::proxy::Proxy;
 use support::report::{
     best_step, Acceptance, Posting, Report, Round, Step, StepKind, PAIRED_OR_SELECTION,
 };
-use support::server::{scrape, Sampler, Server};
+use support::server::{scrape, scrape_all, Sampler, Server};
 
 /// The parsed options.
 struct Options {
@@ -401,21 +401,18 @@ async fn end_to_end(
     let peak_rss = server.peak_rss()?;
     let (max_rss, max_backlog) = sampler.finish().await;
     let client = reqwest::Client::new();
-    let flushes = scrape(
+    let [flushes, flush_seconds, pieces, partial_rows] = scrape_all(
         &client,
         &server.url,
-        "timebucket_flush_duration_seconds_count",
+        [
+            "timebucket_flush_duration_seconds_count",
+            "timebucket_flush_duration_seconds_sum",
+            "timebucket_rollup_pieces_total",
+            "timebucket_rollup_partial_rows_total",
+        ],
     )
     .await?;
-    let flush_seconds = scrape(
-        &client,
-        &server.url,
-        "timebucket_flush_duration_seconds_sum",
-    )
-    .await?;
-    let pieces = scrape(&client, &server.url, "timebucket_rollup_pieces_total").await? as u64;
-    let partial_rows =
-        scrape(&client, &server.url, "timebucket_rollup_partial_rows_total").await? as u64;
+    let (pieces, partial_rows) = (pieces as u64, partial_rows as u64);
     let warnings = server.log_warnings();
     for line in warnings.iter().take(3) {
         println!("    service log: {line}");
@@ -633,8 +630,16 @@ async fn acceptance(
     let accept_cpu = before.until(&Snapshot::take(Some(server.pid())));
     server.check_alive()?;
     let client = reqwest::Client::new();
-    let flushed = scrape(&client, &server.url, "timebucket_readings_flushed_total").await?;
-    let backlog = scrape(&client, &server.url, "timebucket_wal_backlog_bytes").await? as u64;
+    let [flushed, backlog] = scrape_all(
+        &client,
+        &server.url,
+        [
+            "timebucket_readings_flushed_total",
+            "timebucket_wal_backlog_bytes",
+        ],
+    )
+    .await?;
+    let backlog = backlog as u64;
     let peak_rss = server.peak_rss()?;
     let (max_rss, max_backlog) = sampler.finish().await;
     println!(

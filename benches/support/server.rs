@@ -211,8 +211,24 @@ pub async fn exposition(client: &reqwest::Client, url: &str) -> anyhow::Result<S
 
 /// Scrapes `/metrics` and reads `name`, failing if it is not exposed.
 pub async fn scrape(client: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
+    let [value] = scrape_all(client, url, [name]).await?;
+    Ok(value)
+}
+
+/// Scrapes `/metrics` once and reads each of `names` from that one exposition (so they are
+/// of the same instant), failing if one is not exposed.
+pub async fn scrape_all<const N: usize>(
+    client: &reqwest::Client,
+    url: &str,
+    names: [&str; N],
+) -> anyhow::Result<[f64; N]> {
     let text = exposition(client, url).await?;
-    metric(&text, name).with_context(|| format!("{url}/metrics does not expose {name}"))
+    let mut values = [0.0; N];
+    for (value, name) in values.iter_mut().zip(names) {
+        *value =
+            metric(&text, name).with_context(|| format!("{url}/metrics does not expose {name}"))?;
+    }
+    Ok(values)
 }
 
 /// Samples the server's RSS (every 20 ms) and WAL backlog (every 250 ms) until stopped.
