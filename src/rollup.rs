@@ -17,7 +17,7 @@
 //! A piece is one or more consecutive flush batches: the readings of each batch are written as
 //! it comes, and the piece's partials once, after its last batch, from the batches the store
 //! took; only then is the piece's end confirmed in the WAL. Under load a piece is a whole chunk
-//! of about sixteen batches, so a (series, slot) gets one partial row per chunk, not per batch,
+//! of up to 64 batches, so a (series, slot) gets one partial row per chunk, not per batch,
 //! unless the piece holds so many (series, slot) aggregates that it ends early
 //! ([`open_piece::MAX_PIECE_CELLS`]), which bounds its memory.
 //!

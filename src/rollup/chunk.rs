@@ -13,7 +13,8 @@
 
 use crate::wal::Position;
 
-/// Bytes of a chunk: sixteen default flush batches, a default WAL segment. Larger pieces mean
+/// Bytes of a chunk: a default WAL segment, 64 default flush batches (sixteen before WAL
+/// records listed each name once and flush batches shrank to 1 MiB, `ingest::record`). Larger pieces mean
 /// fewer partial rows (a series' readings of one minute in one piece make one row: a quarter
 /// of those at 16 MiB), at the price of confirming the WAL up to a chunk later: a crash replays
 /// at most one chunk more, and under a backlog a minute's partials are written up to one chunk

@@ -104,8 +104,9 @@ rusty_fork_test! {
         let dir = tempfile::tempdir().unwrap();
         let runtime = runtime();
         let wal = Wal::open(WalConfig {
-            segment_bytes: 4096,
-            max_record_bytes: 4000,
+            // A record of ten readings takes a few hundred bytes: several per segment.
+            segment_bytes: 1024,
+            max_record_bytes: 1000,
             ..WalConfig::new(dir.path().join("wal"))
         })
         .unwrap();
