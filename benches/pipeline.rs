@@ -33,7 +33,7 @@
 //! | --- | --- | --- |
 //! | `READINGS` | 1000000 | readings per round |
 //! | `BATCH` | 1000 | readings per JSON body |
-//! | `FLUSH_READINGS` | 40000 | readings per write batch (a 4 MiB WAL read holds about that many) |
+//! | `FLUSH_READINGS` | 40000 | readings per write batch (a default 1 MiB WAL read holds about that many) |
 //! | `PIECE_BATCHES` | 4 | batches per rollup piece (16 MiB of WAL; the flusher's pieces now run up to a 64 MiB chunk, so this makes more partials per reading than it does) |
 //! | `ROUNDS` | 5 | timed rounds, after one warm-up round |
 //! | `SERVICES`, `INSTANCES`, `PATHS`, `SEED` | 8, 6, 20, 42 | the generated fleet |

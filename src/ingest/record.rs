@@ -57,9 +57,9 @@ pub fn decode(payload: &[u8]) -> Result<Accepted, RecordError> {
 }
 
 /// How many readings a payload written by [`encode`] holds, read from its first bytes only
-/// (the version, the time, then the readings' count, in both formats), so a payload damaged further on still
-/// tells: the WAL's repair counts what it drops with this. `None` for an unknown version or a
-/// start too damaged to read.
+/// (the version, the time, then the readings' count, in both formats), so a payload damaged
+/// further on still tells: the WAL's repair counts what it drops with this. `None` for an
+/// unknown version or a start too damaged to read.
 pub fn reading_count(payload: &[u8]) -> Option<u64> {
     match payload.split_first() {
         // Format 1's sequence length is encoded as a varint, exactly like a u64.

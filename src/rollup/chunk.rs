@@ -14,12 +14,12 @@
 use crate::wal::Position;
 
 /// Bytes of a chunk: a default WAL segment, 64 default flush batches (sixteen before WAL
-/// records listed each name once and flush batches shrank to 1 MiB, `ingest::record`). Larger pieces mean
-/// fewer partial rows (a series' readings of one minute in one piece make one row: a quarter
-/// of those at 16 MiB), at the price of confirming the WAL up to a chunk later: a crash replays
-/// at most one chunk more, and under a backlog a minute's partials are written up to one chunk
-/// after its readings. The memory a piece holds is bounded by the cell budget, not by its
-/// bytes.
+/// records listed each name once and flush batches shrank to 1 MiB, `ingest::record`).
+/// Larger pieces mean fewer partial rows (a series' readings of one minute in one piece make
+/// one row: a quarter of those at 16 MiB), at the price of confirming the WAL up to a chunk
+/// later: a crash replays at most one chunk more, and under a backlog a minute's partials are
+/// written up to one chunk after its readings. The memory a piece holds is bounded by the cell
+/// budget, not by its bytes.
 pub const CHUNK_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The chunk of the record starting at `position`: its segment and window.

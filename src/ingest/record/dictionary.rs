@@ -12,7 +12,8 @@
 //!
 //! Layout (postcard): the record's time, the number of readings (where format 1 has its
 //! readings' length, so [`super::reading_count`] reads both alike), the services, instances,
-//! methods and paths, then the readings as a sequence of [`Row`].
+//! methods and paths, then the readings as a sequence of [`Row`], made as they are written (no
+//! copy of the readings is built first).
 //!
 //! Names are keyed by the address of their text: names parsed from one request share one
 //! interned copy (`model::intern`), so a lookup hashes a pointer, not the text. Two copies of
@@ -27,29 +28,31 @@ use crate::model::{
     ServiceName, StatusCode, TimestampMs,
 };
 
-/// One reading, its names as indexes into the record's lists.
+/// One reading, its names as indexes into the record's lists; `G` is its host gauges, borrowed
+/// when written and owned when read.
 #[derive(Debug, Serialize, Deserialize)]
-enum Row {
+struct Row<G> {
+    service: u32,
+    instance: u32,
+    /// Its timestamp minus the record's time.
+    since: i64,
+    /// Its id minus the previous reading's (the first: minus zero), wrapping.
+    id_step: u128,
+    /// What only its kind has.
+    fields: Fields<G>,
+}
+
+/// The fields of a reading besides its service, instance, time and id.
+#[derive(Debug, Serialize, Deserialize)]
+enum Fields<G> {
     Api {
-        service: u32,
-        instance: u32,
         method: u32,
         path: u32,
         code: StatusCode,
         duration_ms: f64,
         count: u32,
-        /// Its timestamp minus the record's time.
-        since: i64,
-        /// Its id minus the previous reading's (the first: minus zero), wrapping.
-        id_step: u128,
     },
-    Host {
-        service: u32,
-        instance: u32,
-        since: i64,
-        id_step: u128,
-        gauges: HostGauges,
-    },
+    Host(G),
 }
 
 /// The distinct values of one kind of name in first-seen order, keyed by their text's address.
@@ -66,64 +69,119 @@ impl<'a, T> Names<'a, T> {
         }
     }
 
-    /// The index of `name`, whose text is `text`.
-    fn of(&mut self, name: &'a T, text: &str) -> u32 {
-        let key = (text.as_ptr() as usize, text.len());
-        *self.index.entry(key).or_insert_with(|| {
+    /// Lists `name`, whose text is `text`, unless it is listed already.
+    fn add(&mut self, name: &'a T, text: &str) {
+        self.index.entry(key(text)).or_insert_with(|| {
             self.list.push(name);
             (self.list.len() - 1) as u32
-        })
+        });
+    }
+
+    /// The index of the listed name whose text is `text`.
+    fn of(&self, text: &str) -> u32 {
+        self.index[&key(text)]
+    }
+}
+
+/// A name's key: the address and length of its text.
+fn key(text: &str) -> (usize, usize) {
+    (text.as_ptr() as usize, text.len())
+}
+
+/// The names of a record's readings.
+struct Dictionary<'a> {
+    services: Names<'a, ServiceName>,
+    instances: Names<'a, InstanceName>,
+    methods: Names<'a, HttpMethod>,
+    paths: Names<'a, ApiPath>,
+}
+
+impl<'a> Dictionary<'a> {
+    /// Every name of `readings`.
+    fn of(readings: &'a [Reading]) -> Self {
+        let mut names = Self {
+            services: Names::with_capacity(16),
+            instances: Names::with_capacity(64),
+            methods: Names::with_capacity(8),
+            paths: Names::with_capacity(64),
+        };
+        for reading in readings {
+            let (service, instance) = match reading {
+                Reading::Api(r) => {
+                    names.methods.add(&r.method, r.method.as_str());
+                    names.paths.add(&r.path, r.path.as_str());
+                    (&r.service, &r.instance)
+                }
+                Reading::Host(r) => (&r.service, &r.instance),
+            };
+            names.services.add(service, service.as_str());
+            names.instances.add(instance, instance.as_str());
+        }
+        names
+    }
+}
+
+/// A record's readings as [`Row`]s, made one at a time while they are serialized.
+struct Rows<'a> {
+    at: TimestampMs,
+    readings: &'a [Reading],
+    names: &'a Dictionary<'a>,
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let names = self.names;
+        let mut previous = 0u128;
+        serializer.collect_seq(self.readings.iter().map(|reading| {
+            let (service, instance, timestamp, id, fields) = match reading {
+                Reading::Api(r) => {
+                    let fields = Fields::Api {
+                        method: names.methods.of(r.method.as_str()),
+                        path: names.paths.of(r.path.as_str()),
+                        code: r.code,
+                        duration_ms: r.duration_ms,
+                        count: r.count,
+                    };
+                    (&r.service, &r.instance, r.timestamp, r.id, fields)
+                }
+                Reading::Host(r) => (
+                    &r.service,
+                    &r.instance,
+                    r.timestamp,
+                    r.id,
+                    Fields::Host(&r.gauges),
+                ),
+            };
+            let id = id.uuid().as_u128();
+            let id_step = id.wrapping_sub(previous);
+            previous = id;
+            Row {
+                service: names.services.of(service.as_str()),
+                instance: names.instances.of(instance.as_str()),
+                since: timestamp.millis().wrapping_sub(self.at.millis()),
+                id_step,
+                fields,
+            }
+        }))
     }
 }
 
 /// Appends `accepted` in this format to `payload` (which holds the version byte).
 pub(super) fn encode_into(accepted: &Accepted, payload: Vec<u8>) -> Vec<u8> {
     let readings = &accepted.readings;
-    let mut services = Names::with_capacity(16);
-    let mut instances = Names::with_capacity(64);
-    let mut methods = Names::with_capacity(8);
-    let mut paths = Names::with_capacity(64);
-    let mut previous = 0u128;
-    let at = accepted.at.millis();
-    let rows: Vec<Row> = readings
-        .iter()
-        .map(|reading| {
-            let mut step = |id: ReadingId| {
-                let id = id.uuid().as_u128();
-                let step = id.wrapping_sub(previous);
-                previous = id;
-                step
-            };
-            match reading {
-                Reading::Api(r) => Row::Api {
-                    service: services.of(&r.service, r.service.as_str()),
-                    instance: instances.of(&r.instance, r.instance.as_str()),
-                    method: methods.of(&r.method, r.method.as_str()),
-                    path: paths.of(&r.path, r.path.as_str()),
-                    code: r.code,
-                    duration_ms: r.duration_ms,
-                    count: r.count,
-                    since: r.timestamp.millis().wrapping_sub(at),
-                    id_step: step(r.id),
-                },
-                Reading::Host(r) => Row::Host {
-                    service: services.of(&r.service, r.service.as_str()),
-                    instance: instances.of(&r.instance, r.instance.as_str()),
-                    since: r.timestamp.millis().wrapping_sub(at),
-                    id_step: step(r.id),
-                    gauges: r.gauges.clone(),
-                },
-            }
-        })
-        .collect();
+    let names = Dictionary::of(readings);
     let record = (
         accepted.at,
         readings.len() as u64,
-        &services.list,
-        &instances.list,
-        &methods.list,
-        &paths.list,
-        &rows,
+        &names.services.list,
+        &names.instances.list,
+        &names.methods.list,
+        &names.paths.list,
+        Rows {
+            at: accepted.at,
+            readings,
+            names: &names,
+        },
     );
     // Serializing plain data into a Vec cannot fail.
     postcard::to_extend(&record, payload).expect("readings serialize")
@@ -152,47 +210,38 @@ pub(super) fn decode(body: &[u8]) -> Result<Accepted, RecordError> {
     // A row takes at least a few bytes: a damaged count cannot make us allocate much.
     let mut readings = Vec::with_capacity((count as usize).min(rest.len()));
     let mut id = 0u128;
-    let time = |since: i64| TimestampMs::from_millis(at.millis().wrapping_add(since));
     for _ in 0..count {
-        let (row, next) = postcard::take_from_bytes::<Row>(rest).map_err(RecordError::from)?;
+        let (row, next) =
+            postcard::take_from_bytes::<Row<HostGauges>>(rest).map_err(RecordError::from)?;
         rest = next;
-        let mut next_id = |step: u128| {
-            id = id.wrapping_add(step);
-            ReadingId::from_uuid(uuid::Uuid::from_u128(id))
-        };
-        readings.push(match row {
-            Row::Api {
-                service,
-                instance,
+        id = id.wrapping_add(row.id_step);
+        let id = ReadingId::from_uuid(uuid::Uuid::from_u128(id));
+        let service = pick(&services, row.service, "service")?;
+        let instance = pick(&instances, row.instance, "instance")?;
+        let timestamp = TimestampMs::from_millis(at.millis().wrapping_add(row.since));
+        readings.push(match row.fields {
+            Fields::Api {
                 method,
                 path,
                 code,
                 duration_ms,
                 count,
-                since,
-                id_step,
             } => Reading::Api(ApiReading {
-                id: next_id(id_step),
-                service: pick(&services, service, "service")?,
-                instance: pick(&instances, instance, "instance")?,
+                id,
+                service,
+                instance,
                 method: pick(&methods, method, "method")?,
                 path: pick(&paths, path, "path")?,
                 code,
                 duration_ms,
                 count,
-                timestamp: time(since),
+                timestamp,
             }),
-            Row::Host {
+            Fields::Host(gauges) => Reading::Host(HostReading {
+                id,
                 service,
                 instance,
-                since,
-                id_step,
-                gauges,
-            } => Reading::Host(HostReading {
-                id: next_id(id_step),
-                service: pick(&services, service, "service")?,
-                instance: pick(&instances, instance, "instance")?,
-                timestamp: time(since),
+                timestamp,
                 gauges,
             }),
         });
